@@ -1,0 +1,238 @@
+"""Reverse-mode automatic differentiation: the ``Function`` base class and the graph walk.
+
+A ``Function`` subclass writes two static methods on raw arrays:
+
+- ``forward(ctx, *arrays, **params) -> array`` (or a tuple of arrays), saving on ``ctx`` what
+  ``backward`` needs and nothing else;
+- ``backward(ctx, grad_output) -> one gradient per positional input`` (``None`` where
+  ``ctx.needs_input_grad[i]`` is false), the derivative written out by hand.
+
+``Function.apply(*tensors, **params)`` runs ``forward`` and, when a gradient is wanted, records
+one graph node: the ``ctx`` itself, with an *edge* per input pointing at the node that made it
+(or at the leaf tensor). The graph holds nodes and saved arrays, never the intermediate tensors,
+so an activation nobody saved is freed as soon as Python drops it.
+
+``backward`` walks the nodes in reverse topological order, found iteratively (a chain of 10,000
+ops does not hit Python's recursion limit), and sums the gradients that reach one place from
+several paths: that ``+`` is the multivariate chain rule for fan-out.
+
+>>> import minitorch_seg as mt
+>>> x = mt.tensor([1.0, 2.0, 3.0], requires_grad=True)
+>>> y = (x * x).sum()        # y = sum x_i^2, so dy/dx_i = 2 x_i
+>>> y.backward()
+>>> x.grad.numpy().tolist()
+[2.0, 4.0, 6.0]
+"""
+from __future__ import annotations
+
+import functools
+import weakref
+
+import numpy
+
+from . import backend
+
+_grad_enabled = True
+
+
+def is_grad_enabled():
+    """True unless inside ``no_grad()``."""
+    return _grad_enabled
+
+
+class no_grad:  # noqa: N801 - torch's name
+    """Context manager (and decorator) that records no graph: for evaluation and optimizer steps."""
+
+    def __enter__(self):
+        global _grad_enabled
+        self._previous, _grad_enabled = _grad_enabled, False
+
+    def __exit__(self, *exc):
+        global _grad_enabled
+        _grad_enabled = self._previous
+
+    def __call__(self, func):
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            with no_grad():
+                return func(*args, **kwargs)
+        return wrapper
+
+
+class Context:
+    """One node of the graph: what one application of a Function remembers for its backward.
+
+    ``save_for_backward(*arrays)`` / ``saved_arrays`` hold arrays; any other attribute
+    (``ctx.stride = 2``) may be set too. ``needs_input_grad[i]`` says whether input ``i`` wants a
+    gradient, so backward can skip the work for the others.
+    """
+
+    def __init__(self, function, needs_input_grad):
+        self.function = function
+        self.needs_input_grad = needs_input_grad
+        self.saved_arrays = ()
+        self.edges = ()          # per input: None, or (node or leaf Tensor, output index, shape)
+        self.outputs = ()        # per output: (shape, dtype, differentiable)
+        self.retained = None     # output index -> weakref of a tensor that called retain_grad()
+        self.freed = False
+
+    def save_for_backward(self, *arrays):
+        self.saved_arrays = arrays
+
+    def mark_non_differentiable(self, *arrays):
+        """Outputs (e.g. max-pool indices) that carry no gradient."""
+        self._non_differentiable = {id(a) for a in arrays}
+
+    @property
+    def name(self):
+        return self.function.__name__
+
+
+class Function:
+    """Base class of every op with a hand-derived backward; see the module docstring."""
+
+    @staticmethod
+    def forward(ctx, *arrays, **params):
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx, *grad_outputs):
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *inputs, **params):
+        """Run forward on ``inputs`` (Tensors, or None for absent optional inputs)."""
+        from .tensor import Tensor  # tensor.py imports the functional ops, which import this file
+
+        arrays = [t.data if isinstance(t, Tensor) else t for t in inputs]
+        xp = backend.get_array_module(*arrays)  # raises on mixed backends
+        needs = tuple(isinstance(t, Tensor) and t.requires_grad for t in inputs)
+        record = _grad_enabled and any(needs)
+        ctx = Context(cls, needs if record else (False,) * len(inputs))
+        result = cls.forward(ctx, *arrays, **params)
+
+        many = isinstance(result, tuple)
+        results = tuple(_as_array(r, xp, cls) for r in (result if many else (result,)))
+        if not record:
+            outputs = tuple(Tensor(r) for r in results)
+            return outputs if many else outputs[0]
+
+        non_differentiable = getattr(ctx, "_non_differentiable", ())
+        ctx.edges = tuple(_edge(t) if need else None for t, need in zip(inputs, needs))
+        ctx.outputs = tuple((r.shape, r.dtype, id(r) not in non_differentiable) for r in results)
+        outputs = []
+        for index, (r, (_, _, differentiable)) in enumerate(zip(results, ctx.outputs)):
+            out = Tensor(r, requires_grad=differentiable)
+            if differentiable:
+                out._ctx, out._output_index = ctx, index
+            outputs.append(out)
+        return tuple(outputs) if many else outputs[0]
+
+
+def _as_array(result, xp, function):
+    # NumPy reductions may return NumPy scalars; the graph deals in arrays only.
+    if isinstance(result, numpy.generic):
+        return xp.asarray(result)
+    if backend.is_device_module(xp) and backend.backend_name_or_none(result) != backend.module_name(xp):
+        raise backend.BackendError(f"{function.__name__}.forward returned a {type(result).__name__} for "
+                                   f"inputs on {xp.__name__}; it made a host array on the device path.")
+    return result
+
+
+def _edge(tensor):
+    """Where the gradient of ``tensor`` goes: its producing node, or the leaf itself."""
+    if tensor._ctx is not None:
+        return (tensor._ctx, tensor._output_index, tensor.shape)
+    return (tensor, 0, tensor.shape)
+
+
+def sum_to_shape(grad, shape):
+    """Sum ``grad`` over the axes that broadcasting expanded, so it has ``shape`` again.
+
+    If ``y = broadcast(x)`` then each ``x`` element was copied to several ``y`` elements, and the
+    chain rule adds up their gradients: sum over the leading axes broadcasting prepended and over
+    axes where ``x`` had size 1.
+    """
+    if grad.shape == tuple(shape):
+        return grad
+    lead = grad.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1 and grad.shape[lead + i] != 1)
+    grad = grad.sum(axis=axes, keepdims=True) if axes else grad
+    return grad.reshape(shape)
+
+
+def _topological_order(root):
+    """Nodes reachable from ``root``, each after every node that consumes its outputs."""
+    order, visited, stack = [], set(), [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if children_done:
+            order.append(node)
+            continue
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        stack.append((node, True))
+        for edge in node.edges:
+            if edge is not None and isinstance(edge[0], Context) and id(edge[0]) not in visited:
+                stack.append((edge[0], False))
+    order.reverse()  # post-order lists producers first; we start from the output
+    return order
+
+
+def _accumulate(slot, index, grad):
+    slot[index] = grad if slot[index] is None else slot[index] + grad
+
+
+def run_backward(root, gradient, retain_graph=False):
+    """Propagate ``gradient`` (an array shaped like ``root``) back to every leaf that wants one."""
+    if root._ctx is None:
+        root._accumulate_grad(gradient)
+        return
+    pending = {id(root._ctx): [None] * len(root._ctx.outputs)}
+    pending[id(root._ctx)][root._output_index] = gradient
+    for node in _topological_order(root._ctx):
+        grads = pending.pop(id(node), None)
+        if grads is None:
+            continue
+        if node.freed:
+            raise RuntimeError(f"Trying to backward through {node.name} a second time, after its saved arrays "
+                               "were freed; pass retain_graph=True to the first backward() to keep them.")
+        xp = backend.get_array_module(*[g for g in grads if g is not None])
+        for index, (shape, dtype, differentiable) in enumerate(node.outputs):
+            if grads[index] is None and differentiable:
+                grads[index] = xp.zeros(shape, dtype=dtype)
+            if node.retained and index in node.retained:
+                kept = node.retained[index]()
+                if kept is not None:
+                    kept._accumulate_grad(grads[index])
+        input_grads = node.function.backward(node, *grads)
+        if not isinstance(input_grads, tuple):
+            input_grads = (input_grads,)
+        for edge, grad in zip(node.edges, input_grads):
+            if edge is None or grad is None:
+                continue
+            target, index, shape = edge
+            if grad.shape != shape:
+                raise RuntimeError(f"{node.name}.backward returned a gradient of shape {tuple(grad.shape)} "
+                                   f"for an input of shape {tuple(shape)}.")
+            if isinstance(target, Context):
+                _accumulate(pending.setdefault(id(target), [None] * len(target.outputs)), index, grad)
+            else:
+                target._accumulate_grad(grad)
+        if not retain_graph:
+            node.saved_arrays = ()
+            node.freed = True
+            for name in [k for k in vars(node) if k not in _NODE_FIELDS]:
+                delattr(node, name)  # arrays saved as attributes go too
+
+
+_NODE_FIELDS = frozenset(vars(Context(None, ())).keys()) | {"_non_differentiable"}
+
+
+def retain(tensor):
+    """Make a non-leaf ``tensor`` keep its ``.grad`` after backward (``Tensor.retain_grad``)."""
+    ctx = tensor._ctx
+    if ctx.retained is None:
+        ctx.retained = {}
+    ctx.retained[tensor._output_index] = weakref.ref(tensor)

@@ -1,0 +1,49 @@
+"""Data types: torch's names for NumPy's dtypes (CuPy uses the same), and the default dtype.
+
+>>> resolve("float64"), resolve(float32)
+(dtype('float64'), dtype('float32'))
+>>> resolve("complex64")
+Traceback (most recent call last):
+...
+TypeError: Unknown dtype 'complex64'; expected one of float16, float32, float64, int32, int64, uint8, bool.
+"""
+import numpy
+
+float16 = half = numpy.dtype("float16")
+float32 = float = numpy.dtype("float32")  # noqa: A001 - torch's alias
+float64 = double = numpy.dtype("float64")
+int32 = int = numpy.dtype("int32")  # noqa: A001
+int64 = long = numpy.dtype("int64")
+uint8 = numpy.dtype("uint8")
+bool = numpy.dtype("bool")  # noqa: A001
+
+KNOWN = {d.name: d for d in (float16, float32, float64, int32, int64, uint8, bool)}
+_default = float32
+
+
+def resolve(dtype):
+    """A numpy.dtype from a dtype, a NumPy scalar type or a name; one clear error otherwise."""
+    try:
+        resolved = numpy.dtype(dtype)
+    except TypeError:
+        resolved = None
+    if resolved is None or resolved.name not in KNOWN:
+        raise TypeError(f"Unknown dtype {dtype!r}; expected one of {', '.join(KNOWN)}.")
+    return resolved
+
+
+def set_default_dtype(dtype):
+    """The floating dtype factories and layers use when none is given (float32 to start with)."""
+    global _default
+    dtype = resolve(dtype)
+    if dtype.kind != "f":
+        raise TypeError(f"The default dtype must be a floating dtype, got {dtype.name}.")
+    _default = dtype
+
+
+def get_default_dtype():
+    return _default
+
+
+def is_floating(dtype):
+    return numpy.dtype(dtype).kind == "f"

@@ -1,0 +1,219 @@
+"""Activations and normalised exponentials: relu leaky_relu sigmoid tanh gelu softmax log_softmax dropout.
+
+Each saves the smallest thing its derivative can be written in: sigmoid, tanh and softmax save
+their *output* (their derivatives are functions of it), relu saves a boolean mask.
+"""
+import math
+
+from ..autograd import Function
+from ..backend import erf, get_array_module, random_uniform
+
+
+class ReLU(Function):
+    """y = max(x, 0).  Backward: dL/dx = g where x > 0, else 0 (0 at x = 0, as torch)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        positive = x > 0
+        ctx.save_for_backward(positive)
+        return x * positive
+
+    @staticmethod
+    def backward(ctx, g):
+        (positive,) = ctx.saved_arrays
+        return g * positive
+
+
+class LeakyReLU(Function):
+    """y = x for x > 0, else slope * x.  Backward: dL/dx = g * (1 if x > 0 else slope)."""
+
+    @staticmethod
+    def forward(ctx, x, negative_slope):
+        xp = get_array_module(x)
+        factor = xp.where(x > 0, x.dtype.type(1), x.dtype.type(negative_slope))
+        ctx.save_for_backward(factor)
+        return x * factor
+
+    @staticmethod
+    def backward(ctx, g):
+        (factor,) = ctx.saved_arrays
+        return g * factor
+
+
+class Sigmoid(Function):
+    """s = 1 / (1 + e^-x).  Backward: ds/dx = s (1 - s), so dL/dx = g * s * (1 - s).
+
+    Computed from e = e^-|x| <= 1, which never overflows: s = 1/(1+e) for x >= 0 and
+    e/(1+e) for x < 0 (the same value, rearranged).
+    """
+
+    @staticmethod
+    def forward(ctx, x):
+        xp = get_array_module(x)
+        e = xp.exp(-xp.abs(x))
+        s = xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+        ctx.save_for_backward(s)
+        return s
+
+    @staticmethod
+    def backward(ctx, g):
+        (s,) = ctx.saved_arrays
+        return g * s * (1 - s)
+
+
+class Tanh(Function):
+    """t = tanh x.  Backward: dt/dx = 1 - t^2, so dL/dx = g * (1 - t^2)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        t = get_array_module(x).tanh(x)
+        ctx.save_for_backward(t)
+        return t
+
+    @staticmethod
+    def backward(ctx, g):
+        (t,) = ctx.saved_arrays
+        return g * (1 - t * t)
+
+
+_SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
+
+
+class GELU(Function):
+    """y = x * Phi(x), Phi the standard normal CDF (``approximate="none"``), or its tanh form.
+
+    Backward, exact: dy/dx = Phi(x) + x * phi(x), phi(x) = e^(-x^2/2) / sqrt(2 pi).
+    Backward, tanh: y = x/2 (1 + t), t = tanh(u), u = sqrt(2/pi) (x + 0.044715 x^3), so
+    dy/dx = (1 + t)/2 + x/2 (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2).
+    """
+
+    @staticmethod
+    def forward(ctx, x, approximate):
+        xp = get_array_module(x)
+        ctx.approximate = approximate
+        ctx.save_for_backward(x)
+        if approximate == "tanh":
+            return 0.5 * x * (1 + xp.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x ** 3)))
+        return 0.5 * x * (1 + erf(x * (1 / math.sqrt(2))))
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_arrays
+        xp = get_array_module(x)
+        if ctx.approximate == "tanh":
+            t = xp.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x ** 3))
+            slope = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x)
+        else:
+            cdf = 0.5 * (1 + erf(x * (1 / math.sqrt(2))))
+            slope = cdf + x * xp.exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi))
+        return g * slope
+
+
+class Softmax(Function):
+    """y_i = e^(x_i - m) / sum_j e^(x_j - m) along ``dim``; m = max_j x_j keeps e^ below 1.
+
+    Backward: dy_i/dx_k = y_i (delta_ik - y_k), so
+    dL/dx_k = sum_i g_i y_i (delta_ik - y_k) = y_k (g_k - sum_i g_i y_i): the Jacobian is applied
+    without being formed, one reduction and two products.
+    """
+
+    @staticmethod
+    def forward(ctx, x, dim):
+        xp = get_array_module(x)
+        y = xp.exp(x - x.max(axis=dim, keepdims=True))
+        y /= y.sum(axis=dim, keepdims=True)
+        ctx.dim = dim
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_arrays
+        gy = g * y
+        return gy - y * gy.sum(axis=ctx.dim, keepdims=True)
+
+
+class LogSoftmax(Function):
+    """y_i = x_i - logsumexp(x) along ``dim``, with logsumexp(x) = m + ln sum_j e^(x_j - m).
+
+    Backward: dy_i/dx_k = delta_ik - softmax(x)_k, so dL/dx_k = g_k - softmax(x)_k * sum_i g_i,
+    and softmax(x) = e^y, recomputed from the saved output.
+    """
+
+    @staticmethod
+    def forward(ctx, x, dim):
+        xp = get_array_module(x)
+        shifted = x - x.max(axis=dim, keepdims=True)
+        y = shifted - xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True))
+        ctx.dim = dim
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_arrays
+        return g - get_array_module(y).exp(y) * g.sum(axis=ctx.dim, keepdims=True)
+
+
+class Dropout(Function):
+    """y = x * m / (1 - p), m ~ Bernoulli(1 - p) per element.  Backward: dL/dx = g * m / (1 - p)."""
+
+    @staticmethod
+    def forward(ctx, x, p):
+        xp = get_array_module(x)
+        scaled_mask = (random_uniform(xp, x.shape, x.dtype) >= p) * x.dtype.type(1 / (1 - p))
+        ctx.save_for_backward(scaled_mask)
+        return x * scaled_mask
+
+    @staticmethod
+    def backward(ctx, g):
+        (scaled_mask,) = ctx.saved_arrays
+        return g * scaled_mask
+
+
+def _dim(dim, ndim):
+    if not -ndim <= dim < max(ndim, 1):
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-ndim}, {ndim - 1}], but got {dim}).")
+    return dim % max(ndim, 1)
+
+
+def relu(input):
+    return ReLU.apply(input)
+
+
+def leaky_relu(input, negative_slope=0.01):
+    return LeakyReLU.apply(input, negative_slope=negative_slope)
+
+
+def sigmoid(input):
+    return Sigmoid.apply(input)
+
+
+def tanh(input):
+    return Tanh.apply(input)
+
+
+def gelu(input, approximate="none"):
+    """GELU; ``approximate`` is "none" (x * Phi(x), via erf) or "tanh" (the tanh formula)."""
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}.")
+    return GELU.apply(input, approximate=approximate)
+
+
+def softmax(input, dim):
+    return Softmax.apply(input, dim=_dim(dim, input.ndim))
+
+
+def log_softmax(input, dim):
+    return LogSoftmax.apply(input, dim=_dim(dim, input.ndim))
+
+
+def dropout(input, p=0.5, training=True):
+    """Zero each element with probability ``p`` and scale the rest by 1/(1-p); identity in eval."""
+    if not 0 <= p <= 1:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}.")
+    if not training or p == 0:
+        return input
+    if p == 1:
+        return input * 0.0
+    return Dropout.apply(input, p=p)

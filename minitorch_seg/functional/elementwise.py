@@ -1,0 +1,254 @@
+"""Elementwise arithmetic and math with broadcasting: add sub mul div neg pow exp log sqrt abs.
+
+Notation: ``g`` is the upstream gradient dL/dy, shaped like the output ``y``. When an input was
+broadcast, its gradient is ``g``'s contribution summed back to the input's shape
+(``autograd.sum_to_shape``). Python numbers may stand for either operand; they stay Python numbers
+(NumPy's and CuPy's "weak scalars"), so ``float32_tensor * 2.0`` stays float32.
+"""
+from ..autograd import Function, sum_to_shape
+from ..backend import errstate, get_array_module
+
+
+def _shape(a):
+    return getattr(a, "shape", ())
+
+
+class Add(Function):
+    """y = a + b.  Backward: dy/da = dy/db = 1, so dL/da = g, dL/db = g (each summed to shape)."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.shapes = (_shape(a), _shape(b))
+        return a + b
+
+    @staticmethod
+    def backward(ctx, g):
+        need_a, need_b = ctx.needs_input_grad
+        return (sum_to_shape(g, ctx.shapes[0]) if need_a else None,
+                sum_to_shape(g, ctx.shapes[1]) if need_b else None)
+
+
+class Sub(Function):
+    """y = a - b.  Backward: dL/da = g, dL/db = -g."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.shapes = (_shape(a), _shape(b))
+        return a - b
+
+    @staticmethod
+    def backward(ctx, g):
+        need_a, need_b = ctx.needs_input_grad
+        return (sum_to_shape(g, ctx.shapes[0]) if need_a else None,
+                sum_to_shape(-g, ctx.shapes[1]) if need_b else None)
+
+
+class Mul(Function):
+    """y = a * b.  Backward: dy/da = b, dy/db = a, so dL/da = g * b, dL/db = g * a."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return a * b
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved_arrays
+        need_a, need_b = ctx.needs_input_grad
+        return (sum_to_shape(g * b, _shape(a)) if need_a else None,
+                sum_to_shape(g * a, _shape(b)) if need_b else None)
+
+
+class Div(Function):
+    """y = a / b.  Backward: dL/da = g / b;  dy/db = -a / b^2 = -y / b, so dL/db = -g * y / b."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        y = a / b
+        ctx.save_for_backward(a, b, y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b, y = ctx.saved_arrays
+        need_a, need_b = ctx.needs_input_grad
+        g_over_b = g / b
+        return (sum_to_shape(g_over_b, _shape(a)) if need_a else None,
+                sum_to_shape(-g_over_b * y, _shape(b)) if need_b else None)
+
+
+class Neg(Function):
+    """y = -x.  Backward: dL/dx = -g."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return -x
+
+    @staticmethod
+    def backward(ctx, g):
+        return -g
+
+
+class Pow(Function):
+    """y = a ** b (either may be a Python number).
+
+    Backward: dy/da = b * a^(b-1), so dL/da = g * b * a^(b-1);
+    dy/db = a^b * ln a = y * ln a, so dL/db = g * y * ln a (defined for a > 0).
+    """
+
+    @staticmethod
+    def forward(ctx, a, b):
+        y = a ** b
+        ctx.save_for_backward(a, b, y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b, y = ctx.saved_arrays
+        need_a, need_b = ctx.needs_input_grad
+        xp = get_array_module(g)
+        grad_a = sum_to_shape(g * b * a ** (b - 1), _shape(a)) if need_a else None
+        grad_b = sum_to_shape(g * y * xp.log(a), _shape(b)) if need_b else None
+        return grad_a, grad_b
+
+
+class Exp(Function):
+    """y = e^x.  Backward: dy/dx = e^x = y, so dL/dx = g * y (y saved, not x)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        with errstate(over="ignore"):  # e^1000 is inf, as in torch, without a warning
+            y = get_array_module(x).exp(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_arrays
+        return g * y
+
+
+class Log(Function):
+    """y = ln x.  Backward: dL/dx = g / x."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return get_array_module(x).log(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_arrays
+        return g / x
+
+
+class Sqrt(Function):
+    """y = sqrt(x).  Backward: dy/dx = 1 / (2 sqrt x) = 1 / (2y), so dL/dx = g / (2y)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = get_array_module(x).sqrt(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_arrays
+        return g / (2 * y)
+
+
+class Abs(Function):
+    """y = |x|.  Backward: dL/dx = g * sign(x) (0 at x = 0, as torch)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return get_array_module(x).abs(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_arrays
+        return g * get_array_module(x).sign(x)
+
+
+class Clone(Function):
+    """y = x as a new array.  Backward: dL/dx = g."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.copy()
+
+    @staticmethod
+    def backward(ctx, g):
+        return g
+
+
+class Cast(Function):
+    """y = x converted to ``dtype``.  Backward: the gradient converted back to x's dtype."""
+
+    @staticmethod
+    def forward(ctx, x, dtype):
+        ctx.dtype = x.dtype
+        return x.astype(dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.astype(ctx.dtype)
+
+
+def _broadcasting(function, input, other):
+    try:
+        return function.apply(input, other)
+    except ValueError as error:
+        if "broadcast" not in str(error):
+            raise
+        raise ValueError(f"{function.__name__.lower()}: shapes {tuple(_shape(input))} and {tuple(_shape(other))} "
+                         "cannot be broadcast together (trailing sizes must match or be 1).") from None
+
+
+def add(input, other):
+    return _broadcasting(Add, input, other)
+
+
+def sub(input, other):
+    return _broadcasting(Sub, input, other)
+
+
+def mul(input, other):
+    return _broadcasting(Mul, input, other)
+
+
+def div(input, other):
+    return _broadcasting(Div, input, other)
+
+
+def neg(input):
+    return Neg.apply(input)
+
+
+def pow(input, exponent):  # noqa: A001 - torch's name
+    return _broadcasting(Pow, input, exponent)
+
+
+def exp(input):
+    return Exp.apply(input)
+
+
+def log(input):
+    return Log.apply(input)
+
+
+def sqrt(input):
+    return Sqrt.apply(input)
+
+
+def abs(input):  # noqa: A001 - torch's name
+    return Abs.apply(input)
+
+
+def clone(input):
+    return Clone.apply(input)
+
+
+def cast(input, dtype):
+    return Cast.apply(input, dtype=dtype)

@@ -1,0 +1,140 @@
+"""Reductions over dims: sum mean max amax argmax, each with ``keepdim`` as in torch.
+
+Backward of a reduction puts the reduced axes back (size 1) and broadcasts ``g`` over them: every
+input element that fed an output element receives that element's gradient (scaled for mean,
+routed to the winner for max).
+"""
+import builtins
+from collections import namedtuple
+
+from ..autograd import Function
+from ..backend import get_array_module
+
+MaxResult = namedtuple("max", ["values", "indices"])
+
+
+def _axes(dim, ndim):
+    """``dim`` (None, an int or a sequence) as a sorted tuple of non-negative axes."""
+    if dim is None:
+        return tuple(range(ndim))
+    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    bound = builtins.max(ndim, 1)
+    for d in dims:
+        if not -bound <= d < bound:
+            raise IndexError(f"Dimension out of range (expected to be in range of [{-ndim}, {ndim - 1}], but got {d}).")
+    return tuple(sorted(d % bound for d in dims)) if ndim else ()
+
+
+def _keepdim_shape(shape, axes):
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+class Sum(Function):
+    """y = sum of x over ``axes``.  Backward: dy/dx = 1, so dL/dx = g broadcast back to x's shape."""
+
+    @staticmethod
+    def forward(ctx, x, axes, keepdim):
+        ctx.shape, ctx.axes = x.shape, axes
+        return x.sum(axis=axes, keepdims=keepdim)
+
+    @staticmethod
+    def backward(ctx, g):
+        xp = get_array_module(g)
+        return xp.broadcast_to(g.reshape(_keepdim_shape(ctx.shape, ctx.axes)), ctx.shape)
+
+
+class Mean(Function):
+    """y = sum of x over ``axes`` / n, n = the number of summed elements.  Backward: dL/dx = g / n."""
+
+    @staticmethod
+    def forward(ctx, x, axes, keepdim):
+        ctx.shape, ctx.axes = x.shape, axes
+        return x.mean(axis=axes, keepdims=keepdim)
+
+    @staticmethod
+    def backward(ctx, g):
+        xp = get_array_module(g)
+        count = 1
+        for a in ctx.axes:
+            count *= ctx.shape[a]
+        return xp.broadcast_to(g.reshape(_keepdim_shape(ctx.shape, ctx.axes)) / count, ctx.shape)
+
+
+class Amax(Function):
+    """y = max of x over ``axes``.
+
+    Backward: y depends on the maximal elements only; where several tie, torch's ``amax`` shares
+    the gradient equally among them: dL/dx = g * [x == y] / (number of ties).
+    """
+
+    @staticmethod
+    def forward(ctx, x, axes, keepdim):
+        y = x.max(axis=axes, keepdims=True)
+        ctx.axes, ctx.keepdim = axes, keepdim
+        ctx.save_for_backward(x, y)
+        return y if keepdim else y.reshape([n for i, n in enumerate(y.shape) if i not in axes])
+
+    @staticmethod
+    def backward(ctx, g):
+        x, y = ctx.saved_arrays
+        winners = x == y
+        share = winners / winners.sum(axis=ctx.axes, keepdims=True)
+        return (g.reshape(y.shape) * share).astype(x.dtype, copy=False)
+
+
+class MaxAlongDim(Function):
+    """(values, indices) = max of x along one ``dim``, indices of the first maximum.
+
+    Backward: only the element each index names fed the output, so dL/dx is zero except
+    dL/dx[..., indices, ...] = g (a scatter along ``dim``).
+    """
+
+    @staticmethod
+    def forward(ctx, x, dim, keepdim):
+        xp = get_array_module(x)
+        indices = x.argmax(axis=dim)
+        indices = xp.expand_dims(xp.asarray(indices), dim)
+        values = xp.take_along_axis(x, indices, axis=dim)
+        ctx.dim, ctx.shape, ctx.dtype = dim, x.shape, x.dtype
+        ctx.save_for_backward(indices)
+        if not keepdim:
+            values, indices = values.squeeze(dim), indices.squeeze(dim)
+        ctx.mark_non_differentiable(indices)
+        return values, indices
+
+    @staticmethod
+    def backward(ctx, g, _):
+        (indices,) = ctx.saved_arrays
+        xp = get_array_module(g)
+        positions = xp.arange(ctx.shape[ctx.dim]).reshape([-1 if i == ctx.dim else 1 for i in range(len(ctx.shape))])
+        return ((positions == indices) * g.reshape(indices.shape)).astype(ctx.dtype, copy=False)
+
+
+def sum(input, dim=None, keepdim=False):  # noqa: A001 - torch's name
+    return Sum.apply(input, axes=_axes(dim, input.ndim), keepdim=keepdim)
+
+
+def mean(input, dim=None, keepdim=False):
+    return Mean.apply(input, axes=_axes(dim, input.ndim), keepdim=keepdim)
+
+
+def amax(input, dim=None, keepdim=False):
+    return Amax.apply(input, axes=_axes(dim, input.ndim), keepdim=keepdim)
+
+
+def max(input, dim=None, keepdim=False):  # noqa: A001 - torch's name
+    """Without ``dim``: the largest element. With an int ``dim``: a named tuple (values, indices)."""
+    if dim is None:
+        return amax(input)
+    return MaxResult(*MaxAlongDim.apply(input, dim=_axes(dim, input.ndim)[0], keepdim=keepdim))
+
+
+def argmax(input, dim=None, keepdim=False):
+    """Indices of the first maximum (over the flattened tensor when ``dim`` is None); no gradient."""
+    from ..tensor import Tensor
+    xp = get_array_module(input.data)
+    if dim is None:
+        return Tensor(xp.asarray(input.data.argmax()))
+    axis = _axes(dim, input.ndim)[0]
+    indices = xp.asarray(input.data.argmax(axis=axis))
+    return Tensor(xp.expand_dims(indices, axis) if keepdim else indices)

@@ -1,0 +1,7 @@
+"""``minitorch_seg.optim``: SGD, Adam, AdamW and ``lr_scheduler``, with torch's names and update rules."""
+from . import lr_scheduler
+from .adam import Adam, AdamW
+from .optimizer import Optimizer
+from .sgd import SGD
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "lr_scheduler"]

@@ -1,0 +1,42 @@
+"""Shared fixtures: the ``backend`` every op test runs under, and hypothesis profiles."""
+import numpy
+import pytest
+
+from minitorch_seg import backend as shim
+from strategies import register_profiles  # noqa: F401 - registers and loads the hypothesis profile
+
+
+def available_backends():
+    names = ["numpy", "strict"]
+    if shim.cupy_unavailable_reason() is None:
+        names.append("cupy")
+    return names
+
+
+@pytest.fixture(params=available_backends())
+def backend(request):
+    """Runs the test once per available backend, with that backend current."""
+    with shim.use_backend(request.param):
+        yield request.param
+
+
+@pytest.fixture(autouse=True)
+def _seeded():
+    """Every test starts from the same seed, so a failure can be reproduced alone."""
+    import minitorch_seg as mt
+    mt.manual_seed(0)
+    yield
+
+
+@pytest.fixture
+def torch():
+    """PyTorch as a test oracle in float64; the test is skipped where it is not installed."""
+    torch = pytest.importorskip("torch")
+    torch.set_default_dtype(torch.float64)
+    yield torch
+    torch.set_default_dtype(torch.float32)
+
+
+@pytest.fixture
+def rng():
+    return numpy.random.default_rng(0)

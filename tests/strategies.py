@@ -1,0 +1,69 @@
+"""Hypothesis profiles and strategies, in one place.
+
+Profiles: "ci" (derandomized, no deadline: a random draw cannot block a landing) is loaded when
+the CI variable is set, "dev" otherwise. Tests tune ``max_examples`` per op with ``@settings``.
+"""
+import os
+
+import numpy
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+
+import minitorch_seg as mt
+from minitorch_seg import backend as shim
+
+settings.register_profile("ci", derandomize=True, deadline=None, max_examples=15,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+settings.register_profile("dev", deadline=None, max_examples=15,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+register_profiles = True
+
+
+def shapes(min_dims=1, max_dims=4, min_side=1, max_side=5):
+    return st.lists(st.integers(min_side, max_side), min_size=min_dims, max_size=max_dims).map(tuple)
+
+
+@st.composite
+def broadcastable_pair(draw, max_dims=4, max_side=4):
+    """Two shapes that broadcast together: b drops leading dims and sets some sizes to 1."""
+    a = draw(shapes(1, max_dims, 1, max_side))
+    drop = draw(st.integers(0, len(a) - 1))
+    b = [1 if draw(st.booleans()) else n for n in a[drop:]]
+    return (a, tuple(b)) if draw(st.booleans()) else (tuple(b), a)
+
+
+@st.composite
+def layouts(draw, ndim):
+    """A permutation used to make a non-contiguous view (see ``make``)."""
+    return tuple(draw(st.permutations(range(ndim)))) if ndim > 1 else tuple(range(ndim))
+
+
+def make(shape, seed=0, low=-2.0, high=2.0, layout=None, away_from=None, requires_grad=True, dtype="float64"):
+    """A float64 leaf tensor on the current backend with values in [low, high).
+
+    ``layout``: a permutation; the values are stored in that axis order and viewed back, so the
+    tensor has ``shape`` but non-contiguous strides. ``away_from``: points (e.g. 0 for relu) to
+    keep values at least 0.1 away from, so finite differences never straddle a kink.
+    """
+    rng = numpy.random.default_rng(seed)
+    values = rng.uniform(low, high, shape)
+    if away_from is not None:
+        for point in numpy.atleast_1d(away_from):
+            close = numpy.abs(values - point) < 0.1
+            values[close] = point + numpy.where(values[close] >= point, 0.1, -0.1) + values[close] - point
+    if layout is not None and len(layout) == len(shape) and len(shape) > 1:
+        stored = numpy.ascontiguousarray(values.transpose(layout))
+        values = stored.transpose(numpy.argsort(layout))
+    data = shim.to_backend(values.astype(dtype))
+    if layout is not None and len(shape) > 1 and shim.get_backend() != "cupy":
+        assert data.ndim < 2 or not data.flags["C_CONTIGUOUS"] or 1 in shape or sorted(layout) == list(layout)
+    return mt.Tensor(data, requires_grad=requires_grad)
+
+
+def distinct(shape, seed=0, dtype="float64"):
+    """Values that are all different (a shuffled ramp), for max pooling and max: no ties."""
+    rng = numpy.random.default_rng(seed)
+    size = int(numpy.prod(shape))
+    values = rng.permutation(size).reshape(shape) / max(size, 1) * 4 - 2
+    return mt.Tensor(shim.to_backend(values.astype(dtype)), requires_grad=True)
