@@ -119,7 +119,9 @@ class Function:
 
         non_differentiable = getattr(ctx, "_non_differentiable", ())
         ctx.edges = tuple(_edge(t) if need else None for t, need in zip(inputs, needs))
-        ctx.outputs = tuple((r.shape, r.dtype, id(r) not in non_differentiable) for r in results)
+        # Integer and bool outputs (indices, ``x.long()``) carry no gradient, as in torch.
+        ctx.outputs = tuple((r.shape, r.dtype, id(r) not in non_differentiable and r.dtype.kind == "f")
+                            for r in results)
         outputs = []
         for index, (r, (_, _, differentiable)) in enumerate(zip(results, ctx.outputs)):
             out = Tensor(r, requires_grad=differentiable)
@@ -216,6 +218,9 @@ def run_backward(root, gradient, retain_graph=False):
             if grad.shape != shape:
                 raise RuntimeError(f"{node.name}.backward returned a gradient of shape {tuple(grad.shape)} "
                                    f"for an input of shape {tuple(shape)}.")
+            if backend.is_device_module(xp) and backend.backend_name_or_none(grad) != backend.module_name(xp):
+                raise backend.BackendError(f"{node.name}.backward returned a {type(grad).__name__} for gradients on "
+                                           f"{xp.__name__}; it made a host array on the device path.")
             if isinstance(target, Context):
                 _accumulate(pending.setdefault(id(target), [None] * len(target.outputs)), index, grad)
             else:

@@ -18,11 +18,14 @@ uint8 = numpy.dtype("uint8")
 bool = numpy.dtype("bool")  # noqa: A001
 
 KNOWN = {d.name: d for d in (float16, float32, float64, int32, int64, uint8, bool)}
+_TORCH_ALIASES = {"float": float32, "double": float64, "half": float16, "int": int32, "long": int64}
 _default = float32
 
 
 def resolve(dtype):
     """A numpy.dtype from a dtype, a NumPy scalar type or a name; one clear error otherwise."""
+    if isinstance(dtype, str) and dtype in _TORCH_ALIASES:
+        return _TORCH_ALIASES[dtype]  # NumPy reads "float" as float64 and "int" as int64; torch does not
     try:
         resolved = numpy.dtype(dtype)
     except TypeError:

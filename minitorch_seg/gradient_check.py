@@ -80,7 +80,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
             t.data = backend.to_backend(host - step, t.backend)
             minus = contracted()
             numeric = (plus - minus) / (2 * eps)
-            expected = analytic[index] if index is not None else float((analytic * direction).sum())
+            expected = float(analytic[index] if index is not None else (analytic * direction).sum())
             excess = abs(expected - numeric) - (atol + rtol * abs(numeric))
             if worst is None or excess > worst[0]:
                 worst = (excess, index if index is not None else "random direction", expected, numeric)

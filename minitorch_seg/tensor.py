@@ -224,7 +224,13 @@ class Tensor:
         return F.permute(self, *reversed(range(self.ndim)))
 
     def __repr__(self):
-        text = numpy.array2string(backend.to_numpy(self.data), separator=", ", prefix="tensor(")
+        host = backend.to_numpy(self.data)
+        style = {}
+        if host.dtype.kind == "f":  # torch: "1." for whole numbers, else 4 decimals ("0.5000", "1.0000e-08")
+            finite = host[numpy.isfinite(host)]
+            if finite.size and not (numpy.all(finite == numpy.round(finite)) and numpy.abs(finite).max() < 1e8):
+                style = {"precision": 4, "floatmode": "fixed"}
+        text = numpy.array2string(host, separator=", ", prefix="tensor(", **style)
         extras = []
         if self.dtype not in (dtypes.get_default_dtype(), dtypes.int64, dtypes.bool):
             extras.append(f"dtype={self.dtype.name}")

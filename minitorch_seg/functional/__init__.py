@@ -2,6 +2,7 @@
 
 One file per family; each op is a ``Function`` with its backward derived in its docstring.
 """
+from .conv import conv2d, conv_transpose2d
 from .activation import dropout, gelu, leaky_relu, log_softmax, relu, sigmoid, softmax, tanh
 from .elementwise import abs, add, cast, clone, div, exp, log, mul, neg, pow, sqrt, sub
 from .linear import linear, matmul
@@ -11,7 +12,7 @@ from .movement import (cat, expand, flatten, getitem, pad, permute, reshape, rol
 from .reduce import amax, argmax, max, mean, sum
 
 __all__ = [
-    "abs", "add", "amax", "argmax", "cast", "cat", "clone", "cross_entropy", "div", "dropout", "exp",
+    "abs", "add", "amax", "argmax", "cast", "cat", "clone", "conv2d", "conv_transpose2d", "cross_entropy", "div", "dropout", "exp",
     "expand", "flatten", "gelu", "getitem", "leaky_relu", "linear", "log", "log_softmax", "matmul", "max",
     "mean", "mul", "neg", "pad", "permute", "pow", "relu", "reshape", "roll", "sigmoid", "softmax", "sqrt",
     "squeeze", "stack", "sub", "sum", "tanh", "transpose", "unsqueeze",

@@ -56,14 +56,10 @@ class CrossEntropy(Function):
         if ctx.reduction == "mean":
             coefficient = coefficient / ctx.denominator
         grad = probs * coefficient[:, None]                             # (N, C, *S)
-        # Subtract the one-hot part at each pixel's own class: unique positions, no scatter-add.
-        n, c = probs.shape[:2]
-        plane = probs[0, 0].size
-        rows = xp.arange(n).reshape((n,) + (1,) * (safe.ndim - 1)) * (c * plane)
-        cells = xp.arange(plane).reshape(safe.shape[1:]) if safe.ndim > 1 else 0
-        flat = (rows + safe * plane + cells).reshape(-1)
-        grad_flat = grad.reshape(-1)
-        grad_flat[flat] -= coefficient.reshape(-1)
+        # Subtract the one-hot part at each pixel's own class. Each (n, pixel) names one position,
+        # so a plain fancy-index update does (no scatter-add), on any memory layout of grad.
+        axes = [xp.arange(n).reshape((-1,) + (1,) * (safe.ndim - 1 - i)) for i, n in enumerate(safe.shape)]
+        grad[(axes[0], safe, *axes[1:])] -= coefficient
         return grad, None
 
 

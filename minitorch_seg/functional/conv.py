@@ -1,0 +1,255 @@
+"""Convolution and transposed convolution: each one is the other's backward.
+
+Notation: x (N, C, H, W) input; w (O, C/G, kh, kw) conv weight; G groups; stride s, padding p,
+dilation d (the notes' atrous convolution: kernel taps d pixels apart); y (N, O, Ho, Wo) with
+Ho = floor((H + 2p - d(kh-1) - 1)/s) + 1 (``shapes.conv_output_size``), likewise Wo.
+
+    conv:   y[n, o, u, v] = b[o] + sum_{c, i, j} w[o, c, i, j] * xpad[n, c, u*s + i*d, v*s + j*d]
+
+Three kernels do all the work, for both ops:
+
+- ``_correlate(x, w)``: the conv above, as GEMMs over kernel offsets ("im2col": gather each
+  offset's shifted view of x, then one matrix product with w);
+- ``_correlate_adjoint(g, w)``: its adjoint, the transposed conv: each input value spreads a copy
+  of the filter, weighted by itself, into the output, summed where copies overlap (the notes'
+  "copies of the filter weighted by the input"): one GEMM, then kh*kw strided adds ("col2im");
+- ``_weight_gradient(x, g)``: dL/dw[o, c, i, j] = sum_{n, u, v} g[n, o, u, v] xpad[n, c, u*s+i*d, v*s+j*d].
+
+Conv2d uses them as (forward, dL/dx, dL/dw) = (_correlate, _correlate_adjoint, _weight_gradient);
+ConvTranspose2d as (_correlate_adjoint, _correlate, _weight_gradient with x and g swapped).
+"""
+from ..autograd import Function
+from ..backend import get_array_module
+from ..shapes import conv_output_size, conv_transpose_output_size, pair
+
+
+# ---- the three kernels --------------------------------------------------------------------------
+def _pad(x, ph, pw):
+    """x (N, C, H, W) -> (N, C, H + 2ph, W + 2pw) with zeros around (a copy only when padding)."""
+    if ph == 0 and pw == 0:
+        return x
+    xp = get_array_module(x)
+    n, c, h, w = x.shape
+    padded = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=x.dtype)
+    padded[:, :, ph:ph + h, pw:pw + w] = x
+    return padded
+
+
+def _offset_views(xpad, kernel, stride, dilation, out_hw):
+    """The (N, C, kh, kw, Ho, Wo) strided view whose [.., i, j, u, v] is xpad[.., u*s + i*d, v*s + j*d]."""
+    xp = get_array_module(xpad)
+    n, c = xpad.shape[:2]
+    sn, sc, sh, sw = xpad.strides
+    shape = (n, c, kernel[0], kernel[1], out_hw[0], out_hw[1])
+    strides = (sn, sc, sh * dilation[0], sw * dilation[1], sh * stride[0], sw * stride[1])
+    return xp.lib.stride_tricks.as_strided(xpad, shape=shape, strides=strides)
+
+
+def _columns(x, kernel, stride, padding, dilation, groups, out_hw):
+    """im2col: (N, G, C/G * kh * kw, Ho * Wo), row c*kh*kw + i*kw + j holding offset (i, j) of channel c."""
+    n, c = x.shape[:2]
+    views = _offset_views(_pad(x, *padding), kernel, stride, dilation, out_hw)
+    return views.reshape(n, groups, c // groups * kernel[0] * kernel[1], out_hw[0] * out_hw[1])  # one copy
+
+
+def _correlate(x, w, stride, padding, dilation, groups):
+    """conv2d without bias: x (N, C, H, W), w (O, C/G, kh, kw) -> (N, O, Ho, Wo)."""
+    n, o = x.shape[0], w.shape[0]
+    kernel = w.shape[2:]
+    out_hw = tuple(conv_output_size(size, k, s, p, d)
+                   for size, k, s, p, d in zip(x.shape[2:], kernel, stride, padding, dilation))
+    columns = _columns(x, kernel, stride, padding, dilation, groups, out_hw)   # (N, G, K, L)
+    weight = w.reshape(groups, o // groups, -1)                                 # (G, O/G, K)
+    return (weight @ columns).reshape(n, o, *out_hw)                            # (N, G, O/G, L) -> (N, O, Ho, Wo)
+
+
+def _correlate_adjoint(g, w, stride, padding, dilation, groups, in_hw):
+    """The transposed conv: g (N, O, Ho, Wo), w (O, C/G, kh, kw) -> (N, C, H, W) with H, W = ``in_hw``.
+
+    columns = w^T g gives, for each input pixel (u, v) and offset (i, j), the amount that pixel
+    sends to xpad[u*s + i*d, v*s + j*d]; col2im adds each offset's (Ho, Wo) slab into that
+    strided window of a zero image: kh*kw strided adds, no scatter.
+    """
+    xp = get_array_module(g)
+    n, o, out_h, out_w = g.shape
+    c = w.shape[1] * groups
+    kh, kw = w.shape[2:]
+    weight = w.reshape(groups, o // groups, -1)                                  # (G, O/G, K)
+    columns = weight.swapaxes(1, 2) @ g.reshape(n, groups, o // groups, -1)      # (N, G, K, L)
+    columns = columns.reshape(n, c, kh, kw, out_h, out_w)
+    (ph, pw), (sh, sw), (dh, dw) = padding, stride, dilation
+    image = xp.zeros((n, c, in_hw[0] + 2 * ph, in_hw[1] + 2 * pw), dtype=g.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            image[:, :, i * dh:i * dh + sh * (out_h - 1) + 1:sh, j * dw:j * dw + sw * (out_w - 1) + 1:sw] += columns[:, :, i, j]
+    return image[:, :, ph:ph + in_hw[0], pw:pw + in_hw[1]]
+
+
+def _weight_gradient(x, g, kernel, stride, padding, dilation, groups):
+    """dL/dw (O, C/G, kh, kw) = sum over n, u, v of g[n, o, u, v] * (offset (i, j) view of x)[n, c, u, v]."""
+    n, o, out_h, out_w = g.shape
+    c = x.shape[1]
+    columns = _columns(x, kernel, stride, padding, dilation, groups, (out_h, out_w))   # (N, G, K, L)
+    grads = g.reshape(n, groups, o // groups, -1) @ columns.swapaxes(2, 3)             # (N, G, O/G, K)
+    return grads.sum(axis=0).reshape(o, c // groups, *kernel)
+
+
+# ---- the two Functions --------------------------------------------------------------------------
+class Conv2d(Function):
+    """y = conv(x, w) + b, the formula in the module docstring.
+
+    Backward, from y[n,o,u,v] = sum_{c,i,j} w[o,c,i,j] xpad[n,c,u*s+i*d,v*s+j*d]:
+    - dL/dxpad[n,c,a,b] = sum of g[n,o,u,v] w[o,c,i,j] over all (o,u,v,i,j) with u*s+i*d = a and
+      v*s+j*d = b: every output gradient sends a weighted copy of the filter back, i.e. the
+      *transposed* convolution of g with the same w (``_correlate_adjoint``); crop the padding.
+    - dL/dw[o,c,i,j] = sum_{n,u,v} g[n,o,u,v] xpad[n,c,u*s+i*d,v*s+j*d] (``_weight_gradient``).
+    - dL/db[o] = sum_{n,u,v} g[n,o,u,v].
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, stride, padding, dilation, groups):
+        ctx.params = (stride, padding, dilation, groups)
+        ctx.save_for_backward(x, weight)
+        y = _correlate(x, weight, stride, padding, dilation, groups)
+        if bias is not None:
+            y += bias.reshape(-1, 1, 1)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        x, weight = ctx.saved_arrays
+        stride, padding, dilation, groups = ctx.params
+        need_x, need_w, need_b = ctx.needs_input_grad
+        grad_x = _correlate_adjoint(g, weight, stride, padding, dilation, groups, x.shape[2:]) if need_x else None
+        grad_w = _weight_gradient(x, g, weight.shape[2:], stride, padding, dilation, groups) if need_w else None
+        grad_b = g.sum(axis=(0, 2, 3)) if need_b else None
+        return grad_x, grad_w, grad_b
+
+
+class ConvTranspose2d(Function):
+    """y = conv_transpose(x, w) + b: the adjoint of conv2d, weight (C_in, C_out/G, kh, kw) as torch.
+
+    Shapes: x (N, C_in, H, W) -> y (N, C_out, Ho, Wo), Ho = (H-1)s - 2p + d(kh-1) + output_padding + 1
+    (``shapes.conv_transpose_output_size``). Forward: y = _correlate_adjoint(x, w), i.e. each input
+    value places a copy of the filter, weighted by itself, s pixels apart; overlaps add; the
+    padding p crops the border (the notes' "crop to exactly 2x": k=2, s=2, p=0 or k=4, s=2, p=1).
+
+    Backward: y = A x for the linear map A = conv^T, so dL/dx = A^T g = conv(g, w): the forward
+    convolution with the same weight, read as a conv weight (O = C_in, C/G = C_out/G).
+    dL/dw is conv's weight gradient with the roles of input and output swapped:
+    dL/dw[c_in, c_out, i, j] = sum_{n,u,v} x[n, c_in, u, v] gpad[n, c_out, u*s+i*d, v*s+j*d].
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, stride, padding, output_padding, dilation, groups):
+        out_hw = tuple(conv_transpose_output_size(size, k, s, p, op, d) for size, k, s, p, op, d in
+                       zip(x.shape[2:], weight.shape[2:], stride, padding, output_padding, dilation))
+        ctx.params = (stride, padding, dilation, groups)
+        ctx.save_for_backward(x, weight)
+        y = _correlate_adjoint(x, weight, stride, padding, dilation, groups, out_hw)
+        if bias is not None:
+            y += bias.reshape(-1, 1, 1)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        x, weight = ctx.saved_arrays
+        stride, padding, dilation, groups = ctx.params
+        need_x, need_w, need_b = ctx.needs_input_grad
+        grad_x = None
+        if need_x:  # an output_padding of at least the stride adds rows no input reached: crop them
+            grad_x = _correlate(g, weight, stride, padding, dilation, groups)[:, :, :x.shape[2], :x.shape[3]]
+        grad_w = _weight_gradient(g, x, weight.shape[2:], stride, padding, dilation, groups) if need_w else None
+        grad_b = g.sum(axis=(0, 2, 3)) if need_b else None
+        return grad_x, grad_w, grad_b
+
+
+# ---- public functions ---------------------------------------------------------------------------
+def _check(name, x, weight, bias, groups, in_channels, out_channels):
+    if x.ndim != 4:
+        raise ValueError(f"{name}: expected a 4-D (N, C, H, W) input, got shape {x.shape}.")
+    if weight.ndim != 4:
+        raise ValueError(f"{name}: expected a 4-D weight, got shape {weight.shape}.")
+    if groups < 1 or in_channels % groups or out_channels % groups:
+        raise ValueError(f"{name}: {in_channels} input and {out_channels} output channels must both be divisible "
+                         f"by groups={groups}.")
+    if bias is not None and bias.shape != (out_channels,):
+        raise ValueError(f"{name}: bias must have shape ({out_channels},), got {bias.shape}.")
+
+
+def _check_geometry(name, size, kernel, stride, padding, dilation):
+    if min(stride) < 1 or min(dilation) < 1:
+        raise ValueError(f"{name}: stride and dilation must be positive, got stride={stride}, dilation={dilation}.")
+    if min(padding) < 0:
+        raise ValueError(f"{name}: padding must be non-negative, got {padding}.")
+    spans = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
+    padded = tuple(n + 2 * p for n, p in zip(size, padding))
+    if any(s > n for s, n in zip(spans, padded)):
+        raise ValueError(f"{name}: the {kernel[0]}x{kernel[1]} kernel with dilation {dilation} spans {spans[0]}x{spans[1]} "
+                         f"pixels, more than the padded input's {padded[0]}x{padded[1]}.")
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D convolution (cross-correlation, as torch), NCHW; ``padding`` may be an int, a pair, "valid" or "same".
+
+    >>> import minitorch_seg as mt
+    >>> x = mt.ones(1, 1, 4, 4)
+    >>> conv2d(x, mt.ones(1, 1, 3, 3), padding=1)[0, 0].tolist()
+    [[4.0, 6.0, 6.0, 4.0], [6.0, 9.0, 9.0, 6.0], [6.0, 9.0, 9.0, 6.0], [4.0, 6.0, 6.0, 4.0]]
+    """
+    stride, dilation = pair(stride, "stride"), pair(dilation, "dilation")
+    _check("conv2d", input, weight, bias, groups, input.shape[1] if input.ndim == 4 else 0, weight.shape[0])
+    if input.shape[1] != weight.shape[1] * groups:
+        raise ValueError(f"conv2d: input has {input.shape[1]} channels but weight {weight.shape} with groups={groups} "
+                         f"expects {weight.shape[1] * groups}.")
+    if isinstance(padding, str):
+        input, padding = _string_padding(input, padding, weight.shape[2:], stride, dilation)
+    padding = pair(padding, "padding")
+    _check_geometry("conv2d", input.shape[2:], weight.shape[2:], stride, padding, dilation)
+    return Conv2d.apply(input, weight, bias, stride=stride, padding=padding, dilation=dilation, groups=groups)
+
+
+def _string_padding(input, padding, kernel, stride, dilation):
+    """"valid" is no padding; "same" pads d(k-1) in total, the extra pixel of an even total on the right/bottom."""
+    if padding == "valid":
+        return input, (0, 0)
+    if padding != "same":
+        raise ValueError(f"conv2d: padding must be an int, a pair, 'valid' or 'same', got {padding!r}.")
+    if stride != (1, 1):
+        raise ValueError("conv2d: padding='same' is only supported with stride 1, as in torch.")
+    totals = [d * (k - 1) for k, d in zip(kernel, dilation)]
+    if all(t % 2 == 0 for t in totals):
+        return input, (totals[0] // 2, totals[1] // 2)
+    from .movement import pad
+    (th, tw) = totals
+    return pad(input, (tw // 2, tw - tw // 2, th // 2, th - th // 2)), (0, 0)
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """Transposed convolution (the adjoint of conv2d; "deconvolution"), weight (C_in, C_out/G, kh, kw).
+
+    >>> import minitorch_seg as mt
+    >>> x = mt.tensor([[[[1.0, 2.0]]]])                   # (1, 1, 1, 2)
+    >>> conv_transpose2d(x, mt.ones(1, 1, 2, 2), stride=2)[0, 0].tolist()   # copies of the filter, weighted
+    [[1.0, 1.0, 2.0, 2.0], [1.0, 1.0, 2.0, 2.0]]
+    """
+    stride, padding = pair(stride, "stride"), pair(padding, "padding")
+    output_padding, dilation = pair(output_padding, "output_padding"), pair(dilation, "dilation")
+    out_channels = weight.shape[1] * groups if weight.ndim == 4 else 0
+    _check("conv_transpose2d", input, weight, bias, groups, weight.shape[0], out_channels)
+    if input.shape[1] != weight.shape[0]:
+        raise ValueError(f"conv_transpose2d: input has {input.shape[1]} channels but weight {weight.shape} expects "
+                         f"{weight.shape[0]}.")
+    if min(stride) < 1 or min(dilation) < 1 or min(padding) < 0 or min(output_padding) < 0:
+        raise ValueError(f"conv_transpose2d: stride and dilation must be positive and padding, output_padding "
+                         f"non-negative, got stride={stride}, padding={padding}, output_padding={output_padding}, "
+                         f"dilation={dilation}.")
+    if any(op >= max(s, d) for op, s, d in zip(output_padding, stride, dilation)):
+        raise ValueError(f"conv_transpose2d: output_padding {output_padding} must be smaller than stride {stride} "
+                         f"or dilation {dilation}.")
+    out_hw = [conv_transpose_output_size(n, k, s, p, op, d) for n, k, s, p, op, d in
+              zip(input.shape[2:], weight.shape[2:], stride, padding, output_padding, dilation)]
+    if min(out_hw) < 1:
+        raise ValueError(f"conv_transpose2d: padding {padding} crops the {input.shape[2:]} input to an empty output.")
+    return ConvTranspose2d.apply(input, weight, bias, stride=stride, padding=padding, output_padding=output_padding,
+                                 dilation=dilation, groups=groups)
