@@ -25,7 +25,9 @@ several paths: that ``+`` is the multivariate chain rule for fan-out.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
+import time
 import weakref
 
 import numpy
@@ -33,6 +35,29 @@ import numpy
 from . import backend
 
 _grad_enabled = True
+_profile = None  # while profiling: Function name -> [calls, forward seconds, backward seconds]
+
+
+@contextlib.contextmanager
+def profile():
+    """Time every Function's forward and backward inside the block: ``with profile() as table: ...``.
+
+    ``table`` maps each Function's name to [calls, forward seconds, backward seconds]. On the GPU
+    the times are those of queueing the kernels, unless the caller synchronises.
+    """
+    global _profile
+    previous, _profile = _profile, {}
+    try:
+        yield _profile
+    finally:
+        _profile = previous
+
+
+def _record(name, column, seconds):
+    entry = _profile.setdefault(name, [0, 0.0, 0.0])
+    entry[column] += seconds
+    if column == 1:
+        entry[0] += 1
 
 
 def is_grad_enabled():
@@ -109,7 +134,12 @@ class Function:
         needs = tuple(isinstance(t, Tensor) and t.requires_grad for t in inputs)
         record = _grad_enabled and any(needs)
         ctx = Context(cls, needs if record else (False,) * len(inputs))
-        result = cls.forward(ctx, *arrays, **params)
+        if _profile is None:
+            result = cls.forward(ctx, *arrays, **params)
+        else:
+            start = time.perf_counter()
+            result = cls.forward(ctx, *arrays, **params)
+            _record(cls.__name__, 1, time.perf_counter() - start)
 
         many = isinstance(result, tuple)
         results = tuple(_as_array(r, xp, cls) for r in (result if many else (result,)))
@@ -208,7 +238,12 @@ def run_backward(root, gradient, retain_graph=False):
                 kept = node.retained[index]()
                 if kept is not None:
                     kept._accumulate_grad(grads[index])
-        input_grads = node.function.backward(node, *grads)
+        if _profile is None:
+            input_grads = node.function.backward(node, *grads)
+        else:
+            start = time.perf_counter()
+            input_grads = node.function.backward(node, *grads)
+            _record(node.name, 2, time.perf_counter() - start)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
         for edge, grad in zip(node.edges, input_grads):

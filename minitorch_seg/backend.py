@@ -60,6 +60,11 @@ class StrictArray(numpy.ndarray):
         # Indexing one element gives a 0-d array (as on CuPy), never a host scalar.
         return _wrap(super().__getitem__(_unwrap(index)))
 
+    def __setitem__(self, index, value):
+        # CuPy writes a 0-d device array into one element on the device; NumPy would call
+        # float(value) on it, which the strict array refuses, so hand NumPy plain arrays.
+        super().__setitem__(_unwrap(index), _unwrap(value))
+
     def __array_function__(self, func, types, args, kwargs):
         _refuse_host_operands((args, kwargs), f"numpy.{func.__name__}")
         return _wrap(func(*_unwrap(args), **_unwrap(kwargs)))
@@ -411,6 +416,27 @@ def scatter_add(target, index, values):
 def errstate(**kwargs):
     """``numpy.errstate`` on the host; nothing on the GPU, where no floating-point warnings exist."""
     return numpy.errstate(**kwargs)
+
+
+def tune_host_allocator(threshold_bytes=256 * 2**20):
+    """Ask glibc to reuse freed big blocks instead of returning them to the kernel.
+
+    A NumPy framework allocates fresh arrays every op. By default glibc serves big blocks with
+    mmap and unmaps them on free (and trims the heap top), so every step page-faults the same
+    memory in again: touching fresh pages ran at about 0.5 GB/s on our 2-core machine. Raising
+    the mmap threshold (glibc's maximum is 32 MiB) and the trim threshold keeps them in the heap.
+    Safe to call more than once; returns False where glibc's ``mallopt`` is absent.
+    """
+    import ctypes
+    import ctypes.util
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(mallopt(m_mmap_threshold, min(threshold_bytes, 32 * 2**20)) and
+                mallopt(m_trim_threshold, threshold_bytes))
 
 
 def blas_info():

@@ -170,6 +170,7 @@ class Tensor:
     def __matmul__(self, other): return F.matmul(self, other)
     def __rmatmul__(self, other): return F.matmul(other, self)
     def __neg__(self): return F.neg(self)
+    def __abs__(self): return F.abs(self)
     def __getitem__(self, index): return F.getitem(self, index)
 
     # Comparisons give boolean tensors outside the graph, as in torch.
@@ -218,6 +219,8 @@ class Tensor:
     def log_softmax(self, dim): return F.log_softmax(self, dim)
     def matmul(self, other): return F.matmul(self, other)
     def roll(self, shifts, dims=None): return F.roll(self, shifts, dims)
+    def expand(self, *shape): return F.expand(self, *shape)
+    def abs(self): return F.abs(self)
 
     @property
     def T(self):  # noqa: N802 - torch's name

@@ -6,7 +6,7 @@ the CI variable is set, "dev" otherwise. Tests tune ``max_examples`` per op with
 import os
 
 import numpy
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, assume, settings
 from hypothesis import strategies as st
 
 import minitorch_seg as mt
@@ -65,3 +65,47 @@ def distinct(shape, seed=0, dtype="float64"):
     size = int(numpy.prod(shape))
     values = rng.permutation(size).reshape(shape) / max(size, 1) * 4 - 2
     return mt.Tensor(shim.to_backend(values.astype(dtype)), requires_grad=True)
+
+
+class ConvConfig(dict):
+    """One drawn convolution: ``x_shape``, ``weight_shape`` and the keyword arguments in ``kwargs``."""
+
+    @property
+    def kwargs(self):
+        keys = ("stride", "padding", "dilation", "groups") + (("output_padding",) if self["transposed"] else ())
+        return {k: self[k] for k in keys}
+
+
+@st.composite
+def conv_configs(draw, transposed=False, max_batch=2, max_channels=4, max_side=7, max_kernel=4, max_stride=3,
+                 max_padding=2, max_dilation=3, max_groups=3):
+    """A conv2d (or conv_transpose2d) configuration whose output is not empty.
+
+    Kernels may be non-square, strides smaller or larger than the kernel, sides odd or even; each
+    axis's input side is drawn last, from the sides that leave at least one output pixel.
+    Transposed configs also draw output_padding < max(stride, dilation), as torch requires.
+    """
+    groups = draw(st.integers(1, max_groups))
+    per_group = max(1, max_channels // groups)
+    in_channels = groups * draw(st.integers(1, per_group))
+    out_channels = groups * draw(st.integers(1, per_group))
+    axes = []            # per axis: (kernel, stride, padding, dilation, output_padding, input side)
+    for _ in range(2):
+        k, s = draw(st.integers(1, max_kernel)), draw(st.integers(1, max_stride))
+        p, d = draw(st.integers(0, max_padding)), draw(st.integers(1, max_dilation))
+        op = draw(st.integers(0, max(s, d) - 1)) if transposed else 0
+        if transposed:   # (n - 1)s - 2p + d(k-1) + op + 1 >= 1
+            smallest = 1 + max(0, -(-(2 * p - d * (k - 1) - op) // s))
+        else:            # the dilated kernel, d(k-1) + 1 pixels, fits in n + 2p
+            smallest = max(1, d * (k - 1) + 1 - 2 * p)
+        assume(smallest <= max_side)
+        axes.append((k, s, p, d, op, draw(st.integers(smallest, max_side))))
+    kernel, stride, padding, dilation, output_padding, size = zip(*axes)
+    batch = draw(st.integers(1, max_batch))
+    if transposed:
+        weight_shape = (in_channels, out_channels // groups) + kernel
+    else:
+        weight_shape = (out_channels, in_channels // groups) + kernel
+    return ConvConfig(transposed=transposed, x_shape=(batch, in_channels) + size, weight_shape=weight_shape,
+                      out_channels=out_channels, stride=stride, padding=padding, dilation=dilation, groups=groups,
+                      output_padding=output_padding)

@@ -108,7 +108,12 @@ class Pow(Function):
         need_a, need_b = ctx.needs_input_grad
         xp = get_array_module(g)
         grad_a = sum_to_shape(g * b * a ** (b - 1), _shape(a)) if need_a else None
-        grad_b = sum_to_shape(g * y * xp.log(a), _shape(b)) if need_b else None
+        grad_b = None
+        if need_b:
+            # A Python-number base becomes a 0-d array of y's dtype first: xp.log(2.0) is a float64
+            # scalar that would upcast a float32 gradient.
+            log_a = xp.log(a if hasattr(a, "dtype") else xp.asarray(a, dtype=y.dtype))
+            grad_b = sum_to_shape(g * y * log_a, _shape(b))
         return grad_a, grad_b
 
 

@@ -204,7 +204,8 @@ def squeeze(input, dim=None):
 
 def permute(input, *dims):
     dims = _shape_arg(dims)
-    if sorted(d % max(input.ndim, 1) for d in dims) != list(range(input.ndim)) or len(dims) != input.ndim:
+    if (sorted(d % max(input.ndim, 1) for d in dims) != list(range(input.ndim)) or len(dims) != input.ndim
+            or any(not -input.ndim <= d < max(input.ndim, 1) for d in dims)):
         raise ValueError(f"permute: dims {dims} are not a permutation of the {input.ndim} dims of shape {input.shape}.")
     return Permute.apply(input, dims=tuple(d % input.ndim for d in dims))
 
@@ -219,7 +220,11 @@ def transpose(input, dim0, dim1):
 def expand(input, *shape):
     shape = tuple(old if new == -1 else new for new, old in
                   zip(_shape_arg(shape), (1,) * (len(_shape_arg(shape)) - input.ndim) + input.shape))
-    return Expand.apply(input, shape=shape)
+    try:
+        return Expand.apply(input, shape=shape)
+    except ValueError:
+        raise ValueError(f"expand: cannot expand shape {input.shape} to {_shape_arg(shape)}; only size-1 dims "
+                         "can grow, and new dims go in front.") from None
 
 
 def getitem(input, index):
@@ -272,7 +277,7 @@ def pad(input, pad, mode="constant", value=0.0):
     for k in range(len(pad) // 2):
         pairs[input.ndim - 1 - k] = (pad[2 * k], pad[2 * k + 1])
     for n, (lo, hi) in zip(input.shape, pairs):
-        if n + lo + hi < 0:
+        if n + lo + hi < 0 or n + min(lo, 0) + min(hi, 0) < 0:  # as torch: no crop beyond the input
             raise ValueError(f"pad: amounts {pad} would give a negative size for input of shape {input.shape}.")
     return Pad.apply(input, pairs=tuple(pairs), value=value)
 

@@ -25,6 +25,11 @@ def _axes(dim, ndim):
     return tuple(sorted(d % bound for d in dims)) if ndim else ()
 
 
+def _reduced_axes(dim, ndim):
+    """As ``_axes``, but an empty tuple means every dim, as torch's reductions read ``dim=()``."""
+    return _axes(None if isinstance(dim, (tuple, list)) and not dim else dim, ndim)
+
+
 def _keepdim_shape(shape, axes):
     return tuple(1 if i in axes else n for i, n in enumerate(shape))
 
@@ -111,21 +116,27 @@ class MaxAlongDim(Function):
 
 
 def sum(input, dim=None, keepdim=False):  # noqa: A001 - torch's name
-    return Sum.apply(input, axes=_axes(dim, input.ndim), keepdim=keepdim)
+    return Sum.apply(input, axes=_reduced_axes(dim, input.ndim), keepdim=keepdim)
 
 
 def mean(input, dim=None, keepdim=False):
-    return Mean.apply(input, axes=_axes(dim, input.ndim), keepdim=keepdim)
+    return Mean.apply(input, axes=_reduced_axes(dim, input.ndim), keepdim=keepdim)
 
 
 def amax(input, dim=None, keepdim=False):
-    return Amax.apply(input, axes=_axes(dim, input.ndim), keepdim=keepdim)
+    return Amax.apply(input, axes=_reduced_axes(dim, input.ndim), keepdim=keepdim)
+
+
+def _one_dim(name, dim):
+    if not isinstance(dim, int):
+        raise TypeError(f"{name}: dim must be an int (one dim), got {dim!r}; use amax for several dims.")
 
 
 def max(input, dim=None, keepdim=False):  # noqa: A001 - torch's name
     """Without ``dim``: the largest element. With an int ``dim``: a named tuple (values, indices)."""
     if dim is None:
         return amax(input)
+    _one_dim("max", dim)
     return MaxResult(*MaxAlongDim.apply(input, dim=_axes(dim, input.ndim)[0], keepdim=keepdim))
 
 
@@ -135,6 +146,7 @@ def argmax(input, dim=None, keepdim=False):
     xp = get_array_module(input.data)
     if dim is None:
         return Tensor(xp.asarray(input.data.argmax()))
+    _one_dim("argmax", dim)
     axis = _axes(dim, input.ndim)[0]
     indices = xp.asarray(input.data.argmax(axis=axis))
     return Tensor(xp.expand_dims(indices, axis) if keepdim else indices)

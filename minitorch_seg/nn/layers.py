@@ -92,6 +92,9 @@ class Flatten(Module):
     def forward(self, x):
         return F.flatten(x, self.start_dim, self.end_dim)
 
+    def extra_repr(self):
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
 
 class Dropout(Module):
     """Zeroes elements with probability ``p`` in training (scaling the rest); identity in eval."""
@@ -114,7 +117,7 @@ class CrossEntropyLoss(Module):
 
     def __init__(self, weight=None, ignore_index=255, reduction="mean"):
         super().__init__()
-        self.weight = None if weight is None else creation.tensor(weight)
+        self.register_buffer("weight", None if weight is None else creation.tensor(weight))  # moved by .to, as in torch
         self.ignore_index, self.reduction = ignore_index, reduction
 
     def forward(self, input, target):

@@ -48,16 +48,24 @@ class Module:
     def __setattr__(self, name, value):
         if "_parameters" not in self.__dict__:
             raise AttributeError(f"{type(self).__name__}.__init__ must call super().__init__() before assigning {name!r}.")
-        for registry in (self._parameters, self._buffers, self._modules):
-            registry.pop(name, None)
         if isinstance(value, Parameter):
-            self._parameters[name] = value
+            target = self._parameters
         elif isinstance(value, Module):
-            self._modules[name] = value
+            target = self._modules
         elif name in self.__dict__.get("_buffer_names", ()):
-            self._buffers[name] = value
+            target = self._buffers
         else:
+            target = None
+        # Leave the name in one place only (a plain attribute would shadow a registered one), and
+        # keep its position when it is re-assigned in the same registry, as torch does.
+        for registry in (self._parameters, self._buffers, self._modules):
+            if registry is not target:
+                registry.pop(name, None)
+        if target is None:
             object.__setattr__(self, name, value)
+        else:
+            self.__dict__.pop(name, None)
+            target[name] = value
 
     def __getattr__(self, name):
         for registry in ("_parameters", "_buffers", "_modules"):
@@ -96,22 +104,28 @@ class Module:
         return self.forward(*args, **kwargs)
 
     # ---- walking the tree -------------------------------------------------------------------
-    def named_modules(self, prefix="", memo=None):
+    def named_modules(self, prefix="", memo=None, remove_duplicate=True):
+        """Every module in the tree by dotted name; a shared module once, unless ``remove_duplicate=False``."""
         memo = set() if memo is None else memo
-        if id(self) in memo:
-            return
-        memo.add(id(self))
+        if remove_duplicate:
+            if id(self) in memo:
+                return
+            memo.add(id(self))
         yield prefix, self
         for name, child in self._modules.items():
             if child is not None:
-                yield from child.named_modules(f"{prefix}.{name}" if prefix else name, memo)
+                yield from child.named_modules(f"{prefix}.{name}" if prefix else name, memo, remove_duplicate)
 
     def modules(self):
         for _, module in self.named_modules():
             yield module
 
     def named_children(self):
-        yield from ((name, m) for name, m in self._modules.items() if m is not None)
+        seen = set()
+        for name, module in self._modules.items():
+            if module is not None and id(module) not in seen:  # a child registered twice is one child
+                seen.add(id(module))
+                yield name, module
 
     def children(self):
         for _, module in self.named_children():
@@ -190,9 +204,12 @@ class Module:
 
     # ---- saving and loading -----------------------------------------------------------------
     def state_dict(self):
-        """Every parameter and buffer by dotted name, as detached tensors sharing the module's data."""
+        """Every parameter and buffer by dotted name, as detached tensors sharing the module's data.
+
+        As in torch, a shared module or tensor is saved under every name it can be reached by.
+        """
         state = OrderedDict()
-        for prefix, module in self.named_modules():
+        for prefix, module in self.named_modules(remove_duplicate=False):
             for registry in (module._parameters, module._buffers):
                 for name, value in registry.items():
                     if value is not None:

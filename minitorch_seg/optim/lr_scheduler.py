@@ -48,7 +48,7 @@ class StepLR(LRScheduler):
 
 
 class CosineAnnealingLR(LRScheduler):
-    """lr = eta_min + (base - eta_min) (1 + cos(pi * epoch / T_max)) / 2 (eta_min as a fraction of base here)."""
+    """lr = eta_min + (base - eta_min) (1 + cos(pi * epoch / T_max)) / 2 (eta_min an absolute lr, as in torch)."""
 
     def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):  # noqa: N803 - torch's name
         self.T_max, self.eta_min = T_max, eta_min
