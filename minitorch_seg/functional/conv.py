@@ -86,7 +86,7 @@ def _tiled_columns(x, kernel, padding, dilation, groups, out_hw):
             buffers[rows] = xp.empty((n, c, kernel[0], kernel[1], rows, out_hw[1]), dtype=x.dtype)
         buffer = buffers[rows]
         buffer[...] = views[:, :, :, :, first:last]
-        yield first, last, buffer.reshape(n, groups, -1, rows * out_hw[1])
+        yield first, last, buffer.reshape(n, groups, c // groups * kernel[0] * kernel[1], rows * out_hw[1])
 
 
 def _correlate(x, w, stride, padding, dilation, groups):
@@ -132,7 +132,7 @@ def _correlate_adjoint(g, w, stride, padding, dilation, groups, in_hw):
     if stride == (1, 1) and min(full) >= 0 and tuple(in_hw) == (out_h + full[0] - padding[0], out_w + full[1] - padding[1]):
         return _correlate(g, _flipped(w, groups), stride, full, dilation, groups)
     weight = w.reshape(groups, o // groups, -1)                                  # (G, O/G, K)
-    columns = weight.swapaxes(1, 2) @ g.reshape(n, groups, o // groups, -1)      # (N, G, K, L)
+    columns = weight.swapaxes(1, 2) @ g.reshape(n, groups, o // groups, out_h * out_w)   # (N, G, K, L)
     columns = columns.reshape(n, c, kh, kw, out_h, out_w)
     (ph, pw), (sh, sw), (dh, dw) = padding, stride, dilation
     image = xp.zeros((n, c, in_hw[0] + 2 * ph, in_hw[1] + 2 * pw), dtype=g.dtype)
@@ -147,7 +147,7 @@ def _weight_gradient(x, g, kernel, stride, padding, dilation, groups):
     xp = get_array_module(g)
     n, o, out_h, out_w = g.shape
     c = x.shape[1]
-    g = xp.ascontiguousarray(g).reshape(n, groups, o // groups, -1)                       # (N, G, O/G, L)
+    g = xp.ascontiguousarray(g).reshape(n, groups, o // groups, out_h * out_w)            # (N, G, O/G, L)
     if stride != (1, 1):
         columns = _columns(x, kernel, stride, padding, dilation, groups, (out_h, out_w))   # (N, G, K, L)
         grads = (g @ columns.swapaxes(2, 3)).sum(axis=0)                                   # (G, O/G, K)
@@ -239,6 +239,10 @@ def _check(name, x, weight, bias, groups, in_channels, out_channels):
                          f"by groups={groups}.")
     if bias is not None and bias.shape != (out_channels,):
         raise ValueError(f"{name}: bias must have shape ({out_channels},), got {bias.shape}.")
+    for other in (weight, bias):  # as torch: no silent promotion inside the GEMMs
+        if other is not None and other.dtype != x.dtype:
+            raise TypeError(f"{name}: input is {x.dtype} but {'weight' if other is weight else 'bias'} is "
+                            f"{other.dtype}; cast one of them with .to(...) first.")
 
 
 def _check_geometry(name, size, kernel, stride, padding, dilation):

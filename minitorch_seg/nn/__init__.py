@@ -1,10 +1,14 @@
 """``minitorch_seg.nn``: Module, Parameter and layers with torch's names."""
 from . import init, utils
 from .containers import ModuleDict, ModuleList, Sequential
+from .conv import Conv2d, ConvTranspose2d
 from .layers import (GELU, CrossEntropyLoss, Dropout, Flatten, Identity, LeakyReLU, Linear, ReLU, Sigmoid,
                      Softmax, Tanh)
 from .module import Module, Parameter
+from .norm import BatchNorm2d, GroupNorm, LayerNorm
+from .swin import DropPath, PatchEmbed, PatchMerging, SwinTransformerBlock, WindowAttention
 
 __all__ = ["Module", "Parameter", "Sequential", "ModuleList", "ModuleDict", "Linear", "Identity", "ReLU",
            "LeakyReLU", "GELU", "Sigmoid", "Tanh", "Softmax", "Flatten", "Dropout", "CrossEntropyLoss",
-           "init", "utils"]
+           "init", "utils", "Conv2d", "ConvTranspose2d", "BatchNorm2d", "LayerNorm", "GroupNorm",
+           "WindowAttention", "SwinTransformerBlock", "PatchEmbed", "PatchMerging", "DropPath"]

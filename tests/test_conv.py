@@ -1,0 +1,428 @@
+"""conv2d and conv_transpose2d, and the Conv2d / ConvTranspose2d layers.
+
+Configurations are drawn by ``strategies.conv_configs`` (non-square kernels 1-4, strides below and
+above the kernel, padding, dilation, output_padding, groups 1-3, odd and even sides; never an
+empty output). Each op is checked against finite differences in float64 on non-contiguous
+inputs, against the plain-loop references, against torch, and for the properties the notes
+state: the transposed conv is conv's adjoint, puts weighted copies of the filter into the output
+and can give exactly 2x; a dilated kernel reads taps d apart.
+"""
+import math
+import re
+
+import numpy
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import minitorch_seg as mt
+from minitorch_seg import backend as shim
+from minitorch_seg import functional as F
+from minitorch_seg import nn
+from minitorch_seg.reference.conv import conv2d_im2col, conv2d_loops, conv_transpose2d_loops
+from strategies import conv_configs, layouts, make
+from torch_compare import compare, to_torch
+
+pytestmark = pytest.mark.conv
+
+GRAD_EXAMPLES = 15
+FORWARD_EXAMPLES = 15
+TORCH_EXAMPLES = 8
+seeds = st.integers(0, 2**16)
+both_ops = pytest.mark.parametrize("transposed", [False, True], ids=["conv2d", "conv_transpose2d"])
+
+
+def host(t):
+    return numpy.array(shim.to_numpy(t.data))
+
+
+def assert_one_sentence(message):
+    text = str(message)
+    assert text.endswith(".") and "\n" not in text, text
+    assert not re.search(r"\.\s+[A-Z]", text), f"more than one sentence: {text}"
+
+
+def drawn_inputs(config, seed, x_layout=None, w_layout=None, bias=True):
+    """x, weight and bias for ``config`` on the current backend (x and weight maybe non-contiguous)."""
+    x = make(config["x_shape"], seed=seed, layout=x_layout)
+    weight = make(config["weight_shape"], seed=seed + 1, layout=w_layout)
+    return x, weight, make((config["out_channels"],), seed=seed + 2) if bias else None
+
+
+def ours(config):
+    op = F.conv_transpose2d if config["transposed"] else F.conv2d
+    return lambda x, w, b: op(x, w, b, **config.kwargs)
+
+
+def reference(config, x, w, b):
+    loops = conv_transpose2d_loops if config["transposed"] else conv2d_loops
+    return loops(host(x), host(w), None if b is None else host(b), **config.kwargs)
+
+
+def adjoint_output_padding(size, kernel, stride, padding, dilation):
+    """The output_padding that takes conv's output size back to ``size``: the rows conv's floor dropped."""
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) % stride
+
+
+# ---- gradients, references, torch ---------------------------------------------------------------
+@both_ops
+@settings(max_examples=GRAD_EXAMPLES)
+@given(data=st.data(), seed=seeds, bias=st.booleans())
+def test_gradcheck_every_input_on_noncontiguous_layouts(backend, transposed, data, seed, bias):
+    config = data.draw(conv_configs(transposed=transposed), label="config")
+    x, w, b = drawn_inputs(config, seed, data.draw(layouts(4)), data.draw(layouts(4)), bias)
+    assert mt.gradcheck(ours(config), (x, w, b))
+
+
+@both_ops
+@settings(max_examples=FORWARD_EXAMPLES)
+@given(data=st.data(), seed=seeds, bias=st.booleans())
+def test_forward_matches_the_loop_reference(backend, transposed, data, seed, bias):
+    config = data.draw(conv_configs(transposed=transposed), label="config")
+    x, w, b = drawn_inputs(config, seed, data.draw(layouts(4)), bias=bias)
+    y = ours(config)(x, w, b)
+    assert y.backend == backend
+    numpy.testing.assert_allclose(host(y), reference(config, x, w, b), rtol=1e-12, atol=1e-12)
+
+
+@both_ops
+@settings(max_examples=TORCH_EXAMPLES)
+@given(data=st.data(), seed=seeds, bias=st.booleans())
+def test_forward_and_gradients_match_torch(torch, transposed, data, seed, bias):
+    config = data.draw(conv_configs(transposed=transposed), label="config")
+    x, w, b = drawn_inputs(config, seed, data.draw(layouts(4)), bias=bias)
+    theirs = torch.nn.functional.conv_transpose2d if transposed else torch.nn.functional.conv2d
+    compare(torch, ours(config), lambda x, w, b: theirs(x, w, b, **config.kwargs), [x, w, b], seed=seed)
+
+
+@st.composite
+def same_padding_case(draw):
+    """padding="same" or "valid" with any kernel 1-4 (even ones pad one more on the right) and dilation 1-3."""
+    groups = draw(st.integers(1, 2))
+    in_channels, out_channels = groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2))
+    kernel = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    dilation = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    padding = draw(st.sampled_from(["same", "same", "valid"]))
+    smallest = [1 if padding == "same" else d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
+    size = tuple(draw(st.integers(lo, max(lo, 7))) for lo in smallest)
+    x_shape = (draw(st.integers(1, 2)), in_channels) + size
+    return x_shape, (out_channels, in_channels // groups) + kernel, padding, dilation, groups
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths")   # torch's own note
+@settings(max_examples=TORCH_EXAMPLES)
+@given(case=same_padding_case(), seed=seeds)
+def test_string_padding_matches_torch_with_even_kernels_and_dilation(torch, case, seed):
+    x_shape, w_shape, padding, dilation, groups = case
+    x, w, b = make(x_shape, seed=seed), make(w_shape, seed=seed + 1), make(w_shape[:1], seed=seed + 2)
+    kwargs = dict(padding=padding, dilation=dilation, groups=groups)
+    y = compare(torch, lambda x, w, b: F.conv2d(x, w, b, **kwargs),
+                lambda x, w, b: torch.nn.functional.conv2d(x, w, b, **kwargs), [x, w, b], seed=seed)
+    if padding == "same":
+        assert y.shape[2:] == x_shape[2:]
+
+
+@settings(max_examples=GRAD_EXAMPLES)
+@given(data=st.data(), seed=seeds, bias=st.booleans())
+def test_composed_im2col_twin_has_the_hand_derived_gradients(backend, data, seed, bias):
+    config = data.draw(conv_configs(), label="config")
+    layout = data.draw(layouts(4))
+    x1, w1, b1 = drawn_inputs(config, seed, layout, bias=bias)
+    x2, w2, b2 = drawn_inputs(config, seed, layout, bias=bias)
+    twin, fast = conv2d_im2col(x1, w1, b1, **config.kwargs), F.conv2d(x2, w2, b2, **config.kwargs)
+    numpy.testing.assert_allclose(host(twin), host(fast), rtol=1e-12, atol=1e-12)
+    u = shim.to_backend(numpy.random.default_rng(seed).standard_normal(fast.shape))
+    (twin * mt.Tensor(u)).sum().backward()
+    (fast * mt.Tensor(u)).sum().backward()
+    for composed, derived in [(x1, x2), (w1, w2)] + ([(b1, b2)] if bias else []):
+        numpy.testing.assert_allclose(host(composed.grad), host(derived.grad), rtol=1e-10, atol=1e-12)
+
+
+@both_ops
+@settings(max_examples=GRAD_EXAMPLES)
+@given(data=st.data(), seed=seeds)
+def test_gradients_do_not_depend_on_the_upstream_gradients_layout(backend, transposed, data, seed):
+    """The same loss through a permuted view (a non-contiguous upstream gradient) and through
+    y.sum() (a broadcast one, all strides 0) gives the same gradients as with a contiguous one."""
+    config = data.draw(conv_configs(transposed=transposed), label="config")
+    order = data.draw(layouts(4))
+    grads = []
+    for way in ("contiguous", "permuted", "sum"):
+        x, w, b = drawn_inputs(config, seed)
+        y = ours(config)(x, w, b)
+        u = numpy.random.default_rng(seed).standard_normal(y.shape) if way != "sum" else numpy.ones(y.shape)
+        if way == "permuted":
+            loss = (y.permute(*order) * mt.Tensor(shim.to_backend(u.transpose(order).copy()))).sum()
+        elif way == "contiguous":
+            loss = (y * mt.Tensor(shim.to_backend(u))).sum()
+        else:
+            loss = y.sum()
+        loss.backward()
+        grads.append([host(t.grad) for t in (x, w, b)])
+        if way == "sum":   # compare with an explicit all-ones upstream gradient
+            x, w, b = drawn_inputs(config, seed)
+            (ours(config)(x, w, b) * mt.Tensor(shim.to_backend(u))).sum().backward()
+            grads.append([host(t.grad) for t in (x, w, b)])
+    for reference_grad, grad in zip(grads[0] + grads[3], grads[1] + grads[2]):
+        numpy.testing.assert_allclose(grad, reference_grad, rtol=1e-12, atol=1e-12)
+
+
+@both_ops
+@pytest.mark.parametrize("dilation, padding", [(1, 1), (2, 1)])
+def test_feature_maps_large_enough_to_be_processed_in_tiles(backend, transposed, dilation, padding):
+    """Stride-1 convs on a 2x8x48x40 map (a column buffer of a few MB: more than one tile of rows
+    in the fast path): forward and gradients equal the composed twin's.
+
+    The transposed conv meets the twin through adjointness: with s = <conv2d_im2col(u, v), x>,
+    ds/du = conv_transpose(x, v) (its forward), conv2d_im2col(u, v) = its dL/dx for upstream u, and
+    ds/dv = its dL/dw."""
+    x, b = make((2, 8, 48, 40), seed=1), make((4,), seed=3)
+    w = make((8, 4, 3, 3) if transposed else (4, 8, 3, 3), seed=2)          # 8 channels in, 4 out
+    kwargs = dict(padding=padding, dilation=dilation)
+    op = F.conv_transpose2d if transposed else F.conv2d
+    fast = op(x, w, b, **kwargs)
+    u = make(fast.shape, seed=4)
+    (fast * u.detach()).sum().backward()
+    v = make(w.shape, seed=2)                                                # w's values, a fresh leaf
+    if transposed:
+        twin_dx = conv2d_im2col(u, v, **kwargs)
+        (twin_dx * x.detach()).sum().backward()
+        twin, twin_grads = u.grad + b.reshape(1, -1, 1, 1), [twin_dx, v.grad]
+    else:
+        z, c = make(x.shape, seed=1), make((4,), seed=3)
+        twin = conv2d_im2col(z, v, c, **kwargs)
+        (twin * u.detach()).sum().backward()
+        twin_grads = [z.grad, v.grad]
+    numpy.testing.assert_allclose(host(fast), host(twin), rtol=1e-10, atol=1e-10)
+    for grad, expected in zip([x.grad, w.grad], twin_grads):
+        numpy.testing.assert_allclose(host(grad), host(expected), rtol=1e-10, atol=1e-10)
+    numpy.testing.assert_allclose(host(b.grad), host(u).sum(axis=(0, 2, 3)), rtol=1e-10)
+
+
+# ---- properties ---------------------------------------------------------------------------------
+@settings(max_examples=FORWARD_EXAMPLES)
+@given(config=conv_configs(), seed=seeds)
+def test_transposed_conv_is_the_adjoint_of_conv(config, seed):
+    """<conv(x), y> = <x, conv_transpose(y)> for one weight and geometry: conv_transpose is conv^T."""
+    x, w, _ = drawn_inputs(config, seed, bias=False)
+    kwargs = config.kwargs
+    conv_y = F.conv2d(x, w, **kwargs)
+    y = make(conv_y.shape, seed=seed + 3)
+    output_padding = tuple(adjoint_output_padding(*a) for a in zip(config["x_shape"][2:], config["weight_shape"][2:],
+                                                                    kwargs["stride"], kwargs["padding"],
+                                                                    kwargs["dilation"]))
+    back = F.conv_transpose2d(y, w, output_padding=output_padding, **kwargs)
+    assert back.shape == x.shape
+    numpy.testing.assert_allclose((host(conv_y) * host(y)).sum(), (host(x) * host(back)).sum(), rtol=1e-10)
+    # The loop references, written independently of each other, satisfy it too.
+    loops_back = conv_transpose2d_loops(host(y), host(w), output_padding=output_padding, **kwargs)
+    numpy.testing.assert_allclose((conv2d_loops(host(x), host(w), **kwargs) * host(y)).sum(),
+                                  (host(x) * loops_back).sum(), rtol=1e-10)
+
+
+@pytest.mark.parametrize("kernel_size, padding", [(2, 0), (4, 1)])
+def test_transposed_conv_can_give_exactly_twice_the_size(kernel_size, padding):
+    """The notes' crop: k=2, s=2, p=0 places copies side by side; k=4, s=2, p=1 overlaps them and crops 1."""
+    x, w = make((2, 3, 5, 6), seed=1), make((3, 2, kernel_size, kernel_size), seed=2)
+    y = F.conv_transpose2d(x, w, stride=2, padding=padding)
+    assert y.shape == (2, 2, 10, 12)
+    numpy.testing.assert_allclose(host(y), conv_transpose2d_loops(host(x), host(w), stride=2, padding=padding))
+    assert nn.ConvTranspose2d(3, 2, kernel_size, stride=2, padding=padding).double()(x).shape == (2, 2, 10, 12)
+    if kernel_size == 2:   # no overlap: each pixel becomes its own 2x2 block, x * w (Kronecker product)
+        one = F.conv_transpose2d(x[:1, :1], w[:1, :1], stride=2)
+        numpy.testing.assert_allclose(host(one)[0, 0], numpy.kron(host(x)[0, 0], host(w)[0, 0]))
+
+
+def test_transposed_conv_sums_filter_copies_where_they_overlap():
+    """Input [[1, 2]], a 3x3 filter of ones, stride 2: copies of the filter times 1 and times 2,
+    two pixels apart, overlap in the middle column, which holds 1 + 2."""
+    x = mt.tensor([[[[1.0, 2.0]]]], dtype="float64")
+    expected = [[1.0, 1.0, 3.0, 2.0, 2.0]] * 3
+    y = F.conv_transpose2d(x, mt.ones(1, 1, 3, 3, dtype="float64"), stride=2)
+    assert y[0, 0].tolist() == expected
+    assert conv_transpose2d_loops(host(x), numpy.ones((1, 1, 3, 3)), stride=2)[0, 0].tolist() == expected
+
+
+def test_dilated_kernel_reads_exactly_the_taps_two_apart():
+    """A 3x3 kernel at dilation 2 on a 5x5 input gives one output, reading x[2i, 2j] with weight w[i, j]:
+    a one-hot input at (a, b) yields w[a/2, b/2] when both are even, else 0 (the skipped pixels)."""
+    w = numpy.arange(1.0, 10.0).reshape(1, 1, 3, 3)
+    for a in range(5):
+        for b in range(5):
+            x = numpy.zeros((1, 1, 5, 5))
+            x[0, 0, a, b] = 1.0
+            expected = w[0, 0, a // 2, b // 2] if a % 2 == 0 and b % 2 == 0 else 0.0
+            y = F.conv2d(mt.tensor(x), mt.tensor(w), dilation=2)
+            assert y.shape == (1, 1, 1, 1)
+            assert y.item() == expected == conv2d_loops(x, w, dilation=2).item(), (a, b)
+
+
+def test_conv_hand_computed_with_groups():
+    """groups=2: output channel 0 sees only input channel 0, channel 1 only channel 1."""
+    x = numpy.stack([numpy.ones((3, 3)), 2 * numpy.ones((3, 3))])[None]      # (1, 2, 3, 3)
+    w = numpy.stack([numpy.ones((1, 2, 2)), -numpy.ones((1, 2, 2))])        # (2, 1, 2, 2)
+    y = F.conv2d(mt.tensor(x), mt.tensor(w), mt.tensor([0.5, 0.0], dtype="float64"), groups=2)
+    numpy.testing.assert_array_equal(host(y)[0, 0], numpy.full((2, 2), 4.5))
+    numpy.testing.assert_array_equal(host(y)[0, 1], numpy.full((2, 2), -8.0))
+
+
+@both_ops
+@pytest.mark.parametrize("stride", [1, 2])
+def test_empty_batch_gives_empty_output_and_gradients_as_torch(transposed, stride):
+    """torch accepts N = 0 (shapes still computed); so must we, forward and backward, on both paths."""
+    x = make((0, 3, 6, 6))
+    w = make((3, 4, 3, 3) if transposed else (4, 3, 3, 3), seed=1)
+    y = (F.conv_transpose2d if transposed else F.conv2d)(x, w, padding=1, stride=stride)
+    side = (6 - 1) * stride - 2 + 3 if transposed else (6 + 2 - 3) // stride + 1
+    assert y.shape == (0, 4, side, side)
+    y.sum().backward()
+    assert x.grad.shape == x.shape and not host(w.grad).any()
+
+
+@both_ops
+@pytest.mark.parametrize("stride", [1, 2])
+def test_mixed_float_dtypes_raise_one_sentence_as_torch(transposed, stride):
+    """float32 input, float64 weight: refused on every path, as torch refuses it (no silent promotion)."""
+    x, w = make((1, 2, 5, 5), dtype="float32"), make((2, 2, 3, 3), seed=1)
+    with pytest.raises(TypeError, match="input is float32 but weight is float64"):
+        (F.conv_transpose2d if transposed else F.conv2d)(x, w, stride=stride)
+
+
+# ---- errors -------------------------------------------------------------------------------------
+def ones(*shape):
+    return mt.ones(*shape, dtype="float64")
+
+
+BAD_CALLS = {
+    "kernel larger than the padded input": (
+        lambda: F.conv2d(ones(1, 1, 3, 3), ones(1, 1, 5, 5), padding=0), "spans 5x5 pixels, more than the padded"),
+    "dilated kernel larger than the padded input": (
+        lambda: F.conv2d(ones(1, 1, 4, 4), ones(1, 1, 3, 3), dilation=2), "spans 5x5 pixels"),
+    "channels not divisible by groups": (
+        lambda: F.conv2d(ones(1, 3, 5, 5), ones(4, 1, 3, 3), groups=2), "divisible by groups=2"),
+    "transposed channels not divisible by groups": (
+        lambda: F.conv_transpose2d(ones(1, 3, 5, 5), ones(3, 1, 3, 3), groups=2), "divisible by groups=2"),
+    "weight expects other input channels": (
+        lambda: F.conv2d(ones(1, 3, 5, 5), ones(2, 2, 3, 3)), "input has 3 channels"),
+    "transposed weight expects other input channels": (
+        lambda: F.conv_transpose2d(ones(1, 3, 5, 5), ones(2, 2, 3, 3)), "input has 3 channels"),
+    "negative padding": (
+        lambda: F.conv2d(ones(1, 1, 5, 5), ones(1, 1, 3, 3), padding=-1), "non-negative"),
+    "transposed negative padding": (
+        lambda: F.conv_transpose2d(ones(1, 1, 5, 5), ones(1, 1, 3, 3), padding=-1), "non-negative"),
+    "output_padding not below stride or dilation": (
+        lambda: F.conv_transpose2d(ones(1, 1, 5, 5), ones(1, 1, 3, 3), stride=2, output_padding=2),
+        "must be smaller than stride"),
+    "padding same with stride 2": (
+        lambda: F.conv2d(ones(1, 1, 5, 5), ones(1, 1, 3, 3), stride=2, padding="same"), "only supported with stride 1"),
+    "unknown padding string": (
+        lambda: F.conv2d(ones(1, 1, 5, 5), ones(1, 1, 3, 3), padding="full"), "'valid' or 'same'"),
+    "3-D input": (lambda: F.conv2d(ones(1, 5, 5), ones(1, 1, 3, 3)), "4-D"),
+    "3-D input to the transposed conv": (lambda: F.conv_transpose2d(ones(1, 5, 5), ones(1, 1, 3, 3)), "4-D"),
+    "transposed padding that crops everything": (
+        lambda: F.conv_transpose2d(ones(1, 1, 1, 1), ones(1, 1, 1, 1), padding=1), "empty output"),
+    "layer channels not divisible by groups": (lambda: nn.Conv2d(3, 4, 3, groups=2), "divisible by groups=2"),
+    "layer padding same with stride 2": (lambda: nn.Conv2d(3, 4, 3, stride=2, padding="same"), "stride 1"),
+    "layer unknown padding string": (lambda: nn.Conv2d(3, 4, 3, padding="full"), "'valid' or 'same'"),
+    "layer negative padding": (lambda: nn.Conv2d(3, 4, 3, padding=-1), "non-negative"),
+    "layer output_padding not below stride or dilation": (
+        lambda: nn.ConvTranspose2d(2, 2, 3, stride=2, output_padding=2), "must be smaller than stride"),
+    "layer output_size out of reach": (
+        lambda: nn.ConvTranspose2d(1, 1, 2, stride=2)(ones(1, 1, 3, 3), output_size=(9, 6)), "valid sizes range"),
+}
+
+
+@pytest.mark.parametrize("call, needle", BAD_CALLS.values(), ids=BAD_CALLS.keys())
+def test_bad_arguments_raise_one_clear_sentence(call, needle):
+    with pytest.raises(ValueError, match=re.escape(needle)) as raised:
+        call()
+    assert_one_sentence(raised.value)
+
+
+# ---- the layers ---------------------------------------------------------------------------------
+LAYERS = {
+    "conv 3x3 same": ("Conv2d", (3, 4, 3), dict(padding=1)),
+    "conv strided grouped no bias": ("Conv2d", (4, 6, (3, 2)), dict(stride=2, padding=(1, 0), groups=2, bias=False)),
+    "conv atrous": ("Conv2d", (2, 3, 3), dict(padding=2, dilation=2)),
+    "conv padding same even kernel": ("Conv2d", (2, 2, (2, 4)), dict(padding="same", dilation=(1, 2))),
+    "conv padding valid": ("Conv2d", (2, 2, 3), dict(padding="valid")),
+    "transposed 2x": ("ConvTranspose2d", (4, 2, 4), dict(stride=2, padding=1)),
+    "transposed grouped dilated": ("ConvTranspose2d", (4, 6, (3, 2)), dict(stride=(2, 1), output_padding=(1, 0),
+                                                                           groups=2, dilation=(1, 2))),
+    "transposed no bias": ("ConvTranspose2d", (3, 2, 2), dict(stride=2, bias=False)),
+}
+
+
+def build(namespace, case):
+    name, args, kwargs = LAYERS[case]
+    return getattr(namespace, name)(*args, **kwargs)
+
+
+@pytest.mark.parametrize("case", LAYERS)
+def test_layer_repr_and_parameter_shapes_match_torch(torch, case):
+    ours, theirs = build(nn, case), build(torch.nn, case)
+    assert repr(ours) == repr(theirs)
+    assert [(k, tuple(v.shape)) for k, v in ours.named_parameters()] == \
+           [(k, tuple(v.shape)) for k, v in theirs.named_parameters()]
+
+
+@pytest.mark.parametrize("case", LAYERS)
+def test_layer_forward_and_backward_match_torch_with_copied_weights(backend, torch, case):
+    ours, theirs = build(nn, case).double(), build(torch.nn, case)
+    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+    x = make((2, ours.in_channels, 7, 6), seed=3)
+    tx = to_torch(torch, x)
+    y, ty = ours(x), theirs(tx)
+    assert y.backend == backend
+    numpy.testing.assert_allclose(host(y), ty.detach().numpy(), rtol=1e-10, atol=1e-12)
+    u = numpy.random.default_rng(0).standard_normal(y.shape)
+    (y * mt.Tensor(shim.to_backend(u))).sum().backward()
+    (ty * torch.from_numpy(u)).sum().backward()
+    numpy.testing.assert_allclose(host(x.grad), tx.grad.numpy(), rtol=1e-10, atol=1e-12)
+    theirs_params = dict(theirs.named_parameters())
+    for name, parameter in ours.named_parameters():
+        numpy.testing.assert_allclose(host(parameter.grad), theirs_params[name].grad.numpy(), rtol=1e-10,
+                                      atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("output_size", [(5, 7), (6, 8), (1, 2, 6, 7)])
+def test_transposed_layer_output_size_picks_the_output_padding_as_torch(torch, output_size):
+    ours, theirs = nn.ConvTranspose2d(2, 3, 3, stride=2, padding=1).double(), torch.nn.ConvTranspose2d(2, 3, 3, 2, 1)
+    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+    x = make((1, 2, 3, 4), seed=0)
+    compare(torch, lambda x: ours(x, output_size=output_size), lambda x: theirs(x, output_size=output_size), [x])
+
+
+INIT_CASES = [("Conv2d", (4, 6, (3, 2)), dict(groups=2)),     # fan_in = in/groups * kh * kw = 12
+              ("ConvTranspose2d", (8, 2, 3), dict()),          # fan_in = out/groups * kh * kw = 18, not in * 9
+              ("ConvTranspose2d", (6, 9, (2, 3)), dict(groups=3))]
+
+
+@pytest.mark.parametrize("name, args, kwargs", INIT_CASES)
+def test_default_init_has_torchs_bounds(backend, name, args, kwargs):
+    """kaiming_uniform(a=sqrt(5)) gives |w| <= gain * sqrt(3 / fan_in) = 1 / sqrt(fan_in); the bias the same,
+    with fan_in = weight.shape[1] * kh * kw (for ConvTranspose2d: out/groups * kh * kw, as torch)."""
+    layer = getattr(nn, name)(*args, **kwargs)
+    weight, bias = layer.weight, layer.bias
+    assert weight.backend == bias.backend == backend
+    assert weight.dtype == bias.dtype == mt.get_default_dtype()
+    bound = 1 / math.sqrt(weight.shape[1] * weight.shape[2] * weight.shape[3])
+    for values in (host(weight), host(bias)):
+        assert numpy.abs(values).max() <= bound
+    assert numpy.abs(host(weight)).max() > 0.9 * bound   # drawn up to the bound, not from a narrower one
+
+
+@pytest.mark.parametrize("name, args, kwargs", INIT_CASES)
+def test_default_init_fan_in_is_torchs(torch, name, args, kwargs):
+    theirs = getattr(torch.nn, name)(*args, **kwargs)
+    fan_in, _ = torch.nn.init._calculate_fan_in_and_fan_out(theirs.weight)
+    ours = getattr(nn, name)(*args, **kwargs)
+    assert nn.init.calculate_fan_in_and_fan_out(ours.weight)[0] == fan_in
+
+
+def test_layers_follow_the_default_dtype():
+    previous = mt.get_default_dtype()
+    mt.set_default_dtype("float64")
+    try:
+        assert nn.Conv2d(1, 2, 3).weight.dtype == nn.ConvTranspose2d(1, 2, 3).bias.dtype == numpy.float64
+    finally:
+        mt.set_default_dtype(previous)
