@@ -277,3 +277,49 @@ def test_the_library_ops_run_on_strict(backend):
     y.backward()
     assert x.grad.backend == backend and y.backend == backend
     assert numpy.isfinite(x.grad.numpy()).all()
+
+
+# ---- counting device-to-host transfers ------------------------------------------------------------
+class _PlantedFloat(mt.nn.Module):
+    """A layer with a hidden transfer: float() of a device array, as a careless scale factor would."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = mt.nn.Linear(3, 3)
+
+    def forward(self, x):
+        scale = float(x.data.max())  # the planted transfer
+        return self.linear(x) * scale
+
+
+def test_transfer_counter_catches_a_float_planted_inside_a_layer():
+    with shim.use_backend("strict"):
+        layer, x = _PlantedFloat(), mt.randn(2, 3)
+        with shim.count_transfers() as counter:
+            with pytest.raises(shim.BackendError, match=r"float\(\)"):
+                layer(x)
+    assert counter.count == 1 and counter.paths == {"float()": 1}
+
+
+def test_a_training_step_transfers_only_the_loss():
+    """A whole step (forward, cross-entropy, backward, SGD) moves one number to the host: the loss."""
+    with shim.use_backend("strict"):
+        model = mt.nn.Sequential(mt.nn.Linear(4, 8), mt.nn.ReLU(), mt.nn.Linear(8, 3))
+        optimizer = mt.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        x, y = mt.randn(5, 4), mt.tensor([0, 1, 2, 255, 1])
+        with shim.count_transfers() as counter:
+            for _ in range(3):
+                loss = mt.functional.cross_entropy(model(x), y)
+                optimizer.zero_grad()
+                loss.backward()
+                mt.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                loss.item()
+    assert counter.count == 3 and counter.paths == {"to_numpy": 3}
+
+
+def test_host_arrays_are_not_counted():
+    with shim.count_transfers() as counter:
+        mt.tensor([1.0, 2.0]).numpy()
+        mt.tensor(3.0).item()
+    assert counter.count == 0
