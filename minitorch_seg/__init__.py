@@ -3,6 +3,8 @@
 Torch's names and conventions (NCHW, ``torch.nn.functional``'s signatures); every op's backward is
 derived by hand and checked against finite differences; the same code runs on CuPy.
 """
+__version__ = "0.1.0"
+
 from . import backend, dtypes  # noqa: E402
 from .autograd import Function, is_grad_enabled, no_grad
 from .backend import get_array_module, get_backend, manual_seed, set_backend, to_numpy, use_backend

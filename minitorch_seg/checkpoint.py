@@ -1,0 +1,96 @@
+"""Checkpoints: one ``.npz`` of host arrays with the run's description as JSON inside it.
+
+A checkpoint holds the model's parameters and buffers, the optimizer's state (momentum buffers,
+Adam moments), the scheduler's counter, the epoch and step, the random generator's state and
+what is needed to rebuild the model (name, options, number of classes, normalisation). Arrays are
+host NumPy arrays, so a checkpoint written on the GPU loads on the CPU and back.
+
+Writing is atomic: into a temporary file beside the target, flushed and fsync'ed, then renamed
+over it. A crash (or a kill) in the middle of a save leaves the previous checkpoint intact.
+"""
+import io
+import json
+import os
+import tempfile
+
+import numpy
+
+from . import __version__, backend
+
+META_KEY = "__meta__.json"
+MODEL_PREFIX, OPTIMIZER_PREFIX = "model/", "optimizer/"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, unreadable, or does not fit what it is loaded into."""
+
+
+def atomic_write_bytes(path, payload):
+    """Write ``payload`` to ``path`` so that readers see either the old file or the whole new one."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=directory)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(payload)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def save(path, model, optimizer=None, scheduler=None, **meta):
+    """Save everything a resumed run needs to ``path`` (``.npz``); ``meta`` is any JSON-able data."""
+    arrays = {MODEL_PREFIX + name: backend.to_numpy(value.data) for name, value in model.state_dict().items()}
+    description = dict(meta, version=__version__, rng=backend.get_rng_state())
+    if optimizer is not None:
+        state = optimizer.state_dict()
+        scalars = {}
+        for index, values in state["state"].items():
+            for name, value in values.items():
+                if isinstance(value, numpy.ndarray) and value.ndim > 0:
+                    arrays[f"{OPTIMIZER_PREFIX}{index}/{name}"] = value
+                else:
+                    scalars.setdefault(str(index), {})[name] = numpy.asarray(value).item()
+        description["optimizer"] = {"param_groups": state["param_groups"], "scalars": scalars}
+    if scheduler is not None:
+        description["scheduler"] = scheduler.state_dict()
+    arrays[META_KEY] = numpy.frombuffer(json.dumps(description).encode(), dtype=numpy.uint8)
+    buffer = io.BytesIO()
+    numpy.savez(buffer, **arrays)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def read(path):
+    """(meta dict, model state dict of host arrays, optimizer arrays) from a checkpoint file."""
+    if not os.path.isfile(path):
+        raise CheckpointError(f"Checkpoint {path} does not exist.")
+    try:
+        with numpy.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+        meta = json.loads(arrays.pop(META_KEY).tobytes().decode())
+    except (OSError, ValueError, KeyError) as error:
+        raise CheckpointError(f"Checkpoint {path} is not a readable minitorch_seg checkpoint ({error}).") from None
+    model_state = {k[len(MODEL_PREFIX):]: v for k, v in arrays.items() if k.startswith(MODEL_PREFIX)}
+    optimizer_arrays = {k[len(OPTIMIZER_PREFIX):]: v for k, v in arrays.items() if k.startswith(OPTIMIZER_PREFIX)}
+    return meta, model_state, optimizer_arrays
+
+
+def restore_optimizer(optimizer, meta, optimizer_arrays):
+    """Load the optimizer state that ``save`` split into arrays and JSON scalars."""
+    saved = meta.get("optimizer")
+    if saved is None:
+        return
+    state = {}
+    for key, value in optimizer_arrays.items():
+        index, name = key.split("/", 1)
+        state.setdefault(int(index), {})[name] = value
+    for index, values in saved["scalars"].items():
+        state.setdefault(int(index), {}).update(values)
+    for group in saved["param_groups"]:
+        if "betas" in group:
+            group["betas"] = tuple(group["betas"])
+    optimizer.load_state_dict({"state": state, "param_groups": saved["param_groups"]})

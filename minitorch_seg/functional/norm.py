@@ -1,0 +1,378 @@
+"""Normalisation: batch_norm layer_norm group_norm, three Functions sharing one core.
+
+All three standardise sets of values and then scale and shift them. They differ only in which
+values form a set and in the shape of the affine parameters gamma (weight) and beta (bias):
+
+    batch_norm  x (N, C, *)  a set per channel c: every n and position     gamma, beta (C,)
+    group_norm  x (N, C, *)  a set per (n, group of C/G channels)           gamma, beta (C,)
+    layer_norm  x (*, D...)  a set per leading index: the trailing D...     gamma, beta (D...)
+
+Each Function views x so that its sets lie along the last axis (batch norm: and along axis 0).
+
+The derivation, once (each Function's docstring specialises it). For one set S of m values:
+
+    mu = (1/m) sum_i x_i        var = (1/m) sum_i (x_i - mu)^2 (biased)      sigma = sqrt(var + eps)
+    x_hat_i = (x_i - mu) / sigma                      y_i = gamma_i x_hat_i + beta_i
+
+1. y is affine in gamma and beta: dL/dbeta = sum g,  dL/dgamma = sum g x_hat, each summed over
+   every place the parameter was used.
+2. Through the scale: g_hat_i = dL/dx_hat_i = g_i gamma_i.
+3. d mu/dx_j = 1/m.  d var/dx_j = (2/m) sum_i (x_i - mu)(delta_ij - 1/m) = (2/m)(x_j - mu), the
+   1/m term vanishing because sum_i (x_i - mu) = 0.  So d sigma/dx_j = (x_j - mu) / (m sigma)
+   = x_hat_j / m.
+4. Quotient rule on x_hat_i = (x_i - mu) / sigma:
+       d x_hat_i/dx_j = (delta_ij - 1/m) / sigma - (x_i - mu)/sigma^2 * x_hat_j/m
+                      = (1/sigma) (delta_ij - 1/m - x_hat_i x_hat_j / m).
+5. Contract with g_hat:
+       dL/dx_j = sum_i g_hat_i d x_hat_i/dx_j = (1/sigma) (g_hat_j - mean(g_hat) - x_hat_j mean(g_hat x_hat)),
+   means over S: g_hat with its components along 1 and along x_hat removed (shifting or
+   scaling the values of a set does not change its x_hat).
+6. In the code, with xc = x - mu (so x_hat = xc / sigma):
+       dL/dx = s (h - k0 - k1 xc),   s = 1/sigma,  h = g_hat,  k0 = mean(g_hat),
+                                     k1 = mean(g_hat xc) / sigma^2,
+   constants per set, which ``_input_grad`` applies in four passes with no temporary.
+
+Speed (BatchNorm's training step is the hot path of a U-Net):
+- float32 stays float32: every constant is a Python number (a "weak" scalar to NumPy and CuPy)
+  or an array of the input's dtype, never a NumPy float64 scalar.
+- Statistics: per-row sums as one BLAS matrix-vector product x @ 1, then mu, then xc = x - mu
+  written once, then its sums of squares as batched row-by-row dot products. The BLAS calls
+  are multi-threaded and accumulate in blocks, so float32 stays accurate. "Sum and sum of
+  squares" would save writing xc, but var = E[x^2] - mu^2 cancels catastrophically in float32
+  when |mu| >> sigma; xc is needed below anyway.
+- Saved: xc and 1/sigma, neither x_hat nor x. x_hat = xc / sigma only ever appears multiplied
+  by a per-set constant (in y, in sum g x_hat, in dL/dx), where 1/sigma folds into that
+  constant, so forming x_hat would be a wasted pass; recomputing xc from x in backward would
+  cost a pass too. Keeping xc costs the memory of keeping x, which nothing else holds (the conv
+  before saves its own input, the ReLU after a boolean mask).
+- Backward reads g in two reductions, sum g and sum g xc, which give dL/dbeta, dL/dgamma and
+  both means of step 5 at once; then four passes for dL/dx.
+
+>>> import minitorch_seg as mt
+>>> import minitorch_seg.functional as F
+>>> x = mt.tensor([[1.0, 10.0], [3.0, 30.0]])            # (N=2, C=2)
+>>> F.batch_norm(x, None, None, training=True).numpy().round(4).tolist()
+[[-1.0, -1.0], [1.0, 1.0]]
+>>> F.layer_norm(x, 2).numpy().round(4).tolist()
+[[-1.0, 1.0], [-1.0, 1.0]]
+>>> F.group_norm(mt.tensor([[[1.0, 3.0], [5.0, 9.0]]]), 2).numpy().round(4).tolist()   # (N=1, C=2, L=2)
+[[[-1.0, 1.0], [-1.0, 1.0]]]
+"""
+import math
+
+from ..autograd import Function
+from ..backend import get_array_module
+from ..tensor import Tensor
+
+
+# ---- the shared core ------------------------------------------------------------------------
+def _row_sums(a):
+    """Sums over the last axis, (..., L) -> (...), as the BLAS product a @ 1 (one pass, threaded)."""
+    xp = get_array_module(a)
+    return a @ xp.ones(a.shape[-1], dtype=a.dtype)
+
+
+def _row_dots(a, b):
+    """sum_l a[..., l] b[..., l], (..., L) twice -> (...), as batched (1, L) @ (L, 1) dot products."""
+    return (a[..., None, :] @ b[..., :, None])[..., 0, 0]
+
+
+def _centre(x, eps, over_batch=False):
+    """The sets along the last axis of x (..., K) (with ``over_batch``, along axis 0 as well).
+
+    Returns xc = x - mu (shaped like x), and mu, the biased var and 1/sigma, each shaped like x
+    without the pooled axes.
+    """
+    xp = get_array_module(x)
+    pool = (lambda sums: sums.sum(axis=0)) if over_batch else (lambda sums: sums)  # noqa: E731
+    m = x.shape[-1] * (x.shape[0] if over_batch else 1)
+    mean = pool(_row_sums(x)) / m
+    centred = x - mean[..., None]
+    var = pool(_row_dots(centred, centred)) / m
+    return centred, mean, var, 1 / xp.sqrt(var + eps)
+
+
+def _scale_shift(centred, scale, shift, in_place):
+    """y = centred * scale + shift (broadcast; shift may be None), in centred's memory if allowed."""
+    if in_place:
+        centred *= scale
+        y = centred
+    else:
+        y = centred * scale
+    if shift is not None:
+        y += shift
+    return y
+
+
+def _input_grad(h, centred, scale, k1, k0):
+    """dL/dx = scale (h - k0 - k1 centred), step 6: four passes, no array but the result."""
+    dx = centred * k1
+    dx += k0
+    get_array_module(dx).subtract(h, dx, out=dx)
+    dx *= scale
+    return dx
+
+
+def _column(p):
+    return None if p is None else p[:, None]                                   # (C,) -> (C, 1)
+
+
+# ---- batch norm -----------------------------------------------------------------------------
+class BatchNorm(Function):
+    """Batch normalisation: each channel standardised over the batch and every position.
+
+    Notation: x (N, C, *) viewed as X (N, C, L), L the product of the spatial sizes (1 for
+    (N, C)); the set of channel c holds its m = N L values; gamma, beta (C,); g = dL/dy.
+    Shapes: x (N, C, *) -> y (N, C, *).
+
+    Forward, training: y = gamma (x - mu_c) / sqrt(var_c + eps) + beta with the batch mean and
+    biased variance; in place, running <- (1 - momentum) running + momentum statistic, with
+    the *unbiased* variance var_c m / (m - 1) for running_var.
+    Forward, eval: the same with the running statistics, an affine map y = s x + t,
+    s = gamma / sqrt(running_var + eps), t = beta - running_mean s.
+
+    Backward, training (the module docstring's derivation with S = channel c): gamma is one
+    number on S, so it leaves the means, mean(g_hat) = gamma mean(g) and
+    mean(g_hat xc) = gamma mean(g xc), and step 6 holds with h = g, s = gamma/sigma. With the two
+    per-channel sums
+        Sg = sum_{n,l} g,   Sgc = sum_{n,l} g xc:
+        dL/dbeta = Sg,   dL/dgamma = Sgc / sigma,
+        dL/dx = (gamma/sigma) (g - k0 - k1 xc),   k0 = Sg/m,   k1 = Sgc / (m sigma^2).
+
+    Backward, eval: mu and sigma are constants now, not functions of x, so steps 3-5 vanish and
+    y = s x + t is elementwise affine in x, dy/dx = s:
+        dL/dx = s g,   dL/dbeta = sum g,   dL/dgamma = sum g (x - running_mean) / sigma,
+    the last from the saved x, which is kept only when dL/dgamma is wanted.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, running_mean, running_var, training, momentum, eps):
+        xp = get_array_module(x)
+        n, channels = x.shape[:2]
+        x3 = x.reshape(n, channels, -1)                  # (N, C, L): a view when x is contiguous
+        saving = any(ctx.needs_input_grad)
+        ctx.training, ctx.shape = training, x.shape
+
+        if not training:
+            mean, inv_std = running_mean.astype(x.dtype), 1 / xp.sqrt(running_var.astype(x.dtype) + eps)
+            scale = inv_std if weight is None else weight * inv_std
+            shift = -mean * scale if bias is None else bias - mean * scale
+            if saving:
+                ctx.save_for_backward(scale, x3 if ctx.needs_input_grad[1] else None, mean, inv_std)
+            return _scale_shift(x3, scale[:, None], shift[:, None], in_place=False).reshape(x.shape)
+
+        centred, mean, var, inv_std = _centre(x3, eps, over_batch=True)         # (N, C, L), (C,) x3
+        m = n * x3.shape[2]
+        if running_mean is not None:
+            running_mean *= 1 - momentum
+            running_mean += momentum * mean
+        if running_var is not None:
+            running_var *= 1 - momentum
+            running_var += (momentum * m / (m - 1)) * var                      # the unbiased variance
+        if saving:
+            ctx.save_for_backward(centred, inv_std, weight)
+        scale = inv_std if weight is None else weight * inv_std
+        return _scale_shift(centred, scale[:, None], _column(bias), in_place=not saving).reshape(x.shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        need_x, need_w, need_b = ctx.needs_input_grad
+        n, channels = ctx.shape[:2]
+        g3 = g.reshape(n, channels, -1)                                         # (N, C, L)
+        if not ctx.training:
+            scale, x3, mean, inv_std = ctx.saved_arrays
+            grad_x = (g3 * scale[:, None]).reshape(ctx.shape) if need_x else None
+            grad_w = inv_std * _row_dots(g3, x3 - mean[:, None]).sum(axis=0) if need_w else None
+            grad_b = _row_sums(g3).sum(axis=0) if need_b else None
+            return grad_x, grad_w, grad_b
+
+        centred, inv_std, weight = ctx.saved_arrays
+        m = n * g3.shape[2]
+        sum_g = _row_sums(g3).sum(axis=0) if (need_x or need_b) else None            # (C,) Sg
+        sum_gc = _row_dots(g3, centred).sum(axis=0) if (need_x or need_w) else None  # (C,) Sgc
+        grad_x = None
+        if need_x:
+            scale = inv_std if weight is None else weight * inv_std
+            k1, k0 = sum_gc * inv_std * inv_std / m, sum_g / m
+            grad_x = _input_grad(g3, centred, scale[:, None], k1[:, None], k0[:, None]).reshape(ctx.shape)
+        return grad_x, (sum_gc * inv_std if need_w else None), (sum_g if need_b else None)
+
+
+# ---- group norm -----------------------------------------------------------------------------
+class GroupNorm(Function):
+    """Group normalisation: each sample's channels split into G groups, each group standardised.
+
+    Notation: x (N, C, *) viewed as X (N, G, K), K = (C/G) L, a set per (n, group k) of m = K
+    values; the same memory viewed as (N, C, L) for the per-channel gamma, beta (C,).
+    Shapes: x (N, C, *) -> y (N, C, *).
+
+    Forward: y[n, c] = gamma_c (x[n, c] - mu[n, k(c)]) / sigma[n, k(c)] + beta_c.
+
+    Backward (the module docstring's derivation with S = (n, k)): gamma varies inside a set, so
+    h = g_hat = gamma g is formed. The means of step 6 are sums over the group's channels of
+    per-(n, c) sums, which also give the parameter gradients:
+        Sg[n, c] = sum_l g,   Sgc[n, c] = sum_l g xc
+        dL/dbeta_c = sum_n Sg[n, c],   dL/dgamma_c = sum_n Sgc[n, c] / sigma[n, k(c)]
+        k0[n, k] = (1/m) sum_{c in k} gamma_c Sg[n, c],   k1[n, k] = (1/(m sigma^2)) sum_{c in k} gamma_c Sgc[n, c]
+        dL/dx = (1/sigma) (gamma g - k0 - k1 xc)   on the (N, G, K) view.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, num_groups, eps):
+        xp = get_array_module(x)
+        n, channels = x.shape[:2]
+        per_group = channels // num_groups
+        centred, _, _, inv_std = _centre(x.reshape(n, num_groups, -1), eps)     # (N, G, K), (N, G)
+        saving = any(ctx.needs_input_grad)
+        if saving:
+            ctx.shape, ctx.groups = x.shape, num_groups
+            ctx.save_for_backward(centred, inv_std, weight)
+        scale = xp.repeat(inv_std, per_group, axis=1)                           # (N, C): 1/sigma per channel
+        if weight is not None:
+            scale *= weight
+        y = _scale_shift(centred.reshape(n, channels, -1), scale[..., None], _column(bias), in_place=not saving)
+        return y.reshape(x.shape)                                               # (N, C, L) -> (N, C, *)
+
+    @staticmethod
+    def backward(ctx, g):
+        xp = get_array_module(g)
+        need_x, need_w, need_b = ctx.needs_input_grad
+        centred, inv_std, weight = ctx.saved_arrays                             # (N, G, K), (N, G)
+        n, channels = ctx.shape[:2]
+        groups, per_group = ctx.groups, channels // ctx.groups
+        g3 = g.reshape(n, channels, -1)                                         # (N, C, L)
+        sum_g = _row_sums(g3) if (need_x or need_b) else None                   # (N, C) Sg
+        sum_gc = _row_dots(g3, centred.reshape(g3.shape)) if (need_x or need_w) else None  # (N, C) Sgc
+        grad_x = grad_w = None
+        if need_x:
+            m = centred.shape[2]
+            gamma = 1 if weight is None else weight
+            k0 = (gamma * sum_g).reshape(n, groups, per_group).sum(axis=2) / m                       # (N, G)
+            k1 = (gamma * sum_gc).reshape(n, groups, per_group).sum(axis=2) * (inv_std * inv_std) / m
+            h = g3 if weight is None else g3 * weight[:, None]                 # (N, C, L) g_hat
+            dx = _input_grad(h.reshape(centred.shape), centred, inv_std[..., None], k1[..., None], k0[..., None])
+            grad_x = dx.reshape(ctx.shape)                                      # (N, G, K) -> (N, C, *)
+        if need_w:
+            grad_w = (sum_gc * xp.repeat(inv_std, per_group, axis=1)).sum(axis=0)
+        return grad_x, grad_w, (sum_g.sum(axis=0) if need_b else None)
+
+
+# ---- layer norm -----------------------------------------------------------------------------
+class LayerNorm(Function):
+    """Layer normalisation: each sample standardised over its trailing ``normalized_shape`` dims.
+
+    Notation: x (*, D...) viewed as X (R, D), R the product of the leading sizes and D of the
+    normalised ones; a set per row r of m = D values; gamma, beta have the normalised shape
+    (viewed as (D,)) and act elementwise.
+    Shapes: x (*, D...) -> y (*, D...).
+
+    Forward: y[r, d] = gamma_d (x[r, d] - mu_r) / sigma_r + beta_d.
+
+    Backward (the module docstring's derivation with S = row r): gamma varies along the set, so
+    h = g_hat = g gamma is formed and step 6 applies row by row:
+        dL/dx = (1/sigma_r) (h - k0 - k1 xc),  k0 = mean_d(h),  k1 = mean_d(h xc) / sigma_r^2;
+        dL/dgamma_d = sum_r g xc / sigma_r  (a matrix-vector product (1/sigma) @ (g xc)),
+        dL/dbeta_d = sum_r g.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, normalized_ndim, eps):
+        size = math.prod(x.shape[x.ndim - normalized_ndim:])
+        centred, _, _, inv_std = _centre(x.reshape(-1, size), eps)              # (R, D), (R,)
+        saving = any(ctx.needs_input_grad)
+        if saving:
+            ctx.shape, ctx.param_shape = x.shape, x.shape[x.ndim - normalized_ndim:]
+            ctx.save_for_backward(centred, inv_std, None if weight is None else weight.reshape(size))
+        y = _scale_shift(centred, inv_std[:, None], None, in_place=not saving)
+        if weight is not None:
+            y *= weight.reshape(size)
+        if bias is not None:
+            y += bias.reshape(size)
+        return y.reshape(x.shape)                                               # (R, D) -> (*, D...)
+
+    @staticmethod
+    def backward(ctx, g):
+        need_x, need_w, need_b = ctx.needs_input_grad
+        centred, inv_std, gamma = ctx.saved_arrays                              # (R, D), (R,), (D,)
+        size = centred.shape[1]
+        g2 = g.reshape(-1, size)                                                # (R, D)
+        grad_x = grad_w = grad_b = None
+        if need_x:
+            h = g2 if gamma is None else g2 * gamma                             # (R, D) g_hat
+            k0 = _row_sums(h) / size
+            k1 = _row_dots(h, centred) * (inv_std * inv_std) / size
+            grad_x = _input_grad(h, centred, inv_std[:, None], k1[:, None], k0[:, None]).reshape(ctx.shape)
+        if need_w:
+            grad_w = (inv_std @ (g2 * centred)).reshape(ctx.param_shape)
+        if need_b:
+            grad_b = g2.sum(axis=0).reshape(ctx.param_shape)
+        return grad_x, grad_w, grad_b
+
+
+# ---- the functions (torch.nn.functional's signatures) ----------------------------------------
+def _data(t):
+    return t.data if isinstance(t, Tensor) else t
+
+
+def _check_per_channel(name, tensor, channels, what="elements"):
+    if tensor is not None and tensor.data.size != channels:
+        raise ValueError(f"{name} should contain {channels} {what} not {tensor.data.size}: "
+                         f"one per channel of the input.")
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
+    """Normalise each channel of ``input`` (N, C, *) over the batch and positions, then scale and shift.
+
+    ``training``: normalise with the batch's mean and biased variance, and update
+    ``running_mean`` / ``running_var`` in place (when given) with ``momentum`` and the unbiased
+    variance. Otherwise normalise with the running statistics. ``momentum`` is a number, or the
+    0-d array 1/num_batches_tracked that ``BatchNorm2d(momentum=None)`` passes (a cumulative
+    average that keeps the count on the device); ``None`` raises, as in torch's functional form.
+    """
+    if input.ndim < 2:
+        raise ValueError(f"batch_norm expects an input of shape (N, C, *), got shape {input.shape}.")
+    if momentum is None:
+        raise TypeError("batch_norm: momentum must be a number; momentum=None (a cumulative average) needs the "
+                        "batch count that BatchNorm2d(momentum=None) keeps.")
+    channels = input.shape[1]
+    _check_per_channel("running_mean", running_mean, channels)
+    _check_per_channel("running_var", running_var, channels)
+    _check_per_channel("weight", weight, channels)
+    _check_per_channel("bias", bias, channels)
+    if training and math.prod(input.shape) // channels == 1:
+        raise ValueError(f"Expected more than 1 value per channel when training, got input size {input.shape}.")
+    if not training and (running_mean is None or running_var is None):
+        raise ValueError("running_mean and running_var must be given in evaluation mode (training=False).")
+    running = [_data(t) for t in (running_mean, running_var)]
+    get_array_module(_data(input), _data(weight), _data(bias), *running)  # one clear error on mixed backends
+    return BatchNorm.apply(input, weight, bias, running_mean=running[0], running_var=running[1],
+                           training=training, momentum=_data(momentum), eps=eps)
+
+
+def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
+    """Normalise each group of ``C / num_groups`` channels of each sample of ``input`` (N, C, *)."""
+    if input.ndim < 2:
+        raise ValueError(f"group_norm expects an input of shape (N, C, *), got shape {input.shape}.")
+    n, channels = input.shape[:2]
+    if num_groups < 1 or channels % num_groups:
+        raise ValueError(f"Expected number of channels in input to be divisible by num_groups, but got input of "
+                         f"shape {input.shape} and num_groups={num_groups}.")
+    _check_per_channel("weight", weight, channels)
+    _check_per_channel("bias", bias, channels)
+    if n * (channels // num_groups) * math.prod(input.shape[2:]) == 1:  # torch's check, word for word
+        raise ValueError(f"Expected more than 1 value per channel when training, got input size {input.shape}.")
+    return GroupNorm.apply(input, weight, bias, num_groups=num_groups, eps=eps)
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Normalise ``input`` over its trailing dims ``normalized_shape`` (an int or a tuple)."""
+    normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    k = len(normalized_shape)
+    if k == 0 or k > input.ndim or input.shape[input.ndim - k:] != normalized_shape:
+        raise ValueError(f"Given normalized_shape={list(normalized_shape)}, expected input with shape "
+                         f"[*, {', '.join(map(str, normalized_shape))}], but got input of size {list(input.shape)}.")
+    for name, p in (("weight", weight), ("bias", bias)):
+        if p is not None and tuple(p.shape) != normalized_shape:
+            raise ValueError(f"Expected {name} to be of same shape as normalized_shape, but got {name} of shape "
+                             f"{list(p.shape)} and normalized_shape = {list(normalized_shape)}.")
+    return LayerNorm.apply(input, weight, bias, normalized_ndim=k, eps=eps)

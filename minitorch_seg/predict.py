@@ -1,0 +1,64 @@
+"""Segment image files with a trained model: trainId, labelId and colour-overlay PNGs.
+
+For each input ``street.png`` it writes, under ``out``:
+``trainIds/street.png`` (0..18, what our metrics read), ``labelIds/street.png`` (Cityscapes label
+ids, what the official evaluation reads) and ``color/street.png`` (the Cityscapes palette blended
+over the image). Images of any size are padded up to a multiple of 32 for the model and cropped
+back, so predictions are at full resolution.
+"""
+import io
+import os
+
+import numpy
+from PIL import Image
+
+from . import backend
+from . import functional as F
+from .autograd import no_grad
+from .checkpoint import atomic_write_bytes
+from .data.labels import train_ids_to_colors, train_ids_to_label_ids
+from .data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize, to_chw_float32
+from .tensor import Tensor
+
+MULTIPLE = 32
+
+
+def read_image(path):
+    try:
+        with Image.open(path) as image:
+            return numpy.asarray(image.convert("RGB"))
+    except (OSError, ValueError) as error:
+        raise ValueError(f"Cannot read image {path} ({error}).") from None
+
+
+@no_grad()
+def predict_train_ids(model, image, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+    """Train ids (H, W) uint8 for one uint8 (H, W, 3) image, at its own resolution."""
+    height, width = image.shape[:2]
+    x = to_chw_float32(normalize(image, mean, std))[None]                    # (1, 3, H, W)
+    pad_h, pad_w = -height % MULTIPLE, -width % MULTIPLE
+    logits = model(F.pad(Tensor(backend.to_backend(x)), (0, pad_w, 0, pad_h)))
+    prediction = logits.argmax(dim=1)[0, :height, :width]
+    return prediction.numpy().astype(numpy.uint8)
+
+
+def _write_png(path, array, mode=None):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    buffer = io.BytesIO()
+    Image.fromarray(array, mode).save(buffer, format="PNG")
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def predict_files(model, meta, paths, out, alpha=0.5):
+    """Write the three PNGs for each image path; yields the paths written."""
+    norm = meta.get("normalization", {})
+    for path in paths:
+        image = read_image(path)
+        train_ids = predict_train_ids(model, image, norm.get("mean", IMAGENET_MEAN), norm.get("std", IMAGENET_STD))
+        stem = os.path.splitext(os.path.basename(path))[0] + ".png"
+        overlay = (alpha * train_ids_to_colors(train_ids) + (1 - alpha) * image).astype(numpy.uint8)
+        for folder, array in (("trainIds", train_ids), ("labelIds", train_ids_to_label_ids(train_ids).astype(numpy.uint8)),
+                              ("color", overlay)):
+            target = os.path.join(out, folder, stem)
+            _write_png(target, array)
+            yield target

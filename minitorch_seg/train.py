@@ -1,0 +1,266 @@
+"""The training job behind ``minitorch-seg train``: data, model, schedule, validation, checkpoints.
+
+A run folder holds ``last.npz`` (written every epoch, and on Ctrl-C mid-epoch), ``best.npz`` (the
+best validation mIoU so far), ``metrics.csv`` (one row per epoch) and ``curves.png``. Every file
+is written atomically, so a crash never leaves a half-written one. ``resume=True`` continues from
+``last.npz`` exactly where it stopped: weights, optimizer and scheduler state, the position in the
+epoch, and the random generator; the data order and augmentation are functions of (seed, epoch,
+index), so the resumed run sees the very batches the uninterrupted run would have seen.
+"""
+import csv
+import io
+import math
+import os
+import signal
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+
+from . import backend, checkpoint, models, optim
+from . import functional as F
+from .autograd import no_grad
+from .data import Cityscapes, DataLoader, RandomScaleCropFlip
+from .metrics import ConfusionMatrix
+
+NUM_CLASSES = 19
+IGNORE_INDEX = 255
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run; saved in every checkpoint."""
+
+    model: str = "unet"
+    model_options: dict = field(default_factory=dict)
+    epochs: int = 6
+    batch_size: int = 8
+    lr: float = 0.05
+    optimizer: str = "sgd"
+    weight_decay: float = 1e-4
+    warmup_steps: int = 20
+    crop: tuple = (128, 128)
+    seed: int = 0
+    backend: str = "numpy"
+    prefetch: bool = True
+    max_train_images: int = 0  # 0: all of them (a smaller number makes quick runs for tests)
+    max_val_images: int = 0
+    dtype: str = "float32"     # float64 for exact-resume tests
+
+
+def build_optimizer(config, model):
+    if config.optimizer == "sgd":
+        return optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
+    if config.optimizer == "adamw":
+        return optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    raise ValueError(f"Unknown optimizer {config.optimizer!r}; expected 'sgd' or 'adamw'.")
+
+
+def build_schedule(config, optimizer, total_steps):
+    """A linear warm-up, then the poly schedule (power 0.9) of DeepLab and HRNet down to 0."""
+    warmup = min(config.warmup_steps, max(total_steps - 1, 1))
+    return optim.lr_scheduler.SequentialLR(optimizer, [
+        optim.lr_scheduler.LinearLR(optimizer, start_factor=0.1, total_iters=warmup),
+        optim.lr_scheduler.PolynomialLR(optimizer, total_iters=max(total_steps - warmup, 1), power=0.9),
+    ], milestones=[warmup])
+
+
+class _Subset:
+    def __init__(self, dataset, count):
+        self.dataset, self.count = dataset, min(count, len(dataset)) if count else len(dataset)
+
+    def __len__(self):
+        return self.count
+
+    def __getitem__(self, index):
+        return self.dataset[index]
+
+
+@no_grad()
+def evaluate(model, loader, num_classes=NUM_CLASSES):
+    """Validation metrics (mIoU, pixel accuracy, per-class IoU) of ``model`` over ``loader``."""
+    was_training = model.training
+    model.eval()
+    confusion = ConfusionMatrix(num_classes, IGNORE_INDEX)
+    for images, labels in loader:
+        confusion.update(model(images).argmax(dim=1), labels)
+    model.train(was_training)
+    return confusion.compute()
+
+
+class Trainer:
+    """One run: ``Trainer(config, data_root, out_dir).run(resume=False)``."""
+
+    def __init__(self, config, data_root, out_dir, log=print, progress=True):
+        self.config, self.out_dir, self.log, self.progress = config, out_dir, log, progress
+        backend.set_backend(config.backend)
+        backend.manual_seed(config.seed)
+        self.stop_requested = False
+        train_set = _Subset(Cityscapes(data_root, "train"), config.max_train_images)
+        val_set = _Subset(Cityscapes(data_root, "val"), config.max_val_images)
+        self.train_loader = DataLoader(train_set, config.batch_size, shuffle=True, drop_last=True, seed=config.seed,
+                                       transform=RandomScaleCropFlip(tuple(config.crop)), prefetch=config.prefetch)
+        self.val_loader = DataLoader(val_set, config.batch_size, prefetch=config.prefetch)
+        if len(self.train_loader) == 0:
+            raise ValueError(f"The training split has {len(train_set)} images, fewer than one batch of {config.batch_size}.")
+        self.model = models.build(config.model, num_classes=NUM_CLASSES, **config.model_options).to(config.dtype)
+        self.optimizer = build_optimizer(config, self.model)
+        self.total_steps = config.epochs * len(self.train_loader)
+        self.schedule = build_schedule(config, self.optimizer, self.total_steps)
+        self.epoch, self.batch_in_epoch, self.best_miou, self.history = 0, 0, -1.0, []
+
+    # ---- checkpoints ------------------------------------------------------------------------
+    def _save(self, name):
+        checkpoint.save(os.path.join(self.out_dir, name), self.model, self.optimizer, self.schedule,
+                        config=asdict(self.config), model_name=self.config.model,
+                        model_options=self.config.model_options, num_classes=NUM_CLASSES,
+                        normalization={"mean": list(self.train_loader.mean), "std": list(self.train_loader.std)},
+                        epoch=self.epoch, batch_in_epoch=self.batch_in_epoch, best_miou=self.best_miou,
+                        history=self.history)
+
+    def _restore(self, path):
+        meta, state, optimizer_arrays = checkpoint.read(path)
+        if meta.get("model_name") != self.config.model:
+            raise checkpoint.CheckpointError(f"Checkpoint {path} is from model {meta.get('model_name')!r}, not "
+                                             f"{self.config.model!r}; pass --model {meta.get('model_name')} or another --out.")
+        self.model.load_state_dict(state)
+        checkpoint.restore_optimizer(self.optimizer, meta, optimizer_arrays)
+        self.schedule.load_state_dict(meta["scheduler"])
+        backend.set_rng_state(meta["rng"])
+        self.epoch, self.batch_in_epoch = meta["epoch"], meta["batch_in_epoch"]
+        self.best_miou, self.history = meta["best_miou"], meta["history"]
+
+    # ---- the loop ---------------------------------------------------------------------------
+    def run(self, resume=False):
+        """Train to the last epoch; returns {"best_miou", "history", "interrupted"}.
+
+        The first Ctrl-C (SIGINT) asks the loop to stop after the step in progress, so the
+        checkpoint it saves is consistent (never half an optimizer update); a second one aborts.
+        """
+        os.makedirs(self.out_dir, exist_ok=True)
+        last = os.path.join(self.out_dir, "last.npz")
+        if resume:
+            if not os.path.exists(last):
+                raise checkpoint.CheckpointError(f"Nothing to resume: {last} does not exist.")
+            self._restore(last)
+            self.log(f"resumed from {last} at epoch {self.epoch + 1}, batch {self.batch_in_epoch}")
+        with _graceful_interrupt(self):
+            while self.epoch < self.config.epochs and not self.stop_requested:
+                self._train_epoch()
+                if not self.stop_requested:
+                    self._end_epoch()
+        if self.stop_requested:
+            self._save("last.npz")
+            self.log(f"interrupted: saved {last} at epoch {self.epoch + 1}, batch {self.batch_in_epoch}; "
+                     "continue with --resume")
+        return {"best_miou": self.best_miou, "history": self.history, "interrupted": self.stop_requested}
+
+    def _train_epoch(self):
+        self.model.train()
+        loader = self.train_loader
+        loader.set_epoch(self.epoch, start_batch=self.batch_in_epoch)
+        bar = _progress(loader, total=len(loader), initial=self.batch_in_epoch, enabled=self.progress,
+                        desc=f"epoch {self.epoch + 1}/{self.config.epochs}")
+        start, seen, loss_sum, count = time.perf_counter(), 0, 0.0, 0
+        for images, labels in bar:
+            if self.stop_requested:
+                break
+            if images.dtype != self.config.dtype:
+                images = images.to(self.config.dtype)
+            loss = F.cross_entropy(self.model(images), labels, ignore_index=IGNORE_INDEX)
+            self.optimizer.zero_grad()
+            loss.backward()
+            self.optimizer.step()
+            self.schedule.step()
+            self.batch_in_epoch += 1
+            seen += images.shape[0]
+            value = loss.item()  # the one transfer per step: the progress bar's loss
+            loss_sum, count = loss_sum + value, count + 1
+            if hasattr(bar, "set_postfix"):
+                bar.set_postfix(loss=f"{value:.3f}", img_s=f"{seen / (time.perf_counter() - start):.1f}",
+                                data_wait=f"{loader.wait_seconds:.1f}s")
+        self.train_loss = loss_sum / max(count, 1)
+        self.images_per_second = seen / max(time.perf_counter() - start, 1e-9)
+
+    def _end_epoch(self):
+        metrics = evaluate(self.model, self.val_loader)
+        self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+        row = {"epoch": self.epoch, "train_loss": self.train_loss, "val_miou": metrics["miou"],
+               "val_pixel_accuracy": metrics["pixel_accuracy"], "lr": self.optimizer.param_groups[0]["lr"],
+               "images_per_second": self.images_per_second}
+        self.history.append(row)
+        improved = metrics["miou"] > self.best_miou
+        if improved:
+            self.best_miou = metrics["miou"]
+        self._save("last.npz")
+        if improved:
+            self._save("best.npz")
+        write_metrics_csv(os.path.join(self.out_dir, "metrics.csv"), self.history)
+        plot_curves(os.path.join(self.out_dir, "curves.png"), self.history)
+        self.log(f"epoch {self.epoch}: loss {self.train_loss:.3f}, val mIoU {metrics['miou']:.3f}, "
+                 f"pixel accuracy {metrics['pixel_accuracy']:.3f}, {self.images_per_second:.1f} img/s"
+                 + (" (best)" if improved else ""))
+
+
+class _graceful_interrupt:  # noqa: N801 - a context manager used like a function
+    """While training, SIGINT sets ``trainer.stop_requested``; a second SIGINT raises KeyboardInterrupt."""
+
+    def __init__(self, trainer):
+        self.trainer, self.previous = trainer, None
+
+    def _handle(self, signum, frame):
+        if self.trainer.stop_requested:
+            raise KeyboardInterrupt
+        self.trainer.stop_requested = True
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
+def _progress(iterable, total, initial, enabled, desc):
+    if not enabled:
+        return iterable
+    from tqdm import tqdm
+    return tqdm(iterable, total=total, initial=initial, desc=desc, leave=False, dynamic_ncols=True)
+
+
+def write_metrics_csv(path, history):
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=list(history[0]))
+    writer.writeheader()
+    writer.writerows(history)
+    checkpoint.atomic_write_bytes(path, text.getvalue().encode())
+
+
+def plot_curves(path, history):
+    """Training loss and validation mIoU per epoch, side by side, as a PNG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+    epochs = [row["epoch"] for row in history]
+    figure, (left, right) = pyplot.subplots(1, 2, figsize=(8, 3))
+    left.plot(epochs, [row["train_loss"] for row in history], marker="o")
+    left.set(xlabel="epoch", ylabel="training loss", title="loss")
+    right.plot(epochs, [row["val_miou"] for row in history], marker="o", color="tab:green")
+    right.set(xlabel="epoch", ylabel="validation mIoU", title="mIoU", ylim=(0, max(0.1, math.ceil(
+        max(row["val_miou"] for row in history) * 10) / 10)))
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    pyplot.close(figure)
+    checkpoint.atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_model(path, backend_name=None):
+    """(model in eval mode, checkpoint meta) from a checkpoint file, on ``backend_name`` (default: current)."""
+    meta, state, _ = checkpoint.read(path)
+    with backend.use_backend(backend_name or backend.get_backend()):
+        model = models.build(meta["model_name"], num_classes=meta["num_classes"], **meta.get("model_options", {}))
+        model.load_state_dict(state)
+    return model.eval(), meta
+
+
