@@ -91,21 +91,23 @@ class GELU(Function):
     def forward(ctx, x, approximate):
         xp = get_array_module(x)
         ctx.approximate = approximate
-        ctx.save_for_backward(x)
         if approximate == "tanh":
-            return 0.5 * x * (1 + xp.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x ** 3)))
-        return 0.5 * x * (1 + erf(x * (1 / math.sqrt(2))))
+            t = xp.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x ** 3))
+            ctx.save_for_backward(x, t)      # t serves the backward too: one tanh, not two
+            return 0.5 * x * (1 + t)
+        cdf = 0.5 * (1 + erf(x * (1 / math.sqrt(2))))
+        ctx.save_for_backward(x, cdf)        # Phi(x) serves the backward too: one erf, not two
+        return x * cdf
 
     @staticmethod
     def backward(ctx, g):
-        (x,) = ctx.saved_arrays
+        x, saved = ctx.saved_arrays
         xp = get_array_module(x)
         if ctx.approximate == "tanh":
-            t = xp.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x ** 3))
+            t = saved
             slope = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x)
         else:
-            cdf = 0.5 * (1 + erf(x * (1 / math.sqrt(2))))
-            slope = cdf + x * xp.exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi))
+            slope = saved + x * xp.exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi))
         return g * slope
 
 

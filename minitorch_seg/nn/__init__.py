@@ -6,9 +6,12 @@ from .layers import (GELU, CrossEntropyLoss, Dropout, Flatten, Identity, LeakyRe
                      Softmax, Tanh)
 from .module import Module, Parameter
 from .norm import BatchNorm2d, GroupNorm, LayerNorm
+from .pool import AvgPool2d, MaxPool2d, MaxUnpool2d
 from .swin import DropPath, PatchEmbed, PatchMerging, SwinTransformerBlock, WindowAttention
+from .upsample import Upsample
 
 __all__ = ["Module", "Parameter", "Sequential", "ModuleList", "ModuleDict", "Linear", "Identity", "ReLU",
            "LeakyReLU", "GELU", "Sigmoid", "Tanh", "Softmax", "Flatten", "Dropout", "CrossEntropyLoss",
            "init", "utils", "Conv2d", "ConvTranspose2d", "BatchNorm2d", "LayerNorm", "GroupNorm",
-           "WindowAttention", "SwinTransformerBlock", "PatchEmbed", "PatchMerging", "DropPath"]
+           "WindowAttention", "SwinTransformerBlock", "PatchEmbed", "PatchMerging", "DropPath",
+           "MaxPool2d", "MaxUnpool2d", "AvgPool2d", "Upsample"]
