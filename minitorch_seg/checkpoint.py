@@ -12,6 +12,7 @@ import io
 import json
 import os
 import tempfile
+import zipfile
 
 import numpy
 
@@ -19,6 +20,10 @@ from . import __version__, backend
 
 META_KEY = "__meta__.json"
 MODEL_PREFIX, OPTIMIZER_PREFIX = "model/", "optimizer/"
+
+
+_UMASK = os.umask(0o022)  # reading the umask means setting it: once, at import
+os.umask(_UMASK)
 
 
 class CheckpointError(ValueError):
@@ -32,6 +37,7 @@ def atomic_write_bytes(path, payload):
     handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=directory)
     try:
         with os.fdopen(handle, "wb") as stream:
+            os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the mode open() would
             stream.write(payload)
             stream.flush()
             os.fsync(stream.fileno())
@@ -72,8 +78,9 @@ def read(path):
         with numpy.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
         meta = json.loads(arrays.pop(META_KEY).tobytes().decode())
-    except (OSError, ValueError, KeyError) as error:
-        raise CheckpointError(f"Checkpoint {path} is not a readable minitorch_seg checkpoint ({error}).") from None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:  # random bytes, a truncated file
+        reason = str(error).split(". ")[0].rstrip(".")  # numpy's first sentence only: ours stays one sentence
+        raise CheckpointError(f"Checkpoint {path} is not a readable minitorch_seg checkpoint ({reason}).") from None
     model_state = {k[len(MODEL_PREFIX):]: v for k, v in arrays.items() if k.startswith(MODEL_PREFIX)}
     optimizer_arrays = {k[len(OPTIMIZER_PREFIX):]: v for k, v in arrays.items() if k.startswith(OPTIMIZER_PREFIX)}
     return meta, model_state, optimizer_arrays

@@ -79,7 +79,9 @@ def _train(args):
     if args.resume:  # the saved run's own settings, so it continues exactly; only the backend may change
         from .checkpoint import read
         last = os.path.join(out, "last.npz")
-        config = TrainConfig(**read(last)[0]["config"])
+        meta = read(last)[0]
+        config = TrainConfig(**meta["config"])
+        args.data = args.data or meta.get("data_root")  # the run's own data unless --data says otherwise
         if args.model is not None and args.model != config.model:
             raise CommandError(f"{last} is a checkpoint of model {config.model!r}, not {args.model!r}; "
                                "resume it without --model or train the other model into another --out.")
@@ -119,8 +121,10 @@ def _evaluate(args):
     norm = meta.get("normalization", {})
     loader = DataLoader(Cityscapes(_data_root(args), args.split), batch_size=4, **norm)
     metrics = evaluate(model, loader, meta["num_classes"])
-    if args.json:
-        print(json.dumps(metrics))
+    if args.json:  # strict JSON: an absent class's NaN becomes null
+        def nan_to_null(v):
+            return [nan_to_null(x) for x in v] if isinstance(v, list) else None if v != v else v
+        print(json.dumps({key: nan_to_null(value) for key, value in metrics.items()}, allow_nan=False))
         return 0
     for name, iou in zip(CLASS_NAMES, metrics["iou"]):
         print(f"{name:<15} {iou:6.3f}" if iou == iou else f"{name:<15}    n/a")

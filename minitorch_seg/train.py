@@ -81,7 +81,10 @@ def evaluate(model, loader, num_classes=NUM_CLASSES):
     was_training = model.training
     model.eval()
     confusion = ConfusionMatrix(num_classes, IGNORE_INDEX)
+    dtype = next(iter(model.parameters())).dtype  # the loader makes float32; a float64 model needs float64 input
     for images, labels in loader:
+        if images.dtype != dtype:
+            images = images.to(dtype)
         confusion.update(model(images).argmax(dim=1), labels)
     model.train(was_training)
     return confusion.compute()
@@ -92,6 +95,7 @@ class Trainer:
 
     def __init__(self, config, data_root, out_dir, log=print, progress=True):
         self.config, self.out_dir, self.log, self.progress = config, out_dir, log, progress
+        self.data_root = os.path.abspath(data_root)  # saved, so `train --resume` finds the run's own data
         backend.set_backend(config.backend)
         backend.manual_seed(config.seed)
         self.stop_requested = False
@@ -107,6 +111,7 @@ class Trainer:
         self.total_steps = config.epochs * len(self.train_loader)
         self.schedule = build_schedule(config, self.optimizer, self.total_steps)
         self.epoch, self.batch_in_epoch, self.best_miou, self.history = 0, 0, -1.0, []
+        self.loss_sum, self.loss_count = 0.0, 0  # this epoch's so far: checkpointed, so a resumed epoch's mean is whole
 
     # ---- checkpoints ------------------------------------------------------------------------
     def _save(self, name):
@@ -115,7 +120,8 @@ class Trainer:
                         model_options=self.config.model_options, num_classes=NUM_CLASSES,
                         normalization={"mean": list(self.train_loader.mean), "std": list(self.train_loader.std)},
                         epoch=self.epoch, batch_in_epoch=self.batch_in_epoch, best_miou=self.best_miou,
-                        history=self.history)
+                        history=self.history, loss_sum=self.loss_sum, loss_count=self.loss_count,
+                        data_root=self.data_root)
 
     def _restore(self, path):
         meta, state, optimizer_arrays = checkpoint.read(path)
@@ -128,6 +134,7 @@ class Trainer:
         backend.set_rng_state(meta["rng"])
         self.epoch, self.batch_in_epoch = meta["epoch"], meta["batch_in_epoch"]
         self.best_miou, self.history = meta["best_miou"], meta["history"]
+        self.loss_sum, self.loss_count = meta.get("loss_sum", 0.0), meta.get("loss_count", 0)
 
     # ---- the loop ---------------------------------------------------------------------------
     def run(self, resume=False):
@@ -160,7 +167,7 @@ class Trainer:
         loader.set_epoch(self.epoch, start_batch=self.batch_in_epoch)
         bar = _progress(loader, total=len(loader), initial=self.batch_in_epoch, enabled=self.progress,
                         desc=f"epoch {self.epoch + 1}/{self.config.epochs}")
-        start, seen, loss_sum, count = time.perf_counter(), 0, 0.0, 0
+        start, seen = time.perf_counter(), 0
         for images, labels in bar:
             if self.stop_requested:
                 break
@@ -174,16 +181,16 @@ class Trainer:
             self.batch_in_epoch += 1
             seen += images.shape[0]
             value = loss.item()  # the one transfer per step: the progress bar's loss
-            loss_sum, count = loss_sum + value, count + 1
+            self.loss_sum, self.loss_count = self.loss_sum + value, self.loss_count + 1
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix(loss=f"{value:.3f}", img_s=f"{seen / (time.perf_counter() - start):.1f}",
                                 data_wait=f"{loader.wait_seconds:.1f}s")
-        self.train_loss = loss_sum / max(count, 1)
+        self.train_loss = self.loss_sum / max(self.loss_count, 1)
         self.images_per_second = seen / max(time.perf_counter() - start, 1e-9)
 
     def _end_epoch(self):
         metrics = evaluate(self.model, self.val_loader)
-        self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+        self.epoch, self.batch_in_epoch, self.loss_sum, self.loss_count = self.epoch + 1, 0, 0.0, 0
         row = {"epoch": self.epoch, "train_loss": self.train_loss, "val_miou": metrics["miou"],
                "val_pixel_accuracy": metrics["pixel_accuracy"], "lr": self.optimizer.param_groups[0]["lr"],
                "images_per_second": self.images_per_second}
