@@ -1,0 +1,409 @@
+# Lesson 4 source: python lessons/build_notebooks.py turns this file into lessons/04_upsampling.ipynb.
+
+# %%
+# Lesson 4 · In-network upsampling. Run this cell first.
+# LESSON_FAST=1 (the test suite sets it) only shrinks image sizes and step counts.
+import os
+
+FAST = os.environ.get("LESSON_FAST") == "1"
+SIZE = (64, 128) if FAST else (128, 256)    # (height, width) of the street scene used for pictures
+STEPS = 200 if FAST else 600                # steps to learn an upsampling filter in section 7
+
+# %% [markdown]
+# # Lesson 4 · In-network upsampling
+#
+# A segmentation network needs context: to tell road from sidewalk it has to see a large part of
+# the scene, so its encoder shrinks the feature maps, by pooling or strided convolutions, 2x at a
+# time, down to 1/8 or 1/32 of the input. But the answer must have one class per *input* pixel.
+# So somewhere the network has to **upsample**: bring coarse feature maps back to full
+# resolution, inside the network, differentiably. The notes list the ways:
+#
+# - **unpooling**: *nearest neighbour* (copy each value into a 2 x 2 block) and *max unpooling*
+#   (put each value back where the pooling found its maximum, its "switch");
+# - **transpose convolution** ("deconvolution"), which learns how to upsample;
+# - and, from the libraries, **bilinear** interpolation.
+#
+# You will see each one's forward, its backward, its artefacts, and a fact that ties lessons 4
+# and 5 together: convolution and transposed convolution are each other's backward. About 30 minutes.
+
+# %%
+# %matplotlib inline
+import inspect
+
+import matplotlib.pyplot as plt
+import numpy
+
+import minitorch_seg as mt
+import minitorch_seg.functional as F
+from minitorch_seg import Function, GradcheckError, gradcheck, shapes
+from minitorch_seg.data import generate_scene
+from minitorch_seg.reference.conv import conv_transpose2d_loops
+
+mt.manual_seed(0)
+
+
+def show_maps(maps, titles, cmap="viridis", values=False, size=2.6, vmin=None, vmax=None):
+    """A row of 2-D arrays as images on one colour scale, optionally with each value written in its cell."""
+    vmin = min(numpy.min(m) for m in maps) if vmin is None else vmin
+    vmax = max(numpy.max(m) for m in maps) if vmax is None else vmax
+    fig, axes = plt.subplots(1, len(maps), figsize=(size * len(maps), size), squeeze=False)
+    for ax, m, title in zip(axes[0], maps, titles):
+        m = numpy.asarray(m)
+        ax.imshow(m, cmap=cmap, vmin=vmin, vmax=vmax)
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if values:
+            for (i, j), v in numpy.ndenumerate(m):
+                dark = plt.get_cmap(cmap)((v - vmin) / max(vmax - vmin, 1e-12))[:3] < (0.5, 0.5, 0.5)
+                ax.text(j, i, f"{v:g}", ha="center", va="center", fontsize=8, color="w" if dark.all() else "k")
+    return fig
+
+# %% [markdown]
+# What the encoder does to a picture: each 2x average pooling halves the resolution. Thin things
+# (poles, signs, people) are the first to blur away; upsampling has to bring the resolution back.
+
+# %%
+scene = generate_scene("val", 0, size=SIZE)
+image = mt.tensor(scene.image.transpose(2, 0, 1)[None].astype(numpy.float32) / 255)    # (1, 3, H, W)
+pyramid = [image] + [F.avg_pool2d(image, 2 ** k) for k in (1, 2, 3)]
+fig, axes = plt.subplots(1, 4, figsize=(14, 2.2))
+for ax, level, k in zip(axes, pyramid, range(4)):
+    ax.imshow(level.numpy()[0].transpose(1, 2, 0))
+    ax.set_title(f"1/{2 ** k}: {level.shape[2]} x {level.shape[3]}")
+    ax.axis("off")
+
+# %% [markdown]
+# ## 1. Unpooling: Nearest Neighbor
+#
+# Just duplicate the value, e.g. $2 \rightarrow \begin{bmatrix} 2 & 2 \\ 2 & 2 \end{bmatrix}$, for
+# each pixel in the feature map. For a factor of 2:
+#
+# $$y[2u + a,\ 2v + b] = x[u, v], \qquad a, b \in \{0, 1\}.$$
+#
+# It has no weights, it is exact for constant regions, and it makes blocks. `F.interpolate` does
+# it (and more: any size, and bilinear, below):
+
+# %%
+x = mt.tensor([[[[2.0, 1.0],
+                 [0.0, 3.0]]]])
+print("nearest, 2 -> [[2, 2], [2, 2]]:")
+print(F.interpolate(x, scale_factor=2, mode="nearest")[0, 0].numpy())
+
+# %% [markdown]
+# ## 2. Unpooling: Max Unpooling
+#
+# Max pooling keeps the largest value of each window and forgets where it was. **Max
+# unpooling** needs that position: keep information on which element was the max, the
+# **switches**, and on the way back put each value at its switch position and pad with zeros,
+# e.g. $2 \rightarrow \begin{bmatrix} 0 & 2 \\ 0 & 0 \end{bmatrix}$ when the 2 came from the top
+# right. SegNet's decoder unpools with the switches of the matching encoder layer, so the
+# upsampled maps put their values back on the edges the encoder saw. `max_pool2d(...,
+# return_indices=True)` returns the switches (as flat indices $h W + w$ into each input plane, as
+# PyTorch does) and `max_unpool2d` uses them:
+
+# %%
+features = mt.tensor([[[[1.0, 2.0, 0.0, 5.0],
+                        [0.5, 0.0, 1.0, 3.0],
+                        [4.0, 1.0, 0.0, 0.0],
+                        [2.0, 3.0, 1.0, 6.0]]]])
+pooled, switches = F.max_pool2d(features, 2, return_indices=True)
+unpooled = F.max_unpool2d(pooled, switches, 2)
+print("switches (flat index h*W + w of each maximum):\n", switches[0, 0].numpy())
+show_maps([features[0, 0].numpy(), pooled[0, 0].numpy(), unpooled[0, 0].numpy()],
+          ["input (4 x 4)", "max pooled (2 x 2)", "max unpooled with the switches"], values=True);
+
+# %% [markdown]
+# Max unpooling is the backward of max pooling in disguise: pooling's output $y = x[s]$ copies
+# the element at the switch $s$, so its gradient sends $\bar y$ back to the switch and zero
+# everywhere else, exactly what unpooling does to $\bar y$. The library uses one scatter for both:
+
+# %%
+x = features.clone().requires_grad_()
+y = F.max_pool2d(x, 2)
+g = mt.randn(*y.shape)
+y.backward(g)
+print("max_pool2d's gradient equals max_unpool2d of the upstream gradient:",
+      numpy.allclose(x.grad.numpy(), F.max_unpool2d(g, switches, 2).numpy()))
+
+# %% [markdown]
+# ## 3. Transpose Convolution (Deconvolution)
+#
+# The unpoolings have no weights. A **transposed convolution** learns its upsampling. The notes
+# describe it in two sentences: *the output contains copies of the filter weighted by the input;
+# sum at areas of overlap.* With stride $s$, input $x$ and a $k \times k$ filter $w$:
+#
+# $$y[s u + i,\ s v + j] \mathrel{+}= x[u, v]\, w[i, j] \quad \text{for every input pixel } (u, v) \text{ and filter tap } (i, j).$$
+#
+# Each input pixel stamps a copy of the filter, scaled by its value, $s$ pixels from its
+# neighbour's copy; where copies overlap, they add. Here are the four copies that a 2 x 2 input
+# makes with a 3 x 3 filter at stride 2 (each computed by the library on an input that is zero
+# except at one pixel), and their sum:
+
+# %%
+x = mt.tensor([[[[1.0, 2.0],
+                 [3.0, 4.0]]]])
+w = mt.tensor([[[[1.0, 1.0, 1.0],
+                 [1.0, 2.0, 1.0],
+                 [1.0, 1.0, 1.0]]]])
+copies = []
+for u in range(2):
+    for v in range(2):
+        one_pixel = numpy.zeros((1, 1, 2, 2), numpy.float32)
+        one_pixel[0, 0, u, v] = x[0, 0, u, v].item()
+        copies.append(F.conv_transpose2d(mt.tensor(one_pixel), w, stride=2)[0, 0].numpy())
+total = F.conv_transpose2d(x, w, stride=2)[0, 0].numpy()
+show_maps(copies + [total], [f"copy for x[{u}, {v}] = {x[0, 0, u, v].item():g}" for u in range(2) for v in range(2)]
+          + ["sum: the transposed conv"], values=True, size=2.5);
+
+# %% [markdown]
+# That is the whole algorithm, and the project's loop reference writes it exactly so, one
+# weighted copy per input pixel (the fast version in `functional/conv.py` does the same sums with
+# one matrix product and $k^2$ strided adds):
+
+# %%
+print(inspect.getsource(conv_transpose2d_loops))
+print("loops equal the library:", numpy.allclose(conv_transpose2d_loops(x.numpy(), w.numpy(), stride=2)[0, 0], total))
+
+# %% [markdown]
+# ### Cropping to exactly 2x
+#
+# The stamps of an $H$-pixel input at stride $s$ cover $(H - 1)s + k$ pixels: 5 for $H = 2$,
+# $k = 3$, $s = 2$ above, not the 4 we wanted. So the output may need cropping to make it
+# exactly 2 times as large as the input. The `padding` $p$ of a transposed convolution crops $p$
+# pixels from each border (it is the padding of the convolution it is the transpose of), and
+# `output_padding` adds pixels back on one side:
+#
+# $$H_{out} = (H - 1)\,s - 2p + d\,(k - 1) + \text{output\_padding} + 1.$$
+#
+# The common exact-2x choices, from `shapes.conv_transpose_output_size` (the one place this
+# formula lives):
+
+# %%
+for k, p, op in [(2, 0, 0), (3, 1, 0), (3, 1, 1), (4, 1, 0)]:
+    out = shapes.conv_transpose_output_size(16, kernel_size=k, stride=2, padding=p, output_padding=op)
+    print(f"k={k} s=2 padding={p} output_padding={op}: 16 -> {out}" + ("   exactly 2x" if out == 32 else ""))
+
+# %% [markdown]
+# ### The checkerboard artefact
+#
+# "Sum at areas of overlap" has a catch. With $k = 3$ and $s = 2$, some output pixels are covered
+# by one stamp, some by two, some by four, in a regular pattern. Feed in a constant image and a
+# filter of ones, and the output is not constant: it is a **checkerboard**. A learned filter has
+# to fight this uneven overlap with its weights, and often does not quite manage: the checkerboard
+# artefacts of many GAN and segmentation decoders. When the kernel size is divisible by the
+# stride ($k = 2$ or $4$ at $s = 2$) every interior pixel gets the same number of stamps. The
+# other remedy is to upsample with a fixed interpolation (nearest or bilinear) and then convolve.
+
+# %%
+ones = mt.ones(1, 1, 8, 8)
+results = [F.conv_transpose2d(ones, mt.ones(1, 1, k, k), stride=2, padding=p, output_padding=op)[0, 0].numpy()
+           for k, p, op in [(3, 1, 1), (4, 1, 0), (2, 0, 0)]]
+show_maps(results, ["k=3, s=2: 1, 2 and 4 stamps", "k=4, s=2: 4 inside (2 on the border)", "k=2, s=2: 1 everywhere"],
+          cmap="gray", size=3.2, vmin=0, vmax=4);
+
+# %% [markdown]
+# ## 4. Bilinear upsampling
+#
+# Bilinear interpolation places each output pixel's centre back in the input and mixes the two
+# nearest input pixels along each axis, weighted by closeness. Along one axis, output pixel $u$
+# at scale $s$ maps to the source coordinate $\tilde u = (u + \tfrac12)/s - \tfrac12$ (pixel
+# centres aligned, `align_corners=False`), and with $i = \lfloor \tilde u \rfloor$,
+# $\lambda = \tilde u - i$:
+#
+# $$y[u] = (1 - \lambda)\, x[i] + \lambda\, x[i + 1].$$
+#
+# That is linear in $x$, so it is a matrix $A$ with two nonzero weights per row, and in 2-D
+# $y = A_h\, x\, A_w^\top$. Its backward is the same product with the transposed matrices:
+# $\bar x = A_h^\top\, \bar y\, A_w$. Here is $A$ for 4 -> 8 pixels, next to nearest's:
+
+# %%
+eye = mt.tensor(numpy.eye(4, dtype=numpy.float32)[None, None])          # resample the identity: A's columns
+a_bilinear = F.interpolate(eye, size=(8, 4), mode="bilinear").numpy()[0, 0]
+a_nearest = F.interpolate(eye, size=(8, 4), mode="nearest").numpy()[0, 0]
+show_maps([a_nearest, a_bilinear], ["nearest: A (8 x 4)", "bilinear: A (8 x 4)"], cmap="Blues", values=True, size=3.4);
+
+# %% [markdown]
+# Interior rows of the bilinear $A$ have weights $\tfrac14, \tfrac34$: at scale 2, bilinear
+# upsampling *is* a transposed convolution with the fixed filter
+# $\tfrac14(1, 3, 3, 1) \otimes \tfrac14(1, 3, 3, 1)$, $k = 4$, $s = 2$, $p = 1$ (exactly so away from
+# the border, where bilinear clamps). That is how FCN initialises its learnable upsampling. The
+# three methods on a 4x downsampled street scene (the transposed convolution's border is darker:
+# fewer stamps overlap there, where bilinear instead repeats the edge pixel):
+
+# %%
+small = F.avg_pool2d(image, 4)                                                   # (1, 3, H/4, W/4)
+per_channel = small.reshape(3, 1, *small.shape[2:])                              # channels as a batch
+taps = numpy.array([1, 3, 3, 1], numpy.float32) / 4
+bilinear_kernel = mt.tensor(numpy.outer(taps, taps)[None, None])                 # (1, 1, 4, 4)
+deconv = F.conv_transpose2d(F.conv_transpose2d(per_channel, bilinear_kernel, stride=2, padding=1),
+                            bilinear_kernel, stride=2, padding=1)
+upsampled = {"input (1/4)": small,
+             "nearest x4": F.interpolate(small, scale_factor=4, mode="nearest"),
+             "bilinear x4": F.interpolate(small, scale_factor=4, mode="bilinear"),
+             "transposed conv, bilinear filter, x2 twice": deconv.reshape(1, 3, *deconv.shape[2:])}
+fig, axes = plt.subplots(1, 4, figsize=(15, 2.4))
+for ax, (title, t) in zip(axes, upsampled.items()):
+    ax.imshow(numpy.clip(t.numpy()[0].transpose(1, 2, 0), 0, 1))
+    ax.set_title(title, fontsize=9)
+    ax.axis("off")
+inside = (slice(None), slice(None), slice(4, -4), slice(4, -4))
+print("bilinear x2 equals the transposed conv away from the border:",
+      numpy.allclose(F.interpolate(per_channel, scale_factor=2, mode="bilinear").numpy()[inside],
+                     F.conv_transpose2d(per_channel, bilinear_kernel, stride=2, padding=1).numpy()[inside], atol=1e-6))
+
+# %% [markdown]
+# ## 5. Convolution and transposed convolution are each other's backward
+#
+# A convolution (lesson 5) with a fixed filter is a linear map of its input: $y = A x$ for some
+# big sparse matrix $A$. For any linear map, a small change $dx$ changes the loss by
+#
+# $$dL = \langle \bar y, dy \rangle = \langle \bar y, A\, dx \rangle = \langle A^\top \bar y, dx \rangle
+# \quad\Rightarrow\quad \bar x = A^\top \bar y,$$
+#
+# and $A^\top$, the **transpose** (adjoint) of the convolution, is exactly the transposed
+# convolution with the same filter, stride and padding: the name is literal. Each output
+# gradient goes back to the input pixels its window read, weighted by the filter: a weighted copy
+# of the filter, stamped and summed. And the other way round: the backward of a transposed
+# convolution is the convolution. The library writes each op's backward as the other op.
+#
+# The test of an adjoint is $\langle A x, y \rangle = \langle x, A^\top y \rangle$ for random $x$
+# and $y$ (in float64, to about 15 digits):
+
+# %%
+x = mt.randn(2, 3, 9, 11, dtype="float64")
+w = mt.randn(4, 3, 3, 3, dtype="float64")                    # conv: 3 -> 4 channels
+y = mt.randn(2, 4, 5, 6, dtype="float64")                    # the conv's output shape at stride 2, padding 1
+conv_x = F.conv2d(x, w, stride=2, padding=1)
+transposed_y = F.conv_transpose2d(y, w, stride=2, padding=1)
+print("conv:", x.shape, "->", conv_x.shape, "   transposed conv:", y.shape, "->", transposed_y.shape)
+print("<conv(x), y>           =", (conv_x * y).sum().item())
+print("<x, conv_transpose(y)> =", (x * transposed_y).sum().item())
+
+# %% [markdown]
+# and the gradient of a convolution with respect to its input *is* the transposed convolution of
+# the upstream gradient:
+
+# %%
+x.requires_grad_()
+F.conv2d(x, w, stride=2, padding=1).backward(y)
+print("conv2d's input gradient equals conv_transpose2d(grad):",
+      numpy.allclose(x.grad.numpy(), transposed_y.numpy()))
+print(inspect.getsource(F.conv.ConvTranspose2d.backward))
+
+# %% [markdown]
+# ## 6. Exercise: derive it yourself, then check it with gradcheck
+#
+# Nearest-neighbour upsampling by 2 is linear too: $y[2u + a, 2v + b] = x[u, v]$.
+#
+# 1. Derive $\bar x[u, v]$ from $\bar y$. (Which outputs did $x[u, v]$ reach? Which adjoint is this?)
+# 2. Run the template, whose backward is a first attempt, and the gradcheck cell after it.
+# 3. Fix `backward` until gradcheck passes.
+
+# %% {"tags": ["planted-wrong"], "gradcheck": "gradcheck(MyNearestUp2.apply, (mt.randn(1, 2, 3, 4, dtype='float64', requires_grad=True),))"}
+class MyNearestUp2(Function):
+    """y[n, c, 2u + a, 2v + b] = x[n, c, u, v] for a, b in {0, 1}: each value copied into a 2 x 2 block."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.repeat(2, axis=2).repeat(2, axis=3)                # (N, C, 2H, 2W)
+
+    @staticmethod
+    def backward(ctx, g):
+        # TODO: derive dL/dx from g (N, C, 2H, 2W) and fix this line: a first attempt, and wrong.
+        return g[:, :, ::2, ::2]                                    # (N, C, H, W)
+
+# %% {"tags": ["exercise-check"]}
+try:
+    gradcheck(MyNearestUp2.apply, (mt.randn(1, 2, 3, 4, dtype='float64', requires_grad=True),))
+    print("gradcheck passed: your backward agrees with the finite differences.")
+except GradcheckError as error:
+    print("gradcheck caught a wrong backward:\n", error)
+
+# %% [markdown]
+# **Solution.** The next two cells, the derivation and the corrected code, are collapsed: click
+# the dots (or the bar to the left of a cell) to open them, once you have tried.
+
+# %% [markdown] {"tags": ["solution"]}
+# $x[u, v]$ is copied to four outputs, the 2 x 2 block
+# $(2u + a, 2v + b)$, so by the chain rule (fan-out adds, lesson 1) its gradient is the **sum**
+# of their four gradients:
+#
+# $$\bar x[u, v] = \sum_{a, b \in \{0, 1\}} \bar y[2u + a,\ 2v + b],$$
+#
+# a 2 x 2 *sum* pooling: the adjoint of nearest upsampling. The first attempt took one of the
+# four gradients (the top-left) and dropped the other three. A reshape does the sum without a
+# loop: (N, C, 2H, 2W) -> (N, C, H, 2, W, 2), then sum over the two axes of size 2.
+
+# %% {"tags": ["solution"]}
+class MyNearestUp2(Function):
+    """y[n, c, 2u + a, 2v + b] = x[n, c, u, v].  Backward: dL/dx[u, v] = sum of g over the 2 x 2 block (2u.., 2v..)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.repeat(2, axis=2).repeat(2, axis=3)                # (N, C, 2H, 2W)
+
+    @staticmethod
+    def backward(ctx, g):
+        n, c, h2, w2 = g.shape
+        return g.reshape(n, c, h2 // 2, 2, w2 // 2, 2).sum(axis=(3, 5))   # (N, C, H, 2, W, 2) -> (N, C, H, W)
+
+# %%
+gradcheck(MyNearestUp2.apply, (mt.randn(1, 2, 3, 4, dtype='float64', requires_grad=True),))
+
+# %% [markdown]
+# ## 7. Learning to upsample
+#
+# A transposed convolution's filter is learned like any weight. Here one 4 x 4 filter at stride 2
+# (padding 1, exactly 2x) is trained to undo a 2x average pooling of street-scene images: input
+# the pooled image, target the original, loss the mean squared error. Starting from random
+# weights, what filter does it find?
+
+# %%
+gray = image.mean(dim=1, keepdim=True)                       # (1, 1, H, W)
+pooled = F.avg_pool2d(gray, 2)                               # (1, 1, H/2, W/2)
+up = mt.nn.ConvTranspose2d(1, 1, 4, stride=2, padding=1, bias=False)
+optimizer = mt.optim.Adam(up.parameters(), lr=0.05)
+losses = []
+for step in range(STEPS):
+    loss = ((up(pooled) - gray) ** 2).mean()
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    losses.append(loss.item())
+
+fig, axes = plt.subplots(1, 4, figsize=(14, 2.8))
+axes[0].semilogy(losses)
+axes[0].set_xlabel("step")
+axes[0].set_title("mean squared error")
+for ax, kernel, title in [(axes[1], up.weight.numpy()[0, 0], "learned 4 x 4 filter"),
+                          (axes[2], bilinear_kernel.numpy()[0, 0], "bilinear's filter")]:
+    ax.imshow(kernel, cmap="Blues")
+    for (i, j), v in numpy.ndenumerate(kernel):
+        ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8)
+    ax.set_title(title)
+    ax.axis("off")
+with mt.no_grad():
+    axes[3].imshow(up(pooled).numpy()[0, 0], cmap="gray")
+axes[3].set_title("upsampled by the learned filter")
+axes[3].axis("off");
+
+# %% [markdown]
+# The learned filter ends up centre-heavy, like bilinear's, with small (even negative) corners:
+# a little sharper, because undoing an average wants some sharpening. Its weights sum to about 4:
+# 4 stamps overlap at every interior pixel, so a constant image stays constant. A decoder learns
+# filters like these per channel, and anything else its data needs.
+#
+# ## What you have seen
+#
+# - Nearest-neighbour unpooling copies each value into a block; max unpooling puts each value
+#   back at its switch and zeros elsewhere, and is max pooling's backward.
+# - A transposed convolution stamps copies of its filter weighted by the input and sums the
+#   overlaps; its padding crops the output to exactly 2x; when $k$ is not a multiple of $s$ the
+#   overlaps are uneven and make checkerboards.
+# - Bilinear upsampling is a fixed linear map, a transposed convolution with a fixed filter at 2x.
+# - Convolution and transposed convolution are adjoint: each is the other's backward, and
+#   $\langle A x, y\rangle = \langle x, A^\top y\rangle$ tests it.
+#
+# **Next:** lesson 5 opens up the convolution itself: im2col, the output-size formula, and the
+# atrous (dilated) convolution that widens the view without downsampling at all.
