@@ -7,6 +7,8 @@ input of size n padded by p on both sides gives
     transposed conv: out = (n - 1)s - 2p + d(k-1) + output_padding + 1   (conv's formula solved for n)
     pooling:         conv's formula, or with ceil instead of floor when ceil_mode, except that a
                      last window starting inside the right padding is dropped (torch's rule)
+    max unpooling:   the transposed conv's formula with d = 1, output_padding = 0 (the size pooled from)
+    interpolation:   out = floor(n * scale_factor)
 
 >>> conv_output_size(128, kernel_size=3, stride=1, padding=1)        # "same" 3x3
 128
@@ -18,7 +20,10 @@ input of size n padded by p on both sides gives
 32
 >>> pool_output_size(5, kernel_size=2, stride=2), pool_output_size(5, kernel_size=2, stride=2, ceil_mode=True)
 (2, 3)
+>>> interpolate_output_size(5, 1.7), interpolate_output_size(64, 2.0)
+(8, 128)
 """
+import math
 
 
 def pair(value, name="argument"):
@@ -45,3 +50,7 @@ def pool_output_size(size, kernel_size, stride, padding=0, dilation=1, ceil_mode
     if ceil_mode and (out - 1) * stride >= size + padding:
         out -= 1
     return out
+
+
+def interpolate_output_size(size, scale_factor):
+    return math.floor(size * scale_factor)

@@ -109,3 +109,42 @@ def conv_configs(draw, transposed=False, max_batch=2, max_channels=4, max_side=7
     return ConvConfig(transposed=transposed, x_shape=(batch, in_channels) + size, weight_shape=weight_shape,
                       out_channels=out_channels, stride=stride, padding=padding, dilation=dilation, groups=groups,
                       output_padding=output_padding)
+
+
+class PoolConfig(dict):
+    """One drawn pooling: ``x_shape`` and the keyword arguments in ``kwargs``."""
+
+    @property
+    def kwargs(self):
+        keys = ("kernel_size", "stride", "padding", "dilation", "ceil_mode")
+        return {k: self[k] for k in keys if k in self}
+
+
+@st.composite
+def pool_configs(draw, max_batch=2, max_channels=3, max_side=7, max_kernel=3, max_stride=3, dilation=True,
+                 ceil_mode=True, overlap=True):
+    """A max/avg pooling configuration with torch's constraints: padding <= kernel // 2, a
+    non-empty output, and every window holding at least one input pixel (dilation can skip them).
+
+    Kernels may be non-square, strides below (overlapping windows) and above the kernel, sides odd
+    or even. ``overlap=False`` draws strides >= the dilated kernel (for max unpooling);
+    ``dilation=False`` keeps dilation 1 and leaves it out of ``kwargs`` (avg pooling has none).
+    """
+    from minitorch_seg.shapes import pool_output_size
+    ceil = draw(st.booleans()) if ceil_mode else False
+    axes = []
+    for _ in range(2):
+        k, d = draw(st.integers(1, max_kernel)), draw(st.integers(1, 2)) if dilation else 1
+        span = d * (k - 1) + 1
+        s = draw(st.integers(span, span + 1)) if not overlap else draw(st.integers(1, max_stride))
+        p = draw(st.integers(0, k // 2))
+        n = draw(st.integers(max(1, span - 2 * p), max_side))
+        out = pool_output_size(n, k, s, p, d, ceil)
+        assume(out >= 1 and all(any(0 <= u * s - p + i * d < n for i in range(k)) for u in range(out)))
+        axes.append((k, s, p, d, n))
+    kernel, stride, padding, dilations, size = zip(*axes)
+    config = PoolConfig(x_shape=(draw(st.integers(1, max_batch)), draw(st.integers(1, max_channels))) + size,
+                        kernel_size=kernel, stride=stride, padding=padding, ceil_mode=ceil)
+    if dilation:
+        config["dilation"] = dilations
+    return config

@@ -1,0 +1,490 @@
+"""Pooling and unpooling: max_pool2d max_unpool2d avg_pool2d.
+
+Notation: x (N, C, H, W) input; kernel (kh, kw), stride (sh, sw), padding (ph, pw), dilation
+(dh, dw); y (N, C, Ho, Wo) with Ho = ``shapes.pool_output_size(H, kh, sh, ph, dh, ceil_mode)``,
+likewise Wo. Window (u, v) covers the padded pixels
+
+    xpad[n, c, u*sh + i*dh, v*sw + j*dw]   for the kernel offsets i < kh, j < kw.
+
+Every op here visits the windows offset by offset: for one offset (i, j), the strided slice
+``xpad[:, :, i*dh :: sh, j*dw :: sw]`` (cut to Ho x Wo) holds that element of *every* window at
+once, so a pass over the kernel is kh*kw array operations, with no copy of the windows
+("im2col") and no Python loop over pixels.
+
+Max pool remembers where each window's maximum was, the notes' *switches*, encoded as torch
+does: the flat index h*W + w into the unpadded H x W plane. Max unpool puts values back at the
+switches. One scatter, ``_scatter_to_switches``, is max pool's backward and max unpool's forward;
+one gather, ``_gather_at_switches``, is max unpool's backward: max pool <-> max unpool are each
+other's backward.
+"""
+import math
+from typing import NamedTuple
+
+from .. import backend
+from ..autograd import Function
+from ..backend import get_array_module, scatter_add
+from ..shapes import conv_transpose_output_size, pair, pool_output_size
+
+
+# ---- window geometry ---------------------------------------------------------------------------
+class _Windows(NamedTuple):
+    """Where the windows of one pooling call sit, per axis (h, w)."""
+
+    in_hw: tuple
+    out_hw: tuple
+    kernel: tuple
+    stride: tuple
+    padding: tuple
+    dilation: tuple
+
+    def offsets(self):
+        """The kernel offsets (i, j) in row-major order: offset number o = i * kw + j."""
+        return [(i, j) for i in range(self.kernel[0]) for j in range(self.kernel[1])]
+
+    def padded_hw(self):
+        """The padded extent every window fits in: ph + H + ph, or more when ceil_mode runs past it."""
+        return tuple(max(p + n + p, (o - 1) * s + d * (k - 1) + 1)
+                     for n, o, k, s, p, d in zip(self.in_hw, self.out_hw, self.kernel, self.stride,
+                                                 self.padding, self.dilation))
+
+    def overlap(self):
+        """True when one input pixel can fall in two windows (then gradients must add up)."""
+        return any(s < d * (k - 1) + 1 for k, s, d in zip(self.kernel, self.stride, self.dilation))
+
+
+def _windows(name, shape, kernel_size, stride, padding, dilation, ceil_mode):
+    """Check the arguments of a pooling call, one clear sentence per mistake, and place its windows."""
+    if len(shape) != 4:
+        raise ValueError(f"{name}: expected a 4-D input (N, C, H, W), got shape {tuple(shape)}.")
+    kernel = pair(kernel_size, "kernel_size")
+    stride = kernel if stride is None or stride == () or stride == [] else pair(stride, "stride")
+    padding, dilation = pair(padding, "padding"), pair(dilation, "dilation")
+    for label, value in (("kernel_size", kernel), ("stride", stride), ("dilation", dilation)):
+        if min(value) < 1:
+            raise ValueError(f"{name}: {label} must be positive, got {value}.")
+    if min(padding) < 0:
+        raise ValueError(f"{name}: padding must be non-negative, got {padding}.")
+    if any(p > k // 2 for p, k in zip(padding, kernel)):
+        raise ValueError(f"{name}: padding {padding} must be at most half the kernel size {kernel} "
+                         "(torch's rule: each window keeps at least one input pixel).")
+    in_hw = tuple(shape[2:])
+    out_hw = tuple(pool_output_size(n, k, s, p, d, ceil_mode)
+                   for n, k, s, p, d in zip(in_hw, kernel, stride, padding, dilation))
+    if min(out_hw) < 1:
+        span = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
+        raise ValueError(f"{name}: the kernel spans {span[0]}x{span[1]} pixels (with dilation), more than "
+                         f"the padded input's {in_hw[0] + 2 * padding[0]}x{in_hw[1] + 2 * padding[1]}.")
+    for n, o, k, s, p, d in zip(in_hw, out_hw, kernel, stride, padding, dilation):
+        if d == 1:      # k adjacent pixels with p <= k // 2 always reach into the input
+            continue
+        empty = next((u for u in range(o) if not any(0 <= u * s - p + i * d < n for i in range(k))), None)
+        if empty is not None:
+            raise ValueError(f"{name}: with dilation {dilation} and padding {padding}, window {empty} of an input "
+                             f"side {n} holds no input pixel, only padding.")
+    return _Windows(in_hw, out_hw, kernel, stride, padding, dilation)
+
+
+def _pad(x, windows, value):
+    """x placed in a (N, C, Hp, Wp) array filled with ``value`` that every window fits in (x itself if it does)."""
+    (ph, pw), (h, w) = windows.padding, windows.in_hw
+    hp, wp = windows.padded_hw()
+    if (ph, pw, hp, wp) == (0, 0, h, w):
+        return x
+    xp = get_array_module(x)
+    padded = xp.full(x.shape[:2] + (hp, wp), value, dtype=x.dtype)
+    padded[:, :, ph:ph + h, pw:pw + w] = x
+    return padded
+
+
+def _offset_view(padded, i, j, windows):
+    """The (N, C, Ho, Wo) strided view holding kernel offset (i, j) of every window."""
+    (ho, wo), (sh, sw), (dh, dw) = windows.out_hw, windows.stride, windows.dilation
+    return padded[:, :, i * dh: i * dh + (ho - 1) * sh + 1: sh, j * dw: j * dw + (wo - 1) * sw + 1: sw]
+
+
+def _first_inside(windows, xp, dtype):
+    """Per window (Ho, Wo): the offset number i*kw + j of its first pixel inside the input, row-major.
+
+    Torch starts each window's search there, so a window whose input pixels are all -inf still
+    reports an input pixel, never the padding. Without padding it is offset 0 everywhere (None).
+    Every window holds an input pixel (``_windows`` checks).
+    """
+    if windows.padding == (0, 0) and windows.padded_hw() == windows.in_hw:
+        return None
+    firsts = []   # per axis, per window: the first kernel offset that lands inside the input
+    for n, o, s, p, d, k in zip(windows.in_hw, windows.out_hw, windows.stride, windows.padding,
+                                windows.dilation, windows.kernel):
+        firsts.append(xp.asarray([next(i for i in range(k) if 0 <= u * s - p + i * d < n) for u in range(o)],
+                                 dtype=dtype))
+    return firsts[0][:, None] * windows.kernel[1] + firsts[1]      # (Ho, Wo)
+
+
+def _lowest(dtype, xp):
+    return -math.inf if dtype.kind == "f" else xp.iinfo(dtype).min
+
+
+# ---- switches: the scatter and the gather that max pool and max unpool share -----------------------
+def _flat_switches(indices, plane_size):
+    """Switch indices into each H*W plane (N, C, h, w) -> indices into all N*C planes laid end to end."""
+    xp = get_array_module(indices)
+    n, c = indices.shape[:2]
+    first = xp.arange(0, n * c * plane_size, plane_size, dtype=xp.int64).reshape(n, c, 1, 1)
+    return indices + first
+
+
+def _scatter_to_switches(values, flat_switches, out_shape, accumulate):
+    """Zeros of ``out_shape`` (N, C, H, W) with each value written at its switch.
+
+    ``accumulate``: switches may repeat (overlapping windows), so repeated ones must add up: a
+    scatter-add (NumPy's ``add.at``, since NumPy 1.25 nearly as fast as the plain assignment:
+    8.2 against 6.5 ms of CPU for 2.1M values into 4x64x128x256; kh*kw masked strided adds took
+    65 ms for a 3x3, stride-2 pool of that map).
+    """
+    xp = get_array_module(values)
+    out = xp.zeros(math.prod(out_shape), dtype=values.dtype)  # (N*C*H*W,)
+    if accumulate:
+        scatter_add(out, flat_switches.reshape(-1), values.reshape(-1))
+    else:
+        out[flat_switches.reshape(-1)] = values.reshape(-1)
+    return out.reshape(out_shape)  # (N, C, H, W)
+
+
+def _gather_at_switches(g, flat_switches):
+    """g (N, C, H, W) read at each switch: the (N, C, h, w) array g_flat[flat_switches]."""
+    return g.reshape(-1).take(flat_switches)  # (N, C, h, w)
+
+
+# ---- max pool ------------------------------------------------------------------------------------
+class MaxPool2d(Function):
+    """y[n, c, u, v] = max over window (u, v) of xpad[n, c, u*sh + i*dh, v*sw + j*dw], xpad padded with -inf.
+
+    Shapes: x (N, C, H, W) -> y (N, C, Ho, Wo) and switches (N, C, Ho, Wo) int64, with
+    Ho = ``shapes.pool_output_size(H, kh, sh, ph, dh, ceil_mode)``, likewise Wo.
+
+    Forward: y[n, c, u, v] = x[n, c, s(u, v)], where the switch s(u, v) = h*W + w is the first
+    maximum of the window in row-major order (the one torch reports; a NaN counts as a maximum).
+
+    Backward: y[n, c, u, v] = x[n, c, s(u, v)] copies one input element, so
+    dy[n, c, u, v] / dx[n, c, h, w] = [h*W + w = s(u, v)], and by the chain rule
+
+        dL/dx[n, c, h, w] = sum_{u, v} g[n, c, u, v] * [h*W + w = s(u, v)],
+
+    i.e. each g[n, c, u, v] is scattered to its switch, and where windows overlap and two windows
+    share a switch their gradients add. That is ``max_unpool2d`` of g, with ``+=`` for repeats.
+
+    The forward runs one comparison per kernel offset, in row-major order, over whole arrays of
+    windows: a value strictly greater than the best so far (or a NaN) takes over, so the first
+    maximum wins ties. On the host it goes a few planes at a time (``_plane_tiles``), so the
+    input is read from memory once and the kh*kw passes over it hit the cache.
+
+    Unlike PyTorch: 4-D input only (no unbatched (C, H, W)); a window holding only padding (possible
+    with dilation) is an error, where torch returns -inf.
+
+    >>> import minitorch_seg as mt
+    >>> x = mt.tensor([[[[1.0, 2.0], [0.0, -1.0]]]], requires_grad=True)
+    >>> y, switches = max_pool2d(x, 2, return_indices=True)
+    >>> y.tolist(), switches.tolist()
+    ([[[[2.0]]]], [[[[1]]]])
+    >>> y.sum().backward(); x.grad.tolist()
+    [[[[0.0, 1.0], [0.0, 0.0]]]]
+    """
+
+    @staticmethod
+    def forward(ctx, x, windows, return_indices):
+        xp = get_array_module(x)
+        y = xp.empty(x.shape[:2] + windows.out_hw, dtype=x.dtype)              # (N, C, Ho, Wo)
+        want_switches = return_indices or ctx.needs_input_grad[0]
+        switches = xp.empty(y.shape, dtype=xp.int64) if want_switches else None
+        tiles = _plane_tiles(x, windows)
+        scratch = _MaxScratch(x, windows, tiles[0])
+        for tile in tiles:
+            arg = _max_over_windows(x[tile], windows, y[tile], scratch)
+            if want_switches:
+                _switches_from_offsets(arg, scratch, out=switches[tile])
+        if not want_switches:
+            return y
+        ctx.windows, ctx.in_shape = windows, x.shape
+        ctx.save_for_backward(switches)
+        if return_indices:
+            ctx.mark_non_differentiable(switches)
+            return y, switches
+        return y
+
+    @staticmethod
+    def backward(ctx, g, *_):
+        (switches,) = ctx.saved_arrays
+        h, w = ctx.windows.in_hw
+        return _scatter_to_switches(g, _flat_switches(switches, h * w), ctx.in_shape,
+                                    accumulate=ctx.windows.overlap())
+
+
+# On the host the pooling passes go through the planes in tiles of about this many input bytes:
+# small enough that a tile and its temporaries stay in the L2 cache across the kh*kw passes
+# (measured, CPU time of a 2x2 pool of 4x64x128x256 float32 with switches: 15 ms in tiles,
+# 30 ms in whole-array passes).
+TILE_BYTES = 1 << 19
+
+
+def _plane_tiles(x, windows):
+    """Index tuples (n_slice, c_slice) covering the N*C planes of x, a few planes each.
+
+    On CuPy one tile, the whole array: a GPU wants few large kernels, not many small ones.
+    """
+    xp = get_array_module(x)
+    n, c = x.shape[:2]
+    if backend.module_name(xp) == "cupy":
+        return [(slice(None), slice(None))]
+    hp, wp = windows.padded_hw()
+    per_tile = max(1, min(c, TILE_BYTES // (hp * wp * x.dtype.itemsize)))
+    return [(slice(i, i + 1), slice(c0, c0 + per_tile)) for i in range(n) for c0 in range(0, c, per_tile)]
+
+
+class _MaxScratch:
+    """Buffers for one tile, reused by every tile (the last, smaller tile uses their first planes)."""
+
+    def __init__(self, x, windows, tile):
+        xp = get_array_module(x)
+        planes = x[tile].shape[:2]
+        out_shape = planes + windows.out_hw
+        self.padded = None
+        if windows.padded_hw() != windows.in_hw or windows.padding != (0, 0):
+            self.padded = xp.full(planes + windows.padded_hw(), _lowest(x.dtype, xp), dtype=x.dtype)
+        self.offset_dtype = xp.uint8 if len(windows.offsets()) <= 256 else xp.int32
+        self.first = _first_inside(windows, xp, self.offset_dtype)
+        self.arg, self.step = (xp.empty(out_shape, dtype=self.offset_dtype) for _ in range(2))
+        self.arg_index = xp.empty(out_shape, dtype=xp.int64)
+        self.value = xp.empty(out_shape, dtype=x.dtype)
+        self.better, self.is_nan = (xp.empty(out_shape, dtype=bool) for _ in range(2))
+        # for _switches_from_offsets: window (u, v)'s offset o is the pixel corner[u, v] + offset_step[o]
+        (ho, wo), (sh, sw), (ph, pw), (dh, dw) = windows.out_hw, windows.stride, windows.padding, windows.dilation
+        plane_w = windows.in_hw[1]
+        self.offset_step = xp.asarray([i * dh * plane_w + j * dw for i, j in windows.offsets()], dtype=xp.int64)
+        self.corner = (((xp.arange(ho, dtype=xp.int64) * sh - ph) * plane_w)[:, None]
+                       + (xp.arange(wo, dtype=xp.int64) * sw - pw))          # (Ho, Wo)
+
+    def for_tile(self, buffer, planes):
+        return buffer[:planes[0], :planes[1]]
+
+
+def _max_over_windows(x, windows, best, scratch):
+    """best[...] = the window maxima of the tile x; returns the offset number o = i*kw + j of each maximum."""
+    xp = get_array_module(x)
+    planes = x.shape[:2]
+    value, better, is_nan, step, arg = (scratch.for_tile(b, planes) for b in
+                                        (scratch.value, scratch.better, scratch.is_nan, scratch.step, scratch.arg))
+    padded = x
+    if scratch.padded is not None:       # the border stays -inf; only the inside is rewritten
+        padded = scratch.for_tile(scratch.padded, planes)
+        (ph, pw), (h, w) = windows.padding, windows.in_hw
+        padded[:, :, ph:ph + h, pw:pw + w] = x
+
+    offsets = windows.offsets()
+    best[...] = _offset_view(padded, *offsets[0], windows)
+    arg[...] = 0 if scratch.first is None else scratch.first   # where each window's search starts
+    for o, (i, j) in enumerate(offsets[1:], start=1):
+        value[...] = _offset_view(padded, i, j, windows)       # contiguous: compares ~8x faster
+        xp.greater(value, best, out=better)
+        if x.dtype.kind == "f":
+            better |= xp.isnan(value, out=is_nan)
+        xp.maximum(best, value, out=best)                      # NaN propagates, as in torch
+        # arg = o where better: offsets come in increasing order, so o exceeds every offset
+        # kept so far and a maximum does the select (much faster than a masked write).
+        xp.maximum(arg, xp.multiply(better, o, out=step, dtype=scratch.offset_dtype), out=arg)
+    return arg
+
+
+def _switches_from_offsets(arg, scratch, out):
+    """Offset numbers o = i*kw + j per window -> torch's indices h*W + w (int64), written to ``out``.
+
+    Window (u, v)'s offset (i, j) is the pixel h = u*sh - ph + i*dh, w = v*sw - pw + j*dw, so
+    h*W + w = corner[u, v] + offset_step[o] with corner[u, v] = (u*sh - ph)*W + (v*sw - pw) and
+    offset_step[o] = i*dh*W + j*dw.
+    """
+    xp = get_array_module(arg)
+    index = scratch.for_tile(scratch.arg_index, arg.shape)
+    index[...] = arg                     # take casts small-int indices itself, 4x slower than this
+    xp.take(scratch.offset_step, index, out=out)
+    out += scratch.corner
+
+
+# ---- max unpool ----------------------------------------------------------------------------------
+class MaxUnpool2d(Function):
+    """z = zeros (N, C, Hz, Wz) with z[n, c, s[n, c, u, v]] = y[n, c, u, v]: each value back at its switch.
+
+    Shapes: y, switches (N, C, h, w) -> z (N, C, Hz, Wz), by default Hz = (h - 1)*sh - 2ph + kh
+    (``shapes.conv_transpose_output_size``: the size a max pool with these arguments came from),
+    likewise Wz; ``output_size`` picks another within one stride of it, as in torch.
+
+    Forward: the scatter of ``max_pool2d``'s backward, with y in place of g (the notes' max
+    unpooling: 2 -> [[0, 2], [0, 0]] when the switch is the top right).
+
+    Backward: z[n, c, q] = sum_{u, v} y[n, c, u, v] * [q = s(u, v)], so
+    dL/dy[n, c, u, v] = sum_q g[n, c, q] * [q = s(u, v)] = g[n, c, s(u, v)]: gather g at the
+    switches, the selection that max pool's forward makes.
+
+    Where two values share a switch (overlapping windows) the last one is kept, as on torch's
+    CPU, and the gather still hands g to both: like torch's, the backward is exact only for
+    distinct switches, i.e. windows that do not overlap (SegNet's 2x2, stride 2).
+
+    Unlike PyTorch: switches are range-checked on the NumPy backend only (on a GPU it would
+    cost a device-to-host sync).
+
+    >>> import minitorch_seg as mt
+    >>> y = mt.tensor([[[[2.0]]]])
+    >>> max_unpool2d(y, mt.tensor([[[[1]]]]), 2).tolist()
+    [[[[0.0, 2.0], [0.0, 0.0]]]]
+    """
+
+    @staticmethod
+    def forward(ctx, y, switches, out_hw):
+        xp = get_array_module(y)
+        plane_size = out_hw[0] * out_hw[1]
+        if not backend.is_device_module(xp) and switches.size:     # on a GPU this check would cost a sync
+            low, high = int(switches.min()), int(switches.max())
+            if low < 0 or high >= plane_size:
+                raise IndexError(f"max_unpool2d: switch index {low if low < 0 else high} is outside the "
+                                 f"{out_hw[0]}x{out_hw[1]} output plane.")
+        if ctx.needs_input_grad[0]:
+            ctx.plane_size = plane_size
+            ctx.save_for_backward(switches)    # the caller's array: saving it costs no memory
+        return _scatter_to_switches(y, _flat_switches(switches, plane_size), y.shape[:2] + tuple(out_hw),
+                                    accumulate=False)
+
+    @staticmethod
+    def backward(ctx, g):
+        (switches,) = ctx.saved_arrays
+        return _gather_at_switches(g, _flat_switches(switches, ctx.plane_size)), None
+
+
+# ---- average pool --------------------------------------------------------------------------------
+class AvgPool2d(Function):
+    """y[n, c, u, v] = (1 / D[u, v]) * sum_{i, j} xpad[n, c, u*sh + i, v*sw + j], xpad padded with zeros.
+
+    Shapes: x (N, C, H, W) -> y (N, C, Ho, Wo), Ho = ``shapes.pool_output_size(H, kh, sh, ph,
+    ceil_mode=ceil_mode)``, likewise Wo.
+
+    Forward: the window sums, one strided add per kernel offset, times 1/D. The divisor D[u, v]
+    follows torch: the window's size clipped to the padded input (a ceil_mode window may run past
+    it), or with ``count_include_pad=False`` only its pixels inside the input, or
+    ``divisor_override``. D factors as D_h[u] * D_w[v] (or is a constant).
+
+    Backward: xpad[n, c, u*sh + i, v*sw + j] enters y[n, c, u, v] with weight 1 / D[u, v], once
+    for every window (u, v) it lies in, so
+
+        dL/dxpad[n, c, r, t] = sum of g[n, c, u, v] / D[u, v] over (u, v, i, j) with u*sh + i = r, v*sw + j = t:
+
+    for each offset (i, j), g / D is added into the (i, j) strided view of a zero dL/dxpad
+    (where windows overlap, the adds add up); dL/dx is the unpadded part of dL/dxpad.
+
+    Unlike PyTorch: 4-D input only.
+
+    >>> import minitorch_seg as mt
+    >>> x = mt.tensor([[[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]]], requires_grad=True)
+    >>> avg_pool2d(x, 2, stride=1).tolist()
+    [[[[3.0, 4.0]]]]
+    >>> avg_pool2d(x, 2, stride=1).sum().backward(); x.grad.tolist()
+    [[[[0.25, 0.5, 0.25], [0.25, 0.5, 0.25]]]]
+    """
+
+    @staticmethod
+    def forward(ctx, x, windows, count_include_pad, divisor_override):
+        xp = get_array_module(x)
+        padded = _pad(x, windows, 0)
+        offsets = windows.offsets()
+        total = _offset_view(padded, *offsets[0], windows).copy()     # (N, C, Ho, Wo)
+        for i, j in offsets[1:]:
+            total += _offset_view(padded, i, j, windows)
+        scale = _reciprocal_divisor(windows, count_include_pad, divisor_override, x.dtype, xp)
+        total *= scale
+        ctx.windows, ctx.scale, ctx.in_shape = windows, scale, x.shape
+        return total
+
+    @staticmethod
+    def backward(ctx, g):
+        windows = ctx.windows
+        xp = get_array_module(g)
+        scaled = g * ctx.scale                                         # (N, C, Ho, Wo)
+        grad = xp.zeros(ctx.in_shape[:2] + windows.padded_hw(), dtype=g.dtype)   # dL/dxpad
+        for i, j in windows.offsets():
+            view = _offset_view(grad, i, j, windows)
+            view += scaled
+        (ph, pw), (h, w) = windows.padding, windows.in_hw
+        return grad[:, :, ph:ph + h, pw:pw + w]
+
+
+def _reciprocal_divisor(windows, count_include_pad, divisor_override, dtype, xp):
+    """1 / D as a (Ho, Wo) array (or a Python float for ``divisor_override``); see AvgPool2d."""
+    if divisor_override:
+        return 1.0 / divisor_override
+    counts = []
+    for n, o, k, s, p in zip(windows.in_hw, windows.out_hw, windows.kernel, windows.stride, windows.padding):
+        starts = [u * s - p for u in range(o)]
+        if count_include_pad:   # clipped to the padded input only
+            counts.append([min(a + k, n + p) - a for a in starts])
+        else:                   # clipped to the input
+            counts.append([min(a + k, n) - max(a, 0) for a in starts])
+    count_h = xp.asarray(counts[0], dtype=dtype)[:, None]
+    count_w = xp.asarray(counts[1], dtype=dtype)
+    return 1 / (count_h * count_w)                                    # (Ho, Wo)
+
+
+# ---- public functions ----------------------------------------------------------------------------
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """Max over each kh x kw window (torch.nn.functional.max_pool2d); see ``MaxPool2d``.
+
+    With ``return_indices=True`` also returns the switches, int64 indices h*W + w into each
+    input plane, for ``max_unpool2d``.
+    """
+    windows = _windows("max_pool2d", input.shape, kernel_size, stride, padding, dilation, ceil_mode)
+    return MaxPool2d.apply(input, windows=windows, return_indices=return_indices)
+
+
+def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """Each value put back at its switch in a plane of zeros (torch.nn.functional.max_unpool2d).
+
+    ``indices``: the switches from ``max_pool2d(..., return_indices=True)``; see ``MaxUnpool2d``.
+    """
+    if input.ndim != 4:
+        raise ValueError(f"max_unpool2d: expected a 4-D input (N, C, h, w), got shape {input.shape}.")
+    if tuple(indices.shape) != tuple(input.shape):
+        raise ValueError(f"max_unpool2d: indices must have the input's shape {input.shape}, got {indices.shape}.")
+    if indices.dtype.kind not in "iu":
+        raise TypeError(f"max_unpool2d: indices must be integers (the switches from max_pool2d), got {indices.dtype}.")
+    kernel = pair(kernel_size, "kernel_size")
+    stride = kernel if stride is None else pair(stride, "stride")
+    padding = pair(padding, "padding")
+    if min(kernel) < 1 or min(stride) < 1 or min(padding) < 0:
+        raise ValueError(f"max_unpool2d: kernel_size {kernel} and stride {stride} must be positive and "
+                         f"padding {padding} non-negative.")
+    out_hw = _unpool_output_hw(input.shape[2:], kernel, stride, padding, output_size)
+    return MaxUnpool2d.apply(input, indices, out_hw=out_hw)
+
+
+def _unpool_output_hw(in_hw, kernel, stride, padding, output_size):
+    """The default (h - 1)*s - 2p + k per axis, or ``output_size`` if within one stride of it (torch's rule)."""
+    default = tuple(conv_transpose_output_size(n, k, s, p) for n, k, s, p in zip(in_hw, kernel, stride, padding))
+    if output_size is None:
+        size = default
+    else:
+        size = tuple(int(n) for n in output_size)[-2:]
+        if len(tuple(output_size)) not in (2, 4):
+            raise ValueError(f"max_unpool2d: output_size must be (H, W) or (N, C, H, W), got {tuple(output_size)}.")
+        for n, d, s in zip(size, default, stride):
+            if not d - s < n < d + s:
+                raise ValueError(f"max_unpool2d: output_size {size} must be within one stride {stride} of "
+                                 f"the default size {default} (exclusive).")
+    if min(size) < 1:
+        raise ValueError(f"max_unpool2d: the output size {size} must be positive.")
+    return size
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    """Mean over each kh x kw window (torch.nn.functional.avg_pool2d); see ``AvgPool2d``."""
+    windows = _windows("avg_pool2d", input.shape, kernel_size, stride, padding, 1, ceil_mode)
+    if input.dtype.kind != "f":
+        raise TypeError(f"avg_pool2d: expected a floating-point input, got {input.dtype} (as torch).")
+    if divisor_override is not None and divisor_override <= 0:
+        raise ValueError(f"avg_pool2d: divisor_override must be positive, got {divisor_override}.")
+    return AvgPool2d.apply(input, windows=windows, count_include_pad=count_include_pad,
+                           divisor_override=divisor_override)
