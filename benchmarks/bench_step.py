@@ -1,0 +1,213 @@
+"""One U-Net training step (batch 4, 3x128x256, 19 classes): ours against PyTorch CPU.
+
+    python benchmarks/bench_step.py [--rounds 7] [--json results/step.json]
+
+Runs, each in its own child process:
+- timing, twice: with OpenBLAS choosing its own core, and pinned with OPENBLAS_CORETYPE=Haswell
+  (the variable only takes effect before NumPy is imported). Ours, PyTorch with its default
+  threads and PyTorch with one thread are interleaved round by round; medians and ratios;
+  the machine's NumPy float32 GEMM ceiling;
+- a per-op profile of our step (forward and backward seconds per Function);
+- peak RSS minus RSS after import, for each side alone.
+"""
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BATCH, HEIGHT, WIDTH, CLASSES = 4, 128, 256, 19
+SETTLE = 0.3  # seconds: OpenBLAS's and PyTorch's worker threads spin a while after each call
+
+
+def rss_mib():
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def peak_rss_mib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def batch(seed=0):
+    import numpy
+    rng = numpy.random.default_rng(seed)
+    images = rng.standard_normal((BATCH, 3, HEIGHT, WIDTH)).astype(numpy.float32)
+    labels = rng.integers(0, CLASSES, (BATCH, HEIGHT, WIDTH))
+    labels[rng.random(labels.shape) < 0.1] = 255
+    return images, labels
+
+
+def our_step_fn():
+    import minitorch_seg as mt
+    from minitorch_seg import functional as F, models, optim
+    mt.backend.tune_host_allocator()  # as the CLI does
+    mt.manual_seed(0)
+    model = models.build("unet", num_classes=CLASSES)
+    optimizer = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    images, labels = batch()
+    x, y = mt.tensor(images), mt.tensor(labels)
+
+    def step():
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+    return model, step
+
+
+def torch_step_fn(state_dict=None):
+    import torch
+    sys.path.insert(0, HERE)
+    from torch_unet import TorchUNet
+    model = TorchUNet(num_classes=CLASSES)
+    if state_dict is not None:
+        model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in state_dict.items()})
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    images, labels = batch()
+    x, y = torch.from_numpy(images), torch.from_numpy(labels)
+
+    def step():
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(x), y, ignore_index=255)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+    return step
+
+
+def gemm_gflops(size=2048, repeats=5):
+    import numpy
+    a = numpy.random.default_rng(0).standard_normal((size, size)).astype(numpy.float32)
+    a @ a
+    best = min(_timed(lambda: a @ a) for _ in range(repeats))
+    return 2 * size ** 3 / best / 1e9
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def openblas_core():
+    import numpy
+    try:
+        from threadpoolctl import threadpool_info
+        return "; ".join(f"{i.get('internal_api')} {i.get('architecture')} x{i.get('num_threads')}" for i in threadpool_info())
+    except ImportError:
+        config = numpy.show_config(mode="dicts")
+        return str(config.get("Build Dependencies", {}).get("blas", {}).get("name"))
+
+
+def role_time(rounds):
+    import numpy
+    import torch
+    model, ours = our_step_fn()
+    state = {k: v.numpy() for k, v in model.state_dict().items()}
+    theirs = torch_step_fn(state)
+    default_threads = torch.get_num_threads()
+    for fn in (ours, theirs):  # warm-up: first-touch of buffers, caches
+        fn(), fn()
+    times = {"ours": [], "torch": [], "torch_1thread": []}
+    for _ in range(rounds):  # pauses let the other side's spinning threads go to sleep first
+        time.sleep(SETTLE)
+        times["ours"].append(_timed(ours))
+        torch.set_num_threads(default_threads)
+        time.sleep(SETTLE)
+        times["torch"].append(_timed(theirs))
+        torch.set_num_threads(1)
+        time.sleep(SETTLE)
+        times["torch_1thread"].append(_timed(theirs))
+    torch.set_num_threads(default_threads)
+    median = {k: float(numpy.median(v)) * 1e3 for k, v in times.items()}
+    return {"ms": median, "ratio_vs_torch": median["ours"] / median["torch"],
+            "ratio_vs_torch_1thread": median["ours"] / median["torch_1thread"],
+            "torch_threads": default_threads, "gemm_gflops": gemm_gflops(), "blas": openblas_core(),
+            "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "(auto)")}
+
+
+def role_profile(steps=3):
+    from minitorch_seg import autograd
+    _, ours = our_step_fn()
+    ours()
+    with autograd.profile() as table:
+        start = time.perf_counter()
+        for _ in range(steps):
+            ours()
+        total = (time.perf_counter() - start) / steps
+    rows = sorted(((name, calls / steps, fwd / steps * 1e3, bwd / steps * 1e3) for name, (calls, fwd, bwd) in table.items()),
+                  key=lambda row: -(row[2] + row[3]))
+    return {"step_ms": total * 1e3, "ops": [dict(zip(("op", "calls", "forward_ms", "backward_ms"), row)) for row in rows]}
+
+
+def role_rss(side, steps=3):
+    if side == "ours":
+        import minitorch_seg  # noqa: F401
+    else:
+        import torch  # noqa: F401
+    after_import = rss_mib()
+    step = our_step_fn()[1] if side == "ours" else torch_step_fn()
+    for _ in range(steps):
+        step()
+    return {"rss_after_import_mib": after_import, "peak_rss_mib": peak_rss_mib(),
+            "peak_above_import_mib": peak_rss_mib() - after_import}
+
+
+def child(role, *args, env=None):
+    command = [sys.executable, os.path.abspath(__file__), "--role", role, *args]
+    output = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--role", default="all", choices=["all", "time", "profile", "rss"])
+    parser.add_argument("--side", default="ours", choices=["ours", "torch"])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args()
+    if args.role == "time":
+        print(json.dumps(role_time(args.rounds)))
+        return
+    if args.role == "profile":
+        print(json.dumps(role_profile()))
+        return
+    if args.role == "rss":
+        print(json.dumps(role_rss(args.side)))
+        return
+
+    auto = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    pinned = dict(auto, OPENBLAS_CORETYPE="Haswell")
+    results = {"timing_auto_core": child("time", "--rounds", str(args.rounds), env=auto),
+               "timing_pinned_haswell": child("time", "--rounds", str(args.rounds), env=pinned),
+               "profile": child("profile", env=auto),
+               "rss_ours": child("rss", "--side", "ours", env=auto),
+               "rss_torch": child("rss", "--side", "torch", env=auto)}
+    for label in ("timing_auto_core", "timing_pinned_haswell"):
+        t = results[label]
+        print(f"{label}: ours {t['ms']['ours']:.0f} ms, torch {t['ms']['torch']:.0f} ms ({t['torch_threads']} threads), "
+              f"torch 1 thread {t['ms']['torch_1thread']:.0f} ms -> ratio {t['ratio_vs_torch']:.2f}x "
+              f"({t['ratio_vs_torch_1thread']:.2f}x vs 1 thread); NumPy GEMM {t['gemm_gflops']:.0f} GFLOP/s [{t['blas']}]")
+    print(f"peak RSS above import: ours {results['rss_ours']['peak_above_import_mib']:.0f} MiB, "
+          f"torch {results['rss_torch']['peak_above_import_mib']:.0f} MiB "
+          f"(after import: {results['rss_ours']['rss_after_import_mib']:.0f} / {results['rss_torch']['rss_after_import_mib']:.0f} MiB)")
+    print(f"\nper-op profile of our step ({results['profile']['step_ms']:.0f} ms with profiling):")
+    print(f"{'op':<20} {'calls':>6} {'fwd ms':>8} {'bwd ms':>8}")
+    for row in results["profile"]["ops"]:
+        print(f"{row['op']:<20} {row['calls']:>6.0f} {row['forward_ms']:>8.1f} {row['backward_ms']:>8.1f}")
+    if args.json:
+        with open(args.json + ".tmp", "w") as handle:
+            json.dump(results, handle, indent=2)
+        os.replace(args.json + ".tmp", args.json)
+
+
+if __name__ == "__main__":
+    main()
