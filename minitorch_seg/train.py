@@ -244,12 +244,15 @@ def write_metrics_csv(path, history):
 
 
 def plot_curves(path, history):
-    """Training loss and validation mIoU per epoch, side by side, as a PNG."""
-    import matplotlib
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
+    """Training loss and validation mIoU per epoch, side by side, as a PNG.
+
+    Drawn on a bare ``Figure``, without pyplot: no global backend switch (``matplotlib.use("Agg")``
+    here turned off a notebook's inline plots after training) and no figure left open.
+    """
+    from matplotlib.figure import Figure
     epochs = [row["epoch"] for row in history]
-    figure, (left, right) = pyplot.subplots(1, 2, figsize=(8, 3))
+    figure = Figure(figsize=(8, 3))
+    left, right = figure.subplots(1, 2)
     left.plot(epochs, [row["train_loss"] for row in history], marker="o")
     left.set(xlabel="epoch", ylabel="training loss", title="loss")
     right.plot(epochs, [row["val_miou"] for row in history], marker="o", color="tab:green")
@@ -258,7 +261,6 @@ def plot_curves(path, history):
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
-    pyplot.close(figure)
     checkpoint.atomic_write_bytes(path, buffer.getvalue())
 
 

@@ -1,0 +1,58 @@
+"""What several models share: the input check, conv-BN-ReLU, and the ResNet BasicBlock.
+
+>>> import minitorch_seg as mt
+>>> check_input("hrnet", mt.zeros(1, 3, 64, 96))
+>>> check_input("hrnet", mt.zeros(1, 3, 60, 96))
+Traceback (most recent call last):
+    ...
+ValueError: hrnet expects images (N, 3, H, W) with H and W multiples of 32, got shape (1, 3, 60, 96).
+"""
+from .. import nn
+
+MULTIPLE = 32   # every model downsamples by at most 32 (five halvings), so multiples of 32 tile exactly
+
+
+def check_input(name, x, channels=3, multiple=MULTIPLE):
+    """Raise ValueError (one sentence naming the model and the expected shape) unless x is
+    (N, channels, H, W) with H and W multiples of ``multiple``."""
+    shape = tuple(x.shape)
+    if len(shape) != 4 or shape[1] != channels or shape[2] % multiple or shape[3] % multiple or 0 in shape[2:]:
+        raise ValueError(f"{name} expects images (N, {channels}, H, W) with H and W multiples of {multiple}, "
+                         f"got shape {shape}.")
+
+
+def conv_bn_relu(in_channels, out_channels, kernel_size=3, stride=1, dilation=1, relu=True):
+    """Conv (no bias: BatchNorm's shift replaces it, 'same' padding for odd kernels) + BN (+ ReLU)."""
+    padding = dilation * (kernel_size - 1) // 2
+    layers = [nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding, dilation=dilation,
+                        bias=False), nn.BatchNorm2d(out_channels)]
+    return nn.Sequential(*layers, nn.ReLU()) if relu else nn.Sequential(*layers)
+
+
+class BasicBlock(nn.Module):
+    """ResNet's basic block (He et al., 2016): relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)).
+
+    Two 3x3 convs; the first may be strided or dilated (``dilation`` for the first conv,
+    ``dilation2`` for the second, as torchvision does when a stride becomes a dilation). The
+    shortcut is the identity, or ``downsample`` (1x1 conv + BN) when the stride or the channels
+    change. Names as torchvision and HRNet: conv1 bn1 conv2 bn2 downsample.
+    """
+
+    def __init__(self, in_channels, out_channels, stride=1, dilation=1, dilation2=None):
+        super().__init__()
+        dilation2 = dilation if dilation2 is None else dilation2
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=dilation, dilation=dilation,
+                               bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=dilation2, dilation=dilation2, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.relu = nn.ReLU()
+        self.downsample = None
+        if stride != 1 or in_channels != out_channels:
+            self.downsample = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
+                                            nn.BatchNorm2d(out_channels))
+
+    def forward(self, x):
+        shortcut = x if self.downsample is None else self.downsample(x)
+        y = self.relu(self.bn1(self.conv1(x)))
+        return self.relu(self.bn2(self.conv2(y)) + shortcut)
