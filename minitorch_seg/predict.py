@@ -32,14 +32,23 @@ def read_image(path):
 
 
 @no_grad()
+def segment(model, images):
+    """Predicted train ids (N, H, W) for a normalised batch (N, 3, H, W) of any size.
+
+    The models take sides that are multiples of 32: the batch is padded at the bottom and right
+    (with 0, the normalised mean colour) and the prediction cropped back.
+    """
+    height, width = images.shape[2:]
+    pad_h, pad_w = -height % MULTIPLE, -width % MULTIPLE
+    if pad_h or pad_w:
+        images = F.pad(images, (0, pad_w, 0, pad_h))
+    return model(images).argmax(dim=1)[:, :height, :width]
+
+
 def predict_train_ids(model, image, mean=IMAGENET_MEAN, std=IMAGENET_STD):
     """Train ids (H, W) uint8 for one uint8 (H, W, 3) image, at its own resolution."""
-    height, width = image.shape[:2]
     x = to_chw_float32(normalize(image, mean, std))[None]                    # (1, 3, H, W)
-    pad_h, pad_w = -height % MULTIPLE, -width % MULTIPLE
-    logits = model(F.pad(Tensor(backend.to_backend(x)), (0, pad_w, 0, pad_h)))
-    prediction = logits.argmax(dim=1)[0, :height, :width]
-    return prediction.numpy().astype(numpy.uint8)
+    return segment(model, Tensor(backend.to_backend(x)))[0].numpy().astype(numpy.uint8)
 
 
 def _write_png(path, array, mode=None):
