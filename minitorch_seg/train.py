@@ -33,7 +33,7 @@ class TrainConfig:
 
     model: str = "unet"
     model_options: dict = field(default_factory=dict)
-    epochs: int = 6
+    epochs: int = 8
     batch_size: int = 8
     lr: float = 0.05
     optimizer: str = "sgd"
