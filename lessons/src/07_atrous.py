@@ -1,0 +1,406 @@
+# Lesson 7 source: python lessons/build_notebooks.py turns this file into lessons/07_atrous.ipynb.
+
+# %%
+# Lesson 7 · Atrous networks: DeepLab. Run this cell first.
+# LESSON_FAST=1 (the test suite sets it) only shrinks the input the costs are measured on.
+import os
+
+FAST = os.environ.get("LESSON_FAST") == "1"
+COST_SIZE = (64, 128) if FAST else (128, 256)     # (height, width) of the input whose costs section 2 counts
+
+# %% [markdown]
+# # Lesson 7 · Atrous networks: DeepLab
+#
+# The notes' second example is the **atrous convolution (aka dilated convolution)**. Lesson 5
+# opened up the operation itself: a 3 x 3 filter whose taps are $r$ pixels apart sees a
+# $(2r + 1) \times (2r + 1)$ window for the price of 9 weights, and with padding $r$ keeps the
+# map's size. This lesson is about the networks built on it, the DeepLab family (Chen et al.,
+# 2017), through the project's small DeepLabV3 (`models/deeplab.py`):
+#
+# 1. a **dilated backbone**: stop downsampling early, dilate instead, and the map stays at 1/16
+#    or 1/8 of the input (its **output stride**) with the receptive field it would have had;
+# 2. what that costs, in FLOPs and memory, counted by `models.summary`;
+# 3. **atrous spatial pyramid pooling** (ASPP): parallel atrous convolutions at several rates,
+#    and a picture of which pixels each branch reads;
+# 4. why the rates must be scaled to the map: $2r + 1$ must fit it;
+# 5. the image-pooling branch, whose backward is the exercise.
+#
+# About 25 minutes.
+
+# %%
+# %matplotlib inline
+import ast
+import inspect
+import io
+
+import matplotlib.pyplot as plt
+import numpy
+from matplotlib.patches import Rectangle
+
+import minitorch_seg as mt
+from minitorch_seg import Function, GradcheckError, gradcheck, models, shapes
+from minitorch_seg.data import generate_scene
+from minitorch_seg.models.deeplab import ASPP, DilatedResNet, ImagePooling
+from minitorch_seg.models.summary import layer_table
+from minitorch_seg.nn import Conv2d, MaxPool2d
+
+mt.manual_seed(0)
+
+# %% [markdown]
+# ## 1. Output stride
+#
+# A classification backbone (a ResNet, say) halves its map five times: stride-2 convolution and
+# max pool in the stem, then one halving at the start of each of stages 2, 3 and 4. Its last map
+# is 1/32 of the input: a 1024 x 2048 Cityscapes image becomes 32 x 64, a 128 x 256 one 4 x 8.
+# Each halving doubles the step between the pixels every later 3 x 3 filter reads, which is how
+# the receptive field grows fast; but a segmentation decoded from a 4 x 8 map has lost every thin
+# object (lesson 3 measured how much mIoU that costs).
+#
+# DeepLab's answer: keep the stride 1 in the last stage (or the last two) and **dilate** those
+# stages' convolutions by the factor the missing halvings would have added. The map stays at
+# 1/16 (or 1/8) of the input, its **output stride**, and each filter still reads pixels as far
+# apart as in the original network, so the receptive field is the same. Here is how the
+# project's `DilatedResNet` builds its stages; `output_stride` decides which stages trade their
+# stride for dilation:
+
+# %%
+print(inspect.getsource(DilatedResNet.__init__))
+
+# %% [markdown]
+# The receptive field of a chain of layers follows from two running numbers: $j$, the distance in
+# input pixels between neighbouring pixels of the current map (the product of the strides so far),
+# and $R$, the receptive field. A layer with kernel $k$, dilation $d$ and stride $s$ spans
+# $d(k - 1) + 1$ pixels of its input map, each $j$ input pixels apart, so
+#
+# $$R \leftarrow R + d\,(k - 1)\, j, \qquad j \leftarrow j\, s.$$
+#
+# Walking the backbone's convolutions and pools in order (the 1 x 1 shortcut convolutions run
+# beside the main path and add nothing) for both output strides:
+
+# %%
+def stage_table(output_stride):
+    """Per stage of the backbone: its map, the strides and dilations of its convs and pools, the receptive field."""
+    backbone = DilatedResNet(output_stride=output_stride)
+    modules = dict(backbone.named_modules())
+    field, jump, table = 1, 1, {}
+    for row in layer_table(backbone, (1, 3, 128, 256)):
+        module = modules[row.name]
+        if "downsample" in row.name or not isinstance(module, (Conv2d, MaxPool2d)):
+            continue
+        k = shapes.pair(module.kernel_size, "kernel_size")[0]
+        d = shapes.pair(module.dilation, "dilation")[0]
+        s = shapes.pair(module.stride, "stride")[0]
+        field, jump = field + d * (k - 1) * jump, jump * s
+        stage = table.setdefault(row.name.split(".")[0] if row.name.startswith("layer") else "stem",
+                                 {"strides": [], "dilations": []})
+        stage["strides"].append(s)
+        stage["dilations"].append(d)
+        stage.update(shape=ast.literal_eval(row.output_shape), field=field, jump=jump)
+    return table
+
+
+for output_stride in (16, 8):
+    print(f"output stride {output_stride}, input 128 x 256:")
+    for name, stage in stage_table(output_stride).items():
+        print(f"  {name:7s} strides {' '.join(map(str, stage['strides'])):9s} dilations "
+              f"{' '.join(map(str, stage['dilations'])):9s} -> map {stage['shape'][2]:3d} x {stage['shape'][3]:3d} "
+              f"(1/{stage['jump']:2d}), receptive field {stage['field']:4d} pixels")
+
+# %% [markdown]
+# At both output strides the receptive field comes out the same. (The first convolution of a
+# dilated stage keeps the previous stage's dilation: it stands where the strided convolution
+# stood, which read its input at the old spacing; the convolutions after it read a map that is
+# no longer halved, so their taps are spread twice as far.) The field is far larger than our
+# 128-pixel high images (the *effective* field, where the gradient is large, is much smaller; lesson 5
+# measured one), while the last map is twice as fine at output stride 8. Dilation bought the
+# resolution back without shrinking what each output pixel can see.
+#
+# ## 2. What it costs
+#
+# Nothing is free. A convolution's cost is proportional to the number of output pixels it
+# computes: $2\,k^2\,C_{in}\,C_{out}\,H_{out}W_{out}$ FLOPs (a multiply-add counted as 2). The
+# dilated stages keep the *channels* of a deep stage (they are the widest) at a map twice as
+# fine per halving skipped, so they cost 4 times as much per halving, and so does the memory of
+# the activations that backward needs. `models.summary` counts it:
+
+# %%
+def summary_totals(output_stride):
+    text = io.StringIO()
+    models.summary(models.build("deeplab", output_stride=output_stride), (1, 3, *COST_SIZE), file=text)
+    return text.getvalue().strip().splitlines()[-2:]                    # "Total params", "Total FLOPs"
+
+
+for output_stride in (16, 8):
+    print(f"output stride {output_stride}:", "; ".join(summary_totals(output_stride)))
+
+# %% [markdown]
+# Where the FLOPs go, stage by stage, and the memory of every layer's output (float32, batch 1),
+# from the same per-layer table that `summary` prints:
+
+# %%
+def group(name):
+    if name.startswith("backbone.layer"):
+        return name.split(".")[1]
+    if name.startswith("backbone."):
+        return "stem"
+    return "ASPP" if name.startswith("classifier.0.") else "head"
+
+
+groups = ["stem", "layer1", "layer2", "layer3", "layer4", "ASPP", "head"]
+costs = {}
+for output_stride in (16, 8):
+    flops, memory = dict.fromkeys(groups, 0), dict.fromkeys(groups, 0)
+    for row in layer_table(models.build("deeplab", output_stride=output_stride), (1, 3, *COST_SIZE)):
+        flops[group(row.name)] += row.flops
+        memory[group(row.name)] += 4 * int(numpy.prod(ast.literal_eval(row.output_shape)))
+    costs[output_stride] = flops, memory
+
+fig, axes = plt.subplots(1, 2, figsize=(12, 3.2))
+for ax, index, unit, scale in [(axes[0], 0, "GFLOPs", 1e9), (axes[1], 1, "MB of activations", 2**20)]:
+    for shift, output_stride in [(-0.2, 16), (0.2, 8)]:
+        ax.bar(numpy.arange(len(groups)) + shift, [costs[output_stride][index][g] / scale for g in groups],
+               width=0.4, label=f"output stride {output_stride}")
+    ax.set_xticks(range(len(groups)), groups)
+    ax.set_ylabel(unit)
+    ax.legend()
+total = {os_: sum(costs[os_][0].values()) for os_ in (16, 8)}
+axes[0].set_title(f"FLOPs per stage: OS 8 costs {total[8] / total[16]:.1f}x OS 16 in all")
+axes[1].set_title(f"activation memory, input {COST_SIZE[0]} x {COST_SIZE[1]}");
+
+# %% [markdown]
+# The stem, layer1 and layer2 are identical; layer3, layer4 and ASPP, the widest parts, cost
+# about 4 times as much at output stride 8. That is why the DeepLabV3 paper trains at output
+# stride 16 and evaluates at 8, where a slower, finer answer is worth it.
+#
+# ## 3. Atrous spatial pyramid pooling
+#
+# On top of the backbone, ASPP reads the same map with five branches in parallel, each seeing a
+# different amount of context around each pixel:
+#
+# - a 1 x 1 convolution: the pixel itself;
+# - three 3 x 3 atrous convolutions with rates $r_1 < r_2 < r_3$: windows of $2r + 1$ cells;
+# - **image pooling**: the average of the whole map, through a 1 x 1 convolution, copied back to
+#   every pixel: the context of the entire image.
+#
+# Their outputs are concatenated along the channels and mixed by a 1 x 1 convolution (the
+# concatenation of lesson 6 again: a sum of five convolutions with separate weights). The code:
+
+# %%
+print(inspect.getsource(ASPP))
+print(inspect.getsource(ImagePooling.forward))
+print("default rates at output stride 16:", models.build("deeplab").classifier[0].atrous_rates,
+      "   at output stride 8:", models.build("deeplab", output_stride=8).classifier[0].atrous_rates)
+
+# %% [markdown]
+# Which cells of the backbone's map does each branch read, for one output cell? At output
+# stride 16 a 128 x 256 image gives an 8 x 16 map, one cell per 16 x 16 pixels. Drawn over the
+# image, for the output cell outlined in black: each 3 x 3 branch reads 9 cells, $r$ cells apart;
+# image pooling reads them all. The last panel is the paper's smallest rate, 6, meant for the
+# 33 x 33 map of a 513 x 513 crop: on our map most of its taps fall off the edge, onto the zero
+# padding.
+
+# %%
+scene = generate_scene("val", 0, size=(128, 256))
+cell = 16                                              # pixels per map cell at output stride 16
+rows, cols = 128 // cell, 256 // cell
+centre = (2, 5)                                        # the output cell (row, column) we look at
+branches = [("1 x 1 conv", [0]), ("3 x 3, rate 1", [-1, 0, 1]), ("3 x 3, rate 2", [-2, 0, 2]),
+            ("3 x 3, rate 3", [-3, 0, 3]), ("image pooling", None), ("3 x 3, rate 6 (paper)", [-6, 0, 6])]
+fig, axes = plt.subplots(2, 3, figsize=(15, 6.4), layout="constrained")
+for ax, (title, offsets) in zip(axes.ravel(), branches):
+    ax.imshow(scene.image, extent=(0, 256, 128, 0))
+    taps = ([(centre[0] + dy, centre[1] + dx) for dy in offsets for dx in offsets] if offsets is not None
+            else [(r, c) for r in range(rows) for c in range(cols)])
+    inside = [(r, c) for r, c in taps if 0 <= r < rows and 0 <= c < cols]
+    for r, c in taps:
+        on_map = (r, c) in inside
+        ax.add_patch(Rectangle((c * cell, r * cell), cell, cell, facecolor="C1" if on_map else "none",
+                               alpha=0.55 if on_map else 1, edgecolor="C1" if on_map else "C3",
+                               linestyle="-" if on_map else ":", lw=1.5))
+    ax.add_patch(Rectangle((centre[1] * cell, centre[0] * cell), cell, cell, fill=False, edgecolor="k", lw=2))
+    for k in range(cols + 1):
+        ax.axvline(k * cell, color="w", lw=0.3)
+    for k in range(rows + 1):
+        ax.axhline(k * cell, color="w", lw=0.3)
+    ax.set_xlim(-24, 280)
+    ax.set_ylim(152, -72)
+    reads = f"all {len(taps)} cells" if offsets is None else f"{len(inside)} of {len(taps)} taps on the map"
+    ax.set_title(f"{title}: {reads}", fontsize=10)
+    ax.axis("off")
+
+# %% [markdown]
+# ## 4. Why the rates are scaled
+#
+# A 3 x 3 filter at rate $r$ spans $2r + 1$ cells. When that exceeds the map, the outer taps of
+# every position read padding, and their weights learn nothing and add nothing: the branch
+# degenerates towards a 1 x 1 convolution, only the centre weight doing any work. (The DeepLabV3
+# paper shows exactly this effect on a 65 x 65 map, and it is why it added the image-pooling
+# branch: the context that large rates fail to deliver.)
+#
+# How many of the 9 weights read real pixels, on average over all positions of an $H \times W$
+# map? Along one axis the tap at offset $o \in \{-r, 0, r\}$ is inside the map for $\max(0, H - |o|)$
+# of the $H$ positions, and the two axes are independent, so
+#
+# $$\mathbb{E}[\text{valid taps}] = \Big(1 + \tfrac{2\max(0,\ H - r)}{H}\Big)\Big(1 + \tfrac{2\max(0,\ W - r)}{W}\Big).$$
+#
+# At $r \ge \max(H, W)$ it is 1: a 1 x 1 convolution. The rule the project's DeepLab follows,
+# $2r + 1 \le \min(H, W)$, keeps every branch well above that. For our 8 x 16 map: $r \le 3$,
+# hence the rates (1, 2, 3) at output stride 16 and twice those, (2, 4, 6), at output stride 8
+# (the 16 x 32 map). The paper's (6, 12, 18) and (12, 24, 36) were chosen for its 33 x 33 and
+# 65 x 65 maps, and scaled the same way; they are a little bolder (2 x 18 + 1 = 37 > 33), and
+# the curves show what that costs their largest rate.
+
+# %%
+def valid_taps(rate, h, w):
+    return (1 + 2 * max(0, h - rate) / h) * (1 + 2 * max(0, w - rate) / w)
+
+
+maps = {"8 x 16 (ours, OS 16)": (8, 16, (1, 2, 3)), "16 x 32 (ours, OS 8)": (16, 32, (2, 4, 6)),
+        "33 x 33 (paper, OS 16)": (33, 33, (6, 12, 18)), "65 x 65 (paper, OS 8)": (65, 65, (12, 24, 36))}
+rates = numpy.arange(1, 41)
+fig, ax = plt.subplots(figsize=(7.5, 3.6))
+for colour, (name, (h, w, used)) in zip(["C0", "C1", "C2", "C3"], maps.items()):
+    ax.plot(rates, [valid_taps(r, h, w) for r in rates], color=colour, label=f"{name}: rates {used}")
+    ax.plot(used, [valid_taps(r, h, w) for r in used], "o", color=colour)
+ax.axhline(1, color="gray", ls=":")
+ax.text(40, 1.3, "1: a 1 x 1 convolution", ha="right", fontsize=8, color="gray")
+ax.set_xlabel("atrous rate r")
+ax.set_ylabel("valid taps of 9 (mean over positions)")
+ax.legend(fontsize=8)
+ax.set_title("A 3 x 3 atrous filter on a small map degenerates as r grows");
+
+# %% [markdown]
+# ## 5. Image pooling
+#
+# The fifth branch skips the question of rates altogether: the **global average** of each
+# channel over the whole map, $\mu_c = \frac{1}{HW}\sum_{h,w} x[c, h, w]$, is context of the entire
+# image at any size. A 1 x 1 convolution (and a ReLU) transforms the $C$ means, and the result is
+# copied back to every position so that it can be concatenated with the other branches.
+#
+# Its backward has the same two steps, reversed. The copy to all $HW$ positions is a fan-out, so
+# its gradient is the *sum* of the gradients of all copies; the mean then spreads that sum evenly,
+# $\frac{1}{HW}$ to each input pixel. Every input pixel influences every output pixel, which is
+# the point of the branch, and it is exactly what a first attempt at its backward tends to forget.
+#
+# ## 6. Exercise: derive it yourself, then check it with gradcheck
+#
+# Image pooling without its convolution: each channel's global average, broadcast back to the
+# map,
+#
+# $$y[n, c, h, w] = \frac{1}{HW} \sum_{h'=1}^{H} \sum_{w'=1}^{W} x[n, c, h', w'] \quad \text{for every } (h, w).$$
+#
+# Input and output have the same shape, which makes a wrong backward easy to write.
+#
+# 1. Derive $\bar x[n, c, h', w']$ from $\bar y$. (Which outputs does $x[n, c, h', w']$ change,
+#    and by how much each?)
+# 2. Run the template, whose backward is a first attempt, then the gradcheck cell.
+# 3. Fix `backward` until gradcheck passes.
+
+# %% {"tags": ["planted-wrong"], "gradcheck": "gradcheck(MyImagePool.apply, (mt.randn(2, 3, 4, 5, dtype='float64', requires_grad=True),))"}
+class MyImagePool(Function):
+    """y[n, c, h, w] = mean over (h', w') of x[n, c, h', w']: the global average of each channel, at every position."""
+
+    @staticmethod
+    def forward(ctx, x):
+        means = x.mean(axis=(2, 3), keepdims=True)                       # (N, C, 1, 1)
+        return numpy.broadcast_to(means, x.shape).copy()                 # (N, C, H, W)
+
+    @staticmethod
+    def backward(ctx, g):
+        h, w = g.shape[2:]
+        # TODO: derive dL/dx and fix this line: a first attempt, and wrong.
+        return g / (h * w)
+
+# %% {"tags": ["exercise-check"]}
+try:
+    gradcheck(MyImagePool.apply, (mt.randn(2, 3, 4, 5, dtype='float64', requires_grad=True),))
+    print("gradcheck passed: your backward agrees with the finite differences.")
+except GradcheckError as error:
+    print("gradcheck caught a wrong backward:\n", error)
+
+# %% [markdown]
+# Why it is wrong, in a picture: the gradient of *one* output pixel, $y[0, 0, 1, 2]$, with respect
+# to the input, from the backward and from finite differences of the forward:
+
+# %%
+x = mt.randn(1, 1, 4, 5, dtype="float64", requires_grad=True)
+upstream = numpy.zeros((1, 1, 4, 5))
+upstream[0, 0, 1, 2] = 1.0                                              # dL/dy: one output pixel only
+MyImagePool.apply(x).backward(mt.tensor(upstream))
+numeric = numpy.zeros((4, 5))
+for index in numpy.ndindex(4, 5):
+    step = numpy.zeros((1, 1, 4, 5))
+    step[(0, 0) + index] = 1e-6
+    with mt.no_grad():
+        plus = MyImagePool.apply(mt.tensor(x.numpy() + step)).numpy()[0, 0, 1, 2]
+        minus = MyImagePool.apply(mt.tensor(x.numpy() - step)).numpy()[0, 0, 1, 2]
+    numeric[index] = (plus - minus) / 2e-6
+fig, axes = plt.subplots(1, 2, figsize=(8, 2.6))
+for ax, grad, title in [(axes[0], numeric, "finite differences"), (axes[1], x.grad.numpy()[0, 0], "your backward")]:
+    shown = ax.imshow(grad, cmap="Blues", vmin=0, vmax=0.06)
+    for (i, j), v in numpy.ndenumerate(grad):
+        ax.text(j, i, f"{v:.3f}", ha="center", va="center", fontsize=8)
+    ax.set_title(f"d y[1, 2] / d x: {title}", fontsize=10)
+    ax.axis("off")
+
+# %% [markdown]
+# **Solution.** The next two cells, the derivation and the corrected code, are collapsed: click
+# the dots (or the bar to the left of a cell) to open them, once you have tried.
+
+# %% [markdown] {"tags": ["solution"]}
+# $x[n, c, h', w']$ enters every one of the $HW$ outputs of its channel, each with weight
+# $\frac{1}{HW}$, so by the chain rule (fan-out adds)
+#
+# $$\bar x[n, c, h', w'] = \frac{1}{HW} \sum_{h, w} \bar y[n, c, h, w],$$
+#
+# the *same* value for every pixel of the channel: the mean of $\bar y$ over the map, broadcast.
+# The first attempt returned $\bar y[n, c, h', w'] / HW$, as if each input pixel reached only the
+# output pixel at its own position: the backward of an elementwise scaling, not of a mean. Its
+# shape was right, which is why only a gradient check finds it.
+
+# %% {"tags": ["solution"]}
+class MyImagePool(Function):
+    """y = the global average of each channel, at every position.  Backward: dL/dx = mean of g over (h, w), broadcast."""
+
+    @staticmethod
+    def forward(ctx, x):
+        means = x.mean(axis=(2, 3), keepdims=True)
+        return numpy.broadcast_to(means, x.shape).copy()
+
+    @staticmethod
+    def backward(ctx, g):
+        return numpy.broadcast_to(g.mean(axis=(2, 3), keepdims=True), g.shape).copy()
+
+# %%
+gradcheck(MyImagePool.apply, (mt.randn(2, 3, 4, 5, dtype='float64', requires_grad=True),))
+
+# %% [markdown]
+# And it agrees with what the project's `ImagePooling` branch computes before its convolution,
+# `x.mean(dim=(2, 3), keepdim=True).expand(...)`, whose backward autograd assembles from the mean's
+# and the expand's:
+
+# %%
+x = mt.randn(2, 3, 4, 5, dtype="float64", requires_grad=True)
+g = mt.randn(2, 3, 4, 5, dtype="float64")
+MyImagePool.apply(x).backward(g)
+ours = x.grad.numpy().copy()
+x.grad = None
+x.mean(dim=(2, 3), keepdim=True).expand(2, 3, 4, 5).backward(g)
+print("same gradient as mean + expand:", numpy.allclose(ours, x.grad.numpy()))
+
+# %% [markdown]
+# ## What you have seen
+#
+# - An atrous backbone trades its last strides for dilation: the map stays at 1/16 or 1/8 of the
+#   input (the output stride), with the receptive field of the original network.
+# - The price: the widest stages run at 4 times the pixels per halving skipped; output stride 8
+#   costs several times the FLOPs and activation memory of 16 (`models.summary` counts them).
+# - ASPP reads the map at several rates in parallel, plus the global average; concatenated and
+#   mixed by a 1 x 1 convolution.
+# - A rate is only useful while $2r + 1$ fits the map; beyond that a 3 x 3 filter degenerates
+#   towards 1 x 1. Rates are scaled with the map: (1, 2, 3) for our 8 x 16 maps, (6, 12, 18) for
+#   the paper's 33 x 33.
+# - Image pooling's backward spreads the mean of the upstream gradient over the whole map.
+#
+# **Next:** lesson 8 replaces convolutions altogether: transformers, their token-size dilemma,
+# and the shifted windows of Swin.
