@@ -31,14 +31,14 @@ class CrossEntropy(Function):
         safe = xp.where(keep, target, 0)
         top = x.max(axis=1, keepdims=True)                             # m, (N, 1, *S)
         x_y = xp.take_along_axis(x, safe[:, None], axis=1)             # (N, 1, *S)
-        probs = xp.exp(x - top)                                        # (N, C, *S), entries <= 1
-        sums = probs.sum(axis=1)                                       # (N, *S)
+        exps = x - top                                                 # (N, C, *S)
+        xp.exp(exps, out=exps)                                         # e^(x - m) <= 1, in place
+        sums = exps.sum(axis=1)                                        # (N, *S)
         nll = xp.log(sums) - (x_y - top)[:, 0]                         # -log softmax(x)_y
         pixel_weight = (weight[safe] * keep) if weight is not None else keep.astype(x.dtype)
         losses = nll * pixel_weight
-        probs /= sums[:, None]                                         # softmax, kept for backward
         ctx.reduction = reduction
-        ctx.save_for_backward(probs, safe, pixel_weight)
+        ctx.save_for_backward(exps, sums, safe, pixel_weight)  # softmax = exps / sums, divided in backward
         if reduction == "none":
             return losses
         total = losses.sum()
@@ -50,12 +50,12 @@ class CrossEntropy(Function):
 
     @staticmethod
     def backward(ctx, g):
-        probs, safe, pixel_weight = ctx.saved_arrays
-        xp = get_array_module(probs)
+        exps, sums, safe, pixel_weight = ctx.saved_arrays
+        xp = get_array_module(exps)
         coefficient = g * pixel_weight                                  # (N, *S)
         if ctx.reduction == "mean":
             coefficient = coefficient / ctx.denominator
-        grad = probs * coefficient[:, None]                             # (N, C, *S)
+        grad = exps * (coefficient / sums)[:, None]                     # softmax * coefficient, (N, C, *S)
         # Subtract the one-hot part at each pixel's own class. Each (n, pixel) names one position,
         # so a plain fancy-index update does (no scatter-add), on any memory layout of grad.
         axes = [xp.arange(n).reshape((-1,) + (1,) * (safe.ndim - 1 - i)) for i, n in enumerate(safe.shape)]
