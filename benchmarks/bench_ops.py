@@ -104,6 +104,16 @@ def cases():
     yield "batch_norm", None, batch_norm
 
 
+def in_tile_threads(fn):
+    """fn run as the CLI runs our ops: BLAS on one thread, conv tiles over the cores (parallel.py)."""
+    from minitorch_seg import parallel
+
+    def run():
+        with parallel.tile_threads():
+            fn()
+    return run
+
+
 def measure(rounds, only):
     import numpy
     import torch
@@ -116,6 +126,7 @@ def measure(rounds, only):
         if only and only not in name:
             continue
         ours, theirs = build()
+        ours = in_tile_threads(ours)
         ours(), theirs()  # warm-up
         times = {"ours": [], "torch": [], "torch_1thread": []}
         for _ in range(rounds):

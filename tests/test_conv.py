@@ -18,7 +18,7 @@ import minitorch_seg as mt
 from minitorch_seg import backend as shim
 from minitorch_seg import functional as F
 from minitorch_seg.functional import conv as conv_module
-from minitorch_seg import nn
+from minitorch_seg import nn, parallel
 from minitorch_seg.reference.conv import conv2d_im2col, conv2d_loops, conv_transpose2d_loops
 from strategies import conv_configs, layouts, make
 from torch_compare import compare, to_torch
@@ -168,17 +168,21 @@ def test_gradients_do_not_depend_on_the_upstream_gradients_layout(backend, trans
 
 
 @both_ops
+@pytest.mark.parametrize("threads", [1, 3])
 @pytest.mark.parametrize("dilation, padding", [(1, 1), (2, 1)])
-def test_feature_maps_large_enough_to_be_processed_in_tiles(backend, transposed, dilation, padding, monkeypatch):
+def test_feature_maps_large_enough_to_be_processed_in_tiles(backend, transposed, dilation, padding, threads,
+                                                           monkeypatch):
     """Stride-1 convs on a 2x8x48x40 map (a column buffer of a few MB: more than one tile of rows
-    in the fast path): forward and gradients equal the composed twin's.
+    in the fast path), on one host thread and spread over three: forward and gradients equal the
+    composed twin's.
 
     The transposed conv meets the twin through adjointness: with s = <conv2d_im2col(u, v), x>,
     ds/du = conv_transpose(x, v) (its forward), conv2d_im2col(u, v) = its dL/dx for upstream u, and
     ds/dv = its dL/dw."""
     monkeypatch.setattr(conv_module, "TILE_BYTES", 1 << 18)                  # several tiles of rows
+    monkeypatch.setattr(parallel, "host_threads", lambda: threads)
     x, b = make((2, 8, 48, 40), seed=1), make((4,), seed=3)
-    assert len(conv_module._row_tiles(x.data, (3, 3), (48, 40))) > 1
+    assert len(conv_module._row_tiles(x.data, (3, 3), (48, 40))) > threads
     w = make((8, 4, 3, 3) if transposed else (4, 8, 3, 3), seed=2)          # 8 channels in, 4 out
     kwargs = dict(padding=padding, dilation=dilation)
     op = F.conv_transpose2d if transposed else F.conv2d

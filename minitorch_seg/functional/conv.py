@@ -18,6 +18,7 @@ Three kernels do all the work, for both ops:
 Conv2d uses them as (forward, dL/dx, dL/dw) = (_correlate, _correlate_adjoint, _weight_gradient);
 ConvTranspose2d as (_correlate_adjoint, _correlate, _weight_gradient with x and g swapped).
 """
+from .. import parallel
 from ..autograd import Function
 from ..backend import get_array_module
 from ..shapes import conv_output_size, conv_transpose_output_size, pair
@@ -58,38 +59,40 @@ def _output_hw(in_hw, kernel, stride, padding, dilation):
 
 # Stride-1 convolutions (almost all of a segmentation network) go through the columns in tiles of
 # a few output rows: each tile's columns (N, C*kh*kw, rows*Wo) are about this many bytes, small
-# enough to stay in cache between the copy that makes them and the GEMMs that read them, large
-# enough that each GEMM keeps both cores busy. Without tiles, a 16-channel conv at 128x256 writes
-# and rereads a 9x column buffer of 75 MB. Measured on the U-Net step (2 cores, quiet): convs took
-# 440-700 ms with 1 MiB tiles, 340 ms with 4 MiB, 590 ms with 16 MiB.
+# enough to stay in a core's cache between the copy that makes them and the GEMM that reads them.
+# Without tiles, a 16-channel conv at 128x256 writes and rereads a 9x column buffer of 75 MB. The
+# tiles are spread over host threads (``parallel.map_tiles``), each tile's copy and GEMM in one.
 TILE_BYTES = 1 << 22
 
 
 def _row_tiles(x, kernel, out_hw, tile_bytes=None):
-    """[(first_row, last_row + 1), ...] covering the Ho output rows in tiles of about ``tile_bytes``."""
+    """[(first_row, last_row + 1), ...] covering the Ho output rows in tiles of about ``tile_bytes``.
+
+    At least one tile per host thread where there are enough rows, so that small images use every core too.
+    """
     tile_bytes = tile_bytes or TILE_BYTES
     n, c = x.shape[:2]
     row_bytes = n * c * kernel[0] * kernel[1] * out_hw[1] * x.dtype.itemsize
-    rows = max(1, min(out_hw[0], tile_bytes // max(row_bytes, 1)))
+    rows = max(1, min(-(-out_hw[0] // parallel.host_threads()), tile_bytes // max(row_bytes, 1)))
     return [(r, min(r + rows, out_hw[0])) for r in range(0, out_hw[0], rows)]
 
 
-def _tiled_columns(x, kernel, padding, dilation, groups, out_hw):
-    """Yield (first_row, last_row, columns) with columns (N, G, C/G*kh*kw, rows*Wo), stride 1.
+def _tiled_columns(views, tiles, groups):
+    """Yield (first_row, last_row, columns) for each tile, columns (N, G, C/G*kh*kw, rows*Wo); stride 1.
 
-    The column buffer is allocated once per tile height and refilled: one strided copy a tile.
+    ``views`` is ``_offset_views`` of the padded input. The column buffer is allocated once per
+    tile height and refilled: one strided copy a tile.
     """
-    xp = get_array_module(x)
-    n, c = x.shape[:2]
-    views = _offset_views(_pad(x, *padding), kernel, (1, 1), dilation, out_hw)   # (N, C, kh, kw, Ho, Wo)
+    xp = get_array_module(views)
+    n, c, kh, kw, _, out_w = views.shape
     buffers = {}
-    for first, last in _row_tiles(x, kernel, out_hw):
+    for first, last in tiles:
         rows = last - first
         if rows not in buffers:
-            buffers[rows] = xp.empty((n, c, kernel[0], kernel[1], rows, out_hw[1]), dtype=x.dtype)
+            buffers[rows] = xp.empty((n, c, kh, kw, rows, out_w), dtype=views.dtype)
         buffer = buffers[rows]
         buffer[...] = views[:, :, :, :, first:last]
-        yield first, last, buffer.reshape(n, groups, c // groups * kernel[0] * kernel[1], rows * out_hw[1])
+        yield first, last, buffer.reshape(n, groups, c // groups * kh * kw, rows * out_w)
 
 
 def _correlate(x, w, stride, padding, dilation, groups):
@@ -103,8 +106,12 @@ def _correlate(x, w, stride, padding, dilation, groups):
         columns = _columns(x, kernel, stride, padding, dilation, groups, out_hw)   # (N, G, K, L)
         return (weight @ columns).reshape(n, o, *out_hw)                         # (N, O, Ho, Wo)
     y = xp.empty((n, groups, o // groups, out_hw[0] * out_hw[1]), dtype=x.dtype)
-    for first, last, columns in _tiled_columns(x, kernel, padding, dilation, groups, out_hw):
-        xp.matmul(weight, columns, out=y[..., first * out_hw[1]:last * out_hw[1]])
+    views = _offset_views(_pad(x, *padding), kernel, stride, dilation, out_hw)   # (N, C, kh, kw, Ho, Wo)
+
+    def correlate_tiles(tiles):  # each tile's GEMM writes its own columns of y
+        for first, last, columns in _tiled_columns(views, tiles, groups):
+            xp.matmul(weight, columns, out=y[..., first * out_hw[1]:last * out_hw[1]])
+    parallel.map_tiles(xp, correlate_tiles, _row_tiles(x, kernel, out_hw))
     return y.reshape(n, o, *out_hw)
 
 
@@ -155,9 +162,14 @@ def _weight_gradient(x, g, kernel, stride, padding, dilation, groups):
         columns = _columns(x, kernel, stride, padding, dilation, groups, (out_h, out_w))   # (N, G, K, L)
         grads = (g @ columns.swapaxes(2, 3)).sum(axis=0)                                   # (G, O/G, K)
     else:
-        grads = 0
-        for first, last, columns in _tiled_columns(x, kernel, padding, dilation, groups, (out_h, out_w)):
-            grads = grads + (g[..., first * out_w:last * out_w] @ columns.swapaxes(2, 3)).sum(axis=0)
+        views = _offset_views(_pad(x, *padding), kernel, stride, dilation, (out_h, out_w))
+
+        def weight_gradient_tiles(tiles):  # each thread sums its tiles' products; the threads' sums are added
+            grads = 0
+            for first, last, columns in _tiled_columns(views, tiles, groups):
+                grads = grads + (g[..., first * out_w:last * out_w] @ columns.swapaxes(2, 3)).sum(axis=0)
+            return grads
+        grads = sum(parallel.map_tiles(xp, weight_gradient_tiles, _row_tiles(x, kernel, (out_h, out_w))))
     return grads.reshape(o, c // groups, *kernel)
 
 
