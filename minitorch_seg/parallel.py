@@ -70,17 +70,17 @@ def tile_threads(threads=None):
 
 
 def map_tiles(xp, work, tiles):
-    """Run ``work(part)`` on parts of ``tiles`` and return the results, one per part.
+    """``[work(tile) for tile in tiles]``, the tiles handed to the host threads as each one frees up.
 
-    With n > 1 host threads, part k is ``tiles[k::n]`` (interleaved, so a short last tile does
-    not leave one thread idle), each in its own thread. The parts depend only on n, so a sum of
-    the results is the same run after run. Otherwise one part, all the tiles, in this thread.
+    Handing out one tile at a time (rather than a fixed share per thread) keeps both cores busy
+    when something else, such as the data loader's thread, slows one of them down. The results
+    come back in tile order, so a sum of them is the same whatever thread computed which tile.
     """
     global _executor, _executor_threads
     threads = min(host_threads(), len(tiles)) if module_name(xp) != "cupy" else 1
     if threads < 2:
-        return [work(tiles)]
+        return [work(tile) for tile in tiles]
     if _executor_threads < threads:
         _executor = ThreadPoolExecutor(threads, thread_name_prefix="minitorch-seg-tiles")
         _executor_threads = threads
-    return list(_executor.map(work, [tiles[k::threads] for k in range(threads)]))
+    return list(_executor.map(work, tiles))

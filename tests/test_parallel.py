@@ -1,4 +1,4 @@
-"""parallel.map_tiles: how tiles are split over host threads, and BLAS's threads given back."""
+"""parallel: tiles handed to host threads, and BLAS on one thread inside tile_threads() only."""
 import threading
 
 import numpy
@@ -7,24 +7,22 @@ import pytest
 from minitorch_seg import backend, parallel
 
 
-def test_tiles_are_interleaved_over_the_threads_and_each_part_runs_in_its_own_thread(monkeypatch):
+def test_each_tile_runs_on_a_pool_thread_and_the_results_come_back_in_tile_order(monkeypatch):
     monkeypatch.setattr(parallel, "host_threads", lambda: 3)
     seen = []
 
-    def work(part):
+    def work(tile):
         seen.append(threading.current_thread().name)
-        return part
-    parts = parallel.map_tiles(numpy, work, list(range(7)))
-    assert parts == [[0, 3, 6], [1, 4], [2, 5]]
-    assert len(seen) == 3 and all(name.startswith("minitorch-seg-tiles") for name in seen)
+        return tile * 10
+    assert parallel.map_tiles(numpy, work, list(range(7))) == [0, 10, 20, 30, 40, 50, 60]
+    assert len(seen) == 7 and all(name.startswith("minitorch-seg-tiles") for name in seen)
 
 
-def test_one_thread_or_fewer_tiles_than_two_runs_in_the_callers_thread(monkeypatch):
+def test_one_thread_or_one_tile_runs_in_the_callers_thread(monkeypatch):
     caller = threading.current_thread().name
     for threads, tiles in [(1, [0, 1, 2]), (4, [0])]:
         monkeypatch.setattr(parallel, "host_threads", lambda: threads)
-        assert parallel.map_tiles(numpy, lambda part: (part, threading.current_thread().name), tiles) == \
-            [(tiles, caller)]
+        assert parallel.map_tiles(numpy, lambda tile: threading.current_thread().name, tiles) == [caller] * len(tiles)
 
 
 def blas_threads(threadpoolctl):
@@ -40,8 +38,8 @@ def test_tile_threads_puts_blas_on_one_thread_and_gives_its_threads_back():
         assert set(blas_threads(threadpoolctl)) == {1}
         with parallel.tile_threads(5):                        # nested: changes nothing
             assert parallel.host_threads() == 3
-        inside = parallel.map_tiles(backend.strict_module, lambda part: blas_threads(threadpoolctl), [0, 1, 2])
-        assert inside == [[1] * len(inside[0])] * 3           # the workers see one BLAS thread too
+        inside = parallel.map_tiles(backend.strict_module, lambda tile: blas_threads(threadpoolctl), [0, 1, 2])
+        assert inside == [[1] * len(inside[0])] * 3           # the pool's threads see one BLAS thread too
     assert parallel.host_threads() == 1
     assert threadpoolctl.threadpool_info() == before
 
@@ -53,11 +51,11 @@ def test_tile_threads_defaults_to_the_blas_thread_count_so_a_user_limit_is_kept(
             assert parallel.host_threads() == 1
 
 
-def test_an_error_in_a_part_reaches_the_caller(monkeypatch):
+def test_an_error_in_a_tile_reaches_the_caller(monkeypatch):
     monkeypatch.setattr(parallel, "host_threads", lambda: 2)
 
-    def work(part):
-        raise ValueError(f"tile {part}")
+    def work(tile):
+        raise ValueError(f"tile {tile}")
     with pytest.raises(ValueError, match="tile"):
         parallel.map_tiles(numpy, work, [0, 1])
-    assert parallel.map_tiles(numpy, lambda part: part, [0, 1]) == [[0], [1]]  # the pool still works
+    assert parallel.map_tiles(numpy, lambda tile: tile, [0, 1]) == [0, 1]  # the pool still works
