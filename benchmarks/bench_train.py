@@ -63,8 +63,22 @@ def ours(root, seed, epochs, out):
             "images_per_second": images / seconds, "seconds": seconds, "epochs": config.epochs}
 
 
+def torch_segment(model, images, input_scale):
+    """predict.segment in torch: resize by input_scale, pad to a multiple of 32, logits resized back, argmax."""
+    import torch
+    height, width = images.shape[2:]
+    if input_scale != 1.0:
+        images = torch.nn.functional.interpolate(images, scale_factor=input_scale, mode="bilinear", align_corners=False)
+    small_h, small_w = images.shape[2:]
+    images = torch.nn.functional.pad(images, (0, -small_w % 32, 0, -small_h % 32))
+    logits = model(images)[:, :, :small_h, :small_w]
+    if (small_h, small_w) != (height, width):
+        logits = torch.nn.functional.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)
+    return logits.argmax(dim=1)
+
+
 def theirs(root, seed, epochs, out):
-    """The same job in PyTorch: our loader's batches, our initial weights, torch's SGD and schedulers."""
+    """The same job in PyTorch: our loader's batches, initial weights and class weights; torch's SGD and schedulers."""
     import torch
     sys.path.insert(0, HERE)
     from torch_unet import TorchUNet
@@ -84,13 +98,15 @@ def theirs(root, seed, epochs, out):
         torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=0.1, total_iters=warmup),
         torch.optim.lr_scheduler.PolynomialLR(optimizer, total_iters=max(total - warmup, 1), power=0.9)],
         milestones=[warmup])
+    weight = None if reference.class_weights is None else torch.from_numpy(reference.class_weights.numpy().copy())
     start, history = time.perf_counter(), []
     for epoch in range(config.epochs):
         model.train()
         reference.train_loader.set_epoch(epoch)
         for images, labels in reference.train_loader:
             loss = torch.nn.functional.cross_entropy(model(torch.from_numpy(images.numpy())),
-                                                     torch.from_numpy(labels.numpy()), ignore_index=255)
+                                                     torch.from_numpy(labels.numpy()), weight=weight,
+                                                     ignore_index=255)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -99,7 +115,8 @@ def theirs(root, seed, epochs, out):
         matrix = ConfusionMatrix(19)
         with torch.no_grad():
             for images, labels in reference.val_loader:
-                matrix.update(model(torch.from_numpy(images.numpy())).argmax(dim=1).numpy(), labels.numpy())
+                matrix.update(torch_segment(model, torch.from_numpy(images.numpy()), config.input_scale).numpy(),
+                              labels.numpy())
         history.append(matrix.compute()["miou"])
     seconds = time.perf_counter() - start
     images = config.epochs * len(reference.train_loader) * config.batch_size

@@ -9,13 +9,14 @@ import json
 import os
 import sys
 
-from . import backend
+from . import backend, parallel
 
 EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
 EXAMPLES = {
     "make-data": "examples:\n  minitorch-seg make-data\n  minitorch-seg make-data --out data/synth --train 100 --val 20 --size 64x128",
     "train": "examples:\n  minitorch-seg train\n  minitorch-seg train --model hrnet --epochs 10 --out runs/hrnet\n"
-             "  minitorch-seg train --out runs/unet --resume\n  minitorch-seg train --backend cupy",
+             "  minitorch-seg train --out runs/unet --resume\n  minitorch-seg train --backend cupy\n"
+             "  minitorch-seg train --input-scale 1 --class-weights none   # full resolution, plain loss",
     "evaluate": "examples:\n  minitorch-seg evaluate runs/unet\n  minitorch-seg evaluate runs/unet/last.npz --split val --json",
     "predict": "examples:\n  minitorch-seg predict runs/unet/best.npz street.png --out predictions",
     "doctor": "example:\n  minitorch-seg doctor",
@@ -48,6 +49,16 @@ def _positive(text):
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
+def _scale(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a scale in (0, 1], got {value}")
     return value
 
 
@@ -88,7 +99,7 @@ def _train(args):
         config.backend = args.backend
     else:
         config = TrainConfig(model=args.model or "unet", seed=args.seed, backend=args.backend, optimizer=args.optimizer)
-        for name in ("epochs", "batch_size", "lr"):
+        for name in ("epochs", "batch_size", "lr", "class_weights", "input_scale"):
             if getattr(args, name) is not None:
                 setattr(config, name, getattr(args, name))
         if args.optimizer == "adamw" and args.lr is None:
@@ -120,7 +131,7 @@ def _evaluate(args):
     model, meta = load_model(_checkpoint_path(args.checkpoint))
     norm = meta.get("normalization", {})
     loader = DataLoader(Cityscapes(_data_root(args), args.split), batch_size=4, **norm)
-    metrics = evaluate(model, loader, meta["num_classes"])
+    metrics = evaluate(model, loader, meta["num_classes"], meta.get("config", {}).get("input_scale", 1.0))
     if args.json:  # strict JSON: an absent class's NaN becomes null
         def nan_to_null(v):
             return [nan_to_null(x) for x in v] if isinstance(v, list) else None if v != v else v
@@ -187,6 +198,10 @@ def build_parser():
     train.add_argument("--batch-size", type=_positive)
     train.add_argument("--lr", type=float)
     train.add_argument("--optimizer", default="sgd", choices=["sgd", "adamw"])
+    train.add_argument("--input-scale", type=_scale, help="train and predict on images resized by this "
+                       "(0 < S <= 1; default 0.5: half the data's resolution, predictions upsampled to full)")
+    train.add_argument("--class-weights", choices=["none", "enet"],
+                       help="weight the loss per class: enet = 1/ln(1.02 + class share) (default enet)")
     train.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
     train.add_argument("--out", help="run folder (default runs/MODEL)")
     train.add_argument("--resume", action="store_true", help="continue from OUT/last.npz")
@@ -215,7 +230,8 @@ def main(argv=None):
     from .data import DatasetError
     known = (CommandError, backend.BackendError, CheckpointError, DatasetError, FileNotFoundError, ValueError, KeyError)
     try:
-        return args.run(args)
+        with parallel.tile_threads():  # BLAS on one thread, conv tiles over the cores (parallel.py)
+            return args.run(args)
     except known as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"minitorch-seg {args.command}: error: {message}", file=sys.stderr)

@@ -231,6 +231,7 @@ def error_cases(tiny, broken):
         "non-numeric size": (["make-data", "--size", "12xfoo", "--out", broken / "d"], ["12xfoo"]),
         "zero epochs": (["train", "--epochs", "0", "--data", data], ["--epochs", "positive"]),
         "negative epochs": (["train", "--epochs=-3", "--data", data], ["--epochs", "positive"]),
+        "input scale above 1": (["train", "--input-scale", "2", "--data", data], ["--input-scale", "(0, 1]"]),
         "evaluate missing checkpoint": (["evaluate", broken / "nope.npz", "--data", data], ["does not exist"]),
         "evaluate missing run folder": (["evaluate", broken / "no_run", "--data", data], ["does not exist"]),
         "evaluate run folder without best.npz": (["evaluate", broken / "empty_run", "--data", data], ["best.npz"]),
@@ -244,7 +245,7 @@ def error_cases(tiny, broken):
 
 
 CASES = ["missing --data", "unknown model", "checkpoint of another model", "resume without last.npz",
-         "non-numeric size", "zero epochs", "negative epochs", "evaluate missing checkpoint",
+         "non-numeric size", "zero epochs", "negative epochs", "input scale above 1", "evaluate missing checkpoint",
          "evaluate missing run folder", "evaluate run folder without best.npz", "predict missing checkpoint",
          "predict missing image", "random bytes", "truncated checkpoint"]
 

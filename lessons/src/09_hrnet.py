@@ -270,7 +270,8 @@ gradcheck(MyFuseUp.apply, (mt.randn(1, 2, 4, 6, dtype='float64', requires_grad=T
 
 # %%
 root = make_dataset(**DATA)
-config = TrainConfig(model="hrnet", model_options=MODEL, epochs=EPOCHS, batch_size=BATCH, crop=CROP)
+config = TrainConfig(model="hrnet", model_options=MODEL, epochs=EPOCHS, batch_size=BATCH, crop=CROP,
+                     input_scale=1.0, class_weights="none")   # as in lesson 6: full resolution, plain loss
 trainer = Trainer(config, root, os.path.join(SCRATCH.name, "run"), progress=False)
 weights = sum(p.numel() for p in trainer.model.parameters())
 print(f"{len(trainer.train_loader.dataset)} training images in batches of {BATCH}, "

@@ -98,20 +98,27 @@ class Cityscapes:
         return len(self.images)
 
     def __getitem__(self, index):
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"Cityscapes: index {index} is out of range for {len(self)} images.")
+        self._check_index(index)
         mode, image = _read(self.images[index], "image")
         if image.ndim != 3 or image.shape[2] != 3:
             raise DatasetError(f"Cityscapes: image {self.images[index]} has mode {mode}; expected an RGB PNG.")
+        target = self.target(index)
+        if target.shape != image.shape[:2]:
+            raise DatasetError(f"Cityscapes: label {self.targets[index]} is {target.shape[0]}x{target.shape[1]} but its "
+                               f"image {self.images[index]} is {image.shape[0]}x{image.shape[1]}.")
+        if self.transforms is not None:
+            return self.transforms(image, target)
+        return image, target
+
+    def target(self, index):
+        """The label image of item ``index`` alone, int64 (H, W), in ``label_format``, untransformed."""
+        self._check_index(index)
         target_path = self.targets[index]
         mode, target = _read(target_path, "label")
         if target.ndim != 2:
             raise DatasetError(f"Cityscapes: label {target_path} has mode {mode}; "
                                "expected a single-channel image of label ids.")
         target = target.astype(numpy.int64)
-        if target.shape != image.shape[:2]:
-            raise DatasetError(f"Cityscapes: label {target_path} is {target.shape[0]}x{target.shape[1]} but its image "
-                               f"{self.images[index]} is {image.shape[0]}x{image.shape[1]}.")
         if target_path.endswith(TRAIN_IDS_SUFFIX):
             bad = (target >= NUM_CLASSES) & (target != IGNORE_INDEX) | (target < 0)
             expected = f"a train id (0..{NUM_CLASSES - 1} or {IGNORE_INDEX})"
@@ -123,9 +130,11 @@ class Cityscapes:
                                f"which is not {expected}.")
         if self.label_format == "trainIds" and not target_path.endswith(TRAIN_IDS_SUFFIX):
             target = label_ids_to_train_ids(target)
-        if self.transforms is not None:
-            return self.transforms(image, target)
-        return image, target
+        return target
+
+    def _check_index(self, index):
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"Cityscapes: index {index} is out of range for {len(self)} images.")
 
     def __repr__(self):
         return (f"Cityscapes(root={str(self.root)!r}, split={self.split!r}, label_format={self.label_format!r}): "
