@@ -46,7 +46,7 @@ def batch(seed=0):
 
 def our_step_fn():
     import minitorch_seg as mt
-    from minitorch_seg import functional as F, models, optim, parallel
+    from minitorch_seg import functional as F, models, optim
     mt.backend.tune_host_allocator()  # as the CLI does
     mt.manual_seed(0)
     model = models.build("unet", num_classes=CLASSES)
@@ -55,12 +55,11 @@ def our_step_fn():
     x, y = mt.tensor(images), mt.tensor(labels)
 
     def step():
-        with parallel.tile_threads():  # as the CLI runs: BLAS on one thread, conv tiles over the cores
-            optimizer.zero_grad()
-            loss = F.cross_entropy(model(x), y)
-            loss.backward()
-            optimizer.step()
-            return loss.item()
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
     return model, step
 
 
@@ -131,7 +130,7 @@ def role_time(rounds):
     median = {k: float(numpy.median(v)) * 1e3 for k, v in times.items()}
     return {"ms": median, "ratio_vs_torch": median["ours"] / median["torch"],
             "ratio_vs_torch_1thread": median["ours"] / median["torch_1thread"],
-            "torch_threads": default_threads, "gemm_gflops": gemm_gflops(), "blas": openblas_core(),
+            "torch_threads": default_threads,
             "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "(auto)")}
 
 
@@ -175,14 +174,15 @@ def main():
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
-    if args.role == "time":
-        print(json.dumps(role_time(args.rounds)))
+    if args.role == "rss" and args.side == "torch":  # torch's own process: nothing of ours imported
+        print(json.dumps(role_rss("torch")))
         return
-    if args.role == "profile":
-        print(json.dumps(role_profile()))
-        return
-    if args.role == "rss":
-        print(json.dumps(role_rss(args.side)))
+    if args.role != "all":  # a child process: our side runs as the CLI runs it (parallel.tile_threads)
+        from minitorch_seg import parallel
+        machine = {"gemm_gflops": gemm_gflops(), "blas": openblas_core()} if args.role == "time" else {}  # BLAS's own threads
+        with parallel.tile_threads():
+            role = {"time": lambda: role_time(args.rounds), "profile": role_profile, "rss": lambda: role_rss(args.side)}
+            print(json.dumps(dict(role[args.role](), **machine)))
         return
 
     auto = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}

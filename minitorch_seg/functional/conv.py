@@ -80,8 +80,8 @@ def _row_tiles(x, kernel, out_hw, tile_bytes=None):
 def _tile_columns(views, tile, groups):
     """The columns (N, G, C/G*kh*kw, rows*Wo) of output rows tile = (first, last); stride 1.
 
-    ``views`` is ``_offset_views`` of the padded input; one strided copy into a fresh buffer (the
-    tuned allocator hands back the previous tile's memory, so this costs no page faults).
+    ``views`` is ``_offset_views`` of the padded input; one strided copy into a fresh buffer (with
+    ``backend.tune_host_allocator()``, as the CLI runs, that is the last tile's freed memory: no new pages).
     """
     xp = get_array_module(views)
     n, c, kh, kw, _, out_w = views.shape

@@ -18,7 +18,7 @@ import math
 
 import numpy
 
-from .. import backend
+from .. import backend, parallel
 from ..autograd import Function
 from ..backend import get_array_module
 from ..shapes import interpolate_output_size, pair
@@ -134,8 +134,10 @@ def _resample_planes(x, a_h, bands_h, a_w, bands_w):
     planes = x.reshape(n * c, h, w)                                   # (B, H, W), a copy if x is not contiguous
     y = xp.empty((n * c, p, q), dtype=x.dtype)                        # (B, P, Q)
     per_tile = n * c if backend.module_name(xp) == "cupy" else max(1, TILE_BYTES // ((h * w + p * q) * x.itemsize))
-    for b in range(0, n * c, per_tile):
+
+    def resample_tile(b):  # planes b .. b + per_tile - 1, on a host thread under parallel.tile_threads()
         _resample_tile(planes[b:b + per_tile], a_h, bands_h, a_w, bands_w, out=y[b:b + per_tile])
+    parallel.map_tiles(xp, resample_tile, list(range(0, n * c, per_tile)))
     return y.reshape(n, c, p, q)
 
 
