@@ -13,10 +13,13 @@ U-Net step went from 430 to 650 ms. Hence a mode, switched on around a whole job
     with parallel.tile_threads():       # BLAS on one thread; conv tiles over BLAS's former count
         trainer.run()
 
-``minitorch-seg`` (train, evaluate, predict) and the benchmarks run in it; on 2 cores it took
-the U-Net training step from 430 to 390 ms and a 64-channel 3x3 conv's forward at 128x256 from
-97 to 70 ms. Outside it, ``map_tiles`` runs the tiles in the caller's thread and BLAS uses its own
-threads, as NumPy always does. On CuPy the GPU parallelises each kernel: one part, all tiles.
+``minitorch-seg`` (train, evaluate, predict), ``Trainer.run`` and the benchmarks run in it. On 2
+cores (``benchmarks/README.md``) a 3x3 conv's forward + backward at (4, 64, 128, 256) went from 469
+ms to 247-388 ms, at 128 channels from 1469 to 915-1150 ms, and the U-Net step from 423-510 to
+403-472 ms (ranges over runs on a noisy machine); the bilinear upsampling's plane tiles use the
+threads too. Outside the mode, ``map_tiles`` runs the tiles one after another in the caller's
+thread and BLAS uses its own threads, as NumPy always does. On CuPy the GPU parallelises each
+kernel, so the tiles run in turn there too.
 """
 import contextlib
 from concurrent.futures import ThreadPoolExecutor
