@@ -91,7 +91,7 @@ def _train(args):
         from .checkpoint import read
         last = os.path.join(out, "last.npz")
         meta = read(last)[0]
-        config = TrainConfig(**meta["config"])
+        config = TrainConfig.from_saved(meta["config"])
         args.data = args.data or meta.get("data_root")  # the run's own data unless --data says otherwise
         if args.model is not None and args.model != config.model:
             raise CommandError(f"{last} is a checkpoint of model {config.model!r}, not {args.model!r}; "

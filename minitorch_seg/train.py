@@ -58,6 +58,15 @@ class TrainConfig:
     max_val_images: int = 0
     dtype: str = "float32"     # float64 for exact-resume tests
 
+    @classmethod
+    def from_saved(cls, saved):
+        """The config a checkpoint saved; options it predates take the values runs had before them."""
+        return cls(**{**_BEFORE_OPTIONS, **saved})
+
+
+# Options added after checkpoints already existed, with the behaviour of the runs that predate them.
+_BEFORE_OPTIONS = {"input_scale": 1.0, "class_weights": "none"}
+
 
 def build_optimizer(config, model):
     if config.optimizer == "sgd":

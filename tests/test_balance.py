@@ -52,3 +52,4 @@ def test_config_builds_weights_that_the_loss_uses(tiny):
     assert weighted.item() != pytest.approx(F.cross_entropy(logits, target).item())
     with pytest.raises(ValueError, match="Unknown class_weights 'median'"):
         build_class_weights(TrainConfig(class_weights="median"), dataset)
+
