@@ -86,6 +86,15 @@ def read(path):
     return meta, model_state, optimizer_arrays
 
 
+# Training options added after checkpoints already existed, with the behaviour of the runs that predate them.
+OPTIONS_BEFORE_THEY_EXISTED = {"input_scale": 1.0, "class_weights": "none"}
+
+
+def saved_config(meta):
+    """The training config a checkpoint's meta holds, with the options it predates filled in."""
+    return {**OPTIONS_BEFORE_THEY_EXISTED, **meta.get("config", {})}
+
+
 def restore_optimizer(optimizer, meta, optimizer_arrays):
     """Load the optimizer state that ``save`` split into arrays and JSON scalars."""
     saved = meta.get("optimizer")

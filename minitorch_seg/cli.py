@@ -91,7 +91,7 @@ def _train(args):
         from .checkpoint import read
         last = os.path.join(out, "last.npz")
         meta = read(last)[0]
-        config = TrainConfig.from_saved(meta["config"])
+        config = TrainConfig.from_saved(meta)
         args.data = args.data or meta.get("data_root")  # the run's own data unless --data says otherwise
         if args.model is not None and args.model != config.model:
             raise CommandError(f"{last} is a checkpoint of model {config.model!r}, not {args.model!r}; "
@@ -124,6 +124,7 @@ def _checkpoint_path(path):
 
 
 def _evaluate(args):
+    from .checkpoint import saved_config
     from .data import Cityscapes, DataLoader
     from .data.labels import CLASS_NAMES
     from .train import evaluate, load_model
@@ -131,7 +132,7 @@ def _evaluate(args):
     model, meta = load_model(_checkpoint_path(args.checkpoint))
     norm = meta.get("normalization", {})
     loader = DataLoader(Cityscapes(_data_root(args), args.split), batch_size=4, **norm)
-    metrics = evaluate(model, loader, meta["num_classes"], meta.get("config", {}).get("input_scale", 1.0))
+    metrics = evaluate(model, loader, meta["num_classes"], saved_config(meta)["input_scale"])
     if args.json:  # strict JSON: an absent class's NaN becomes null
         def nan_to_null(v):
             return [nan_to_null(x) for x in v] if isinstance(v, list) else None if v != v else v

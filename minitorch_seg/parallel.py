@@ -15,19 +15,22 @@ U-Net step went from 430 to 650 ms. Hence a mode, switched on around a whole job
 
 ``minitorch-seg`` (train, evaluate, predict), ``Trainer.run`` and the benchmarks run in it. On 2
 cores (``benchmarks/README.md``) a 3x3 conv's forward + backward at (4, 64, 128, 256) went from 469
-ms to 247-388 ms, at 128 channels from 1469 to 915-1150 ms, and the U-Net step from 423-510 to
+ms to 247-388 ms, at 128 channels from 1469 to 915-1175 ms, and the U-Net step from 423-510 to
 403-472 ms (ranges over runs on a noisy machine); the bilinear upsampling's plane tiles use the
 threads too. Outside the mode, ``map_tiles`` runs the tiles one after another in the caller's
 thread and BLAS uses its own threads, as NumPy always does. On CuPy the GPU parallelises each
 kernel, so the tiles run in turn there too.
 """
 import contextlib
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from .backend import module_name
 
 _controller = None       # threadpoolctl's view of the loaded BLAS libraries, built on first use
+_POOL_NAME = "minitorch-seg-tiles"
 _executor, _executor_threads = None, 0
+_executor_lock = threading.Lock()
 _active_threads = 0      # our threads while tile_threads() is in effect, else 0
 
 
@@ -77,13 +80,19 @@ def map_tiles(xp, work, tiles):
 
     Handing out one tile at a time (rather than a fixed share per thread) keeps both cores busy
     when something else, such as the data loader's thread, slows one of them down. The results
-    come back in tile order, so a sum of them is the same whatever thread computed which tile.
+    come back in tile order, so a sum of them does not depend on which thread computed which
+    tile (the callers split tiles independently of the thread count, for the same reason). A
+    call from inside a tile runs inline: a pool thread waiting on its own pool could deadlock.
     """
     global _executor, _executor_threads
     threads = min(host_threads(), len(tiles)) if module_name(xp) != "cupy" else 1
-    if threads < 2:
+    if threads < 2 or threading.current_thread().name.startswith(_POOL_NAME):
         return [work(tile) for tile in tiles]
-    if _executor_threads < threads:
-        _executor = ThreadPoolExecutor(threads, thread_name_prefix="minitorch-seg-tiles")
-        _executor_threads = threads
-    return list(_executor.map(work, tiles))
+    with _executor_lock:
+        if _executor_threads < threads:
+            if _executor is not None:
+                _executor.shutdown(wait=False)
+            _executor = ThreadPoolExecutor(threads, thread_name_prefix=_POOL_NAME)
+            _executor_threads = threads
+        executor = _executor
+    return list(executor.map(work, tiles))

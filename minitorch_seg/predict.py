@@ -17,7 +17,7 @@ from PIL import Image
 from . import backend
 from . import functional as F
 from .autograd import no_grad
-from .checkpoint import atomic_write_bytes
+from .checkpoint import atomic_write_bytes, saved_config
 from .data.labels import train_ids_to_colors, train_ids_to_label_ids
 from .data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize, to_chw_float32
 from .tensor import Tensor
@@ -70,7 +70,7 @@ def _write_png(path, array, mode=None):
 
 def predict_files(model, meta, paths, out, alpha=0.5):
     """Write the three PNGs for each image path; yields the paths written."""
-    norm, input_scale = meta.get("normalization", {}), meta.get("config", {}).get("input_scale", 1.0)
+    norm, input_scale = meta.get("normalization", {}), saved_config(meta)["input_scale"]
     for path in paths:
         image = read_image(path)
         train_ids = predict_train_ids(model, image, norm.get("mean", IMAGENET_MEAN), norm.get("std", IMAGENET_STD),

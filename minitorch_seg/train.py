@@ -59,13 +59,9 @@ class TrainConfig:
     dtype: str = "float32"     # float64 for exact-resume tests
 
     @classmethod
-    def from_saved(cls, saved):
-        """The config a checkpoint saved; options it predates take the values runs had before them."""
-        return cls(**{**_BEFORE_OPTIONS, **saved})
-
-
-# Options added after checkpoints already existed, with the behaviour of the runs that predate them.
-_BEFORE_OPTIONS = {"input_scale": 1.0, "class_weights": "none"}
+    def from_saved(cls, meta):
+        """The config a checkpoint's meta saved; options it predates take the values runs had before them."""
+        return cls(**checkpoint.saved_config(meta))
 
 
 def build_optimizer(config, model):

@@ -433,3 +433,20 @@ def test_layers_follow_the_default_dtype():
         assert nn.Conv2d(1, 2, 3).weight.dtype == nn.ConvTranspose2d(1, 2, 3).bias.dtype == numpy.float64
     finally:
         mt.set_default_dtype(previous)
+
+
+@pytest.mark.parametrize("transposed", [False, True], ids=["conv2d", "conv_transpose2d"])
+def test_results_are_bit_identical_on_any_number_of_host_threads(transposed, monkeypatch):
+    """Where the tiles split, and so the order in which the weight gradient's partial sums add up,
+    must not depend on the thread count: a run resumed on another machine gives the same bits."""
+    monkeypatch.setattr(conv_module, "TILE_BYTES", 1 << 16)
+    results = []
+    for threads in (1, 2, 3, 16):
+        monkeypatch.setattr(parallel, "host_threads", lambda: threads)
+        x, w = make((2, 8, 24, 20), seed=1, dtype="float32"), make((8, 8, 3, 3), seed=2, dtype="float32")
+        y = (F.conv_transpose2d if transposed else F.conv2d)(x, w, padding=1)
+        (y * make(y.shape, seed=3, requires_grad=False, dtype="float32")).sum().backward()
+        results.append([host(t) for t in (y, x.grad, w.grad)])
+    for other in results[1:]:
+        for expected, got in zip(results[0], other):
+            numpy.testing.assert_array_equal(got, expected)

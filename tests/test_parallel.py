@@ -25,6 +25,16 @@ def test_one_thread_or_one_tile_runs_in_the_callers_thread(monkeypatch):
         assert parallel.map_tiles(numpy, lambda tile: threading.current_thread().name, tiles) == [caller] * len(tiles)
 
 
+def test_a_call_from_inside_a_tile_runs_inline_instead_of_waiting_on_its_own_pool(monkeypatch):
+    monkeypatch.setattr(parallel, "host_threads", lambda: 2)
+
+    def outer(tile):
+        return parallel.map_tiles(numpy, lambda inner: (tile, inner, threading.current_thread().name), [0, 1])
+    for tile, part in enumerate(parallel.map_tiles(numpy, outer, [0, 1])):
+        assert [(t, i) for t, i, _ in part] == [(tile, 0), (tile, 1)]
+        assert part[0][2] == part[1][2]                                   # both in the outer tile's thread
+
+
 def blas_threads(threadpoolctl):
     return [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
 

@@ -201,7 +201,7 @@ def test_a_checkpoint_survives_a_kill_in_the_middle_of_a_save(tmp_path):
 
 def test_a_run_saved_before_class_weights_and_input_scale_resumes_without_them():
     saved = {"model": "unet", "epochs": 3, "seed": 5}                      # a config from an older checkpoint
-    config = TrainConfig.from_saved(saved)
+    config = TrainConfig.from_saved({"config": saved})
     assert (config.class_weights, config.input_scale, config.epochs, config.seed) == ("none", 1.0, 3, 5)
-    newer = TrainConfig.from_saved({**saved, "class_weights": "enet", "input_scale": 0.5})
+    newer = TrainConfig.from_saved({"config": {**saved, "class_weights": "enet", "input_scale": 0.5}})
     assert (newer.class_weights, newer.input_scale) == ("enet", 0.5)
