@@ -156,7 +156,8 @@ class Trainer:
                         normalization={"mean": list(self.train_loader.mean), "std": list(self.train_loader.std)},
                         epoch=self.epoch, batch_in_epoch=self.batch_in_epoch, best_miou=self.best_miou,
                         history=self.history, loss_sum=self.loss_sum, loss_count=self.loss_count,
-                        data_root=self.data_root)
+                        data_root=self.data_root, class_weight_values=None if self.class_weights is None
+                        else backend.to_numpy(self.class_weights.data).tolist())
 
     def _restore(self, path):
         meta, state, optimizer_arrays = checkpoint.read(path)
@@ -170,6 +171,8 @@ class Trainer:
         self.epoch, self.batch_in_epoch = meta["epoch"], meta["batch_in_epoch"]
         self.best_miou, self.history = meta["best_miou"], meta["history"]
         self.loss_sum, self.loss_count = meta.get("loss_sum", 0.0), meta.get("loss_count", 0)
+        if meta.get("class_weight_values") is not None:  # the run's own weights, even if --data changed since
+            self.class_weights = tensor(meta["class_weight_values"], dtype=self.config.dtype)
 
     # ---- the loop ---------------------------------------------------------------------------
     def run(self, resume=False):

@@ -12,6 +12,7 @@ import pytest
 import minitorch_seg as mt
 from minitorch_seg import backend, checkpoint
 from minitorch_seg.data import make_dataset
+from minitorch_seg import train as train_module
 from minitorch_seg.train import TrainConfig, Trainer
 
 pytestmark = pytest.mark.cli
@@ -205,3 +206,14 @@ def test_a_run_saved_before_class_weights_and_input_scale_resumes_without_them()
     assert (config.class_weights, config.input_scale, config.epochs, config.seed) == ("none", 1.0, 3, 5)
     newer = TrainConfig.from_saved({"config": {**saved, "class_weights": "enet", "input_scale": 0.5}})
     assert (newer.class_weights, newer.input_scale) == ("enet", 0.5)
+
+
+def test_a_resumed_run_keeps_the_class_weights_it_started_with(tiny_data, uninterrupted, monkeypatch):
+    trainer, _ = uninterrupted
+    saved = checkpoint.read(os.path.join(trainer.out_dir, "last.npz"))[0]["class_weight_values"]
+    assert saved == backend.to_numpy(trainer.class_weights.data).tolist() and len(saved) == 19
+    monkeypatch.setattr(train_module, "build_class_weights", lambda config, data: mt.ones(19, dtype="float64"))
+    other = make_trainer(tiny_data, trainer.out_dir, prefetch=False)     # as if --data now held other labels
+    assert other.class_weights.numpy().tolist() == [1.0] * 19
+    other._restore(os.path.join(trainer.out_dir, "last.npz"))
+    assert other.class_weights.numpy().tolist() == saved
