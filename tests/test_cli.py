@@ -163,9 +163,11 @@ def test_help_of_the_command_exits_0(capsys):
 # ---- Ctrl-C and --resume ------------------------------------------------------------------------
 def test_ctrl_c_saves_last_npz_exits_130_and_resume_completes(tiny, env, tmp_path):
     data, _ = tiny
+    EPOCHS = 6  # noqa: N806 - a constant of this test
     run = tmp_path / "run"
-    # 4 steps an epoch; the SIGINT comes once the bar shows step 1's loss, so it lands in step 2 (mid-epoch)
-    process = subprocess.Popen(command("train", "--data", data, "--epochs", 2, "--batch-size", 1, "--out", run),
+    # 4 steps an epoch; the SIGINT comes once the bar shows step 1's loss, so it lands in step 2 (mid-epoch).
+    # Six epochs, so that even a slow delivery finds the run still going (these steps take milliseconds).
+    process = subprocess.Popen(command("train", "--data", data, "--epochs", EPOCHS, "--batch-size", 1, "--out", run),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     stderr, started = bytearray(), threading.Event()
 
@@ -196,15 +198,15 @@ def test_ctrl_c_saves_last_npz_exits_130_and_resume_completes(tiny, env, tmp_pat
     assert "Traceback" not in text
     assert "--resume" in stdout
     meta, state, _ = checkpoint.read(str(run / "last.npz"))
-    assert state and 1 <= meta["epoch"] * 4 + meta["batch_in_epoch"] < 8   # after a step, before the end
+    assert state and 1 <= meta["epoch"] * 4 + meta["batch_in_epoch"] < 4 * EPOCHS   # after a step, before the end
 
     resumed = run_cli(env, "train", "--resume", "--out", run)   # no --data: the run's own data
     assert resumed.returncode == 0, resumed.stderr
     assert "resumed from" in resumed.stdout and "make-data" not in resumed.stdout
     meta = checkpoint.read(str(run / "last.npz"))[0]
-    assert (meta["epoch"], meta["batch_in_epoch"]) == (2, 0)
+    assert (meta["epoch"], meta["batch_in_epoch"]) == (EPOCHS, 0)
     with open(run / "metrics.csv", newline="") as file:
-        assert [row["epoch"] for row in csv.DictReader(file)] == ["1", "2"]
+        assert [row["epoch"] for row in csv.DictReader(file)] == [str(e) for e in range(1, EPOCHS + 1)]
 
 
 # ---- user errors: exit 2, one sentence ------------------------------------------------------------
