@@ -140,17 +140,14 @@ def step_cases(torch, mt, scale):
 
 
 def write(out, stage, results):
-    os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, f"{stage}.json.tmp"), "w") as handle:
-        json.dump(results, handle, indent=2)
-    os.replace(os.path.join(out, f"{stage}.json.tmp"), os.path.join(out, f"{stage}.json"))
+    from minitorch_seg.checkpoint import atomic_write_bytes
+    atomic_write_bytes(os.path.join(out, f"{stage}.json"), json.dumps(results, indent=2).encode())
     lines = [f"| {stage} | ours ms | torch ms | ratio | kernels ours/torch | busy ours/torch |", "|---|---|---|---|---|---|"]
     for name, r in results.items():
         lines.append(f"| {name} | {r['ours_ms']:.2f} | {r['torch_ms']:.2f} | {r['ratio']:.2f} | "
                      f"{r.get('ours_kernels', '?')}/{r.get('torch_kernels', '?')} | "
                      f"{r.get('ours_busy', float('nan')):.2f}/{r.get('torch_busy', float('nan')):.2f} |")
-    with open(os.path.join(out, f"{stage}.md"), "w") as handle:
-        handle.write("\n".join(lines) + "\n")
+    atomic_write_bytes(os.path.join(out, f"{stage}.md"), ("\n".join(lines) + "\n").encode())
 
 
 def main():

@@ -161,9 +161,8 @@ def main():
               f"{r['ratio']:>7.2f}{r['ratio_1thread']:>7.2f}{'<= ' + str(r['target']) if r['target'] else '':>8}"
               f"{gflops:>9}{pinned:>8.2f}")
     if args.json:
-        with open(args.json + ".tmp", "w") as handle:
-            json.dump(runs, handle, indent=2)
-        os.replace(args.json + ".tmp", args.json)
+        from minitorch_seg.checkpoint import atomic_write_bytes
+        atomic_write_bytes(args.json, json.dumps(runs, indent=2).encode())
 
 
 if __name__ == "__main__":

@@ -205,9 +205,8 @@ def main():
     for row in results["profile"]["ops"]:
         print(f"{row['op']:<20} {row['calls']:>6.0f} {row['forward_ms']:>8.1f} {row['backward_ms']:>8.1f}")
     if args.json:
-        with open(args.json + ".tmp", "w") as handle:
-            json.dump(results, handle, indent=2)
-        os.replace(args.json + ".tmp", args.json)
+        from minitorch_seg.checkpoint import atomic_write_bytes
+        atomic_write_bytes(args.json, json.dumps(results, indent=2).encode())
 
 
 if __name__ == "__main__":

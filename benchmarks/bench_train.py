@@ -156,9 +156,8 @@ def main():
     if not args.no_torch:
         print(f"torch: mean final mIoU {numpy.mean([r['torch']['final_miou'] for r in results['runs']]):.3f}")
     if args.json:
-        with open(args.json + ".tmp", "w") as handle:
-            json.dump(results, handle, indent=2)
-        os.replace(args.json + ".tmp", args.json)
+        from minitorch_seg.checkpoint import atomic_write_bytes
+        atomic_write_bytes(args.json, json.dumps(results, indent=2).encode())
 
 
 if __name__ == "__main__":
