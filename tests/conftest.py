@@ -1,9 +1,21 @@
-"""Shared fixtures: the ``backend`` every op test runs under, and hypothesis profiles."""
+"""Shared fixtures: the ``backend`` every op test runs under, and hypothesis profiles.
+
+Profiles: "ci" (derandomized, no deadline: a random draw cannot block a landing) is loaded when
+the CI variable is set, "dev" otherwise. Tests tune ``max_examples`` per op with ``@settings``.
+The strategies are the library's own, in ``minitorch_seg.testing``.
+"""
+import os
+
 import numpy
 import pytest
+from hypothesis import HealthCheck, settings
 
 from minitorch_seg import backend as shim
-from strategies import register_profiles  # noqa: F401 - registers and loads the hypothesis profile
+
+_QUIET = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+settings.register_profile("ci", derandomize=True, deadline=None, max_examples=15, suppress_health_check=_QUIET)
+settings.register_profile("dev", deadline=None, max_examples=15, suppress_health_check=_QUIET)
+settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
 def available_backends():

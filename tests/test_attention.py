@@ -22,7 +22,7 @@ from minitorch_seg import nn
 from minitorch_seg.functional.windows import (cached_window_mask, effective_window, mask_value, padded_size,
                                               relative_position_bias, relative_position_index, window_mask)
 from minitorch_seg.reference.attention import window_attention_composed, window_attention_loops
-from strategies import make
+from minitorch_seg.testing import make
 
 pytestmark = pytest.mark.attention
 

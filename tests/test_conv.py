@@ -1,6 +1,6 @@
 """conv2d and conv_transpose2d, and the Conv2d / ConvTranspose2d layers.
 
-Configurations are drawn by ``strategies.conv_configs`` (non-square kernels 1-4, strides below and
+Configurations are drawn by ``minitorch_seg.testing.conv_configs`` (non-square kernels 1-4, strides below and
 above the kernel, padding, dilation, output_padding, groups 1-3, odd and even sides; never an
 empty output). Each op is checked against finite differences in float64 on non-contiguous
 inputs, against the plain-loop references, against torch, and for the properties the notes
@@ -20,7 +20,7 @@ from minitorch_seg import functional as F
 from minitorch_seg.functional import conv as conv_module
 from minitorch_seg import nn, parallel
 from minitorch_seg.reference.conv import conv2d_im2col, conv2d_loops, conv_transpose2d_loops
-from strategies import conv_configs, layouts, make
+from minitorch_seg.testing import conv_configs, layouts, make
 from torch_compare import compare, to_torch
 
 pytestmark = pytest.mark.conv

@@ -12,7 +12,7 @@ import minitorch_seg as mt
 from minitorch_seg import gradient_check
 from minitorch_seg.autograd import Function
 from minitorch_seg.gradient_check import GradcheckError, gradcheck
-from strategies import make
+from minitorch_seg.testing import make
 
 pytestmark = pytest.mark.autograd
 

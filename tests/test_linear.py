@@ -6,7 +6,7 @@ from hypothesis import given, settings, strategies as st
 import minitorch_seg as mt
 from minitorch_seg import backend as shim
 from minitorch_seg import functional as F
-from strategies import broadcastable_pair, layouts, make, shapes
+from minitorch_seg.testing import broadcastable_pair, layouts, make, shapes
 from torch_compare import compare
 
 pytestmark = pytest.mark.elementwise   # no "linear" marker is registered; products sit with arithmetic

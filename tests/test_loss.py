@@ -9,7 +9,7 @@ from hypothesis import given, settings, strategies as st
 import minitorch_seg as mt
 from minitorch_seg import backend as shim
 from minitorch_seg import functional as F
-from strategies import layouts, make
+from minitorch_seg.testing import layouts, make
 from torch_compare import compare
 
 pytestmark = pytest.mark.loss

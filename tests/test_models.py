@@ -19,7 +19,7 @@ from minitorch_seg import backend as shim
 from minitorch_seg import functional as F
 from minitorch_seg import models, optim
 from minitorch_seg.models.summary import layer_table, trace
-from strategies import make
+from minitorch_seg.testing import make
 
 pytestmark = pytest.mark.models
 

@@ -10,7 +10,7 @@ from hypothesis import assume, given, settings, strategies as st
 import minitorch_seg as mt
 from minitorch_seg import backend as shim
 from minitorch_seg import functional as F
-from strategies import layouts, make, shapes
+from minitorch_seg.testing import layouts, make, shapes
 from torch_compare import compare
 
 pytestmark = pytest.mark.movement

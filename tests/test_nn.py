@@ -13,7 +13,7 @@ import pytest
 import minitorch_seg as mt
 from minitorch_seg import backend as shim
 from minitorch_seg import nn
-from strategies import make
+from minitorch_seg.testing import make
 from torch_compare import compare
 
 pytestmark = pytest.mark.nn

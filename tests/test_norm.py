@@ -17,7 +17,7 @@ from minitorch_seg import backend as shim
 from minitorch_seg import functional as F
 from minitorch_seg import nn
 from minitorch_seg.reference.norm import batch_norm_loops, group_norm_loops, layer_norm_loops
-from strategies import layouts, make
+from minitorch_seg.testing import layouts, make
 from torch_compare import compare
 
 pytestmark = pytest.mark.norm

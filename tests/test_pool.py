@@ -23,7 +23,7 @@ from minitorch_seg.functional import pool as pool_module
 from minitorch_seg.reference.pool import (avg_pool2d_backward_loops, avg_pool2d_composed, avg_pool2d_loops,
                                           max_pool2d_backward_loops, max_pool2d_composed, max_pool2d_loops,
                                           max_unpool2d_loops)
-from strategies import layouts, make, pool_configs
+from minitorch_seg.testing import layouts, make, pool_configs
 from torch_compare import compare, to_torch
 
 pytestmark = pytest.mark.pool

@@ -16,7 +16,7 @@ from minitorch_seg import backend as shim
 from minitorch_seg import functional as F
 from minitorch_seg import nn
 from minitorch_seg.reference.upsample import interpolate_backward_loops, interpolate_loops
-from strategies import layouts, make
+from minitorch_seg.testing import layouts, make
 from torch_compare import compare
 
 pytestmark = pytest.mark.upsample

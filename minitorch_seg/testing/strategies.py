@@ -1,26 +1,33 @@
-"""Hypothesis profiles and strategies, in one place.
+"""Hypothesis strategies for property-based checks of ops: shapes, tensors, and valid geometries.
 
-Profiles: "ci" (derandomized, no deadline: a random draw cannot block a landing) is loaded when
-the CI variable is set, "dev" otherwise. Tests tune ``max_examples`` per op with ``@settings``.
+Each strategy draws something a test or a learner can feed to an op: a float64 tensor of a
+drawn shape, a convolution whose output is not empty, a pooling torch accepts, a segmentation
+target with void pixels. Sizes are drawn by hypothesis, so a failure shrinks to the smallest
+case (a 1x1 image, one channel, stride 1); tensor *values* come from a drawn seed, because a
+gradient bug does not hide in particular values, and shrinking them teaches nothing.
+
+>>> from hypothesis import given
+>>> @given(tensors(shapes(min_dims=2, max_dims=2)))
+... def test_transpose_twice(x):
+...     assert (x.transpose(0, 1).transpose(0, 1).numpy() == x.numpy()).all()
+>>> test_transpose_twice()
 """
-import os
+from __future__ import annotations
 
 import numpy
-from hypothesis import HealthCheck, assume, settings
+from hypothesis import assume
 from hypothesis import strategies as st
 
-import minitorch_seg as mt
-from minitorch_seg import backend as shim
+from .. import backend as shim
+from ..shapes import interpolate_output_size, pool_output_size
+from ..tensor import Tensor
 
-settings.register_profile("ci", derandomize=True, deadline=None, max_examples=15,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-settings.register_profile("dev", deadline=None, max_examples=15,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHESIS_PROFILE", "dev"))
-register_profiles = True
+VOID = 255
 
 
+# ---- shapes and tensors ---------------------------------------------------------------------------
 def shapes(min_dims=1, max_dims=4, min_side=1, max_side=5):
+    """Shape tuples of ``min_dims``..``max_dims`` sides, each ``min_side``..``max_side``."""
     return st.lists(st.integers(min_side, max_side), min_size=min_dims, max_size=max_dims).map(tuple)
 
 
@@ -40,7 +47,7 @@ def layouts(draw, ndim):
 
 
 def make(shape, seed=0, low=-2.0, high=2.0, layout=None, away_from=None, requires_grad=True, dtype="float64"):
-    """A float64 leaf tensor on the current backend with values in [low, high).
+    """A leaf tensor (float64 by default) on the current backend with values in [low, high).
 
     ``layout``: a permutation; the values are stored in that axis order and viewed back, so the
     tensor has ``shape`` but non-contiguous strides. ``away_from``: points (e.g. 0 for relu) to
@@ -56,17 +63,72 @@ def make(shape, seed=0, low=-2.0, high=2.0, layout=None, away_from=None, require
         stored = numpy.ascontiguousarray(values.transpose(layout))
         values = stored.transpose(numpy.argsort(layout))
     data = shim.to_backend(values.astype(dtype, copy=False))
-    return mt.Tensor(data, requires_grad=requires_grad)
+    return Tensor(data, requires_grad=requires_grad)
 
 
-def distinct(shape, seed=0, dtype="float64"):
-    """Values that are all different (a shuffled ramp), for max pooling and max: no ties."""
+def distinct(shape, seed=0, dtype="float64", requires_grad=True):
+    """Values that are all different (a shuffled ramp in [-2, 2)), for max pooling and max: no ties."""
     rng = numpy.random.default_rng(seed)
     size = int(numpy.prod(shape))
     values = rng.permutation(size).reshape(shape) / max(size, 1) * 4 - 2
-    return mt.Tensor(shim.to_backend(values.astype(dtype)), requires_grad=True)
+    return Tensor(shim.to_backend(values.astype(dtype)), requires_grad=requires_grad)
 
 
+@st.composite
+def tensors(draw, shape, low=-2.0, high=2.0, away_from=None, all_distinct=False, requires_grad=True,
+            dtype="float64"):
+    """Leaf tensors of ``shape`` (a tuple, or a strategy of tuples), float64 by default.
+
+    ``all_distinct``: no two values equal (max pooling, argmax: no ties for finite differences
+    to straddle). ``away_from``: see ``make``.
+    """
+    shape = draw(shape) if isinstance(shape, st.SearchStrategy) else tuple(shape)
+    seed = draw(st.integers(0, 2 ** 16))
+    if all_distinct:
+        return distinct(shape, seed, dtype, requires_grad)
+    return make(shape, seed, low, high, away_from=away_from, requires_grad=requires_grad, dtype=dtype)
+
+
+# ---- segmentation targets -------------------------------------------------------------------------
+def make_target(shape, num_classes, seed=0, void=0.0, min_kept=0):
+    """An int64 target of ``shape`` with classes 0..num_classes-1 and about ``void`` of it 255.
+
+    At least ``min_kept`` pixels (at most all of them) keep a class.
+    """
+    rng = numpy.random.default_rng(seed)
+    target = rng.integers(0, num_classes, shape)
+    target[rng.random(shape) < void] = VOID
+    flat = target.reshape(-1)
+    missing = min(min_kept, flat.size) - int((flat != VOID).sum())
+    if missing > 0:
+        flat[numpy.flatnonzero(flat == VOID)[:missing]] = rng.integers(0, num_classes, missing)
+    return Tensor(shim.to_backend(target.astype(numpy.int64)))
+
+
+@st.composite
+def segmentation_targets(draw, shape, num_classes, void=True, min_kept=1):
+    """Int64 targets of ``shape`` (tuple or strategy) with classes below ``num_classes`` (int or strategy).
+
+    ``void``: True draws a void fraction (0 to all pixels; 255 is the ignore label), False none.
+    ``min_kept``: at least this many pixels keep a class (1 by default, so a mean over kept
+    pixels exists; 0 allows an all-void target).
+    """
+    shape = draw(shape) if isinstance(shape, st.SearchStrategy) else tuple(shape)
+    classes = draw(num_classes) if isinstance(num_classes, st.SearchStrategy) else num_classes
+    fraction = draw(st.sampled_from([0.0, 0.25, 0.5, 1.0])) if void else 0.0
+    return make_target(shape, classes, draw(st.integers(0, 2 ** 16)), fraction, min_kept)
+
+
+@st.composite
+def logits_and_targets(draw, max_batch=3, min_classes=2, max_classes=5, max_side=6, void=True, min_kept=1):
+    """(logits (N, C, H, W) float64, target (N, H, W) int64): batches, classes and sides drawn."""
+    n, c = draw(st.integers(1, max_batch)), draw(st.integers(min_classes, max_classes))
+    h, w = draw(st.integers(1, max_side)), draw(st.integers(1, max_side))
+    logits = draw(tensors((n, c, h, w), low=-3.0, high=3.0))
+    return logits, draw(segmentation_targets((n, h, w), c, void, min_kept))
+
+
+# ---- convolution ----------------------------------------------------------------------------------
 class ConvConfig(dict):
     """One drawn convolution: ``x_shape``, ``weight_shape`` and the keyword arguments in ``kwargs``."""
 
@@ -111,6 +173,7 @@ def conv_configs(draw, transposed=False, max_batch=2, max_channels=4, max_side=7
                       output_padding=output_padding)
 
 
+# ---- pooling and upsampling -----------------------------------------------------------------------
 class PoolConfig(dict):
     """One drawn pooling: ``x_shape`` and the keyword arguments in ``kwargs``."""
 
@@ -130,7 +193,6 @@ def pool_configs(draw, max_batch=2, max_channels=3, max_side=7, max_kernel=3, ma
     or even. ``overlap=False`` draws strides >= the dilated kernel (for max unpooling);
     ``dilation=False`` keeps dilation 1 and leaves it out of ``kwargs`` (avg pooling has none).
     """
-    from minitorch_seg.shapes import pool_output_size
     ceil = draw(st.booleans()) if ceil_mode else False
     axes = []
     for _ in range(2):
@@ -148,3 +210,30 @@ def pool_configs(draw, max_batch=2, max_channels=3, max_side=7, max_kernel=3, ma
     if dilation:
         config["dilation"] = dilations
     return config
+
+
+@st.composite
+def upsample_configs(draw, max_batch=2, max_channels=3, max_side=5, max_scale=3):
+    """(x_shape, scale_factor): an integer factor 1..max_scale per side (a pair, possibly unequal)."""
+    scale = (draw(st.integers(1, max_scale)), draw(st.integers(1, max_scale)))
+    shape = (draw(st.integers(1, max_batch)), draw(st.integers(1, max_channels)),
+             draw(st.integers(1, max_side)), draw(st.integers(1, max_side)))
+    assume(all(interpolate_output_size(n, s) >= 1 for n, s in zip(shape[2:], scale)))
+    return shape, scale
+
+
+# ---- windows (Swin) -------------------------------------------------------------------------------
+@st.composite
+def window_configs(draw, max_batch=2, max_windows=3, max_window=4, max_channels=4):
+    """A Swin window geometry: ``x_shape`` (B, H, W, C) with H, W multiples of a (Wh, Ww) window.
+
+    Windows may be non-square, maps non-square, with 1..max_windows windows per side. Also draws
+    ``heads`` (dividing C) and a ``shift`` (sh, sw) below the window, for attention tests.
+    """
+    window = (draw(st.integers(1, max_window)), draw(st.integers(1, max_window)))
+    grid = (draw(st.integers(1, max_windows)), draw(st.integers(1, max_windows)))
+    heads = draw(st.integers(1, 2))
+    channels = heads * draw(st.integers(1, max(1, max_channels // heads)))
+    shape = (draw(st.integers(1, max_batch)), grid[0] * window[0], grid[1] * window[1], channels)
+    shift = tuple(draw(st.integers(0, w - 1)) for w in window)
+    return {"x_shape": shape, "window_size": window, "heads": heads, "shift": shift}
