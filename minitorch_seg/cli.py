@@ -1,4 +1,4 @@
-"""The ``minitorch-seg`` command line: make-data, train, evaluate, predict, doctor.
+"""The ``minitorch-seg`` command line: make-data, train, evaluate, predict, grade, doctor.
 
 Every error a user can cause (a missing path, an unknown model, a checkpoint of another model,
 ``--backend cupy`` without a GPU, a malformed size) ends in one sentence on stderr and exit
@@ -19,6 +19,9 @@ EXAMPLES = {
              "  minitorch-seg train --input-scale 1 --class-weights none   # full resolution, plain loss",
     "evaluate": "examples:\n  minitorch-seg evaluate runs/unet\n  minitorch-seg evaluate runs/unet/last.npz --split val --json",
     "predict": "examples:\n  minitorch-seg predict runs/unet/best.npz street.png --out predictions",
+    "grade": "examples:\n  minitorch-seg grade lessons/02_cross_entropy.ipynb\n"
+             "  minitorch-seg grade submissions/*/*.ipynb\n"
+             "exit status: 0 every exercise passed, 1 one failed or was not attempted, 2 a usage error",
     "doctor": "example:\n  minitorch-seg doctor",
 }
 
@@ -157,6 +160,11 @@ def _predict(args):
     return 0
 
 
+def _grade(args):
+    from .grade import grade
+    return 0 if grade(args.notebooks, timeout=args.timeout) else 1
+
+
 def _doctor(args):
     info = backend.blas_info()
     print(f"numpy {info['numpy']}, BLAS {info['blas']}, OPENBLAS_CORETYPE={info['OPENBLAS_CORETYPE'] or '(auto-detected)'}")
@@ -221,6 +229,11 @@ def build_parser():
     predict.add_argument("--out", required=True, help="output folder")
     predict.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
 
+    grade = command("grade", "run learners' lesson notebooks headless and report each exercise: passed, "
+                             "failed (with the smallest failing input) or not attempted", _grade)
+    grade.add_argument("notebooks", nargs="+", help="lesson notebooks (.ipynb)")
+    grade.add_argument("--timeout", type=_positive, default=600, help="seconds per cell (default 600)")
+
     command("doctor", "print the backend situation: NumPy and its BLAS, CuPy, the GPU", _doctor)
     return parser
 
@@ -229,7 +242,8 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     from .checkpoint import CheckpointError
     from .data import DatasetError
-    known = (CommandError, backend.BackendError, CheckpointError, DatasetError, FileNotFoundError, ValueError, KeyError)
+    from .grade import GradeError
+    known = (CommandError, GradeError, backend.BackendError, CheckpointError, DatasetError, FileNotFoundError, ValueError, KeyError)
     try:
         with parallel.tile_threads():  # BLAS on one thread, conv tiles over the cores (parallel.py)
             return args.run(args)

@@ -1,0 +1,19 @@
+"""The course's exercises: write a library function again, forward and backward, and check it.
+
+>>> from minitorch_seg import exercises
+>>> "cross_entropy" in exercises.names()
+True
+>>> import minitorch_seg.functional as F
+>>> exercises.check("interpolate", F.interpolate)          # the library's own function passes
+>>> def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None):
+...     raise NotImplementedError
+>>> exercises.check("interpolate", interpolate)             # doctest: +ELLIPSIS
+Traceback (most recent call last):
+  ...
+minitorch_seg.exercises.registry.NotAttempted: interpolate: not attempted yet. Write interpolate(...
+"""
+from .registry import Exercise, ExerciseFailed, NotAttempted, check, describe, get, names, register
+# each module registers one lesson's exercises
+from . import autograd, losses, metrics, upsampling, convolution, unet, atrous, swin, hrnet, device  # noqa: E402,F401,I001
+
+__all__ = ["Exercise", "ExerciseFailed", "NotAttempted", "check", "describe", "get", "names", "register"]

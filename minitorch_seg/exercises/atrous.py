@@ -1,0 +1,1 @@
+"""Lesson 07_atrous's exercises."""

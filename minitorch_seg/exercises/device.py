@@ -1,0 +1,1 @@
+"""Lesson 10_gpu's exercises."""

@@ -1,0 +1,1 @@
+"""Lesson 09_hrnet's exercises."""

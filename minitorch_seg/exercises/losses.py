@@ -1,0 +1,40 @@
+"""Lesson 2's exercises: the per-pixel cross-entropy and the stable log-softmax."""
+from hypothesis import strategies as st
+
+from .. import functional as F
+from ..testing import arguments, logits_and_targets, shapes, tensors
+from .registry import Exercise, register
+
+
+@st.composite
+def _cross_entropy_inputs(draw):
+    logits, target = draw(logits_and_targets(max_batch=3, min_classes=2, max_classes=5, max_side=6, void=True))
+    weight = draw(st.none() | tensors((logits.shape[1],), low=0.2, high=2.0, requires_grad=False))
+    reduction = draw(st.sampled_from(["mean", "sum", "none"]))
+    return draw(arguments(logits, target, weight=weight, reduction=reduction))
+
+
+register(Exercise(
+    name="cross_entropy", lesson="02_cross_entropy", reference=F.cross_entropy, inputs=_cross_entropy_inputs,
+    task="Write cross_entropy(input, target, weight=None, ignore_index=255, reduction='mean'): logits "
+         "(N, C, H, W) and class indices (N, H, W); the loss -w[y] log softmax(x)[y] per pixel, 0 where the "
+         "target is ignore_index; 'mean' divides the sum by the total weight w[y] of the kept pixels, 'sum' "
+         "does not, 'none' returns the (N, H, W) map. Its backward: w[y] (softmax - one-hot), scaled as the forward.",
+    drawn="batches 1-3, 2-5 classes, sides 1-6, void pixels (255) from none to all but one, weight absent or "
+          "drawn (no gradient: a constant, as in torch), every reduction."))
+
+
+@st.composite
+def _log_softmax_inputs(draw):
+    shape = draw(shapes(min_dims=1, max_dims=4, max_side=5))
+    scale = draw(st.sampled_from([3.0, 1000.0]))            # logits of +-1000: exp overflows, the trick does not
+    dim = draw(st.integers(-len(shape), len(shape) - 1))
+    return draw(arguments(tensors(shape, low=-scale, high=scale), dim))
+
+
+register(Exercise(
+    name="log_softmax", lesson="02_cross_entropy", reference=F.log_softmax, inputs=_log_softmax_inputs,
+    task="Write log_softmax(input, dim): x - m - log sum_k exp(x_k - m) along dim, m the maximum along dim "
+         "(no overflow at logits of 1000), and its backward, derived: for an upstream gradient g, "
+         "dL/dx = g - softmax(x) * (sum of g along dim).",
+    drawn="1-4 dimensions of sides 1-5, every dim (negative too), logits in [-3, 3) or [-1000, 1000)."))

@@ -1,0 +1,1 @@
+"""Lesson 06_unet's exercises."""
