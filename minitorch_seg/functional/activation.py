@@ -10,18 +10,23 @@ from ..backend import erf, get_array_module, random_uniform
 
 
 class ReLU(Function):
-    """y = max(x, 0).  Backward: dL/dx = g where x > 0, else 0 (0 at x = 0, as torch)."""
+    """y = max(x, 0).  Backward: dL/dx = g unless x <= 0 (0 at x = 0, as torch).
+
+    Written as torch writes it, so that the edge cases agree: relu(-inf) = 0 (not -inf * 0 = nan),
+    relu(nan) = nan, and at a NaN input the gradient passes through (nan <= 0 is false).
+    """
 
     @staticmethod
     def forward(ctx, x):
-        positive = x > 0
-        ctx.save_for_backward(positive)
-        return x * positive
+        xp = get_array_module(x)
+        passes = ~(x <= 0)
+        ctx.save_for_backward(passes)
+        return xp.maximum(x, x.dtype.type(0))
 
     @staticmethod
     def backward(ctx, g):
-        (positive,) = ctx.saved_arrays
-        return g * positive
+        (passes,) = ctx.saved_arrays
+        return g * passes
 
 
 class LeakyReLU(Function):
@@ -174,9 +179,10 @@ class Dropout(Function):
 
 
 def _dim(dim, ndim):
-    if not -ndim <= dim < max(ndim, 1):
-        raise IndexError(f"Dimension out of range (expected to be in range of [{-ndim}, {ndim - 1}], but got {dim}).")
-    return dim % max(ndim, 1)
+    bound = max(ndim, 1)                # a 0-d tensor takes dim 0 or -1, as in torch
+    if not -bound <= dim < bound:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-bound}, {bound - 1}], but got {dim}).")
+    return dim % bound
 
 
 def relu(input):
@@ -203,10 +209,14 @@ def gelu(input, approximate="none"):
 
 
 def softmax(input, dim):
+    if input.ndim == 0:                 # one element: softmax 1, log_softmax 0 (torch)
+        return softmax(input.reshape(1), _dim(dim, 0)).reshape(())
     return Softmax.apply(input, dim=_dim(dim, input.ndim))
 
 
 def log_softmax(input, dim):
+    if input.ndim == 0:
+        return log_softmax(input.reshape(1), _dim(dim, 0)).reshape(())
     return LogSoftmax.apply(input, dim=_dim(dim, input.ndim))
 
 

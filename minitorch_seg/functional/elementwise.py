@@ -94,11 +94,15 @@ class Pow(Function):
 
     Backward: dy/da = b * a^(b-1), so dL/da = g * b * a^(b-1);
     dy/db = a^b * ln a = y * ln a, so dL/db = g * y * ln a (defined for a > 0).
+    At the edges torch takes the limits, and so do we: dy/da = 0 where b = 0 (a^0 is constant,
+    even at a = 0 where a^(b-1) is infinite), and dy/db = 0 where a = 0 and b >= 0 (0^b is constant
+    for b > 0, where y ln a would be 0 * -inf).
     """
 
     @staticmethod
     def forward(ctx, a, b):
-        y = a ** b
+        with errstate(divide="ignore", invalid="ignore"):     # 0 ** -1 is inf, as in torch, silently
+            y = a ** b
         ctx.save_for_backward(a, b, y)
         return y
 
@@ -107,13 +111,18 @@ class Pow(Function):
         a, b, y = ctx.saved_arrays
         need_a, need_b = ctx.needs_input_grad
         xp = get_array_module(g)
-        grad_a = sum_to_shape(g * b * a ** (b - 1), _shape(a)) if need_a else None
-        grad_b = None
-        if need_b:
-            # A Python-number base becomes a 0-d array of y's dtype first: xp.log(2.0) is a float64
-            # scalar that would upcast a float32 gradient.
-            log_a = xp.log(a if hasattr(a, "dtype") else xp.asarray(a, dtype=y.dtype))
-            grad_b = sum_to_shape(g * y * log_a, _shape(b))
+        grad_a = grad_b = None
+        with errstate(divide="ignore", invalid="ignore"):     # the edges, replaced by their limits
+            if need_a:
+                grad_a = sum_to_shape(xp.where(b == 0, 0, g * b * a ** (b - 1)).astype(g.dtype, copy=False),
+                                      _shape(a))
+            if need_b:
+                # A Python-number base becomes a 0-d array of y's dtype first: xp.log(2.0) is a float64
+                # scalar that would upcast a float32 gradient.
+                a = a if hasattr(a, "dtype") else xp.asarray(a, dtype=y.dtype)
+                constant = (a == 0) & (b >= 0)
+                grad_b = sum_to_shape(xp.where(constant, 0, g * y * xp.log(a)).astype(g.dtype, copy=False),
+                                      _shape(b))
         return grad_a, grad_b
 
 

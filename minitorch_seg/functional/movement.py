@@ -4,6 +4,8 @@ Their backward passes move the gradient back the same way, so each one's backwar
 inverse movement: reshape back, permute by the inverse permutation, scatter the slice into zeros,
 split the concatenation, crop the padding, roll the other way.
 """
+import numbers
+
 from ..autograd import Function, sum_to_shape
 from ..backend import get_array_module, scatter_add
 from .reduce import _axes
@@ -189,6 +191,8 @@ def flatten(input, start_dim=0, end_dim=-1):
     if input.ndim == 0:
         return reshape(input, 1)
     start, end = _axes(start_dim, input.ndim)[0], _axes(end_dim, input.ndim)[0]
+    if start > end:
+        raise ValueError(f"flatten: start_dim ({start_dim}) cannot come after end_dim ({end_dim}).")
     return reshape(input, input.shape[:start] + (-1,) + input.shape[end + 1:])
 
 
@@ -227,11 +231,25 @@ def expand(input, *shape):
                          "can grow, and new dims go in front.") from None
 
 
+def _is_int(i):
+    return isinstance(i, numbers.Integral) and not isinstance(i, bool)
+
+
 def getitem(input, index):
-    """``x[index]``: ints, slices, None, Ellipsis, and integer or boolean index tensors."""
+    """``x[index]``: ints, slices, None, Ellipsis, and integer or boolean index tensors.
+
+    Where ints and index tensors are mixed, the ints select first, as in torch: ``x[0, :, idx]`` on a
+    (1, 3, 2) tensor is ``x[0][:, idx]``, shape (3, 2). (NumPy counts the int as an index array too,
+    and moves the broadcast dims to the front: (2, 3).)
+    """
     from ..tensor import Tensor
     if isinstance(index, tuple):
         index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+        arrays = [i for i in index if hasattr(i, "shape") or isinstance(i, list)]
+        if arrays and any(_is_int(i) for i in index):
+            ints = tuple(i if _is_int(i) or i is None or i is Ellipsis else slice(None) for i in index)
+            rest = tuple(slice(None) if i is None else i for i in index if not _is_int(i))
+            return GetItem.apply(GetItem.apply(input, index=ints), index=rest)
     elif isinstance(index, Tensor):
         index = index.data
     return GetItem.apply(input, index=index)

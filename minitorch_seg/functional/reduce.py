@@ -69,20 +69,25 @@ class Amax(Function):
     """y = max of x over ``axes``.
 
     Backward: y depends on the maximal elements only; where several tie, torch's ``amax`` shares
-    the gradient equally among them: dL/dx = g * [x == y] / (number of ties).
+    the gradient equally among them: dL/dx = g * [x == y] / (number of ties). ``nan_wins``: a NaN
+    maximum counts the NaNs as its winners (torch's ``max()`` without dim does; ``amax`` does not,
+    so its gradient there is NaN, as torch's).
     """
 
     @staticmethod
-    def forward(ctx, x, axes, keepdim):
+    def forward(ctx, x, axes, keepdim, nan_wins=False):
         y = x.max(axis=axes, keepdims=True)
-        ctx.axes, ctx.keepdim = axes, keepdim
+        ctx.axes, ctx.keepdim, ctx.nan_wins = axes, keepdim, nan_wins
         ctx.save_for_backward(x, y)
         return y if keepdim else y.reshape([n for i, n in enumerate(y.shape) if i not in axes])
 
     @staticmethod
     def backward(ctx, g):
+        xp = get_array_module(g)
         x, y = ctx.saved_arrays
         winners = x == y
+        if ctx.nan_wins:
+            winners |= xp.isnan(x) & xp.isnan(y)
         share = winners / winners.sum(axis=ctx.axes, keepdims=True)
         return (g.reshape(y.shape) * share).astype(x.dtype, copy=False)
 
@@ -135,8 +140,12 @@ def _one_dim(name, dim):
 def max(input, dim=None, keepdim=False):  # noqa: A001 - torch's name
     """Without ``dim``: the largest element. With an int ``dim``: a named tuple (values, indices)."""
     if dim is None:
-        return amax(input)
+        return Amax.apply(input, axes=_axes(None, input.ndim), keepdim=False, nan_wins=True)
     _one_dim("max", dim)
+    if input.ndim == 0:                 # dim 0 or -1 of a 0-d tensor: itself, at index 0 (torch)
+        _axes(dim, 0)
+        values, indices = max(input.reshape(1), 0)
+        return MaxResult(values.reshape(()), indices.reshape(()))
     return MaxResult(*MaxAlongDim.apply(input, dim=_axes(dim, input.ndim)[0], keepdim=keepdim))
 
 
@@ -147,6 +156,9 @@ def argmax(input, dim=None, keepdim=False):
     if dim is None:
         return Tensor(xp.asarray(input.data.argmax()))
     _one_dim("argmax", dim)
+    if input.ndim == 0:
+        _axes(dim, 0)
+        return Tensor(xp.zeros((), dtype=xp.int64))
     axis = _axes(dim, input.ndim)[0]
     indices = xp.asarray(input.data.argmax(axis=axis))
     return Tensor(xp.expand_dims(indices, axis) if keepdim else indices)
