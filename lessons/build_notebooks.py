@@ -1,4 +1,4 @@
-"""Build the lesson notebooks from their Python sources: ``python lessons/build_notebooks.py [--check]``.
+"""Build the lesson notebooks from their Python sources: ``python lessons/build_notebooks.py [--check | --solved DIR]``.
 
 Each lesson is written as a plain Python file, ``lessons/src/NN_topic.py``, in the "percent"
 cell format that VS Code, Spyder and jupytext also read, and this script turns it into
@@ -9,26 +9,25 @@ The cell format:
 
     # %% [markdown]                   a markdown cell: the comment lines below it, "# " removed
     # %%                              a code cell: the lines below it
-    # %% {"tags": ["solution"]}       either kind may end with its cell metadata, as JSON
+    # %% {"tags": ["exercise"], ...}  either kind may end with its cell metadata, as JSON
     # %matplotlib inline              in a code cell, a commented line magic becomes the magic
 
-Cells tagged ``solution`` (code or markdown) are collapsed when the notebook opens
-(``jupyter.source_hidden``).
+The exercise pattern, checked here so a broken lesson does not build (2 to 4 exercises a lesson):
 
-The exercise pattern, checked here so a broken lesson does not build:
+- a code cell tagged ``exercise``, whose metadata ``"exercise"`` names a ``minitorch_seg.exercises``
+  exercise, is the learner's stub: the function to write, with exactly the library function's
+  signature, raising ``NotImplementedError`` until it is written;
+- a later code cell tagged ``exercise-check`` with the same ``"exercise"`` calls
+  ``exercises.check("NAME", ...)``: it prints "not attempted" for the stub and the smallest
+  failing input for a wrong answer;
+- the solution is **not** in the notebook (Run All must never overwrite the learner's code): it is
+  the cell of ``lessons/solutions/NN_topic.py`` (same cell format) whose metadata names the same
+  exercise. ``--solved DIR`` writes the notebooks with every stub replaced by its solution, which
+  is what a learner who solved everything has (the tests grade those).
 
-- a code cell tagged ``planted-wrong`` holds the learner's template, with a deliberately wrong
-  backward, and its metadata ``"gradcheck"`` names the call that checks it
-  (e.g. ``gradcheck(MySoftplus.apply, (mt.randn(7, requires_grad=True),))``);
-- the next cell tagged ``exercise-check`` runs that very call (its lines may be wrapped) inside
-  ``try/except GradcheckError``;
-- a later code cell tagged ``solution`` redefines the same Function correctly, and the cell after
-  it runs the call again, which must now pass (the derivation before it, a markdown cell, may be
-  tagged ``solution`` too, and is collapsed with it).
-
-The test suite (``tests/test_lessons.py``) executes every notebook, checks that each planted
-backward really fails its gradcheck and each solution passes, and that the committed notebooks
-are what this script builds (``--check`` does the last part alone: exit status 1 on a difference).
+The test suite (``tests/test_lessons.py``) executes every notebook, grades the stubs (all "not
+attempted") and the solved notebooks (all "passed"), and checks that the committed notebooks are
+what this script builds (``--check`` does the last part alone: exit status 1 on a difference).
 """
 from __future__ import annotations
 
@@ -41,6 +40,7 @@ import nbformat
 
 LESSONS = Path(__file__).resolve().parent
 SOURCES = LESSONS / "src"
+SOLUTIONS = LESSONS / "solutions"
 MARKER = re.compile(r"^# %%(?P<markdown> \[markdown\])?(?: (?P<metadata>\{.*\}))?\s*$")
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 
@@ -86,44 +86,58 @@ def parse_cells(text, name="<source>"):
     return built
 
 
-def _check_exercises(cells, name):
-    tags = [set(metadata.get("tags", ())) for _, _, metadata in cells]
-    planted = [i for i, t in enumerate(tags) if "planted-wrong" in t]
-    if not planted:
-        raise LessonSourceError(f"{name}: no cell tagged planted-wrong: every lesson has a gradcheck exercise.")
-    def runs(j, call):   # the cell's code contains the call, however its lines are wrapped
-        return "".join(call.split()) in "".join(cells[j][1].split())
-
-    for i in planted:
-        call = cells[i][2].get("gradcheck")
-        if not call:
-            raise LessonSourceError(f"{name}: planted-wrong cell {i} has no 'gradcheck' call in its metadata.")
-        check = next((j for j in range(i + 1, len(cells)) if "exercise-check" in tags[j]), None)
-        solution = next((j for j in range(i + 1, len(cells)) if "solution" in tags[j] and cells[j][0] == "code"), None)
-        if check is None or not runs(check, call) or "GradcheckError" not in cells[check][1]:
-            raise LessonSourceError(f"{name}: planted-wrong cell {i} needs a later exercise-check cell running "
-                                    f"{call} inside try/except GradcheckError.")
-        if solution is None or solution + 1 >= len(cells) or not runs(solution + 1, call):
-            raise LessonSourceError(f"{name}: planted-wrong cell {i} needs a later solution cell followed by a "
-                                    f"cell that runs {call} again.")
+def _exercise(cell, tag):
+    kind, _, metadata = cell
+    return metadata.get("exercise") if kind == "code" and tag in metadata.get("tags", ()) else None
 
 
-def build(source):
-    """The notebook (a ``nbformat`` node) that the lesson source file ``source`` describes."""
+def solutions_for(source):
+    """{exercise name: solution code} from ``lessons/solutions/`` for a lesson source (empty if none)."""
+    path = SOLUTIONS / Path(source).name
+    if not path.exists():
+        return {}
+    return {metadata["exercise"]: text for kind, text, metadata in parse_cells(path.read_text(), path.name)
+            if kind == "code" and "exercise" in metadata}
+
+
+def _check_exercises(cells, name, solutions):
+    stubs = [(i, _exercise(c, "exercise")) for i, c in enumerate(cells) if _exercise(c, "exercise")]
+    if not 2 <= len(stubs) <= 4:
+        raise LessonSourceError(f"{name}: {len(stubs)} cells tagged exercise; every lesson has 2 to 4.")
+    if any("solution" in metadata.get("tags", ()) for _, _, metadata in cells):
+        raise LessonSourceError(f"{name}: a cell is tagged solution; solutions live in lessons/solutions/, "
+                                "so that Run All never replaces the learner's code.")
+    for i, exercise in stubs:
+        if "NotImplementedError" not in cells[i][1]:
+            raise LessonSourceError(f"{name}: the stub of {exercise} (cell {i}) must raise NotImplementedError.")
+        check = next((j for j in range(i + 1, len(cells)) if _exercise(cells[j], "exercise-check") == exercise), None)
+        if check is None or f'exercises.check("{exercise}"' not in cells[check][1]:
+            raise LessonSourceError(f"{name}: the stub of {exercise} (cell {i}) needs a later cell tagged "
+                                    f'exercise-check, with "exercise": "{exercise}", that calls '
+                                    f'exercises.check("{exercise}", ...).')
+        if exercise not in solutions:
+            raise LessonSourceError(f"{name}: lessons/solutions/{name} has no cell for {exercise}.")
+
+
+def build(source, solved=False):
+    """The notebook (a ``nbformat`` node) that the lesson source file ``source`` describes.
+
+    ``solved``: each exercise stub replaced by its solution from ``lessons/solutions/``.
+    """
     source = Path(source)
     cells = parse_cells(source.read_text(), source.name)
     if not cells or cells[0][0] != "code" or 'FAST = os.environ.get("LESSON_FAST") == "1"' not in cells[0][1]:
         raise LessonSourceError(f"{source.name}: the first cell must be code that reads "
                                 'FAST = os.environ.get("LESSON_FAST") == "1".')
-    _check_exercises(cells, source.name)
+    solutions = solutions_for(source)
+    _check_exercises(cells, source.name, solutions)
     notebook = nbformat.v4.new_notebook(metadata={"kernelspec": dict(KERNELSPEC),
                                                   "language_info": {"name": "python"}})
     for index, (kind, text, metadata) in enumerate(cells):
-        metadata = dict(metadata)
-        if "solution" in metadata.get("tags", ()):
-            metadata["jupyter"] = {"source_hidden": True}
+        if solved and _exercise((kind, text, metadata), "exercise"):
+            text = solutions[metadata["exercise"]]
         make = nbformat.v4.new_markdown_cell if kind == "markdown" else nbformat.v4.new_code_cell
-        cell = make(text, metadata=metadata)
+        cell = make(text, metadata=dict(metadata))
         cell["id"] = f"cell-{index:02d}"
         notebook.cells.append(cell)
     nbformat.validate(notebook)
@@ -137,6 +151,13 @@ def targets():
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--solved"] and len(argv) == 2:
+        out = Path(argv[1])
+        out.mkdir(parents=True, exist_ok=True)
+        for source, path in targets():
+            (out / path.name).write_text(nbformat.writes(build(source, solved=True)))
+            print(f"wrote {out / path.name}")
+        return 0
     check = "--check" in argv
     stale = []
     for source, path in targets():

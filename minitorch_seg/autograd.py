@@ -193,8 +193,20 @@ def sum_to_shape(grad, shape):
     return grad.reshape(shape)
 
 
-def _topological_order(root):
-    """Nodes reachable from ``root``, each after every node that consumes its outputs."""
+def topological_order(root):
+    """The nodes reachable from the node ``root``, each after every node that consumes its outputs.
+
+    This is the order ``backward`` visits them in: from the output towards the leaves, so a node
+    runs its backward only once every gradient for its outputs has arrived. The sort is an
+    iterative depth-first search (no recursion: a chain of 10,000 ops is fine) and deterministic:
+    the same graph always gives the same order. Leaf tensors are not nodes and are not listed.
+
+    >>> import minitorch_seg as mt
+    >>> x = mt.tensor([1.0, 2.0], requires_grad=True)
+    >>> loss = (x.exp() * x).sum()          # x feeds both Exp and Mul: Exp must wait for Mul
+    >>> [node.name for node in topological_order(loss.grad_fn)]
+    ['Sum', 'Mul', 'Exp']
+    """
     order, visited, stack = [], set(), [(root, False)]
     while stack:
         node, children_done = stack.pop()
@@ -223,7 +235,7 @@ def run_backward(root, gradient, retain_graph=False):
         return
     pending = {id(root._ctx): [None] * len(root._ctx.outputs)}
     pending[id(root._ctx)][root._output_index] = gradient
-    for node in _topological_order(root._ctx):
+    for node in topological_order(root._ctx):
         grads = pending.pop(id(node), None)
         if grads is None:
             continue

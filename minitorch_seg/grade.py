@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,7 +73,7 @@ def grade_notebook(path, timeout=600, env=None):
                                 resources={"metadata": {"path": str(Path(path).resolve().parent)}})
         crashed = None
         try:
-            client.execute(env=kernel_env)
+            client.execute(env=kernel_env, stderr=subprocess.DEVNULL)   # the kernel's own log lines
         except DeadKernelError as error:
             crashed = f"the kernel died while running the notebook ({error})"
         except Exception as error:        # no such kernel, a cell past the timeout

@@ -23,9 +23,11 @@ STEPS = 200 if FAST else 800            # gradient-descent steps in the last sec
 # 1. build a **computation graph** and draw it,
 # 2. run **reverse mode** by hand and compare with `backward()`,
 # 3. write a **`Function` with a hand-derived backward**,
-# 4. watch **`gradcheck`** catch a wrong backward, then derive one yourself and check it.
+# 4. watch **`gradcheck`** catch a wrong backward,
+# 5. see why one checked input is not enough, and let **hypothesis** draw many and shrink a failure,
+# 6. write two `Function`s yourself, softplus and a broadcasting add, and have them checked.
 #
-# You need NumPy and the chain rule. About 25 minutes.
+# You need NumPy and the chain rule. About 45 minutes.
 
 # %%
 # %matplotlib inline
@@ -33,10 +35,11 @@ import inspect
 
 import matplotlib.pyplot as plt
 import numpy
+from hypothesis import strategies as st
 
 import minitorch_seg as mt
 import minitorch_seg.functional as F
-from minitorch_seg import Function, GradcheckError, gradcheck, viz
+from minitorch_seg import Function, GradcheckError, exercises, gradcheck, testing, viz
 
 mt.manual_seed(0)
 
@@ -128,7 +131,7 @@ for name, ours, engine in [("x", grad_x, x.grad), ("w", grad_w, w.grad), ("b", g
 # recursion so a graph 10,000 operations deep is fine):
 
 # %%
-[n.name for n in mt.autograd._topological_order(loss.grad_fn)]
+[n.name for n in mt.autograd.topological_order(loss.grad_fn)]
 
 # %% [markdown]
 # ## 3. A Function with a hand-derived backward
@@ -232,100 +235,210 @@ except GradcheckError as error:
     print("caught:", error)
 
 # %% [markdown]
-# ## 5. Exercise: derive it yourself, then check it with gradcheck
+# ## 5. Property-based checking: many drawn inputs, and the smallest failure
 #
-# **Softplus** is a smooth ReLU, used where a network needs a positive output:
-#
-# $$\operatorname{softplus}(x) = \log(1 + e^{x}).$$
-#
-# 1. Derive $\frac{d}{dx}\operatorname{softplus}(x)$ on paper. (The answer is a function you have
-#    already met in this lesson.)
-# 2. The cell below holds a first attempt whose backward is **wrong**. Run it, then run the
-#    gradcheck cell after it and read what it caught.
-# 3. Fix `backward` and run both cells again until gradcheck passes.
-#
-# The forward is computed as $\max(x, 0) + \log(1 + e^{-|x|})$: the same value, but $e^{(\cdot)}$
-# never sees a positive exponent, so it cannot overflow for large $x$.
+# `gradcheck` checks one input. A backward can be right at that input and wrong at others, and
+# the usual culprit is the **shape**: a backward written with one shape in mind hard-codes a size,
+# picks the wrong axis, or forgets a broadcast, and is exactly right at the shape it was tried on.
+# Here is one. `MeanAlong` averages along axis `dim`; each of the $n$ inputs of a mean gets
+# $\bar y / n$, and this backward takes $n$ from the *last* axis instead of axis `dim`:
 
-# %% {"tags": ["planted-wrong"], "gradcheck": "gradcheck(MySoftplus.apply, (mt.randn(7, dtype='float64', requires_grad=True),))"}
-class MySoftplus(Function):
-    """y = log(1 + e^x), computed as max(x, 0) + log(1 + e^-|x|)."""
+# %%
+class MeanAlong(Function):
+    """y = x.mean(axis=dim).  Backward: each of the n = x.shape[dim] averaged inputs gets g / n."""
 
     @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return numpy.maximum(x, 0) + numpy.log1p(numpy.exp(-numpy.abs(x)))
+    def forward(ctx, x, dim):
+        ctx.shape, ctx.dim = x.shape, dim
+        return x.mean(axis=dim)
 
     @staticmethod
     def backward(ctx, g):
-        (x,) = ctx.saved_arrays
-        # TODO: derive dy/dx and fix this line: it is a first attempt, and it is wrong.
-        return g / (1 + numpy.exp(x))
+        n = ctx.shape[-1]                            # planted bug: should be ctx.shape[ctx.dim]
+        return numpy.broadcast_to(numpy.expand_dims(g, ctx.dim), ctx.shape) / n
 
-# %% {"tags": ["exercise-check"]}
-try:
-    gradcheck(MySoftplus.apply, (mt.randn(7, dtype='float64', requires_grad=True),))
-    print("gradcheck passed: your backward agrees with the finite differences.")
-except GradcheckError as error:
-    print("gradcheck caught a wrong backward:\n", error)
+
+def mean_along(x, dim):
+    return MeanAlong.apply(x, dim=dim)
+
+
+# the shapes its author tried: a vector, and the last axis of a matrix
+print(gradcheck(lambda x: mean_along(x, 0), (mt.randn(5, dtype="float64", requires_grad=True),)))
+print(gradcheck(lambda x: mean_along(x, 1), (mt.randn(3, 4, dtype="float64", requires_grad=True),)))
 
 # %% [markdown]
-# A picture often says *how* it is wrong. Plot what `backward` returns (with $\bar y = 1$)
-# against the central difference of the forward:
+# Both pass, because along the last axis the bug is no bug. **Property-based checking** states
+# what must hold for *every* input (here: the backward agrees with finite differences) and lets a
+# library, [hypothesis](https://hypothesis.readthedocs.io), draw the inputs: many of them,
+# different shapes each time. `minitorch_seg.testing` holds the strategies (what to draw) and
+# the checks:
+#
+# - `testing.shapes(min_dims, max_dims, min_side, max_side)` draws shape tuples;
+#   `testing.tensors(shape)` a float64 tensor of that shape (or of a drawn one);
+#   `testing.broadcastable_pair()` two shapes that broadcast together; and
+#   `testing.arguments(...)` bundles drawn arguments into one call `fn(*args, **kwargs)`.
+# - `testing.check_gradients(fn, inputs)` runs `gradcheck` on every draw;
+#   `testing.check_against(fn, reference, inputs)` compares outputs and gradients with a
+#   reference function. Each raises `testing.CheckFailed` with a report.
+#
+# Below, each draw is a shape of 1 to 3 sides, then (`flatmap`: a strategy that depends on what was
+# drawn) a tensor of that shape and one of its axes:
 
 # %%
-grid = numpy.linspace(-5, 5, 201)
-probe = mt.tensor(grid, requires_grad=True)
-MySoftplus.apply(probe).sum().backward()
+drawn = testing.shapes(min_dims=1, max_dims=3).flatmap(
+    lambda shape: testing.arguments(testing.tensors(shape), st.integers(0, len(shape) - 1)))
+try:
+    testing.check_gradients(mean_along, drawn)
+    print("no drawn input broke it")
+except testing.CheckFailed as failure:
+    print(failure)
 
+# %% [markdown]
+# The first draw that failed was probably a bigger tensor; the report shows a (1, 2) matrix
+# averaged over its first axis, where $n$ is 1 and the bug divides by 2. That is **shrinking**:
+# after a failure, hypothesis keeps trying simpler versions of the failing input (fewer axes,
+# smaller sides, smaller integers) and keeps each one that still fails, until nothing simpler
+# does. What you debug is the smallest input that shows the bug, small enough to work out by
+# hand. (The tensor *values* are drawn from a seed and not shrunk: a gradient bug rarely hides
+# in particular values, while shapes are where it lives.) `failure.example` holds that input:
+# `failure.example.call(mean_along)` reruns it.
 
-def softplus_values(v):
-    with mt.no_grad():                       # values only: no graph
-        return MySoftplus.apply(mt.tensor(v)).numpy()
+# %% [markdown]
+# ## 6. Exercises: write the Function yourself
+#
+# Now you write the code. Each exercise below is a stub with the signature the check calls it
+# with; replace the `raise NotImplementedError` lines with your forward and backward (on NumPy
+# arrays, as in `Cube`), then run the cell after it. That cell calls `exercises.check`, which
+# runs your function and a reference on many drawn inputs, compares the outputs and the
+# gradients at float64 precision (rtol 1e-6), checks your gradients against finite
+# differences, and prints the shrunk smallest failing input when something disagrees.
+# (`exercises.describe("add")` says what a check draws.) Derive each backward on paper first.
 
+# %% [markdown]
+# **Exercise 1: `softplus(input, beta=1.0, threshold=20.0)`.** Softplus is a smooth relu, used
+# where a network needs a positive output. With PyTorch's parameters, elementwise:
+#
+# $$\operatorname{softplus}(x) = \begin{cases} \frac{1}{\beta}\log\left(1 + e^{\beta x}\right) & \beta x \le \text{threshold} \\ x & \beta x > \text{threshold}\end{cases}$$
+#
+# $\beta > 0$ sharpens the bend; above the threshold the curve is within
+# $e^{-\text{threshold}}/\beta$ of the line $y = x$, so it simply becomes the line. Here it is,
+# drawn with the reference your function will be checked against (built from library operations):
 
-numeric = (softplus_values(grid + 1e-5) - softplus_values(grid - 1e-5)) / 2e-5
+# %%
+reference_softplus = exercises.get("softplus").reference
+grid = numpy.linspace(-4, 4, 161)
 fig, ax = plt.subplots(figsize=(5.5, 3.2))
-ax.plot(grid, numeric, label="finite difference of forward", lw=3, alpha=0.5)
-ax.plot(grid, probe.grad.numpy(), "--", label="your backward")
+ax.plot(grid, numpy.maximum(grid, 0), "k:", label="relu")
+for beta in (0.5, 1.0, 2.0):
+    ax.plot(grid, reference_softplus(mt.tensor(grid), beta=beta).numpy(), label=f"softplus, beta = {beta}")
 ax.set_xlabel("x")
 ax.legend()
-ax.set_title("d softplus / dx");
+ax.set_title("A smooth relu");
 
 # %% [markdown]
-# **Solution.** The next two cells, the derivation and the corrected code, are collapsed: click
-# the dots (or the bar to the left of a cell) to open them, once you have tried.
+# Now write it:
+#
+# 1. Derive $\frac{dy}{dx}$ on paper, on both branches. (Write $z = \beta x$ and use the chain rule.
+#    On the curve the answer is a function you have already met in this lesson.)
+# 2. Write `forward` and `backward`. `beta` and `threshold` reach `forward` as keyword
+#    parameters: they are numbers, not inputs, so `backward` returns one gradient, for `x`.
+#
+# Hints: the check draws $|x|$ up to 2000, where `numpy.exp(beta * x)` overflows to `inf`, and
+# `0 * inf` is `nan`. Compute the curve as $\max(z, 0) + \log(1 + e^{-|z|})$ (the same value, but
+# $e^{(\cdot)}$ never sees a positive exponent; `numpy.log1p` keeps small values exact), and pick
+# the branch with `numpy.where`. If your derivative holds an exponential, write it so that it
+# cannot overflow either (section 3's `Sigmoid` shows one way). Save on `ctx` what backward needs.
 
-# %% [markdown] {"tags": ["solution"]}
-# Write $y = \log(1 + e^x)$. By the chain rule,
-# $\frac{dy}{dx} = \frac{e^x}{1 + e^x} = \frac{1}{1 + e^{-x}} = \sigma(x)$, the sigmoid. The first
-# attempt returned $\frac{1}{1+e^{x}} = \sigma(-x)$, the mirror image: one lost minus sign. To
-# evaluate $\sigma$ without overflow, use $\sigma(x) = \tfrac12\left(1 + \tanh\tfrac{x}{2}\right)$.
-
-# %% {"tags": ["solution"]}
-class MySoftplus(Function):
-    """y = log(1 + e^x).  Backward: dy/dx = e^x / (1 + e^x) = sigmoid(x)."""
+# %% {"tags": ["exercise"], "exercise": "softplus"}
+class Softplus(Function):
+    """y = 1/beta log(1 + e^(beta x)), and y = x where beta x > threshold."""
 
     @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return numpy.maximum(x, 0) + numpy.log1p(numpy.exp(-numpy.abs(x)))
+    def forward(ctx, x, beta, threshold):
+        raise NotImplementedError("Softplus.forward: the curve, without overflow, and x where beta * x > threshold")
 
     @staticmethod
     def backward(ctx, g):
-        (x,) = ctx.saved_arrays
-        return g * 0.5 * (1 + numpy.tanh(x / 2))     # sigmoid(x), without overflow
+        raise NotImplementedError("Softplus.backward: the derivative you derived, times g")
 
-# %%
-gradcheck(MySoftplus.apply, (mt.randn(7, dtype='float64', requires_grad=True),))
+
+def softplus(input, beta=1.0, threshold=20.0):
+    return Softplus.apply(input, beta=beta, threshold=threshold)
+
+# %% {"tags": ["exercise-check"], "exercise": "softplus"}
+try:
+    exercises.check("softplus", softplus)
+    print("softplus passed on every drawn input.")
+except exercises.NotAttempted as todo:
+    print(todo)
 
 # %% [markdown]
-# ## 6. Your Function inside a model
+# **Exercise 2: `add(input, other)` with broadcasting.** In section 1, `x * w + b` added a (3,)
+# weight to every row of a (4, 3) input and a single number to everything: NumPy's
+# **broadcasting**. Line the two shapes up from the right; a missing leading axis counts as size
+# 1, and an axis of size 1 is copied along the other's size. So (4, 3) with (3,) gives (4, 3),
+# and (3, 1) with (1, 4) gives (3, 4): *both* were copied.
 #
-# A `Function` you wrote is as good as any built-in one. Here it is the hidden-layer activation
-# of a tiny network, $\hat y = W_2\, \operatorname{softplus}(W_1 x + b_1) + b_2$, fitted to noisy
-# samples of a curve by gradient descent: each step runs the forward pass, `backward()` fills
-# every weight's `.grad`, and the optimizer moves each weight a little against its gradient.
+# The forward is one line, `a + b`. The backward is the exercise, and it is section 2's
+# fan-out rule: an element that was copied to several outputs gets the **sum** of their
+# gradients. Work it out on paper for (4, 3) + (3,) and for (3, 1) + (1, 4): over which axes
+# does each input's gradient sum, and what shape must it have in the end? Then write the
+# general rule, for any two shapes that broadcast. (`backward` must return one gradient per
+# input, each with exactly that input's shape; the engine refuses any other.)
+#
+# Why this exercise needs drawn shapes: the classic wrong answer, returning $\bar y$ unchanged
+# for both inputs, is exactly right whenever the two shapes are equal, which is the shape most
+# people test with. The check draws equal shapes, shapes with fewer axes or sizes of 1, and
+# pairs that both expand.
+
+# %% {"tags": ["exercise"], "exercise": "add"}
+class Add(Function):
+    """y = a + b, with broadcasting."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        raise NotImplementedError("Add.forward: a + b, and remember on ctx what backward needs")
+
+    @staticmethod
+    def backward(ctx, g):
+        raise NotImplementedError("Add.backward: g summed back to each input's own shape, one per input")
+
+
+def add(input, other):
+    return Add.apply(input, other)
+
+# %% {"tags": ["exercise-check"], "exercise": "add"}
+try:
+    exercises.check("add", add)
+    print("add passed on every drawn input.")
+except exercises.NotAttempted as todo:
+    print(todo)
+
+# %% [markdown]
+# When a check fails it raises `exercises.ExerciseFailed`, whose message is the report; the
+# smallest failing input is kept on the error, so you can run your function on it by hand:
+#
+# ```python
+# try:
+#     exercises.check("add", add)
+# except exercises.ExerciseFailed as failure:
+#     small = failure.example                      # .args and .kwargs of the call
+#     print(small.call(add), small.call(F.add))
+# ```
+#
+# (The library's own unbroadcast, which every broadcasting op's backward calls, is
+# `mt.autograd.sum_to_shape`: compare it with yours once your `add` passes.)
+
+# %% [markdown]
+# ## 7. Softplus inside a model
+#
+# A `Function` you wrote is as good as any built-in one. Here softplus is the hidden-layer
+# activation of a tiny network, $\hat y = W_2\, \operatorname{softplus}(W_1 x + b_1) + b_2$,
+# fitted to noisy samples of a curve by gradient descent: each step runs the forward pass,
+# `backward()` fills every weight's `.grad`, and the optimizer moves each weight a little against
+# its gradient. The softplus used here is the reference your exercise is checked against, built
+# from library operations (relu, abs, exp, log and a mask); once your `softplus` passes its check
+# it gives the same numbers, and `model` could call it instead.
 
 # %%
 rng = numpy.random.default_rng(0)
@@ -339,7 +452,7 @@ optimizer = mt.optim.Adam(parameters, lr=0.03)
 
 
 def model(t):
-    return head(MySoftplus.apply(hidden(t)))
+    return head(reference_softplus(hidden(t)))
 
 
 losses = []
@@ -363,7 +476,10 @@ right.legend()
 right.set_title(f"after {STEPS} steps");
 
 # %% [markdown]
-# And the graph of one step's loss: your `MySoftplus` is a node like any other.
+# And the graph of one step's loss. The composed softplus shows up as the handful of small nodes
+# it is made of (Mul, ReLU, Abs, Neg, Exp, Add, Log, ...), each saving its own arrays for the
+# backward pass; your `Softplus` would be one node, with one hand-derived backward and one saved
+# array. That is why libraries write frequent operations as a single `Function`.
 
 # %%
 loss = ((model(mt.tensor(inputs)) - mt.tensor(targets)) ** 2).mean()
@@ -378,6 +494,11 @@ viz.draw_graph(loss, names={"W1": hidden.weight, "b1": hidden.bias, "W2": head.w
 #   $\bar y$ into $\bar x$ with its hand-derived backward, and gradients from several paths add.
 # - `gradcheck` compares every backward with central differences in float64, and catches
 #   plausible-looking mistakes like a lost exponent or a lost minus sign.
+# - At one input, that is. `testing.check_gradients` and `testing.check_against` check a property
+#   on many drawn inputs and shapes, and hypothesis shrinks a failure to the smallest input that
+#   still fails: a backward that is right only at the shape it was written for does not survive.
+# - Broadcasting copies values, so its backward sums: each input's gradient is the upstream
+#   gradient summed back to that input's shape.
 #
 # **Next:** lesson 2 derives the backward of the loss every segmentation network is trained
 # with, the per-pixel cross-entropy.

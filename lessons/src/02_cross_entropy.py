@@ -37,7 +37,7 @@ import numpy
 
 import minitorch_seg as mt
 import minitorch_seg.functional as F
-from minitorch_seg import Function, GradcheckError, gradcheck, nn, viz
+from minitorch_seg import Function, exercises, nn, viz
 from minitorch_seg.data import generate_scene, label_ids_to_train_ids, normalize_chw
 
 mt.manual_seed(0)
@@ -213,90 +213,111 @@ ax.set_title("The naive loss is nan once $e^s$ overflows");
 print("at s = 200:  naive", naive[-1], "  stable", stable[-1])
 
 # %% [markdown]
-# ## 6. Exercise: derive it yourself, then check it with gradcheck
+# ## 6. Exercises: write the loss yourself, and let hypothesis try to break it
 #
-# Below is a complete per-pixel cross-entropy `Function`: logits (N, C, H, W), targets (N, H, W)
-# with 255 ignored, the mean over the kept pixels, and a stable forward. Its backward is a first
-# attempt: it has the right shape and the right sign, and it is **wrong**.
+# Now you write the code. Each exercise below is a stub with exactly the signature of the
+# library's function of the same name; replace the `raise NotImplementedError` lines with your
+# forward and backward, then run the cell after it. That cell calls `exercises.check`, which calls
+# your function and the library's on many **drawn** inputs: batches, class counts and image sizes
+# chosen by [hypothesis](https://hypothesis.readthedocs.io), void pixels from none to nearly all,
+# with and without class weights. It compares the outputs and the gradient of every input at
+# float64 precision (rtol 1e-6), and your gradients with finite differences. When something
+# disagrees, hypothesis *shrinks* the input to the smallest one that still fails and the check
+# prints it, so you debug a 1 x 2 x 1 x 2 batch rather than a 3 x 5 x 6 x 6 one.
 #
-# 1. From section 4's formula, work out what is missing.
-# 2. Run the template, then the gradcheck cell, and read what gradcheck reports. (Which way is it
-#    off, and by roughly what factor?)
-# 3. Fix `backward` until gradcheck passes.
-
-# %% {"tags": ["planted-wrong"], "gradcheck": "gradcheck(lambda z: MyPixelCrossEntropy.apply(z, mt.tensor([[[0, 2, 255], [1, 1, 0]]])), (mt.randn(1, 3, 2, 3, dtype='float64', requires_grad=True),))"}
-class MyPixelCrossEntropy(Function):
-    """Mean over the kept pixels of -log softmax(x)[y]. x (N, C, H, W) logits, target (N, H, W), 255 = ignore."""
-
-    @staticmethod
-    def forward(ctx, x, target):
-        keep = target != 255                                                 # (N, H, W)
-        y = numpy.where(keep, target, 0)                                     # any class where ignored
-        m = x.max(axis=1, keepdims=True)                                     # the log-sum-exp trick
-        log_sum = m[:, 0] + numpy.log(numpy.exp(x - m).sum(axis=1))          # (N, H, W)
-        x_true = numpy.take_along_axis(x, y[:, None], axis=1)[:, 0]          # (N, H, W)
-        probs = numpy.exp(x - log_sum[:, None])                              # softmax, (N, C, H, W)
-        one_hot = numpy.moveaxis(numpy.eye(x.shape[1])[y], -1, 1)            # (N, C, H, W)
-        ctx.save_for_backward(probs, one_hot, keep)
-        return ((log_sum - x_true) * keep).sum() / keep.sum()
-
-    @staticmethod
-    def backward(ctx, g):
-        probs, one_hot, keep = ctx.saved_arrays
-        # TODO: derive dL/dx and fix this line (the target gets no gradient: None).
-        return g * (probs - one_hot) * keep[:, None], None
-
-# %% {"tags": ["exercise-check"]}
-try:
-    gradcheck(lambda z: MyPixelCrossEntropy.apply(z, mt.tensor([[[0, 2, 255], [1, 1, 0]]])),
-              (mt.randn(1, 3, 2, 3, dtype='float64', requires_grad=True),))
-    print("gradcheck passed: your backward agrees with the finite differences.")
-except GradcheckError as error:
-    print("gradcheck caught a wrong backward:\n", error)
+# One fixed test input would not do: dividing by the number of pixels instead of the number of
+# kept pixels is right whenever no pixel is void, and a hard-coded size is right at that size.
+# (`exercises.describe("cross_entropy")` prints what a check draws.) Inside `forward` and
+# `backward` you work on NumPy arrays, as the library's `Function`s do; `apply` wraps them.
 
 # %% [markdown]
-# **Solution.** The next two cells, the derivation and the corrected code, are collapsed: click
-# the dots (or the bar to the left of a cell) to open them, once you have tried.
+# **Exercise 1: `log_softmax(input, dim)`.** The log of the softmax along `dim`, computed with
+# section 5's trick so that logits of $\pm 1000$ give finite numbers (the check draws them).
+# Derive the backward on paper first: with $\ell_i = x_i - \log \sum_k e^{x_k}$ and an upstream
+# gradient $g$, what is $\partial L / \partial x_j = \sum_i g_i\, \partial \ell_i / \partial x_j$?
+# (It needs the softmax, which you can get back from the output: $\hat{Y} = e^{\ell}$.)
 
-# %% [markdown] {"tags": ["solution"]}
-# The loss is a *mean* over the $|K|$ kept pixels, so each pixel's
-# gradient $\hat{Y} - Y$ is divided by $|K|$; the first attempt forgot that, and was $|K| = 5$
-# times too large: gradcheck's analytic value is 5 times its numeric one. (A wrong scale is the
-# most common backward bug of all, and the one a training run hides best: it only looks like a
-# learning rate that is too high.)
-
-# %% {"tags": ["solution"]}
-class MyPixelCrossEntropy(Function):
-    """Mean over the kept pixels K of -log softmax(x)[y].  Backward: (softmax - one-hot) / |K| on K, 0 elsewhere."""
+# %% {"tags": ["exercise"], "exercise": "log_softmax"}
+class LogSoftmax(Function):
+    """log softmax(x) along ``dim``, without overflow."""
 
     @staticmethod
-    def forward(ctx, x, target):
-        keep = target != 255
-        y = numpy.where(keep, target, 0)
-        m = x.max(axis=1, keepdims=True)
-        log_sum = m[:, 0] + numpy.log(numpy.exp(x - m).sum(axis=1))
-        x_true = numpy.take_along_axis(x, y[:, None], axis=1)[:, 0]
-        probs = numpy.exp(x - log_sum[:, None])
-        one_hot = numpy.moveaxis(numpy.eye(x.shape[1])[y], -1, 1)
-        ctx.save_for_backward(probs, one_hot, keep)
-        return ((log_sum - x_true) * keep).sum() / keep.sum()
+    def forward(ctx, x, dim):
+        raise NotImplementedError("LogSoftmax.forward: x - m - log(sum(exp(x - m))), m the max along dim")
 
     @staticmethod
     def backward(ctx, g):
-        probs, one_hot, keep = ctx.saved_arrays
-        return g * (probs - one_hot) * keep[:, None] / keep.sum(), None
+        raise NotImplementedError("LogSoftmax.backward: the gradient you derived (dim gets no gradient)")
 
-# %%
-gradcheck(lambda z: MyPixelCrossEntropy.apply(z, mt.tensor([[[0, 2, 255], [1, 1, 0]]])),
-          (mt.randn(1, 3, 2, 3, dtype='float64', requires_grad=True),))
+
+def log_softmax(input, dim):
+    return LogSoftmax.apply(input, dim=dim)
+
+# %% {"tags": ["exercise-check"], "exercise": "log_softmax"}
+try:
+    exercises.check("log_softmax", log_softmax)
+    print("log_softmax passed on every drawn input.")
+except exercises.NotAttempted as todo:
+    print(todo)
+
+# %% [markdown]
+# **Exercise 2: `cross_entropy(input, target, weight=None, ignore_index=255, reduction="mean")`.**
+# The whole loss of sections 2 to 4, as `F.cross_entropy` computes it: logits (N, C, H, W),
+# targets (N, H, W) with `ignore_index` on void pixels. Two things the sections did not show:
+#
+# - `weight`, a (C,) tensor or None, multiplies each pixel's loss by the weight of its true class
+#   $w_{y}$ (lesson 6's training uses this against class imbalance); `"mean"` then divides by the
+#   **sum of those weights over the kept pixels**, not by their number (with no weight they are
+#   the same). The weight gets no gradient: it is a constant, as in PyTorch.
+# - `reduction="sum"` returns the sum over kept pixels, `"none"` the (N, H, W) map of per-pixel
+#   losses (0 on void pixels).
+#
+# Write the forward with the log-sum-exp trick and the backward from section 4's formula, scaled
+# as the forward is. (The target and the other arguments get no gradient: return `None` for them.)
+
+# %% {"tags": ["exercise"], "exercise": "cross_entropy"}
+class CrossEntropy(Function):
+    """-w[y] log softmax(x)[y] per kept pixel, reduced; x (N, C, H, W), target (N, H, W)."""
+
+    @staticmethod
+    def forward(ctx, x, target, weight, ignore_index, reduction):
+        raise NotImplementedError("CrossEntropy.forward: the per-pixel loss, weighted, then reduced")
+
+    @staticmethod
+    def backward(ctx, g):
+        raise NotImplementedError("CrossEntropy.backward: w[y] (softmax - one-hot), scaled as the forward")
+
+
+def cross_entropy(input, target, weight=None, ignore_index=255, reduction="mean"):
+    weight = None if weight is None else weight.numpy()            # a constant: no gradient
+    return CrossEntropy.apply(input, target, weight=weight, ignore_index=ignore_index, reduction=reduction)
+
+# %% {"tags": ["exercise-check"], "exercise": "cross_entropy"}
+try:
+    exercises.check("cross_entropy", cross_entropy)
+    print("cross_entropy passed on every drawn input.")
+except exercises.NotAttempted as todo:
+    print(todo)
+
+# %% [markdown]
+# When a check fails it raises `exercises.ExerciseFailed`, whose message is the report; the
+# smallest failing input is kept on the error, so you can run your function on it by hand:
+#
+# ```python
+# try:
+#     exercises.check("cross_entropy", cross_entropy)
+# except exercises.ExerciseFailed as failure:
+#     small = failure.example                      # .args and .kwargs of the call
+#     print(small.call(cross_entropy), small.call(F.cross_entropy))
+# ```
 
 # %% [markdown]
 # ## 7. The loss at work
 #
 # A tiny fully convolutional network (three convolutions: lesson 5 explains them) trained with
 # this loss on a few generated scenes. Each step: logits for every pixel, the mean per-pixel
-# cross-entropy over the kept pixels, backward, an Adam step. Your `MyPixelCrossEntropy` gives the
-# same numbers as the library's, so either could drive the training; we use the library's.
+# cross-entropy over the kept pixels, backward, an Adam step. Once your `cross_entropy` passes its
+# check it gives the library's numbers, so either could drive the training; we use the library's.
 
 # %%
 scenes = [generate_scene("train", i, size=SIZE) for i in range(SCENES)]
@@ -306,11 +327,6 @@ labels = mt.tensor(label_ids_to_train_ids(numpy.stack([s.label_ids for s in scen
 model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(),
                       nn.Conv2d(16, 16, 3, padding=2, dilation=2), nn.ReLU(),
                       nn.Conv2d(16, 19, 1))
-with mt.no_grad():
-    scores = model(images)
-print("library:", F.cross_entropy(scores, labels).item(),
-      "  yours:", MyPixelCrossEntropy.apply(scores, labels).item())
-
 optimizer = mt.optim.Adam(model.parameters(), lr=0.02)
 losses = []
 for step in range(STEPS):

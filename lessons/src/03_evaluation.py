@@ -21,7 +21,8 @@ VAL_IMAGES = 8 if FAST else 50              # how many validation images to gene
 # Both come from one table, the **confusion matrix**. In this lesson you compute them from it,
 # then see on street scenes why pixel accuracy flatters a model: a scene that is mostly road
 # and building lets a model score over 90% while it misses every person, sign and traffic light.
-# About 20 minutes.
+# Then you write the matrix, mIoU and a differentiable soft IoU yourself.
+# About 45 minutes, with the exercises of section 5.
 
 # %%
 # %matplotlib inline
@@ -33,7 +34,7 @@ import numpy
 
 import minitorch_seg as mt
 import minitorch_seg.functional as F
-from minitorch_seg import Function, GradcheckError, gradcheck, metrics, viz
+from minitorch_seg import Function, exercises, metrics, viz
 from minitorch_seg.data import CLASS_NAMES, TRAIN_ID_PALETTE, Cityscapes, make_dataset
 
 mt.manual_seed(0)
@@ -252,96 +253,153 @@ print(inspect.getsource(metrics.iou_from_confusion))
 print(inspect.getsource(metrics.pixel_accuracy))
 
 # %% [markdown]
-# ## 5. Exercise: derive it yourself, then check it with gradcheck
+# ## 5. Exercises: count, average, and a loss you can train on
 #
+# Now you write the code. Each exercise below is a stub with exactly the signature of the function
+# it is checked against (`metrics.confusion_matrix`, `metrics.mean_iou`, and for the soft IoU the
+# exercise's reference); replace the `raise NotImplementedError` lines, then run the cell after it.
+# That cell calls `exercises.check`, which calls your function and that one on many **drawn**
+# inputs (batches, class counts and image sizes chosen by
+# [hypothesis](https://hypothesis.readthedocs.io), void pixels from none to all, classes missing
+# from the draw) and compares the results; for the loss, also the gradients, and your gradients
+# with finite differences. When something disagrees, it prints the smallest input that still
+# fails. (`exercises.describe("confusion_matrix")` prints what a check draws.)
+#
+# **Exercise 1: `confusion_matrix(prediction, target, num_classes=19, ignore_index=255)`.**
+# `prediction` and `target` are int64 tensors of class indices, (N, H, W) each (`.numpy()` gives
+# their arrays); return the (C, C) integer matrix $M[t, p]$ of section 1, counted over every pixel
+# of the batch whose target is not `ignore_index`. No loop over pixels: section 1 says how one
+# `numpy.bincount` does it. Three things the check will try: a void label other than 255, classes
+# that occur nowhere in the draw (the matrix is still C x C), and rows that are the truth.
+
+# %% {"tags": ["exercise"], "exercise": "confusion_matrix"}
+def confusion_matrix(prediction, target, num_classes=19, ignore_index=255):
+    """M[t, p]: the number of kept pixels of true class t predicted as p; (num_classes, num_classes) integers."""
+    raise NotImplementedError("confusion_matrix: one bincount over the kept pixels, reshaped to C x C")
+
+# %% {"tags": ["exercise-check"], "exercise": "confusion_matrix"}
+try:
+    exercises.check("confusion_matrix", confusion_matrix)
+    print("confusion_matrix passed on every drawn input.")
+except exercises.NotAttempted as todo:
+    print(todo)
+
+# %% [markdown]
+# **Exercise 2: `mean_iou(matrix)`.** From a (C, C) confusion matrix (a NumPy integer array)
+# to the mIoU of section 1, a Python float: the mean of $\text{IoU}_c$ over the classes that
+# occur, $\mathcal{C}'$. Read the definition of $\mathcal{C}'$ again before you write it: which
+# classes have $TP_c + FP_c + FN_c = 0$? (A class may be missing from the truth but predicted,
+# or the other way round; and a matrix of zeros has no mIoU at all: NaN.)
+
+# %% {"tags": ["exercise"], "exercise": "mean_iou"}
+def mean_iou(matrix):
+    """The mean of IoU_c = TP_c / (TP_c + FP_c + FN_c) over the classes that occur; NaN if none does."""
+    raise NotImplementedError("mean_iou: per-class IoU from the diagonal, row and column sums, then the mean")
+
+# %% {"tags": ["exercise-check"], "exercise": "mean_iou"}
+try:
+    exercises.check("mean_iou", mean_iou)
+    print("mean_iou passed on every drawn input.")
+except exercises.NotAttempted as todo:
+    print(todo)
+
+# %% [markdown]
+# **Exercise 3: the soft-IoU loss, `soft_iou(input, target, ignore_index=255, eps=1.0)`.**
 # IoU cannot be trained on directly: the argmax that turns probabilities into classes has zero
 # gradient almost everywhere. A common differentiable stand-in, the **soft IoU** (soft Jaccard
-# index), replaces the predicted region by the predicted probabilities $p_i \in [0, 1]$ of one
-# class at every pixel $i$, and the true region by its one-hot indicator $y_i \in \{0, 1\}$:
+# index), replaces the predicted region of class $c$ by the predicted probabilities
+# $p_{ic} \in [0, 1]$ at every pixel $i$, and the true region by its one-hot indicator
+# $y_{ic} = [\text{target}_i = c]$. Over the kept pixels $K$ of the **whole batch** (one IoU per
+# class, as one confusion matrix over a dataset gives):
 #
-# $$J(p) = \frac{I}{U}, \qquad I = \sum_i p_i\, y_i, \qquad U = \sum_i \left(p_i + y_i - p_i\, y_i\right).$$
+# $$I_c = \sum_{i \in K} p_{ic}\, y_{ic}, \qquad U_c = \sum_{i \in K} \left(p_{ic} + y_{ic} - p_{ic}\, y_{ic}\right),
+# \qquad J_c = \frac{I_c + \varepsilon}{U_c + \varepsilon}, \qquad
+# \mathcal{L} = 1 - \frac{1}{C} \sum_{c} J_c.$$
 #
-# With a one-hot $p$ this is exactly the IoU of section 1 (intersection over union, counted in
-# pixels); training maximises it, i.e. minimises $1 - J$.
+# With a one-hot $p$, $I_c$ and $U_c$ count pixels and $J_c$ is the IoU of section 1 (up to
+# $\varepsilon$); training minimises $\mathcal{L}$. The $\varepsilon > 0$ keeps a class absent
+# from the target and never predicted at $J_c = 1$ instead of $0/0$ (the check draws such
+# classes, and $\varepsilon$ of 1, 0.5 and 0.001).
 #
-# 1. Derive $\partial J / \partial p_i$. (Both $I$ and $U$ depend on $p_i$.)
-# 2. Run the template, whose backward is a first attempt, and the gradcheck cell after it.
-# 3. Fix `backward` until gradcheck passes.
+# `input` is (N, C, H, W) probabilities (a softmax's output; the check draws any values in
+# [0, 1)), `target` (N, H, W) class indices with `ignore_index` on void pixels; return a 0-d
+# tensor. Derive the backward on paper first: $\partial \mathcal{L} / \partial p_{ic}$ for a kept
+# pixel $i$. Both $I_c$ and $U_c$ depend on $p_{ic}$ (what are $\partial I_c / \partial p_{ic}$ and
+# $\partial U_c / \partial p_{ic}$?), so it is a quotient rule; which other classes' $J$ does
+# $p_{ic}$ touch? And what is the gradient at a void pixel? Inside `forward` and `backward` you work
+# on NumPy arrays (`numpy.eye(C)[labels]` is a one-hot); the target gets no gradient (`None`).
 
-# %% {"tags": ["planted-wrong"], "gradcheck": "gradcheck(lambda p: MySoftIoU.apply(p, mt.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]])), (mt.rand(2, 3, dtype='float64', requires_grad=True),))"}
-class MySoftIoU(Function):
-    """J = sum(p y) / sum(p + y - p y) for probabilities p and a 0/1 target y of the same shape."""
+# %% {"tags": ["exercise"], "exercise": "soft_iou"}
+class SoftIoU(Function):
+    """1 - mean_c (I_c + eps) / (U_c + eps) over the kept pixels of the batch; p (N, C, H, W), target (N, H, W)."""
 
     @staticmethod
-    def forward(ctx, p, y):
-        intersection = (p * y).sum()
-        union = (p + y - p * y).sum()
-        ctx.save_for_backward(p, y)
-        ctx.intersection, ctx.union = intersection, union
-        return intersection / union
+    def forward(ctx, p, target, ignore_index, eps):
+        raise NotImplementedError("SoftIoU.forward: the one-hot y, I_c and U_c over the kept pixels, then the loss")
 
     @staticmethod
     def backward(ctx, g):
-        p, y = ctx.saved_arrays
-        # TODO: derive dJ/dp and fix this line (y, the target, gets no gradient: None).
-        return g * y / ctx.union, None
+        raise NotImplementedError("SoftIoU.backward: the gradient you derived for p (the target gets None)")
 
-# %% {"tags": ["exercise-check"]}
+
+def soft_iou(input, target, ignore_index=255, eps=1.0):
+    return SoftIoU.apply(input, target, ignore_index=ignore_index, eps=eps)
+
+# %% {"tags": ["exercise-check"], "exercise": "soft_iou"}
 try:
-    gradcheck(lambda p: MySoftIoU.apply(p, mt.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]])),
-              (mt.rand(2, 3, dtype='float64', requires_grad=True),))
-    print("gradcheck passed: your backward agrees with the finite differences.")
-except GradcheckError as error:
-    print("gradcheck caught a wrong backward:\n", error)
+    exercises.check("soft_iou", soft_iou)
+    print("soft_iou passed on every drawn input.")
+except exercises.NotAttempted as todo:
+    print(todo)
 
 # %% [markdown]
-# **Solution.** The next two cells, the derivation and the corrected code, are collapsed: click
-# the dots (or the bar to the left of a cell) to open them, once you have tried.
-
-# %% [markdown] {"tags": ["solution"]}
-# The first attempt differentiated only the numerator, as if the union
-# were a constant. By the quotient rule, with $\partial I / \partial p_i = y_i$ and
-# $\partial U / \partial p_i = 1 - y_i$:
-#
-# $$\frac{\partial J}{\partial p_i} = \frac{y_i\, U - I\,(1 - y_i)}{U^2}.$$
-#
-# Inside the true region ($y_i = 1$) raising $p_i$ grows the intersection: $+1/U$. Outside it,
-# raising $p_i$ only grows the union: $-I/U^2$, a push towards zero that is stronger the better
-# the overlap already is.
-
-# %% {"tags": ["solution"]}
-class MySoftIoU(Function):
-    """J = I / U, I = sum(p y), U = sum(p + y - p y).  Backward: dJ/dp = (y U - I (1 - y)) / U^2."""
-
-    @staticmethod
-    def forward(ctx, p, y):
-        intersection = (p * y).sum()
-        union = (p + y - p * y).sum()
-        ctx.save_for_backward(p, y)
-        ctx.intersection, ctx.union = intersection, union
-        return intersection / union
-
-    @staticmethod
-    def backward(ctx, g):
-        p, y = ctx.saved_arrays
-        return g * (y * ctx.union - ctx.intersection * (1 - y)) / ctx.union ** 2, None
+# With a one-hot $p$ the soft IoU gives back the hard one. Here is the 1/8 prediction of section
+# 3 on the first image, scored by the exercise's reference (`exercises.get("soft_iou").reference`,
+# which your `soft_iou` equals once it passes) with a tiny $\varepsilon$, and by the confusion matrix.
+# The one difference is the classes that occur nowhere: the soft IoU scores them
+# $\varepsilon / \varepsilon = 1$, mIoU leaves them out.
 
 # %%
-gradcheck(lambda p: MySoftIoU.apply(p, mt.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]])),
-          (mt.rand(2, 3, dtype='float64', requires_grad=True),))
+reference_soft_iou = exercises.get("soft_iou").reference
+coarse = coarse_prediction(truth, 8)                                            # (H, W) class indices
+one_hot = numpy.eye(19)[coarse].transpose(2, 0, 1)[None]                        # (1, 19, H, W): 0 or 1
+truth_batch = mt.tensor(truth[None].astype(numpy.int64))                        # (1, H, W)
+loss = reference_soft_iou(mt.tensor(one_hot), truth_batch, eps=1e-9)
+iou = metrics.iou_from_confusion(metrics.confusion_matrix(coarse, truth, num_classes=19))
+print(f"1 - soft-IoU loss of the one-hot prediction:  {1 - loss.item():.6f}")
+print(f"mean IoU, classes that occur nowhere as 1:    {numpy.where(numpy.isnan(iou), 1.0, iou).mean():.6f}")
+print(f"mIoU (classes that occur nowhere left out):   {numpy.nanmean(iou):.6f}")
 
 # %% [markdown]
-# And with a one-hot $p$ it gives back the hard IoU: here for the road in the 1/8 prediction of
-# the first image, against the IoU from its confusion matrix.
+# Where does the loss push? Soften that prediction into probabilities (a softmax of 4 times the
+# one-hot) and look at $-\partial \mathcal{L} / \partial p$ for the road class: the direction
+# gradient descent moves the road probability. Compare it with your derivation, inside the true
+# road and outside it.
 
 # %%
-prediction = coarse_prediction(truth, 8)
-kept = truth != 255
-road_p = mt.tensor((prediction[kept] == 0).astype(numpy.float64))
-road_y = mt.tensor((truth[kept] == 0).astype(numpy.float64))
-print("soft IoU of the one-hot prediction:", MySoftIoU.apply(road_p, road_y).item())
-print("IoU from the confusion matrix:     ",
-      metrics.iou_from_confusion(metrics.confusion_matrix(prediction, truth, num_classes=19))[0])
+probabilities = F.softmax(mt.tensor(4 * one_hot), dim=1).requires_grad_()
+reference_soft_iou(probabilities, truth_batch).backward()
+push = -probabilities.grad.numpy()[0, 0]                                        # road is class 0
+limit = numpy.abs(push).max()
+fig, axes = plt.subplots(1, 3, figsize=(14, 2.8), layout="constrained")
+axes[0].imshow(truth == 0, cmap="gray")
+axes[0].set_title("true road")
+axes[1].imshow(coarse == 0, cmap="gray")
+axes[1].set_title("road in the 1/8 prediction")
+shown = axes[2].imshow(push, cmap="RdBu", vmin=-limit, vmax=limit)
+axes[2].set_title(r"$-\partial \mathcal{L} / \partial p_{road}$")
+fig.colorbar(shown, ax=axes[2], shrink=0.8)
+for ax in axes:
+    ax.axis("off")
+
+# %% [markdown]
+# Two values and a zero: every true-road pixel is pushed up by the same amount, every other
+# labelled pixel down by the same amount, whatever its own probability; the void pixels (white)
+# not at all. The prediction enters only through $I_c$ and $U_c$, the sums over the
+# whole batch: they set the two amounts. Unlike the cross-entropy of lesson 2, which pushes each
+# pixel by how wrong it is, the soft IoU scores each class's overlap as a whole, and every class's
+# $J_c$ counts $1/C$ in the loss however few pixels it has: a pole weighs as much as the road, as
+# in mIoU.
 
 # %% [markdown]
 # ## What you have seen
@@ -352,6 +410,9 @@ print("IoU from the confusion matrix:     ",
 # - Pixel accuracy weights classes by their pixel count, so on road-dominated street scenes it
 #   stays high while thin and rare classes are lost; mIoU weights every class equally.
 # - Over a dataset, add the matrices and compute once.
+# - The soft IoU replaces the counted regions by probabilities: differentiable, it equals IoU for
+#   one-hot predictions, and its gradient raises the probability inside the true region and
+#   lowers it outside.
 #
 # **Next:** lesson 4 shows how a network gets from a coarse feature map back to full resolution,
 # the problem this lesson's coarse predictions illustrated.

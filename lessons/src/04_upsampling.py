@@ -24,7 +24,8 @@ STEPS = 200 if FAST else 600                # steps to learn an upsampling filte
 # - and, from the libraries, **bilinear** interpolation.
 #
 # You will see each one's forward, its backward, its artefacts, and a fact that ties lessons 4
-# and 5 together: convolution and transposed convolution are each other's backward. About 30 minutes.
+# and 5 together: convolution and transposed convolution are each other's backward. Then you
+# write nearest upsampling, max pooling and max unpooling yourself. About an hour.
 
 # %%
 # %matplotlib inline
@@ -35,7 +36,7 @@ import numpy
 
 import minitorch_seg as mt
 import minitorch_seg.functional as F
-from minitorch_seg import Function, GradcheckError, gradcheck, shapes
+from minitorch_seg import Function, exercises, shapes
 from minitorch_seg.data import generate_scene
 from minitorch_seg.reference.conv import conv_transpose2d_loops
 
@@ -292,64 +293,133 @@ print("conv2d's input gradient equals conv_transpose2d(grad):",
 print(inspect.getsource(F.conv.ConvTranspose2d.backward))
 
 # %% [markdown]
-# ## 6. Exercise: derive it yourself, then check it with gradcheck
+# ## 6. Exercises: nearest upsampling, max pooling with switches, max unpooling
 #
-# Nearest-neighbour upsampling by 2 is linear too: $y[2u + a, 2v + b] = x[u, v]$.
+# Now you write three of this lesson's ops, forward and backward. Each stub has exactly the
+# signature of the library's function of the same name; replace the `raise NotImplementedError`
+# lines, then run the cell after it. That cell calls `exercises.check`, which calls your function
+# and the library's on many **drawn** inputs (batch sizes, channels, odd and even sides, factors,
+# kernels, strides and paddings chosen by [hypothesis](https://hypothesis.readthedocs.io)) and
+# compares the outputs, the indices, and the gradients at float64 precision, then your gradients
+# with finite differences. When something disagrees it prints the smallest input that still fails.
+# (`exercises.describe("max_pool2d")` prints what a check draws.) Inside `forward` and `backward`
+# you work on NumPy arrays, as the library's `Function`s do; `apply` wraps them, and its keyword
+# arguments reach `forward` as they are.
 #
-# 1. Derive $\bar x[u, v]$ from $\bar y$. (Which outputs did $x[u, v]$ reach? Which adjoint is this?)
-# 2. Run the template, whose backward is a first attempt, and the gradcheck cell after it.
-# 3. Fix `backward` until gradcheck passes.
+# **Exercise 1: `interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None)`,**
+# for `mode="nearest"` and integer factors only: `scale_factor` is an int, or a pair
+# $(s_h, s_w)$, possibly unequal (the check passes only `scale_factor`). Section 1's rule, for any
+# factors:
+#
+# $$y[n, c, u, v] = x[n, c, \lfloor u / s_h \rfloor, \lfloor v / s_w \rfloor], \qquad
+# x\ (N, C, H, W) \rightarrow y\ (N, C, s_h H, s_w W).$$
+#
+# Derive the backward first: which outputs did $x[u, v]$ reach, and what does fan-out do to
+# their gradients (lesson 1)? It is linear, so its backward is its adjoint: which familiar op is
+# that? A reshape of $\bar y$ does it without a loop (`numpy.repeat` does the forward).
 
-# %% {"tags": ["planted-wrong"], "gradcheck": "gradcheck(MyNearestUp2.apply, (mt.randn(1, 2, 3, 4, dtype='float64', requires_grad=True),))"}
-class MyNearestUp2(Function):
-    """y[n, c, 2u + a, 2v + b] = x[n, c, u, v] for a, b in {0, 1}: each value copied into a 2 x 2 block."""
+# %% {"tags": ["exercise"], "exercise": "interpolate"}
+class NearestUpsample(Function):
+    """y[n, c, u, v] = x[n, c, u // sh, v // sw]: each value copied into an sh x sw block."""
 
     @staticmethod
-    def forward(ctx, x):
-        return x.repeat(2, axis=2).repeat(2, axis=3)                # (N, C, 2H, 2W)
+    def forward(ctx, x, sh, sw):
+        raise NotImplementedError("NearestUpsample.forward: each value copied into an sh x sw block")
 
     @staticmethod
     def backward(ctx, g):
-        # TODO: derive dL/dx from g (N, C, 2H, 2W) and fix this line: a first attempt, and wrong.
-        return g[:, :, ::2, ::2]                                    # (N, C, H, W)
+        raise NotImplementedError("NearestUpsample.backward: the gradient you derived, (N, C, H, W)")
 
-# %% {"tags": ["exercise-check"]}
+
+def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None):
+    raise NotImplementedError("interpolate: (sh, sw) from scale_factor (an int or a pair), then NearestUpsample.apply")
+
+# %% {"tags": ["exercise-check"], "exercise": "interpolate"}
 try:
-    gradcheck(MyNearestUp2.apply, (mt.randn(1, 2, 3, 4, dtype='float64', requires_grad=True),))
-    print("gradcheck passed: your backward agrees with the finite differences.")
-except GradcheckError as error:
-    print("gradcheck caught a wrong backward:\n", error)
+    exercises.check("interpolate", interpolate)
+    print("interpolate passed on every drawn input.")
+except exercises.NotAttempted as todo:
+    print(todo)
 
 # %% [markdown]
-# **Solution.** The next two cells, the derivation and the corrected code, are collapsed: click
-# the dots (or the bar to the left of a cell) to open them, once you have tried.
-
-# %% [markdown] {"tags": ["solution"]}
-# $x[u, v]$ is copied to four outputs, the 2 x 2 block
-# $(2u + a, 2v + b)$, so by the chain rule (fan-out adds, lesson 1) its gradient is the **sum**
-# of their four gradients:
+# **Exercise 2: `max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False)`,**
+# for `dilation=1` and `ceil_mode=False` (the check passes no others). `kernel_size`, `stride` and
+# `padding` are each an int or a pair (h, w); `stride=None` means the kernel size. Window $(u, v)$
+# covers the input padded by $p$ pixels of $-\infty$ on each side, from row $u s_h$ and column
+# $v s_w$ of the padded map, and
 #
-# $$\bar x[u, v] = \sum_{a, b \in \{0, 1\}} \bar y[2u + a,\ 2v + b],$$
+# $$y[n, c, u, v] = \max_{0 \le i < k_h,\ 0 \le j < k_w} x_{pad}[n, c,\ u s_h + i,\ v s_w + j], \qquad
+# H_o = \left\lfloor \frac{H + 2 p_h - k_h}{s_h} \right\rfloor + 1 \text{ (likewise } W_o).$$
 #
-# a 2 x 2 *sum* pooling: the adjoint of nearest upsampling. The first attempt took one of the
-# four gradients (the top-left) and dropped the other three. A reshape does the sum without a
-# loop: (N, C, 2H, 2W) -> (N, C, H, 2, W, 2), then sum over the two axes of size 2.
+# With `return_indices=True` return `(y, switches)` too: the switches of section 2, int64
+# (N, C, Ho, Wo), each maximum's position as the flat index $h W + w$ in its **unpadded**
+# $H \times W$ input plane, as PyTorch returns them. (The check draws distinct values, so there
+# are no ties; padding is at most half the kernel, so each window holds an input pixel.) Loop over
+# the $k_h k_w$ offsets $(i, j)$ if you like, not over pixels: the strided slice of the padded map
+# at offset $(i, j)$ holds that element of every window at once.
+#
+# Derive the backward first: $y[u, v]$ copies one element of $x$; which? What happens when two
+# windows overlap ($s < k$) and share their maximum? (The switches are not differentiable: the
+# backward receives a gradient for them too, and ignores it.)
 
-# %% {"tags": ["solution"]}
-class MyNearestUp2(Function):
-    """y[n, c, 2u + a, 2v + b] = x[n, c, u, v].  Backward: dL/dx[u, v] = sum of g over the 2 x 2 block (2u.., 2v..)."""
+# %% {"tags": ["exercise"], "exercise": "max_pool2d"}
+class MaxPool(Function):
+    """y = the max of each window of x padded with -inf, and the switches h * W + w of the maxima."""
 
     @staticmethod
-    def forward(ctx, x):
-        return x.repeat(2, axis=2).repeat(2, axis=3)                # (N, C, 2H, 2W)
+    def forward(ctx, x, kernel, stride, padding):
+        raise NotImplementedError("MaxPool.forward: (y, switches), both (N, C, Ho, Wo)")
+
+    @staticmethod
+    def backward(ctx, g, *_):
+        raise NotImplementedError("MaxPool.backward: the gradient you derived, (N, C, H, W)")
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    raise NotImplementedError("max_pool2d: pairs from the ints, stride None -> kernel, then MaxPool.apply")
+
+# %% {"tags": ["exercise-check"], "exercise": "max_pool2d"}
+try:
+    exercises.check("max_pool2d", max_pool2d)
+    print("max_pool2d passed on every drawn input.")
+except exercises.NotAttempted as todo:
+    print(todo)
+
+# %% [markdown]
+# **Exercise 3: `max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None)`.**
+# The inverse direction: `input` (N, C, h, w) values and `indices` their switches, from a max
+# pooling with these `kernel_size`, `stride` and `padding`; return the zero map of the size that
+# pooling came from, each value written at its switch. That size is
+# $(h - 1)\, s - 2p + k$ per side, section 3's transposed-convolution formula with $d = 1$ and no
+# output padding; but a pooling drops the last rows that no window reached, so the caller may give
+# the size instead: `output_size`, (H, W) or (N, C, H, W). (The check draws non-overlapping
+# windows, $s \ge k$, as SegNet's are, so no two values share a switch.)
+#
+# Derive the backward first: each output element is either zero or one of the input values;
+# which gradient reaches input value $y[u, v]$?
+
+# %% {"tags": ["exercise"], "exercise": "max_unpool2d"}
+class MaxUnpool(Function):
+    """z = zeros (N, C, Hz, Wz) with each input value written at its switch."""
+
+    @staticmethod
+    def forward(ctx, y, switches, out_hw):
+        raise NotImplementedError("MaxUnpool.forward: a zero (N, C, Hz, Wz) map, each value at its switch")
 
     @staticmethod
     def backward(ctx, g):
-        n, c, h2, w2 = g.shape
-        return g.reshape(n, c, h2 // 2, 2, w2 // 2, 2).sum(axis=(3, 5))   # (N, C, H, 2, W, 2) -> (N, C, H, W)
+        raise NotImplementedError("MaxUnpool.backward: the gradient you derived for y (the switches get None)")
 
-# %%
-gradcheck(MyNearestUp2.apply, (mt.randn(1, 2, 3, 4, dtype='float64', requires_grad=True),))
+
+def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    raise NotImplementedError("max_unpool2d: the output size (Hz, Wz), then MaxUnpool.apply")
+
+# %% {"tags": ["exercise-check"], "exercise": "max_unpool2d"}
+try:
+    exercises.check("max_unpool2d", max_unpool2d)
+    print("max_unpool2d passed on every drawn input.")
+except exercises.NotAttempted as todo:
+    print(todo)
 
 # %% [markdown]
 # ## 7. Learning to upsample
@@ -396,8 +466,9 @@ axes[3].axis("off");
 #
 # ## What you have seen
 #
-# - Nearest-neighbour unpooling copies each value into a block; max unpooling puts each value
-#   back at its switch and zeros elsewhere, and is max pooling's backward.
+# - Nearest-neighbour unpooling copies each value into a block, so its backward adds up each
+#   block's gradients; max unpooling puts each value back at its switch and zeros elsewhere, and is
+#   max pooling's backward (with adds where windows overlap); its own backward gathers at the switches.
 # - A transposed convolution stamps copies of its filter weighted by the input and sums the
 #   overlaps; its padding crops the output to exactly 2x; when $k$ is not a multiple of $s$ the
 #   overlaps are uneven and make checkerboards.

@@ -16,7 +16,8 @@ FIELD = 41 if FAST else 71                  # side of the input for the receptiv
 # Every network in this course is mostly convolutions. This lesson opens one up: the formula,
 # the output size, how it is computed fast (**im2col + GEMM**), its backward, and the **atrous
 # convolution (aka dilated convolution)**, which lets a segmentation network see a wide
-# neighbourhood without losing resolution. About 30 minutes.
+# neighbourhood without losing resolution. Then you write the convolution and its transpose,
+# forward and backward (section 6). About 30 minutes to read, and as long for the exercises.
 
 # %%
 # %matplotlib inline
@@ -28,10 +29,9 @@ import numpy
 
 import minitorch_seg as mt
 import minitorch_seg.functional as F
-from minitorch_seg import Function, GradcheckError, gradcheck, shapes
+from minitorch_seg import Function, exercises, gradcheck, shapes
 from minitorch_seg.data import generate_scene
-from minitorch_seg.functional.conv import _columns
-from minitorch_seg.reference.conv import conv2d_im2col, conv2d_loops
+from minitorch_seg.reference.conv import conv2d_im2col, conv2d_loops, im2col
 
 mt.manual_seed(0)
 
@@ -112,13 +112,16 @@ for k, s, p, d, note in [(3, 1, 1, 1, "'same' 3x3: the size is kept"), (3, 2, 1,
 #    times column is exactly the sum in the formula, so
 #    $$Y_{(C_{out},\ H_{out} W_{out})} = W_{(C_{out},\ C_{in} k^2)} \cdot \text{cols}_{(C_{in} k^2,\ H_{out} W_{out})}.$$
 #
-# The price is memory: every input pixel is copied into up to $k^2$ columns. Here is the column
-# matrix of a 5 x 5 image (values 0..24) for a 3 x 3 filter, stride 1, no padding: 9 output
-# positions, 9 columns, each a flattened window. Row $i k + j$ holds tap $(i, j)$ of every window.
+# The price is memory: every input pixel is copied into up to $k^2$ columns. The project's
+# `reference.conv.im2col(x, kernel_size, stride, padding, dilation)` builds the columns of a NumPy
+# array $(N, C, H, W)$: an $(N,\ C k^2,\ H_{out} W_{out})$ array, from one strided slice of the padded
+# input per filter tap (read its code: `inspect.getsource(im2col)`). Here is the column matrix of a
+# 5 x 5 image (values 0..24) for a 3 x 3 filter, stride 1, no padding: 9 output positions, 9
+# columns, each a flattened window. Row $i k + j$ holds tap $(i, j)$ of every window.
 
 # %%
 tiny = numpy.arange(25, dtype=numpy.float32).reshape(1, 1, 5, 5)
-columns = _columns(tiny, (3, 3), (1, 1), (0, 0), (1, 1), 1, (3, 3))[0, 0]                 # (9, 9)
+columns = im2col(tiny, 3)[0]                                                               # (9, 9)
 fig, (left, right) = plt.subplots(1, 2, figsize=(9, 4), gridspec_kw={"width_ratios": [5, 9]})
 for ax, m, title in [(left, tiny[0, 0], "image (5 x 5)"), (right, columns, "im2col: one column per output pixel")]:
     ax.imshow(m, cmap="Blues")
@@ -186,6 +189,24 @@ gradcheck(lambda x, w, b: F.conv2d(x, w, b, stride=2, padding=2, dilation=2),
           (mt.randn(2, 3, 9, 10, dtype="float64", requires_grad=True),
            mt.randn(4, 3, 3, 3, dtype="float64", requires_grad=True),
            mt.randn(4, dtype="float64", requires_grad=True)))
+
+# %% [markdown]
+# The input gradient of `conv2d` is literally `conv_transpose2d` of the output gradient with the
+# same weight. One detail: with stride $s > 1$ the floor in the output size drops up to $s - 1$
+# rows, so several input sizes give the same output size; `output_padding` tells the transposed
+# convolution which one to go back to: $(H + 2p - d(k-1) - 1) \bmod s$ rows, and likewise columns.
+
+# %%
+x = mt.randn(2, 3, 9, 10, dtype="float64", requires_grad=True)
+w = mt.randn(4, 3, 3, 3, dtype="float64")
+y = F.conv2d(x, w, stride=2, padding=2, dilation=2)                                      # (2, 4, 5, 5)
+g = mt.randn(*y.shape, dtype="float64")
+y.backward(g)
+dropped = tuple((n + 2 * 2 - 2 * (3 - 1) - 1) % 2 for n in x.shape[2:])                  # rows, columns
+back = F.conv_transpose2d(g, w, stride=2, padding=2, dilation=2, output_padding=dropped)
+print("input", tuple(x.shape), "-> output", tuple(y.shape), "-> output_padding", dropped, "-> back to",
+      tuple(back.shape))
+print("dL/dx equals conv_transpose2d(g, w):", numpy.allclose(x.grad.numpy(), back.numpy()))
 
 # %% [markdown]
 # ## 5. Atrous convolution (aka dilated convolution)
@@ -270,120 +291,141 @@ for ax, d in zip(axes, (1, 3, 6)):
     ax.axis("off")
 
 # %% [markdown]
-# ## 6. Exercise: derive it yourself, then check it with gradcheck
+# ## 6. Exercises: write the convolution and its transpose
 #
-# Here is a single-channel atrous convolution, no padding, stride 1:
-# $y[u, v] = \sum_{i, j} w[i, j]\, x[u + i d,\ v + j d]$, with $x$ of shape (H, W), $w$ of shape
-# (k, k) and $y$ of shape $(H - d(k-1),\ W - d(k-1))$. Its backward has two parts: $\bar x$ (a
-# weighted copy of the filter stamped for each $\bar y[u, v]$) and $\bar w$.
+# Now you write the code: the forward and the backward of `conv2d` and of `conv_transpose2d`,
+# for one group, with stride, padding and dilation. Each stub below has exactly the signature of
+# the library function of the same name; its last lines (given) turn ints into $(h, w)$ pairs, so
+# `forward` always receives pairs. Inside `forward` and `backward` you work on NumPy arrays, as
+# the library's `Function`s do. The cell after each stub calls `exercises.check`, which runs your
+# function and the library's on many **drawn** inputs: batches, channels, odd and even non-square
+# sides from 1, kernels 1 to 3 (non-square too), strides 1 to 3, padding 0 to 2, dilation 1 to 3,
+# with and without a bias. It compares the outputs and the gradients of input, weight and bias at
+# float64 precision, and your gradients with finite differences; when something disagrees it
+# shrinks the input to the smallest one that still fails and prints it.
 #
-# 1. Derive $\bar w[i, j]$. (Which input value multiplied $w[i, j]$ in output $(u, v)$?)
-# 2. Run the template, whose $\bar w$ is a first attempt, then the gradcheck cell. Which input
-#    does gradcheck complain about?
-# 3. Fix `backward` until gradcheck passes.
+# One fixed test shape would not do: a weight gradient that forgets the dilation is right
+# whenever $d = 1$, an input gradient that forgets the stride whenever $s = 1$, and a padding
+# cropped from the wrong side whenever $p = 0$.
+#
+# Two ways to organise the computation, both fine:
+#
+# - **im2col + GEMM** (section 3): `im2col(x, (kh, kw), stride, padding, dilation)` gives the
+#   $(N,\ C k_h k_w,\ H_{out} W_{out})$ columns, and `weight.reshape(O, -1) @ columns` the output.
+# - **a loop over the $k_h k_w$ taps**: tap $(i, j)$ reads one strided slice of the padded input,
+#   `xpad[:, :, i*dh : i*dh + sh*(Ho-1) + 1 : sh, j*dw : j*dw + sw*(Wo-1) + 1 : sw]`, an
+#   $(N, C, H_{out}, W_{out})$ array (check it against the formula of section 1), and adds
+#   `w[:, :, i, j]` $(O, C)$ times it to the output: `numpy.einsum("oc,ncuv->nouv", ...)`.
+#   $k_h k_w$ small matrix products, and the slices make the backward easy to see.
 
-# %% {"tags": ["planted-wrong"], "gradcheck": "gradcheck(lambda x, w: MyAtrousConv.apply(x, w, dilation=2), (mt.randn(7, 8, dtype='float64', requires_grad=True), mt.randn(3, 3, dtype='float64', requires_grad=True)))"}
-class MyAtrousConv(Function):
-    """y[u, v] = sum_{i, j} w[i, j] x[u + i d, v + j d]: one channel, no padding, stride 1, dilation d."""
+# %% [markdown]
+# **Exercise 1: `conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1)`**,
+# for `groups=1`: $x$ $(N, C, H, W)$, $w$ $(O, C, k_h, k_w)$, $b$ $(O,)$ or None, and
+#
+# $$y[n, o, u, v] = b[o] + \sum_{c, i, j} w[o, c, i, j]\; x_{pad}[n, c,\ u s_h + i d_h,\ v s_w + j d_w],$$
+#
+# of shape $(N, O, H_{out}, W_{out})$ (section 2). Derive the backward on paper first, starting
+# from section 4's sums, and turn each into array code:
+#
+# - $\bar w[:, :, i, j]$: which slice of $x_{pad}$ did tap $(i, j)$ multiply? (An $(O, C)$
+#   result, summed over $n, u, v$.)
+# - $\bar x$: the forward *read* the slice of tap $(i, j)$ from $x_{pad}$. What does the
+#   backward of reading a slice do with the incoming gradient, and where do the contributions of
+#   overlapping taps go (lesson 1: a fan-out)? Work on a zero array shaped like $x_{pad}$, and
+#   remember that the padding is not part of the input. (With im2col in the forward, this is
+#   im2col's adjoint, "col2im", which you write.)
+# - $\bar b$: $b[o]$ is added to every $(n, u, v)$.
+#
+# Save in `ctx` what the backward needs (`ctx.save_for_backward(...)` for arrays, plain
+# attributes for the rest), and return one gradient per array input: $x$, $w$, $b$.
+
+# %% {"tags": ["exercise"], "exercise": "conv2d"}
+class Conv2d(Function):
+    """y[n, o, u, v] = b[o] + sum_{c, i, j} w[o, c, i, j] xpad[n, c, u s + i d, v s + j d] (groups 1)."""
 
     @staticmethod
-    def forward(ctx, x, w, dilation):
-        d, k = dilation, w.shape[0]
-        out_h, out_w = x.shape[0] - d * (k - 1), x.shape[1] - d * (k - 1)
-        y = numpy.zeros((out_h, out_w), dtype=x.dtype)
-        for i in range(k):
-            for j in range(k):
-                y += w[i, j] * x[i * d:i * d + out_h, j * d:j * d + out_w]     # tap (i, j) of every window
-        ctx.save_for_backward(x, w)
-        ctx.dilation = d
-        return y
+    def forward(ctx, x, w, b, stride, padding, dilation):
+        # x (N, C, H, W), w (O, C, kh, kw), b (O,) or None; stride, padding, dilation: (h, w) pairs
+        raise NotImplementedError("Conv2d.forward: y (N, O, Ho, Wo); save what the backward needs")
 
     @staticmethod
     def backward(ctx, g):
-        x, w = ctx.saved_arrays
-        d, k = ctx.dilation, w.shape[0]
-        out_h, out_w = g.shape
-        grad_x, grad_w = numpy.zeros_like(x), numpy.zeros_like(w)
-        for i in range(k):
-            for j in range(k):
-                grad_x[i * d:i * d + out_h, j * d:j * d + out_w] += w[i, j] * g   # a weighted stamp per g[u, v]
-                # TODO: derive dL/dw[i, j] and fix this line: a first attempt, and wrong.
-                grad_w[i, j] = (g * x[i:i + out_h, j:j + out_w]).sum()
-        return grad_x, grad_w
+        # g (N, O, Ho, Wo): return the gradients of x, w and b
+        raise NotImplementedError("Conv2d.backward: the gradients of x (N, C, H, W), w and b you derived")
 
-# %% {"tags": ["exercise-check"]}
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    assert groups == 1, "this exercise covers groups=1 only"
+    return Conv2d.apply(input, weight, bias, stride=shapes.pair(stride, "stride"),
+                        padding=shapes.pair(padding, "padding"), dilation=shapes.pair(dilation, "dilation"))
+
+# %% {"tags": ["exercise-check"], "exercise": "conv2d"}
 try:
-    gradcheck(lambda x, w: MyAtrousConv.apply(x, w, dilation=2),
-              (mt.randn(7, 8, dtype='float64', requires_grad=True), mt.randn(3, 3, dtype='float64', requires_grad=True)))
-    print("gradcheck passed: your backward agrees with the finite differences.")
-except GradcheckError as error:
-    print("gradcheck caught a wrong backward:\n", error)
+    exercises.check("conv2d", conv2d)
+    print("conv2d passed on every drawn input.")
+except exercises.NotAttempted as todo:
+    print(todo)
 
 # %% [markdown]
-# **Solution.** The next two cells, the derivation and the corrected code, are collapsed: click
-# the dots (or the bar to the left of a cell) to open them, once you have tried.
-
-# %% [markdown] {"tags": ["solution"]}
-# In output $(u, v)$ the weight $w[i, j]$ multiplied
-# $x[u + i d,\ v + j d]$, so
+# **Exercise 2: `conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
+# groups=1, dilation=1)`**, for `groups=1` (the argument order is torch's). Here $x$ is
+# $(N, C_{in}, H, W)$ and the weight $(C_{in}, C_{out}, k_h, k_w)$, as in torch: indexed by the
+# *input* channel first. The forward is lesson 4's picture, with taps $d$ apart: every input value
+# $x[n, c, u, v]$ adds a copy of its filter $w[c]$ $(C_{out}, k_h, k_w)$, scaled by itself, into a
+# canvas, tap $(i, j)$ landing at $(u s + i d,\ v s + j d)$; copies add where they overlap. The canvas
+# has $(H - 1)s + d(k_h - 1) + 1 + q$ rows, where $q$ is `output_padding` (extra rows at the bottom:
+# the rows section 4's floor lost), and cropping $p$ rows off the top and the bottom leaves
 #
-# $$\bar w[i, j] = \sum_{u, v} \bar y[u, v]\; x[u + i d,\ v + j d],$$
+# $$H_{out} = (H - 1)s - 2p + d(k_h - 1) + q + 1$$
 #
-# the correlation of the input with the output gradient *at the same dilation*. The first
-# attempt read $x[u + i, v + j]$: it forgot the dilation, which is right only for $d = 1$, so
-# gradcheck flags input 1, the filter, while input 0 passes. (This is exactly the bug a test
-# with $d = 1$ alone would never find: check every argument.)
+# (likewise the columns); then the bias is added. Tap by tap: tap $(i, j)$ of *all* the copies
+# lands on one strided grid of the canvas, so each tap is one small product and one strided add.
+#
+# Derive the backward on paper first. What is the adjoint of the crop? Each tap *wrote* into a
+# strided grid of the canvas: what does its backward do with the canvas's gradient, for $x$ and
+# for $w$? Then compare your backward with your `conv2d`'s forward, and your forward with its
+# backward: each op's backward is the other one's forward (a useful check on both).
 
-# %% {"tags": ["solution"]}
-class MyAtrousConv(Function):
-    """y[u, v] = sum_{i, j} w[i, j] x[u + i d, v + j d].
-
-    Backward: dL/dx stamps g[u, v] w at (u, v), taps d apart; dL/dw[i, j] = sum_{u, v} g[u, v] x[u + i d, v + j d].
-    """
+# %% {"tags": ["exercise"], "exercise": "conv_transpose2d"}
+class ConvTranspose2d(Function):
+    """The adjoint of conv2d (groups 1): x[n, c, u, v] adds x[n, c, u, v] w[c] at (u s, v s), taps d apart; crop p."""
 
     @staticmethod
-    def forward(ctx, x, w, dilation):
-        d, k = dilation, w.shape[0]
-        out_h, out_w = x.shape[0] - d * (k - 1), x.shape[1] - d * (k - 1)
-        y = numpy.zeros((out_h, out_w), dtype=x.dtype)
-        for i in range(k):
-            for j in range(k):
-                y += w[i, j] * x[i * d:i * d + out_h, j * d:j * d + out_w]
-        ctx.save_for_backward(x, w)
-        ctx.dilation = d
-        return y
+    def forward(ctx, x, w, b, stride, padding, output_padding, dilation):
+        # x (N, C_in, H, W), w (C_in, C_out, kh, kw), b (C_out,) or None; the rest: (h, w) pairs
+        raise NotImplementedError("ConvTranspose2d.forward: y (N, C_out, Ho, Wo); save what the backward needs")
 
     @staticmethod
     def backward(ctx, g):
-        x, w = ctx.saved_arrays
-        d, k = ctx.dilation, w.shape[0]
-        out_h, out_w = g.shape
-        grad_x, grad_w = numpy.zeros_like(x), numpy.zeros_like(w)
-        for i in range(k):
-            for j in range(k):
-                grad_x[i * d:i * d + out_h, j * d:j * d + out_w] += w[i, j] * g
-                grad_w[i, j] = (g * x[i * d:i * d + out_h, j * d:j * d + out_w]).sum()
-        return grad_x, grad_w
+        # g (N, C_out, Ho, Wo): return the gradients of x, w and b
+        raise NotImplementedError("ConvTranspose2d.backward: the gradients of x, w and b you derived")
 
-# %%
-gradcheck(lambda x, w: MyAtrousConv.apply(x, w, dilation=2),
-          (mt.randn(7, 8, dtype='float64', requires_grad=True), mt.randn(3, 3, dtype='float64', requires_grad=True)))
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    assert groups == 1, "this exercise covers groups=1 only"
+    return ConvTranspose2d.apply(input, weight, bias, stride=shapes.pair(stride, "stride"),
+                                 padding=shapes.pair(padding, "padding"),
+                                 output_padding=shapes.pair(output_padding, "output_padding"),
+                                 dilation=shapes.pair(dilation, "dilation"))
+
+# %% {"tags": ["exercise-check"], "exercise": "conv_transpose2d"}
+try:
+    exercises.check("conv_transpose2d", conv_transpose2d)
+    print("conv_transpose2d passed on every drawn input.")
+except exercises.NotAttempted as todo:
+    print(todo)
 
 # %% [markdown]
-# And it agrees with the library's `F.conv2d(..., dilation=2)`, forward and backward:
-
-# %%
-x = mt.randn(9, 11, dtype="float64", requires_grad=True)
-w = mt.randn(3, 3, dtype="float64", requires_grad=True)
-ours = MyAtrousConv.apply(x, w, dilation=2)
-ours.sum().backward()
-grads = x.grad.numpy().copy(), w.grad.numpy().copy()
-x.grad = w.grad = None
-library = F.conv2d(x[None, None], w[None, None], dilation=2)[0, 0]
-library.sum().backward()
-print("forward equal:", numpy.allclose(ours.numpy(), library.numpy()),
-      "  dL/dx equal:", numpy.allclose(grads[0], x.grad.numpy()),
-      "  dL/dw equal:", numpy.allclose(grads[1], w.grad.numpy()))
+# When a check fails it raises `exercises.ExerciseFailed`, whose message is the report; the
+# smallest failing input is kept on the error, so you can run both functions on it by hand:
+#
+# ```python
+# try:
+#     exercises.check("conv2d", conv2d)
+# except exercises.ExerciseFailed as failure:
+#     small = failure.example                      # .args and .kwargs of the call
+#     print(small.call(conv2d), small.call(F.conv2d))
+# ```
 
 # %% [markdown]
 # ## What you have seen
@@ -393,7 +435,8 @@ print("forward equal:", numpy.allclose(ours.numpy(), library.numpy()),
 #   $\lfloor (H + 2p - d(k-1) - 1)/s \rfloor + 1$ rows.
 # - im2col copies every window into a column, and the convolution becomes one matrix product.
 # - Its backward: the weight gradient correlates input and output gradient; the input gradient
-#   is the transposed convolution (lesson 4).
+#   is the transposed convolution (lesson 4), whose own backward is a convolution. You wrote
+#   both, stride, padding and dilation included.
 # - Dilation spreads the taps: the receptive field grows exponentially with mixed dilations,
 #   at full resolution; repeating one dilation leaves holes (gridding).
 #

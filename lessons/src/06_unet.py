@@ -35,7 +35,8 @@ EPOCHS = 2 if FAST else 4
 # 2. follow the shapes level by level with `models.summary`;
 # 3. see why concatenating and then convolving is the right way to merge the two paths, and where
 #    the original paper had to **crop**;
-# 4. derive the backward of the original skip connection, "copy and crop", and check it;
+# 4. write the original skip connection, "copy and crop", forward and backward, and the up step
+#    of the original expanding path, and let drawn inputs check them;
 # 5. train a U-Net on the built-in street scenes and look at what it predicts.
 #
 # About 25 minutes (the full training run takes a few minutes more of the computer's time).
@@ -51,7 +52,7 @@ from matplotlib.patches import FancyArrowPatch, Rectangle
 
 import minitorch_seg as mt
 import minitorch_seg.functional as F
-from minitorch_seg import Function, GradcheckError, gradcheck, models, shapes, viz
+from minitorch_seg import Function, exercises, models, shapes, viz
 from minitorch_seg.data import Cityscapes, make_dataset, normalize_chw
 from minitorch_seg.models.summary import trace
 from minitorch_seg.models.unet import DoubleConv, Up, UNet
@@ -242,116 +243,132 @@ for level in reversed(range(4)):
 # Padding (as almost every later U-Net does, ours included) keeps the sizes equal and the code
 # simple, at the price of border pixels computed partly from zeros.
 #
-# ## 5. Exercise: derive it yourself, then check it with gradcheck
+# ## 5. Exercises: the original skip connection, and the up step around it
 #
-# The original skip connection, as one `Function`: crop the centre of the skip map `skip`
-# (N, $C_s$, H, W) to the size h x w of the upsampled map `x` (N, $C_x$, h, w), and concatenate:
+# Now you write the code. Each exercise below is a stub with exactly the signature of its
+# reference; replace the `raise NotImplementedError` lines, then run the cell after it. That cell
+# calls `exercises.check`, which runs your function and the reference on many **drawn** inputs
+# (batches, channels, image sizes, and here above all the *size differences* between the two
+# maps, odd and even, chosen by [hypothesis](https://hypothesis.readthedocs.io)) and compares the
+# outputs and the gradient of every input at float64 precision, then your gradients with finite
+# differences. When something disagrees it prints the *smallest* input that still fails.
+# (`exercises.describe("copy_and_crop")` prints what a check draws.)
 #
-# $$y = \big[\,\text{skip}[:, :, t:t+h,\ l:l+w];\ x\,\big], \qquad t = \lfloor (H - h)/2 \rfloor,\ l = \lfloor (W - w)/2 \rfloor.$$
+# A test at one fixed size would not do here: a crop placed "by halves",
+# $\lfloor H_s/2 \rfloor - \lfloor H/2 \rfloor$, is right for an 8 x 10 skip and a 4 x 4 map (and
+# whenever $H$ is even), and one pixel off whenever $H_s$ is even and $H$ odd.
 #
-# 1. Derive $\overline{\text{skip}}$ and $\bar x$ from $\bar y$. (Which element of which input is
-#    each output element a copy of? What gradient do the cropped-away pixels get?)
-# 2. Run the template, whose backward is a first attempt, then the gradcheck cell. Which input
-#    does gradcheck complain about?
-# 3. Fix `backward` until gradcheck passes.
-
-# %% {"tags": ["planted-wrong"], "gradcheck": "gradcheck(MyCopyAndCrop.apply, (mt.randn(1, 2, 8, 10, dtype='float64', requires_grad=True), mt.randn(1, 3, 4, 4, dtype='float64', requires_grad=True)))"}
-class MyCopyAndCrop(Function):
-    """y = cat([skip cropped to x's size at its centre, x]) along channels: the original U-Net's skip connection."""
-
-    @staticmethod
-    def forward(ctx, skip, x):
-        h, w = x.shape[2:]
-        top, left = (skip.shape[2] - h) // 2, (skip.shape[3] - w) // 2
-        ctx.skip_shape, ctx.top, ctx.left = skip.shape, top, left
-        return numpy.concatenate([skip[:, :, top:top + h, left:left + w], x], axis=1)   # (N, C_s + C_x, h, w)
-
-    @staticmethod
-    def backward(ctx, g):
-        c_skip, (h, w) = ctx.skip_shape[1], g.shape[2:]
-        grad_skip = numpy.zeros(ctx.skip_shape, dtype=g.dtype)
-        # TODO: derive dL/dskip and fix this line: a first attempt, and wrong.
-        grad_skip[:, :, :h, :w] = g[:, :c_skip]
-        return grad_skip, g[:, c_skip:]
-
-# %% {"tags": ["exercise-check"]}
-try:
-    gradcheck(MyCopyAndCrop.apply, (mt.randn(1, 2, 8, 10, dtype='float64', requires_grad=True),
-                                    mt.randn(1, 3, 4, 4, dtype='float64', requires_grad=True)))
-    print("gradcheck passed: your backward agrees with the finite differences.")
-except GradcheckError as error:
-    print("gradcheck caught a wrong backward:\n", error)
-
-# %% [markdown]
-# Where does each backward put the skip's gradient? With an all-ones $\bar y$, the gradient of
-# the skip shows which of its pixels the output copied; the finite differences of the forward show
-# the truth:
+# First, what the crop keeps. Each skip pixel either reaches one output element or none; the
+# finite differences of the forward ($\partial\, \mathrm{sum}(y) / \partial\, \text{skip}$, one
+# pixel at a time) show which, for an even and an odd size difference:
 
 # %%
-skip = mt.randn(1, 1, 8, 10, dtype="float64", requires_grad=True)
-small = mt.randn(1, 1, 4, 4, dtype="float64")
-MyCopyAndCrop.apply(skip, small).sum().backward()
+reference_crop = exercises.get("copy_and_crop").reference     # the composed reference; its forward only
 
 
-def copied_sum(values):
-    with mt.no_grad():
-        return MyCopyAndCrop.apply(mt.tensor(values), small).sum().item()
+def copied_pixels(skip_hw, x_hw, eps=1e-6):
+    """d sum(copy_and_crop(skip, x)) / d skip by central differences: 1 where a skip pixel is copied, else 0."""
+    skip, x = numpy.random.default_rng(0).standard_normal((1, 1, *skip_hw)), mt.zeros(1, 1, *x_hw, dtype="float64")
+
+    def total(values):
+        return reference_crop(mt.tensor(values), x).sum().item()
+
+    numeric = numpy.zeros(skip_hw)
+    for index in numpy.ndindex(*skip_hw):
+        step = numpy.zeros_like(skip)
+        step[(0, 0) + index] = eps
+        numeric[index] = (total(skip + step) - total(skip - step)) / (2 * eps)
+    return numeric
 
 
-base = skip.numpy()
-numeric = numpy.zeros_like(base)
-for index in numpy.ndindex(base.shape):
-    step = numpy.zeros_like(base)
-    step[index] = 1e-6
-    numeric[index] = (copied_sum(base + step) - copied_sum(base - step)) / 2e-6
-fig, axes = plt.subplots(1, 2, figsize=(8, 2.6))
-for ax, grad, title in [(axes[0], numeric[0, 0], "finite differences: the pixels copied"),
-                        (axes[1], skip.grad.numpy()[0, 0], "your backward")]:
-    ax.imshow(grad, cmap="Greens", vmin=0, vmax=1)
-    ax.set_title(title, fontsize=10)
-    ax.set_xticks(numpy.arange(-0.5, 10), minor=True)
-    ax.set_yticks(numpy.arange(-0.5, 8), minor=True)
+fig, axes = plt.subplots(1, 2, figsize=(8, 3), layout="constrained")
+for ax, (skip_hw, x_hw) in zip(axes, [((8, 10), (4, 4)), ((7, 6), (4, 3))]):
+    ax.imshow(copied_pixels(skip_hw, x_hw), cmap="Greens", vmin=0, vmax=1)
+    ax.set_title(f"skip {skip_hw[0]} x {skip_hw[1]} cropped to {x_hw[0]} x {x_hw[1]}", fontsize=10)
+    ax.set_xticks(numpy.arange(-0.5, skip_hw[1]), minor=True)
+    ax.set_yticks(numpy.arange(-0.5, skip_hw[0]), minor=True)
     ax.grid(which="minor", color="0.8")
     ax.tick_params(which="both", length=0, labelbottom=False, labelleft=False)
+fig.suptitle("the skip pixels that reach the output (green)", fontsize=10);
 
 # %% [markdown]
-# **Solution.** The next two cells, the derivation and the corrected code, are collapsed: click
-# the dots (or the bar to the left of a cell) to open them, once you have tried.
-
-# %% [markdown] {"tags": ["solution"]}
-# Output channel $c < C_s$ at $(u, v)$ is a copy of $\text{skip}[c, t + u, l + v]$; output
-# channel $C_s + c$ is a copy of $x[c, u, v]$. A copy passes its gradient through unchanged, so
+# **Exercise 1: `copy_and_crop(skip, x)`, forward and backward.** The original skip connection as
+# one `Function`: crop the centre of the skip map `skip` (N, $C_s$, $H_s$, $W_s$) to the size
+# H x W of the upsampled map `x` (N, $C_x$, H, W), and concatenate, skip first:
 #
-# $$\overline{\text{skip}}[c, t + u, l + v] = \bar y[c, u, v], \qquad \bar x[c, u, v] = \bar y[C_s + c, u, v],$$
+# $$y = \big[\,\text{skip}[:, :, t:t+H,\ l:l+W];\ x\,\big] \quad (N, C_s + C_x, H, W), \qquad
+# t = \lfloor (H_s - H)/2 \rfloor,\ l = \lfloor (W_s - W)/2 \rfloor.$$
 #
-# and every skip pixel outside the crop gets 0: it reached no output. The concatenation's backward
-# splits $\bar y$ along the channels; the crop's backward pads the first part with zeros back to
-# the skip's size, *at the offset of the crop*. The first attempt padded on the wrong sides: it
-# put the gradient in the top-left corner, which is right only when nothing is cropped ($t = l = 0$).
-# So gradcheck flags input 0, the skip, while input 1 passes. (A test with equal sizes would never
-# have noticed.)
+# When the difference is odd, the extra row is cut at the bottom and the extra column at the right
+# (the right panel above: 7 rows to 4 keeps rows 1 to 4). Equal sizes crop nothing.
+#
+# Derive the backward on paper first, from $\bar y$ (N, $C_s + C_x$, H, W): which element of which
+# input is output element $(c, u, v)$ a copy of, for $c < C_s$ and for $c \ge C_s$? What gradient
+# do the cropped-away pixels get, and what shape must $\overline{\text{skip}}$ have? Inside
+# `forward` and `backward` you work on NumPy arrays; keep on `ctx` what the backward needs.
 
-# %% {"tags": ["solution"]}
-class MyCopyAndCrop(Function):
-    """y = cat([skip cropped at its centre, x]).  Backward: split g by channels; pad the skip's part back at the crop's offset."""
+# %% {"tags": ["exercise"], "exercise": "copy_and_crop"}
+class CopyAndCrop(Function):
+    """y = cat([skip cropped at its centre to x's size, x]) along the channels: the original U-Net's skip."""
 
     @staticmethod
     def forward(ctx, skip, x):
-        h, w = x.shape[2:]
-        top, left = (skip.shape[2] - h) // 2, (skip.shape[3] - w) // 2
-        ctx.skip_shape, ctx.top, ctx.left = skip.shape, top, left
-        return numpy.concatenate([skip[:, :, top:top + h, left:left + w], x], axis=1)
+        raise NotImplementedError("CopyAndCrop.forward: crop skip at its centre to x's size, then concatenate")
 
     @staticmethod
     def backward(ctx, g):
-        c_skip, (h, w) = ctx.skip_shape[1], g.shape[2:]
-        grad_skip = numpy.zeros(ctx.skip_shape, dtype=g.dtype)
-        grad_skip[:, :, ctx.top:ctx.top + h, ctx.left:ctx.left + w] = g[:, :c_skip]
-        return grad_skip, g[:, c_skip:]
+        raise NotImplementedError("CopyAndCrop.backward: the gradients of skip (its full shape) and of x")
 
-# %%
-gradcheck(MyCopyAndCrop.apply, (mt.randn(1, 2, 8, 10, dtype='float64', requires_grad=True),
-                                mt.randn(1, 3, 4, 4, dtype='float64', requires_grad=True)))
+
+def copy_and_crop(skip, x):
+    return CopyAndCrop.apply(skip, x)
+
+# %% {"tags": ["exercise-check"], "exercise": "copy_and_crop"}
+try:
+    exercises.check("copy_and_crop", copy_and_crop)
+    print("copy_and_crop passed on every drawn input.")
+except exercises.NotAttempted as todo:
+    print(todo)
+
+# %% [markdown]
+# **Exercise 2: `unet_up(x, skip, up_weight, up_bias, weight, bias, padding=0)`, one step of the
+# original expanding path,** written from library ops (`F.conv_transpose2d`, `F.conv2d`,
+# `F.relu`, slicing and `F.cat`), so autograd gives its backward:
+#
+# 1. the 2 x 2 stride-2 transposed convolution of `x` (N, $C_{in}$, h, w) with `up_weight`
+#    ($C_{in}$, $C_{up}$, 2, 2) and `up_bias` ($C_{up}$,): (N, $C_{up}$, 2h, 2w);
+# 2. copy and crop: the centre of `skip` (N, $C_s$, $H_s$, $W_s$) cropped to 2h x 2w, skip first
+#    along the channels, as in exercise 1 (write the crop with slicing here, so this exercise does
+#    not depend on the other);
+# 3. a 3 x 3 convolution with `weight` ($C_{out}$, $C_s + C_{up}$, 3, 3), `bias` and `padding`
+#    (0 is the paper's valid convolution, 1 the padded one of our `DoubleConv`), then a ReLU.
+#
+# With padding 0 the output is (N, $C_{out}$, 2h - 2, 2w - 2). (The paper applies a second
+# 3 x 3 convolution and ReLU after it; `Up` adds BatchNorm.) The check draws skips larger than the
+# up-map by 0 to 3 rows and columns, and both paddings.
+
+# %% {"tags": ["exercise"], "exercise": "unet_up"}
+def unet_up(x, skip, up_weight, up_bias, weight, bias, padding=0):
+    raise NotImplementedError("unet_up: transposed conv (2x2, stride 2), copy and crop, 3x3 conv, ReLU")
+
+# %% {"tags": ["exercise-check"], "exercise": "unet_up"}
+try:
+    exercises.check("unet_up", unet_up)
+    print("unet_up passed on every drawn input.")
+except exercises.NotAttempted as todo:
+    print(todo)
+
+# %% [markdown]
+# When a check fails it raises `exercises.ExerciseFailed`, whose message is the report; the
+# smallest failing input is kept on the error, to run your function on it by hand:
+#
+# ```python
+# try:
+#     exercises.check("copy_and_crop", copy_and_crop)
+# except exercises.ExerciseFailed as failure:
+#     small = failure.example                      # .args and .kwargs of the call
+#     print(small.call(copy_and_crop), small.call(exercises.get("copy_and_crop").reference))
+# ```
 
 # %% [markdown]
 # ## 6. Training a U-Net on street scenes
@@ -448,8 +465,8 @@ for ax in axes:
 # - The shapes: each level halves the side and doubles the channels; the transposed convolution
 #   doubles exactly, with no checkerboard; the input must be divisible by $2^{depth-1}$.
 # - Concatenation followed by a convolution is a sum of two convolutions with separate weights;
-#   its backward splits the gradient by channels. The original U-Net cropped its skips, whose
-#   backward pads the gradient back *at the crop's offset*.
+#   its backward splits the gradient by channels. The original U-Net cropped its skips; you wrote
+#   that crop's backward, and an up step, and checked them on odd and even size differences.
 # - Trained for a few minutes on street scenes, it finds the large classes first.
 #
 # **Next:** lesson 7 keeps the resolution from falling in the first place: atrous convolutions

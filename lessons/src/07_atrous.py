@@ -23,9 +23,10 @@ COST_SIZE = (64, 128) if FAST else (128, 256)     # (height, width) of the input
 # 3. **atrous spatial pyramid pooling** (ASPP): parallel atrous convolutions at several rates,
 #    and a picture of which pixels each branch reads;
 # 4. why the rates must be scaled to the map: $2r + 1$ must fit it;
-# 5. the image-pooling branch, whose backward is the exercise.
+# 5. the image-pooling branch; then you write it, and the atrous branches, as functions of their
+#    weights.
 #
-# About 25 minutes.
+# About 25 minutes to read, and 20 for the exercises (section 6).
 
 # %%
 # %matplotlib inline
@@ -38,7 +39,8 @@ import numpy
 from matplotlib.patches import Rectangle
 
 import minitorch_seg as mt
-from minitorch_seg import Function, GradcheckError, gradcheck, models, shapes
+import minitorch_seg.functional as F
+from minitorch_seg import Function, exercises, models, shapes
 from minitorch_seg.data import generate_scene
 from minitorch_seg.models.deeplab import ASPP, DilatedResNet, ImagePooling
 from minitorch_seg.models.summary import layer_table
@@ -274,119 +276,144 @@ ax.set_title("A 3 x 3 atrous filter on a small map degenerates as r grows");
 #
 # The fifth branch skips the question of rates altogether: the **global average** of each
 # channel over the whole map, $\mu_c = \frac{1}{HW}\sum_{h,w} x[c, h, w]$, is context of the entire
-# image at any size. A 1 x 1 convolution (and a ReLU) transforms the $C$ means, and the result is
-# copied back to every position so that it can be concatenated with the other branches.
+# image at any size. A 1 x 1 convolution and a ReLU transform the $C$ means, and the result is
+# copied back to every position so that it can be concatenated with the other branches
+# (`ImagePooling.forward`, printed in section 3: `mean`, `conv`, `expand`). Every input pixel
+# influences every output pixel, which is the point of the branch; what that means for its
+# backward is your first exercise.
 #
-# Its backward has the same two steps, reversed. The copy to all $HW$ positions is a fan-out, so
-# its gradient is the *sum* of the gradients of all copies; the mean then spreads that sum evenly,
-# $\frac{1}{HW}$ to each input pixel. Every input pixel influences every output pixel, which is
-# the point of the branch, and it is exactly what a first attempt at its backward tends to forget.
+# ## 6. Exercises: DeepLab's branches as functions of their weights
 #
-# ## 6. Exercise: derive it yourself, then check it with gradcheck
+# A layer is a function of its input *and of its weights*. Below you write two parts of ASPP that
+# way, the weights as arguments, and the cell after each stub calls `exercises.check`: it runs
+# your function and a reference (`exercises.describe(NAME)` says which) on many **drawn** inputs,
+# batches, channels and every map size from 1 x 1 to 7 x 7, odd and even, square and not, and
+# compares the outputs, the gradients of the input, the weights and the bias (float64, rtol 1e-6),
+# and your gradients with finite differences. A failure is shrunk to the smallest input that
+# still fails. One fixed test map would not do: a backward that divides by a hard-coded 20 passes
+# every test at 4 x 5, and one that assumes $H = W$ passes every square map.
 #
-# Image pooling without its convolution: each channel's global average, broadcast back to the
-# map,
+# **Exercise 1: `image_pooling(input, weight, bias=None)`**, the image-pooling branch: $x$
+# $(N, C, H, W)$, a 1 x 1 filter $w$ $(O, C, 1, 1)$ and a bias $b$ $(O,)$ or None give $(N, O, H, W)$,
 #
-# $$y[n, c, h, w] = \frac{1}{HW} \sum_{h'=1}^{H} \sum_{w'=1}^{W} x[n, c, h', w'] \quad \text{for every } (h, w).$$
+# $$y[n, o, h, w] = \mathrm{relu}\Big(b[o] + \sum_{c} w[o, c, 0, 0]\, \mu[n, c]\Big), \qquad
+# \mu[n, c] = \frac{1}{HW} \sum_{h'=1}^{H} \sum_{w'=1}^{W} x[n, c, h', w'], \quad \text{for every } (h, w).$$
 #
-# Input and output have the same shape, which makes a wrong backward easy to write.
+# Write its two pieces that the library has no single op for as `Function`s, forward and backward:
+# `GlobalAveragePool`, $(N, C, H, W) \to (N, C, 1, 1)$, and `CopyToMap`, $(N, O, 1, 1) \to (N, O, H, W)$
+# (called as `CopyToMap.apply(y, size=(H, W))`: `size` is a setting, not an input, and gets no
+# gradient). The 1 x 1 convolution and the ReLU between them are the library's `F.conv2d` and
+# `F.relu`. Derive both backwards on paper first:
 #
-# 1. Derive $\bar x[n, c, h', w']$ from $\bar y$. (Which outputs does $x[n, c, h', w']$ change,
-#    and by how much each?)
-# 2. Run the template, whose backward is a first attempt, then the gradcheck cell.
-# 3. Fix `backward` until gradcheck passes.
+# - $\partial L / \partial x[n, c, h', w']$: which values of the pooled map does $x[n, c, h', w']$
+#   change, and by how much?
+# - $\partial L / \partial y[n, o, 0, 0]$ for the copy: how many outputs does one value feed, and
+#   what does the chain rule do with their gradients (lesson 1: fan-out)?
+#
+# A backward of the right shape can still be wrong (the engine checks only the shape): the check's
+# gradient comparison and finite differences are what find it.
 
-# %% {"tags": ["planted-wrong"], "gradcheck": "gradcheck(MyImagePool.apply, (mt.randn(2, 3, 4, 5, dtype='float64', requires_grad=True),))"}
-class MyImagePool(Function):
-    """y[n, c, h, w] = mean over (h', w') of x[n, c, h', w']: the global average of each channel, at every position."""
+# %% {"tags": ["exercise"], "exercise": "image_pooling"}
+class GlobalAveragePool(Function):
+    """(N, C, H, W) -> (N, C, 1, 1): the mean of each channel over the map."""
 
     @staticmethod
     def forward(ctx, x):
-        means = x.mean(axis=(2, 3), keepdims=True)                       # (N, C, 1, 1)
-        return numpy.broadcast_to(means, x.shape).copy()                 # (N, C, H, W)
+        raise NotImplementedError("GlobalAveragePool.forward: the mean over (H, W), axes kept; save what backward needs")
 
     @staticmethod
     def backward(ctx, g):
-        h, w = g.shape[2:]
-        # TODO: derive dL/dx and fix this line: a first attempt, and wrong.
-        return g / (h * w)
+        raise NotImplementedError("GlobalAveragePool.backward: g (N, C, 1, 1) -> the gradient of x (N, C, H, W)")
 
-# %% {"tags": ["exercise-check"]}
+
+class CopyToMap(Function):
+    """(N, C, 1, 1) -> (N, C, H, W): each value copied to every position of an H x W map."""
+
+    @staticmethod
+    def forward(ctx, y, size):
+        raise NotImplementedError("CopyToMap.forward: (N, C, 1, 1) -> (N, C, *size)")
+
+    @staticmethod
+    def backward(ctx, g):
+        raise NotImplementedError("CopyToMap.backward: g (N, C, H, W) -> the gradient of y (N, C, 1, 1)")
+
+
+def image_pooling(input, weight, bias=None):
+    raise NotImplementedError("image_pooling: GlobalAveragePool, then F.conv2d and F.relu, then CopyToMap")
+
+# %% {"tags": ["exercise-check"], "exercise": "image_pooling"}
 try:
-    gradcheck(MyImagePool.apply, (mt.randn(2, 3, 4, 5, dtype='float64', requires_grad=True),))
-    print("gradcheck passed: your backward agrees with the finite differences.")
-except GradcheckError as error:
-    print("gradcheck caught a wrong backward:\n", error)
+    exercises.check("image_pooling", image_pooling)
+    print("image_pooling passed on every drawn input.")
+except exercises.NotAttempted as todo:
+    print(todo)
 
 # %% [markdown]
-# Why it is wrong, in a picture: the gradient of *one* output pixel, $y[0, 0, 1, 2]$, with respect
-# to the input, from the backward and from finite differences of the forward:
+# Once you have tried, a picture of what the backward must give. The gradient of *one* output
+# pixel, $y[0, 0, 1, 2]$, of the pooling and the copy (the library's `mean` and `expand`, no
+# convolution) with respect to a 4 x 5 input, from finite differences of the forward and from
+# autograd: the same small value everywhere, not a spike at the pixel's own position (the third
+# panel), as if each input pixel reached only the output pixel where it sits.
 
 # %%
 x = mt.randn(1, 1, 4, 5, dtype="float64", requires_grad=True)
+
+
+def pool_and_copy(t):
+    return t.mean(dim=(2, 3), keepdim=True).expand(*t.shape)
+
+
 upstream = numpy.zeros((1, 1, 4, 5))
 upstream[0, 0, 1, 2] = 1.0                                              # dL/dy: one output pixel only
-MyImagePool.apply(x).backward(mt.tensor(upstream))
+pool_and_copy(x).backward(mt.tensor(upstream))
 numeric = numpy.zeros((4, 5))
 for index in numpy.ndindex(4, 5):
     step = numpy.zeros((1, 1, 4, 5))
     step[(0, 0) + index] = 1e-6
     with mt.no_grad():
-        plus = MyImagePool.apply(mt.tensor(x.numpy() + step)).numpy()[0, 0, 1, 2]
-        minus = MyImagePool.apply(mt.tensor(x.numpy() - step)).numpy()[0, 0, 1, 2]
+        plus = pool_and_copy(mt.tensor(x.numpy() + step)).numpy()[0, 0, 1, 2]
+        minus = pool_and_copy(mt.tensor(x.numpy() - step)).numpy()[0, 0, 1, 2]
     numeric[index] = (plus - minus) / 2e-6
-fig, axes = plt.subplots(1, 2, figsize=(8, 2.6))
-for ax, grad, title in [(axes[0], numeric, "finite differences"), (axes[1], x.grad.numpy()[0, 0], "your backward")]:
-    shown = ax.imshow(grad, cmap="Blues", vmin=0, vmax=0.06)
+spike = numpy.zeros((4, 5))
+spike[1, 2] = 1 / 20                                                    # each input reaching its own pixel only
+fig, axes = plt.subplots(1, 3, figsize=(12, 2.6))
+for ax, grad, title in [(axes[0], numeric, "finite differences"), (axes[1], x.grad.numpy()[0, 0], "autograd"),
+                        (axes[2], spike, "the elementwise misreading")]:
+    ax.imshow(grad, cmap="Blues", vmin=0, vmax=0.12)
     for (i, j), v in numpy.ndenumerate(grad):
         ax.text(j, i, f"{v:.3f}", ha="center", va="center", fontsize=8)
     ax.set_title(f"d y[1, 2] / d x: {title}", fontsize=10)
     ax.axis("off")
 
 # %% [markdown]
-# **Solution.** The next two cells, the derivation and the corrected code, are collapsed: click
-# the dots (or the bar to the left of a cell) to open them, once you have tried.
-
-# %% [markdown] {"tags": ["solution"]}
-# $x[n, c, h', w']$ enters every one of the $HW$ outputs of its channel, each with weight
-# $\frac{1}{HW}$, so by the chain rule (fan-out adds)
+# **Exercise 2: `atrous_pyramid(input, weight, bias=None, rates=(1, 2, 3))`**, ASPP's atrous
+# branches (`convs[1:4]` in section 3) as a function of their weights, without their BatchNorm
+# and ReLU: $x$ $(N, C, H, W)$, one 3 x 3 filter bank per rate in $w$ $(R, O, C, 3, 3)$, biases $b$
+# $(R, O)$ or None, and $R$ rates give $(N, R\,O, H, W)$. Branch $k$ convolves $x$ with $w[k]$ and
+# $b[k]$ at dilation `rates[k]`, padded so that the map keeps its $H \times W$ size; the branches are
+# concatenated along the channels in the order of the rates.
 #
-# $$\bar x[n, c, h', w'] = \frac{1}{HW} \sum_{h, w} \bar y[n, c, h, w],$$
-#
-# the *same* value for every pixel of the channel: the mean of $\bar y$ over the map, broadcast.
-# The first attempt returned $\bar y[n, c, h', w'] / HW$, as if each input pixel reached only the
-# output pixel at its own position: the backward of an elementwise scaling, not of a mean. Its
-# shape was right, which is why only a gradient check finds it.
+# Use the library's `F.conv2d` and `F.cat`, whose backwards autograd chains for you: what you
+# write is the geometry. What padding keeps the size of a 3 x 3 convolution at dilation $r$
+# (lesson 5's output-size formula)? And of a $k \times k$ one? The check draws 1 to 3 rates from 1
+# to 4 on maps from 1 x 1 up, so rates larger than the map too, where (section 4) every off-centre
+# tap reads padding and the branch is still well defined.
 
-# %% {"tags": ["solution"]}
-class MyImagePool(Function):
-    """y = the global average of each channel, at every position.  Backward: dL/dx = mean of g over (h, w), broadcast."""
+# %% {"tags": ["exercise"], "exercise": "atrous_pyramid"}
+def atrous_pyramid(input, weight, bias=None, rates=(1, 2, 3)):
+    raise NotImplementedError("atrous_pyramid: one F.conv2d per rate, concatenated along the channels")
 
-    @staticmethod
-    def forward(ctx, x):
-        means = x.mean(axis=(2, 3), keepdims=True)
-        return numpy.broadcast_to(means, x.shape).copy()
-
-    @staticmethod
-    def backward(ctx, g):
-        return numpy.broadcast_to(g.mean(axis=(2, 3), keepdims=True), g.shape).copy()
-
-# %%
-gradcheck(MyImagePool.apply, (mt.randn(2, 3, 4, 5, dtype='float64', requires_grad=True),))
+# %% {"tags": ["exercise-check"], "exercise": "atrous_pyramid"}
+try:
+    exercises.check("atrous_pyramid", atrous_pyramid)
+    print("atrous_pyramid passed on every drawn input.")
+except exercises.NotAttempted as todo:
+    print(todo)
 
 # %% [markdown]
-# And it agrees with what the project's `ImagePooling` branch computes before its convolution,
-# `x.mean(dim=(2, 3), keepdim=True).expand(...)`, whose backward autograd assembles from the mean's
-# and the expand's:
-
-# %%
-x = mt.randn(2, 3, 4, 5, dtype="float64", requires_grad=True)
-g = mt.randn(2, 3, 4, 5, dtype="float64")
-MyImagePool.apply(x).backward(g)
-ours = x.grad.numpy().copy()
-x.grad = None
-x.mean(dim=(2, 3), keepdim=True).expand(2, 3, 4, 5).backward(g)
-print("same gradient as mean + expand:", numpy.allclose(ours, x.grad.numpy()))
+# When a check fails it raises `exercises.ExerciseFailed`, whose message is the report; the
+# smallest failing input is kept on the error (`failure.example`, with `.args` and `.kwargs`), so
+# you can call your function on it by hand: `failure.example.call(image_pooling)`.
 
 # %% [markdown]
 # ## What you have seen
@@ -400,7 +427,9 @@ print("same gradient as mean + expand:", numpy.allclose(ours, x.grad.numpy()))
 # - A rate is only useful while $2r + 1$ fits the map; beyond that a 3 x 3 filter degenerates
 #   towards 1 x 1. Rates are scaled with the map: (1, 2, 3) for our 8 x 16 maps, (6, 12, 18) for
 #   the paper's 33 x 33.
-# - Image pooling's backward spreads the mean of the upstream gradient over the whole map.
+# - Image pooling's backward spreads the upstream gradient over the whole map: every input pixel
+#   influences every output pixel. You wrote it, and ASPP's atrous branches, as functions of
+#   their weights.
 #
 # **Next:** lesson 8 replaces convolutions altogether: transformers, their token-size dilemma,
 # and the shifted windows of Swin.

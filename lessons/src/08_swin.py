@@ -29,13 +29,13 @@ SCENES = 2 if FAST else 6            # generated scenes the token-size measureme
 #
 # 1. measure the token-size dilemma: what large tokens cost in accuracy, what small ones cost in
 #    FLOPs and memory, and what windows save;
-# 2. draw the window partition, the cyclic shift and its attention mask, and the relative
-#    position bias, from the project's `functional/windows.py`;
+# 2. write the window partition and its reverse, and draw the cyclic shift and its attention
+#    mask and the relative position bias, from the project's `functional/windows.py`;
 # 3. watch, with autograd, how the shifted windows let information cross window borders;
 # 4. see Swin as a backbone that a CNN decoder takes unchanged;
-# 5. walk through the fused attention's hand-derived backward, and derive the core of it yourself.
+# 5. write the fused window attention, its backward derived on paper first.
 #
-# About 30 minutes.
+# Three exercises, each checked by hypothesis on many drawn inputs. About an hour.
 
 # %%
 # %matplotlib inline
@@ -47,9 +47,8 @@ import numpy
 
 import minitorch_seg as mt
 import minitorch_seg.functional as F
-from minitorch_seg import Function, GradcheckError, gradcheck, metrics, models, nn
+from minitorch_seg import Function, exercises, gradcheck, metrics, models, nn
 from minitorch_seg.data import generate_scene, label_ids_to_train_ids, train_ids_to_colors
-from minitorch_seg.functional.attention import WindowAttention
 from minitorch_seg.functional.windows import relative_position_bias, relative_position_index, window_mask
 from minitorch_seg.models.summary import layer_table
 from minitorch_seg.reference.attention import window_attention_composed
@@ -146,13 +145,11 @@ for row in layer_table(backbone, (1, 3, 128, 256)):
 # %% [markdown]
 # ## 3. Window partition
 #
-# The tokens of a map (B, H, W, C) are cut into non-overlapping $M \times M$ windows and stacked
-# into a batch of windows (B $\cdot$ nW, $M^2$, C), so that one batched attention computes all of
-# them at once. `F.window_partition` is two reshapes and one permute (and `F.window_reverse`
-# undoes them; their backward is the same movement, reversed):
-
-# %%
-print(inspect.getsource(F.window_partition))
+# The tokens of a map (B, H, W, C) are cut into non-overlapping $W_h \times W_w$ windows
+# ($M \times M$ in Swin, but nothing below needs them square) and stacked into a batch of
+# windows (B $\cdot$ nW, $W_h W_w$, C), so that one batched attention computes all of them at
+# once. `F.window_partition(x, window_size)` does it, and `F.window_reverse(windows, window_size,
+# H, W)` undoes it.
 
 # %% [markdown]
 # An 8 x 8 map of tokens numbered in raster order, cut into four 4 x 4 windows; each row of the
@@ -177,6 +174,78 @@ right_ax.set_ylabel("window")
 for ax in (left_ax, right_ax):
     ax.set_xticks([])
     ax.set_yticks([])
+
+
+# %% [markdown]
+# Three orders are fixed, and the rest of Swin relies on them (the mask of section 4 is built
+# for window $w$ in this order):
+#
+# - **batch-major**: the windows of image 0 first, then those of image 1; window $w$ of image
+#   $b$ is row $b \cdot nW + w$;
+# - the windows of an image in **raster order**: left to right along the top row of windows,
+#   then the next row down;
+# - the tokens of a window in raster order too: row $i$, column $j$ of the window is token
+#   $i W_w + j$.
+#
+# ### Exercises 1 and 2: partition and reverse
+#
+# Now you write the code. Each exercise below is a stub with exactly the signature of the
+# library's function of the same name; replace the `raise NotImplementedError` with your code,
+# then run the cell after it. That cell calls `exercises.check`, which runs your function and the
+# library's on many drawn inputs (batches of 1 and 2, 1 to 3 windows per side, square and
+# non-square windows and maps) and compares the outputs and the gradients; when something
+# disagrees, hypothesis shrinks the input to the smallest one that still fails and the check
+# prints it. A square window on a square map hides a swapped H and W, and a single window hides
+# any order of the windows: the check draws what exposes both.
+#
+# **Exercise 1: `window_partition(x, window_size)`.** `window_size` is an int (a square window)
+# or a pair $(W_h, W_w)$; H and W are multiples of it. Write it with tensor operations only,
+# `x.reshape(...)` and `x.permute(...)`: two reshapes and one permute, no loop and no `Function`.
+# Each movement has its backward in the library, so autograd derives the partition's: the
+# gradient of each window token goes back to the map position it came from.
+#
+# A hint: a reshape splits an axis in row-major order, so $H$ becomes (which window row, which
+# row inside the window) $= (H/W_h, W_h)$, the first index the slower one. Write down the six
+# axes after the first reshape, then the order they must be in before the last reshape can
+# merge them into (windows, tokens, C).
+
+# %% {"tags": ["exercise"], "exercise": "window_partition"}
+def window_partition(x, window_size):
+    """(B, H, W, C) -> (B*nW, Wh*Ww, C): windows batch-major and in raster order, tokens in raster order."""
+    raise NotImplementedError("window_partition: two reshapes and one permute of x")
+
+# %% {"tags": ["exercise-check"], "exercise": "window_partition"}
+try:
+    exercises.check("window_partition", window_partition)
+    print("window_partition passed on every drawn input.")
+except exercises.NotAttempted as todo:
+    print(todo)
+
+# %% [markdown]
+# **Exercise 2: `window_reverse(windows, window_size, H, W)`.** The inverse: windows
+# (B $\cdot$ nW, $W_h W_w$, C), in `window_partition`'s order, back to the map (B, H, W, C) of
+# height H and width W. The number of images is not an argument: a reshape can work it out
+# (`-1`). The same three movements, undone in the reverse order; which permute undoes a permute
+# that swaps two axes?
+
+# %% {"tags": ["exercise"], "exercise": "window_reverse"}
+def window_reverse(windows, window_size, H, W):
+    """(B*nW, Wh*Ww, C) -> (B, H, W, C): the inverse of window_partition."""
+    raise NotImplementedError("window_reverse: two reshapes and one permute of windows")
+
+# %% {"tags": ["exercise-check"], "exercise": "window_reverse"}
+try:
+    exercises.check("window_reverse", window_reverse)
+    print("window_reverse passed on every drawn input.")
+except exercises.NotAttempted as todo:
+    print(todo)
+
+# %% [markdown]
+# When a check fails it raises `exercises.ExerciseFailed`, whose message is the report; the
+# smallest failing input is kept on the error (`failure.example`), so you can run your function
+# and the library's on it by hand: `failure.example.call(window_partition)` and
+# `failure.example.call(F.window_partition)`. The rest of the lesson uses the library's
+# functions, so it runs whatever state your exercises are in.
 
 # %% [markdown]
 # ## 4. Shifted windows: the cyclic shift and its mask
@@ -344,33 +413,80 @@ print(inspect.getsource(models.swin.SwinSeg.forward))
 print(inspect.getsource(nn.SwinTransformerBlock.forward))
 
 # %% [markdown]
-# ## 8. The backward of window attention
+# ## 8. The fused window attention, and its backward
 #
-# All windows and heads go through one fused `Function`, `F.window_attention`. Per window and
-# head, with $G = \partial L / \partial O$:
+# All windows and heads go through one fused `Function`, `F.window_attention(q, k, v, bias,
+# mask, scale)`. Per window and head, with queries, keys and values $Q, K, V$ ($N \times d$), the
+# bias $B$ and the mask ($N \times N$) and the scale $s$:
 #
 # $$S = s\,QK^\top + B + \text{mask}, \qquad P = \operatorname{softmax}_{\text{rows}}(S), \qquad O = PV.$$
 #
-# The derivation, one operation at a time, from the output back:
+# Composed from a matmul, an add and a softmax, autograd would derive the backward for free
+# (`reference/attention.py` has that twin), but each op would keep its own $N \times N$ arrays
+# per window and head for its backward. One `Function` keeps only $P$ and the inputs, and its
+# backward is a handful of batched matrix products. The price: you derive it.
 #
-# 1. $O = PV$ is a matrix product, so $\bar V = P^\top G$ and $\bar P = G V^\top$.
-# 2. The softmax acts on each row: $P_{ij} = e^{S_{ij}} / \sum_l e^{S_{il}}$, whose Jacobian is
-#    $\partial P_{ij} / \partial S_{ik} = P_{ij}(\delta_{jk} - P_{ik})$ (every weight of the row
-#    depends on every score of the row, through the sum). Applying it to $\bar P$:
-#    $$\bar S_{ik} = \sum_j \bar P_{ij}\, P_{ij}(\delta_{jk} - P_{ik}) = P_{ik}\Big(\bar P_{ik} - \sum_j \bar P_{ij} P_{ij}\Big) = P_{ik}\,(\bar P_{ik} - D_i).$$
-#    The row sum $D_i$ even has a shortcut: $D_i = \sum_j (G_i \cdot V_j) P_{ij} = G_i \cdot O_i$,
-#    a dot product of length $d$ instead of $N$ (FlashAttention uses the same identity).
-# 3. $S$ is a sum: the bias gets $\bar S$ (summed over the windows that share it), and the product
-#    $s\,QK^\top$ gives $\bar Q = s\,\bar S K$ and $\bar K = s\,\bar S^\top Q$.
+# **Exercise 3: `window_attention(q, k, v, bias=None, mask=None, scale=None)`.** First derive
+# the backward on paper, one operation at a time from the output back, with
+# $G = \partial L / \partial O$:
 #
-# The library's backward is these lines, for every window and head at once:
+# 1. $O = PV$ is a matrix product: what are $\bar V$ and $\bar P$ (lesson 1's rule for `@`)?
+# 2. The softmax acts on each row separately, $P_{ij} = e^{S_{ij}} / \sum_l e^{S_{il}}$, and
+#    every weight of a row depends on every score of that row, through the sum. Write the
+#    Jacobian $\partial P_{ij} / \partial S_{ik}$ and contract it with $\bar P$ over $j$. The
+#    result needs two elementwise products and one sum per row, never an $N \times N$ Jacobian
+#    per row. A check on your formula: adding a constant to a whole row of scores leaves $P$
+#    unchanged, so each row of $\bar S$ must sum to zero.
+# 3. $S$ is a sum: each term gets $\bar S$. The bias is one $N \times N$ array per head, added
+#    to **every** window (what does the chain rule do where a value is used many times?), and
+#    $s\,QK^\top$ is the matrix product again.
+#
+# Then write it for all windows and heads at once. The layout:
+#
+# - q, k, v (B $\cdot$ nW, heads, N, d); `bias` None or (heads, N, N); `mask` None or
+#   (nW, N, N), where mask $w$ is added to window $w$ of **every** image: row $b \cdot nW + w$
+#   of q gets `mask[w]` (section 3's batch-major order), and the number of images is
+#   (B $\cdot$ nW) / nW. The check draws batches of one and of two images.
+# - `scale` None means $d^{-1/2}$: set it in `window_attention`, before `apply`.
+# - `a @ b` multiplies the last two axes, batched over the leading ones, and
+#   `a.swapaxes(-1, -2)` transposes each matrix.
+# - The mask holds 0 (may attend) and `windows.mask_value`, about $-4.5 \cdot 10^{307}$ (may
+#   not): subtract each row's maximum before `numpy.exp` (lesson 2), and the blocked keys get
+#   weight exactly 0. The mask is a constant: return `None` for it. (A bias that is None gets
+#   no gradient, whatever you return for it.)
 
-# %%
-print(inspect.getsource(WindowAttention.backward))
+# %% {"tags": ["exercise"], "exercise": "window_attention"}
+class WindowAttention(Function):
+    """softmax(scale Q K^T + bias + mask) V for every window and head; q, k, v (B*nW, heads, N, d)."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, bias, mask, scale):
+        raise NotImplementedError("WindowAttention.forward: S, then P = softmax(S) along the keys, then O = P V")
+
+    @staticmethod
+    def backward(ctx, g):
+        raise NotImplementedError("WindowAttention.backward: the gradients of q, k, v and bias, and None for the mask")
+
+
+def window_attention(q, k, v, bias=None, mask=None, scale=None):
+    # TODO: scale=None means d ** -0.5, d the last side of q
+    return WindowAttention.apply(q, k, v, bias, mask, scale=scale)
+
+# %% {"tags": ["exercise-check"], "exercise": "window_attention"}
+try:
+    exercises.check("window_attention", window_attention)
+    print("window_attention passed on every drawn input.")
+except exercises.NotAttempted as todo:
+    print(todo)
 
 # %% [markdown]
-# `gradcheck` on all four differentiable inputs at once (queries, keys, values and the bias),
-# with a shift mask, in float64:
+# Once yours passes, compare it with the library's: the docstring of
+# `minitorch_seg.functional.attention.WindowAttention` has the same derivation and a shortcut
+# for the row sum (FlashAttention's), and its code runs the softmax in place to save memory.
+#
+# The library's fused Function is held to the same standard. `gradcheck` on all four
+# differentiable inputs at once (queries, keys, values and the bias), with a shift mask, in
+# float64:
 
 # %%
 q, k, v = (mt.randn(2, 2, 4, 3, dtype="float64", requires_grad=True) for _ in range(3))   # (B*nW, heads, N, d)
@@ -394,123 +510,6 @@ for attention in (F.window_attention, window_attention_composed):
 print("fused and composed gradients agree:", all(numpy.allclose(a, b) for a, b in zip(*grads)))
 
 # %% [markdown]
-# ## 9. Exercise: derive it yourself, then check it with gradcheck
-#
-# The heart of it: attention for one head and one window, no bias, no mask,
-#
-# $$O = \operatorname{softmax}_{\text{rows}}\!\big(s\,QK^\top\big)\, V, \qquad Q, K, V \in \mathbb{R}^{N \times d},\ s = d^{-1/2}.$$
-#
-# 1. Derive $\bar Q$, $\bar K$ and $\bar V$ from $G = \bar O$. (Section 8 has the route; do the
-#    softmax step on paper.)
-# 2. Run the template, whose backward is a first attempt, then the gradcheck cell. Which inputs
-#    does gradcheck complain about, and which one passes? What does that tell you about where
-#    the mistake is?
-# 3. Fix `backward` until gradcheck passes.
-
-# %% {"tags": ["planted-wrong"], "gradcheck": "gradcheck(MyAttention.apply, (mt.randn(5, 3, dtype='float64', requires_grad=True), mt.randn(5, 3, dtype='float64', requires_grad=True), mt.randn(5, 3, dtype='float64', requires_grad=True)))"}
-class MyAttention(Function):
-    """O = softmax(Q K^T s) V for one head: Q, K, V (N, d), s = d**-0.5."""
-
-    @staticmethod
-    def forward(ctx, q, k, v):
-        scale = q.shape[1] ** -0.5
-        scores = q @ k.T * scale                                          # (N, N)
-        weights = numpy.exp(scores - scores.max(axis=1, keepdims=True))
-        weights /= weights.sum(axis=1, keepdims=True)                     # P, rows sum to 1
-        ctx.save_for_backward(q, k, v, weights)
-        ctx.scale = scale
-        return weights @ v                                                # (N, d)
-
-    @staticmethod
-    def backward(ctx, g):
-        q, k, v, p = ctx.saved_arrays
-        grad_v = p.T @ g                                                  # dV = P^T G
-        grad_p = g @ v.T                                                  # dP = G V^T
-        # TODO: derive dS from dP through the softmax and fix this line: a first attempt, and wrong.
-        grad_s = p * grad_p
-        return grad_s @ k * ctx.scale, grad_s.T @ q * ctx.scale, grad_v
-
-# %% {"tags": ["exercise-check"]}
-try:
-    gradcheck(MyAttention.apply, (mt.randn(5, 3, dtype='float64', requires_grad=True),
-                                  mt.randn(5, 3, dtype='float64', requires_grad=True),
-                                  mt.randn(5, 3, dtype='float64', requires_grad=True)))
-    print("gradcheck passed: your backward agrees with the finite differences.")
-except GradcheckError as error:
-    print("gradcheck caught a wrong backward:\n", error)
-
-# %% [markdown]
-# A hint, if you need one: `gradcheck` stops at the first input that fails. Check the three
-# separately to see which are wrong:
-
-# %%
-for name, position in [("Q", 0), ("K", 1), ("V", 2)]:
-    inputs = [mt.randn(5, 3, dtype="float64", requires_grad=(i == position)) for i in range(3)]
-    try:
-        gradcheck(MyAttention.apply, inputs)
-        print(f"d{name}: passes")
-    except GradcheckError:
-        print(f"d{name}: fails")
-
-# %% [markdown]
-# **Solution.** The next two cells, the derivation and the corrected code, are collapsed: click
-# the dots (or the bar to the left of a cell) to open them, once you have tried.
-
-# %% [markdown] {"tags": ["solution"]}
-# $\bar V = P^\top G$ was right (it does not go through the softmax), which is why $V$ passes and
-# $Q$, $K$ fail: the mistake is in the softmax step. The first attempt used $\bar S = P \odot \bar P$,
-# as if each weight $P_{ij}$ depended on its own score $S_{ij}$ alone. But the normalisation makes
-# every weight of a row depend on every score of that row:
-# $\partial P_{ij} / \partial S_{ik} = P_{ij}(\delta_{jk} - P_{ik})$, so
-#
-# $$\bar S_{ik} = P_{ik}\Big(\bar P_{ik} - \sum_j \bar P_{ij} P_{ij}\Big).$$
-#
-# The forgotten term is the row sum $D_i = \sum_j \bar P_{ij} P_{ij}$ (equal to $G_i \cdot O_i$).
-# A check that helps remember it: adding a constant to a whole row of scores leaves the softmax
-# unchanged, so each row of $\bar S$ must sum to zero; $\sum_k P_{ik}(\bar P_{ik} - D_i) = D_i - D_i = 0$.
-# Then $\bar Q = s\,\bar S K$, $\bar K = s\,\bar S^\top Q$.
-
-# %% {"tags": ["solution"]}
-class MyAttention(Function):
-    """O = softmax(Q K^T s) V.  Backward: dV = P^T G; dS = P (G V^T - D), D_i = sum_j (G V^T)_ij P_ij; dQ = s dS K; dK = s dS^T Q."""
-
-    @staticmethod
-    def forward(ctx, q, k, v):
-        scale = q.shape[1] ** -0.5
-        scores = q @ k.T * scale
-        weights = numpy.exp(scores - scores.max(axis=1, keepdims=True))
-        weights /= weights.sum(axis=1, keepdims=True)
-        ctx.save_for_backward(q, k, v, weights)
-        ctx.scale = scale
-        return weights @ v
-
-    @staticmethod
-    def backward(ctx, g):
-        q, k, v, p = ctx.saved_arrays
-        grad_v = p.T @ g
-        grad_p = g @ v.T
-        grad_s = p * (grad_p - (grad_p * p).sum(axis=1, keepdims=True))
-        return grad_s @ k * ctx.scale, grad_s.T @ q * ctx.scale, grad_v
-
-# %%
-gradcheck(MyAttention.apply, (mt.randn(5, 3, dtype='float64', requires_grad=True),
-                              mt.randn(5, 3, dtype='float64', requires_grad=True),
-                              mt.randn(5, 3, dtype='float64', requires_grad=True)))
-
-# %% [markdown]
-# Your one-head attention is the library's for one window and one head, forward and backward:
-
-# %%
-q, k, v = (mt.randn(5, 3, dtype="float64", requires_grad=True) for _ in range(3))
-g = mt.randn(5, 3, dtype="float64")
-MyAttention.apply(q, k, v).backward(g)
-ours = [t.grad.numpy().copy() for t in (q, k, v)]
-for t in (q, k, v):
-    t.grad = None
-F.window_attention(q.reshape(1, 1, 5, 3), k.reshape(1, 1, 5, 3), v.reshape(1, 1, 5, 3)).backward(g.reshape(1, 1, 5, 3))
-print("same gradients as F.window_attention:", all(numpy.allclose(a, t.grad.numpy()) for a, t in zip(ours, (q, k, v))))
-
-# %% [markdown]
 # ## What you have seen
 #
 # - Large tokens cap the segmentation's precision; small tokens make global attention's
@@ -522,8 +521,9 @@ print("same gradients as F.window_attention:", all(numpy.allclose(a, t.grad.nump
 # - Alternating regular and shifted windows lets information cross window borders; with
 #   `PatchMerging` the stages give the four-map pyramid of a CNN backbone, so Swin drops into
 #   CNN segmentation networks.
-# - Attention's backward: $\bar V = P^\top G$, $\bar S = P \odot (G V^\top - D)$ with the row
-#   sum $D_i = G_i \cdot O_i$, then $\bar Q$, $\bar K$ by the product rule.
+# - A fused attention `Function` saves only the weights and its inputs; its backward goes through
+#   the softmax row by row, and the bias, shared by every window, collects the gradients of all
+#   of them.
 #
 # **Next:** lesson 9, HRNet: instead of going down and coming back up, keep the high resolution
 # all the way through.

@@ -34,9 +34,9 @@ EPOCHS = 2 if FAST else 4
 #
 # and add: *downsampling uses strided convolution.* In this lesson you will find each of the three
 # in the project's `models/hrnet.py`, see the parallel branches' feature maps, read the fusion as a
-# table, derive the backward of one fusion, train a small HRNet on street scenes, and set its
-# result beside the paper's on **Cityscapes**, honestly. About 30 minutes (the full training run
-# takes a few minutes more of the computer's time).
+# table, write the two kinds of fusion term yourself (forward and backward), train a small HRNet
+# on street scenes, and set its result beside the paper's on **Cityscapes**, honestly. About 40
+# minutes (the full training run takes a few minutes more of the computer's time).
 
 # %%
 # %matplotlib inline
@@ -48,7 +48,8 @@ import numpy
 from matplotlib.patches import FancyArrowPatch
 
 import minitorch_seg as mt
-from minitorch_seg import Function, GradcheckError, gradcheck, viz
+import minitorch_seg.functional as F
+from minitorch_seg import Function, exercises, viz
 from minitorch_seg.data import Cityscapes, make_dataset, normalize_chw
 from minitorch_seg.models.hrnet import HighResolutionModule, HRNet, transition
 from minitorch_seg.models.summary import layer_table, trace
@@ -152,11 +153,13 @@ ax.set_title("HRNet: parallel branches, repeated fusion", fontsize=10);
 # where $f_{ij}$ is the identity when $j = i$; for a lower-resolution $j > i$, a 1 x 1
 # convolution (to branch $i$'s width; cheaper at the low resolution) then upsampling by
 # $2^{j-i}$; for a higher-resolution $j < i$, $i - j$ stride-2 3 x 3 convolutions. The code keeps
-# the $f_{ij}$ in a table, `fuse_layers[i][j]`:
+# the $f_{ij}$ in a table, `fuse_layers[i][j]` (the upsampling itself is in `forward`); here is
+# `forward`, and the table of stage 2's module, whose two branches make a 2 x 2 table:
 
 # %%
-print(inspect.getsource(HighResolutionModule._fuse))
 print(inspect.getsource(HighResolutionModule.forward))
+print("the fuse table of the two-branch module of stage 2:")
+print(model.stage2[0].fuse_layers)
 
 # %% [markdown]
 # The table of the last module, read from the model itself (row $i$: the branch that receives;
@@ -191,75 +194,103 @@ ax.set_title("fuse_layers[i][j]: how branch j reaches branch i", fontsize=10);
 # the high one's precise positions: the notes' "rich high-resolution representations with strong
 # position sensitivity". The head then reads all four.
 #
-# ## 4. Exercise: derive it yourself, then check it with gradcheck
+# ## 4. Exercises: the two kinds of fusion term
 #
-# One term of a fusion, as a `Function`: branch $j = i + 1$ arrives at half the resolution and is
-# upsampled by 2 (by nearest neighbour here; the model uses bilinear) and added to branch $i$:
+# Now you write the code: the two kinds of $f_{ij}$ that are not the identity, as functions of
+# their weights. BatchNorm is left out (in eval mode it is a per-channel affine map, which folds
+# into the convolution before it). Each stub has exactly the signature of its reference; replace
+# the `raise NotImplementedError` lines, then run the cell after it, which calls
+# `exercises.check`: it runs your function and the reference on many **drawn** inputs (batches,
+# widths, sizes, and resolution ratios 2 and 4, chosen by
+# [hypothesis](https://hypothesis.readthedocs.io)), compares the outputs and the gradient of every
+# input at float64 precision, then your gradients with finite differences, and prints the
+# *smallest* input that still fails. (`exercises.describe("fuse_up")` prints what a check draws.)
 #
-# $$y[n, c, 2u + a, 2v + b] = \text{high}[n, c, 2u + a, 2v + b] + \text{low}[n, c, u, v], \qquad a, b \in \{0, 1\}.$$
+# **Exercise 1: `fuse_up(high, low, weight)`, forward and backward.** A lower-resolution branch
+# $j > i$ fused into branch $i$: a 1 x 1 convolution of `low` (N, $C_j$, h, w) with `weight`
+# ($C_i$, $C_j$, 1, 1), then nearest-neighbour upsampling by the ratio $r = 2^{j - i}$, read from
+# the shapes as `high.shape[2] // low.shape[2]`, added to `high` (N, $C_i$, rh, rw):
 #
-# 1. Derive $\overline{\text{high}}$ and $\overline{\text{low}}$ from $\bar y$.
-# 2. Run the template, whose backward is a first attempt, then the gradcheck cell. Read the
-#    ratio of the analytic to the numeric value it reports.
-# 3. Fix `backward` until gradcheck passes.
+# $$z[n, o, u, v] = \sum_c w[o, c]\, \text{low}[n, c, u, v], \qquad
+# y[n, o, p, q] = \text{high}[n, o, p, q] + z[n, o, \lfloor p / r \rfloor, \lfloor q / r \rfloor].$$
+#
+# Nearest upsampling is what the original HRNet's `fuse_layers` use (`nn.Upsample`); our model,
+# like the official HRNetV2 for segmentation, upsamples bilinearly in `forward`. The 1 x 1
+# convolution comes first, at the low resolution: $r^2$ times cheaper than after upsampling, and
+# the same result (why?).
+#
+# Derive the backward on paper first, from $\bar y$ (N, $C_i$, rh, rw): what reaches
+# $\overline{\text{high}}$? How many outputs is each $z[n, o, u, v]$ copied to, and so what is
+# $\bar z$? (Lesson 4 met this adjoint.) Then the 1 x 1 convolution is a matrix product at every
+# pixel: write $\overline{\text{low}}$ and $\bar w$ from $\bar z$, and check their shapes.
+# `numpy.einsum` writes such sums in one line. Inside `forward` and `backward` you work on NumPy
+# arrays; keep on `ctx` (`ctx.save_for_backward(...)`, then `ctx.saved_arrays`) what the backward
+# needs.
 
-# %% {"tags": ["planted-wrong"], "gradcheck": "gradcheck(MyFuseUp.apply, (mt.randn(1, 2, 4, 6, dtype='float64', requires_grad=True), mt.randn(1, 2, 2, 3, dtype='float64', requires_grad=True)))"}
-class MyFuseUp(Function):
-    """y = high + nearest_upsample_x2(low): a lower-resolution branch fused into a higher one."""
+# %% {"tags": ["exercise"], "exercise": "fuse_up"}
+class FuseUp(Function):
+    """y = high + nearest_upsample(conv1x1(low, weight), r): a lower-resolution branch fused into a higher one."""
 
     @staticmethod
-    def forward(ctx, high, low):
-        return high + low.repeat(2, axis=2).repeat(2, axis=3)                  # (N, C, 2H, 2W)
+    def forward(ctx, high, low, weight):
+        raise NotImplementedError("FuseUp.forward: the 1x1 conv of low, repeated r times along H and W, plus high")
 
     @staticmethod
     def backward(ctx, g):
-        n, c, h2, w2 = g.shape
-        blocks = g.reshape(n, c, h2 // 2, 2, w2 // 2, 2)                       # (N, C, H, 2, W, 2): the 2x2 blocks
-        # TODO: derive dL/dlow and fix this line: a first attempt, and wrong.
-        return g, blocks.mean(axis=(3, 5))
+        raise NotImplementedError("FuseUp.backward: the gradients of high, low and weight")
 
-# %% {"tags": ["exercise-check"]}
+
+def fuse_up(high, low, weight):
+    return FuseUp.apply(high, low, weight)
+
+# %% {"tags": ["exercise-check"], "exercise": "fuse_up"}
 try:
-    gradcheck(MyFuseUp.apply, (mt.randn(1, 2, 4, 6, dtype='float64', requires_grad=True),
-                               mt.randn(1, 2, 2, 3, dtype='float64', requires_grad=True)))
-    print("gradcheck passed: your backward agrees with the finite differences.")
-except GradcheckError as error:
-    print("gradcheck caught a wrong backward:\n", error)
+    exercises.check("fuse_up", fuse_up)
+    print("fuse_up passed on every drawn input.")
+except exercises.NotAttempted as todo:
+    print(todo)
 
 # %% [markdown]
-# **Solution.** The next two cells, the derivation and the corrected code, are collapsed: click
-# the dots (or the bar to the left of a cell) to open them, once you have tried.
-
-# %% [markdown] {"tags": ["solution"]}
-# The sum passes $\bar y$ unchanged to each term, so $\overline{\text{high}} = \bar y$. Each
-# $\text{low}[u, v]$ is copied to the four pixels of its 2 x 2 block, a fan-out, so its gradient
-# is the **sum** of theirs:
+# **Exercise 2: `fuse_down(x, weight, weight2=None)`,** a higher-resolution branch $j < i$ brought
+# down to branch $i$, written from library ops (`F.conv2d`, `F.relu`), so autograd gives its
+# backward. As in `fuse_layers[i][j]` above:
 #
-# $$\overline{\text{low}}[n, c, u, v] = \sum_{a, b \in \{0, 1\}} \bar y[n, c, 2u + a,\ 2v + b],$$
+# - one halving ($i = j + 1$, `weight2` is None): a 3 x 3 convolution of `x` (N, $C_j$, H, W) with
+#   `weight` ($C_i$, $C_j$, 3, 3), stride 2, padding 1, no bias;
+# - two halvings ($i = j + 2$): the same convolution with `weight` ($C_j$, $C_j$, 3, 3), which
+#   keeps branch $j$'s width, a ReLU, then a second one with `weight2` ($C_i$, $C_j$, 3, 3).
 #
-# a 2 x 2 *sum* pooling (lesson 4 met it as the adjoint of nearest upsampling). The first attempt
-# averaged the block: "the inverse of upsampling is downsampling" sounds right, but the backward
-# of a copy is a sum, not an inverse, and the average is 4 times too small: gradcheck's analytic
-# value is a quarter of the numeric one. (In HRNet the upsampling is bilinear, whose backward is
-# a weighted sum with the same total weight, 4, per input pixel away from the border.)
+# No ReLU after the last convolution: the fusion applies one after the sum. Each halving takes a
+# side of $n$ pixels to $\lfloor (n - 1)/2 \rfloor + 1$; the check draws odd and even sides from 1.
 
-# %% {"tags": ["solution"]}
-class MyFuseUp(Function):
-    """y = high + nearest_upsample_x2(low).  Backward: dL/dhigh = g; dL/dlow = 2 x 2 sum pooling of g."""
+# %% {"tags": ["exercise"], "exercise": "fuse_down"}
+def fuse_down(x, weight, weight2=None):
+    raise NotImplementedError("fuse_down: stride-2 3x3 convs (padding 1), a ReLU between two, none after the last")
 
-    @staticmethod
-    def forward(ctx, high, low):
-        return high + low.repeat(2, axis=2).repeat(2, axis=3)
+# %% {"tags": ["exercise-check"], "exercise": "fuse_down"}
+try:
+    exercises.check("fuse_down", fuse_down)
+    print("fuse_down passed on every drawn input.")
+except exercises.NotAttempted as todo:
+    print(todo)
 
-    @staticmethod
-    def backward(ctx, g):
-        n, c, h2, w2 = g.shape
-        blocks = g.reshape(n, c, h2 // 2, 2, w2 // 2, 2)
-        return g, blocks.sum(axis=(3, 5))
-
-# %%
-gradcheck(MyFuseUp.apply, (mt.randn(1, 2, 4, 6, dtype='float64', requires_grad=True),
-                           mt.randn(1, 2, 2, 3, dtype='float64', requires_grad=True)))
+# %% [markdown]
+# With both, a whole fusion is a few lines: output branch $i$ is the ReLU of branch $i$ itself,
+# plus every lower branch convolved 1 x 1 and upsampled (what `fuse_up` adds to `high`), plus the
+# `fuse_down` of every higher branch. Its backward is the ReLU's mask, then each term's backward;
+# every branch feeds every output, so autograd adds up the gradients that come back to it (the
+# fan-out rule once more).
+#
+# When a check fails it raises `exercises.ExerciseFailed`, whose message is the report; the
+# smallest failing input is kept on the error, to run your function on it by hand:
+#
+# ```python
+# try:
+#     exercises.check("fuse_up", fuse_up)
+# except exercises.ExerciseFailed as failure:
+#     small = failure.example                      # .args and .kwargs of the call
+#     print(small.call(fuse_up), small.call(exercises.get("fuse_up").reference))
+# ```
 
 # %% [markdown]
 # ## 5. Training an HRNet on street scenes
@@ -391,8 +422,9 @@ print(f"{'our HRNet, this notebook':28s}{100 * our_miou:>11.1f}%{flops * scale /
 #   one by strided 3 x 3 convolutions; branch 0 stays at 1/4 from the stem to the head.
 # - Every module ends in a fusion, $y_i = \operatorname{relu}(\sum_j f_{ij}(x_j))$, with the table
 #   `fuse_layers[i][j]`: identity, 1 x 1 conv then upsampling, or strided 3 x 3 convs.
-# - The backward of an upsample-and-add fusion: the gradient passes to the high branch unchanged,
-#   and reaches the low branch summed over each 2 x 2 block.
+# - You wrote both kinds of fusion term: `fuse_up`, whose backward through nearest upsampling by
+#   $r$ is a sum over each $r \times r$ block (a copy fans out, so gradients add), and `fuse_down`,
+#   a chain of strided 3 x 3 convolutions with a ReLU between them and none after the last.
 # - On Cityscapes the paper reports 81.1 mIoU at 696 GFLOPs against 78.5 at 1779 (DeepLabv3) and
 #   79.7 at 2018 (PSPNet); our small run on synthetic data is a different experiment.
 #

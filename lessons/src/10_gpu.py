@@ -33,9 +33,11 @@ WIDTHS = (8, 16) if FAST else (8, 16, 32)    # U-Net widths to time
 # 3. count the transfers with `backend.count_transfers()` on the **strict** backend, a CuPy
 #    stand-in that runs on the CPU, and catch a planted `float()` in a layer;
 # 4. time a training step on the CPU and, where there is one, on the GPU;
-# 5. write a `Function` that is safe on any backend, and check its backward.
+# 5. write two `Function`s that are safe on any backend, log-sum-exp and a per-channel
+#    normalisation, checked on NumPy and on the strict backend.
 #
-# About 20 minutes. No GPU is needed: the cells that need one say so and skip themselves.
+# About 45 minutes with the two exercises. No GPU is needed: the cells that need one say so and
+# skip themselves.
 
 # %%
 # %matplotlib inline
@@ -48,7 +50,7 @@ import numpy
 
 import minitorch_seg as mt
 import minitorch_seg.functional as F
-from minitorch_seg import Function, GradcheckError, backend, gradcheck, models, nn, optim
+from minitorch_seg import Function, backend, exercises, gradcheck, models, nn, optim
 from minitorch_seg.data import Cityscapes, DataLoader, make_dataset
 from minitorch_seg.train import Trainer, evaluate
 
@@ -275,123 +277,164 @@ ax.set_title(f"batch {BATCH} x {SIZE[0]} x {SIZE[1]}, fastest of {STEPS} steps")
 # and Python's own dispatch, not the arithmetic, set the time. So the speed-up grows with the
 # width and the image size, and the widest model gains the most. The CPU, by contrast, is busy
 # with arithmetic from the start, and its time grows with the FLOPs.
-#
-# ## 6. Exercise: derive it yourself, then check it with gradcheck
-#
-# A `Function` that runs on every backend takes its array module from its inputs and makes
-# every new array with it. Here is the numerically stable **log-sum-exp** of each row (the
-# denominator of the softmax, lesson 2), written that way:
-#
-# $$y_i = \log \sum_j e^{x_{ij}} = m_i + \log \sum_j e^{x_{ij} - m_i}, \qquad m_i = \max_j x_{ij}.$$
-#
-# 1. Derive $\partial y_i / \partial x_{ij}$. (Does $m_i$ matter for the derivative?)
-# 2. Run the template, whose backward is a first attempt, then the gradcheck cell.
-# 3. Fix `backward` until gradcheck passes, using only `xp` for new arrays.
 
-# %% {"tags": ["planted-wrong"], "gradcheck": "gradcheck(MyLogSumExp.apply, (mt.randn(3, 5, dtype='float64', requires_grad=True),))"}
-class MyLogSumExp(Function):
-    """y_i = log sum_j exp(x_ij), along the last axis, computed as m + log sum exp(x - m)."""
+# %% [markdown]
+# ## 6. Two checks for two bugs
+#
+# A `Function` that runs on every backend takes its array module from its inputs,
+# `xp = mt.get_array_module(x)`, and makes every new array with it. It can be wrong in two
+# different ways: its backward can be wrong (finite differences catch that, on NumPy), and it
+# can be right on NumPy and still not belong on a device.
+#
+# Not every `numpy.` in an op is a mistake. `numpy.exp(a)` or `numpy.sum(a)` of a device array
+# is handed to the array's own module (NumPy's `__array_ufunc__` and `__array_function__`
+# protocols, which CuPy implements too), so it stays on the device. Two things break:
+#
+# - **making an array on the host**: `numpy.zeros`, `numpy.ones`, `numpy.array(...)`,
+#   `numpy.asarray(a)`; mixed into an op with device arrays it is an error on CuPy, or a copy;
+# - **reading a number back**: `float(a)`, `a.item()`, `if a > 0:`, a Python loop that collects
+#   one number per channel; each is a transfer that waits for the GPU (section 4).
+#
+# Here is a sum of squares along the last axis, right in value and gradient, with one habit from
+# plain NumPy code: its output buffer is made by `numpy.zeros`. `gradcheck`, which runs on NumPy,
+# cannot see anything wrong with it; the strict backend can.
+
+# %%
+class HostSumOfSquares(Function):
+    """y = sum_j x_j^2 along the last axis; backward 2 x g. The output made by numpy.zeros: the host habit."""
 
     @staticmethod
     def forward(ctx, x):
-        xp = mt.get_array_module(x)                          # numpy, cupy or strict: whatever x lives on
-        m = x.max(axis=-1, keepdims=True)                    # (..., 1)
-        y = m[..., 0] + xp.log(xp.exp(x - m).sum(axis=-1))   # (...)
-        ctx.save_for_backward(x, m, y)
+        y = numpy.zeros(x.shape[:-1], dtype=x.dtype)        # a host array, whatever x is
+        y += (x * x).sum(axis=-1)
+        ctx.save_for_backward(x)
         return y
 
     @staticmethod
     def backward(ctx, g):
-        x, m, y = ctx.saved_arrays
-        xp = mt.get_array_module(g)
-        # TODO: derive dy/dx and fix this line: a first attempt, and wrong.
-        return g[..., None] * xp.exp(x - m)
-
-# %% {"tags": ["exercise-check"]}
-try:
-    gradcheck(MyLogSumExp.apply, (mt.randn(3, 5, dtype='float64', requires_grad=True),))
-    print("gradcheck passed: your backward agrees with the finite differences.")
-except GradcheckError as error:
-    print("gradcheck caught a wrong backward:\n", error)
-
-# %% [markdown]
-# **Solution.** The next two cells, the derivation and the corrected code, are collapsed: click
-# the dots (or the bar to the left of a cell) to open them, once you have tried.
-
-# %% [markdown] {"tags": ["solution"]}
-# Differentiate the plain form $y_i = \log \sum_l e^{x_{il}}$: the derivative of a log of a sum is
-# the derivative of the sum over the sum,
-#
-# $$\frac{\partial y_i}{\partial x_{ij}} = \frac{e^{x_{ij}}}{\sum_l e^{x_{il}}} = e^{x_{ij} - y_i} = \operatorname{softmax}(x_i)_j,$$
-#
-# so $\bar x_{ij} = \bar y_i\, e^{x_{ij} - y_i}$. The shift $m_i$ is only a way to compute the same
-# $y_i$ without overflow; it changes nothing in the derivative. The first attempt used
-# $e^{x_{ij} - m_i}$, the shifted exponential, which is the softmax *before* its division by
-# $\sum_l e^{x_{il} - m_i}$: too large by that sum, which lies between 1 and the row's length. And
-# $e^{x - y}$ is as safe as the forward: $y_i \ge \max_j x_{ij}$, so the exponent is never positive.
-
-# %% {"tags": ["solution"]}
-class MyLogSumExp(Function):
-    """y_i = log sum_j exp(x_ij).  Backward: dy_i/dx_ij = exp(x_ij - y_i), the softmax of row i."""
-
-    @staticmethod
-    def forward(ctx, x):
-        xp = mt.get_array_module(x)
-        m = x.max(axis=-1, keepdims=True)
-        y = m[..., 0] + xp.log(xp.exp(x - m).sum(axis=-1))
-        ctx.save_for_backward(x, m, y)
-        return y
-
-    @staticmethod
-    def backward(ctx, g):
-        x, m, y = ctx.saved_arrays
-        xp = mt.get_array_module(g)
-        return g[..., None] * xp.exp(x - y[..., None])
-
-# %%
-gradcheck(MyLogSumExp.apply, (mt.randn(3, 5, dtype='float64', requires_grad=True),))
-
-# %% [markdown]
-# Because it takes `xp` from its inputs, your Function runs unchanged on the strict backend, makes
-# no host arrays, and transfers nothing, forward or backward:
-
-# %%
-x = mt.randn(4, 6, dtype="float64", requires_grad=True)
-MyLogSumExp.apply(x).sum().backward()
-on_host = x.grad.numpy().copy()
-with backend.use_backend("strict"):
-    x_device = x.detach().to("strict").requires_grad_()
-    with backend.count_transfers() as counter:
-        MyLogSumExp.apply(x_device).sum().backward()
-    print("transfers:", counter.count, "  gradient on", x_device.grad.backend,
-          "  equal to NumPy's:", numpy.allclose(x_device.grad.numpy(), on_host))
-
-# %% [markdown]
-# The same Function written with one habit from plain NumPy code, `numpy.zeros` for the output
-# it fills row by row, is just as correct on NumPy, and `gradcheck` (which runs on NumPy) cannot
-# see anything wrong with it. The strict backend can: that host array would make the op fail on
-# CuPy, or, mixed into a computation, force copies between host and device.
-
-# %%
-class HostLogSumExp(MyLogSumExp):
-    """The solution's maths, with the output made by numpy.zeros: right on the host, wrong on a device."""
-
-    @staticmethod
-    def forward(ctx, x):
-        xp = mt.get_array_module(x)
-        m = x.max(axis=-1, keepdims=True)
-        y = numpy.zeros(x.shape[:-1], dtype=x.dtype)         # the host habit
-        y += m[..., 0] + xp.log(xp.exp(x - m).sum(axis=-1))
-        ctx.save_for_backward(x, m, y)
-        return y
+        (x,) = ctx.saved_arrays
+        return 2 * x * g[..., None]
 
 
-print("on NumPy, gradcheck:", gradcheck(HostLogSumExp.apply, (mt.randn(3, 5, dtype="float64", requires_grad=True),)))
+print("on NumPy, gradcheck:", gradcheck(HostSumOfSquares.apply, (mt.randn(3, 5, dtype="float64", requires_grad=True),)))
 with backend.use_backend("strict"):
     try:
-        HostLogSumExp.apply(mt.randn(3, 5, dtype="float64"))
+        HostSumOfSquares.apply(mt.randn(3, 5, dtype="float64"))
     except backend.BackendError as error:
         print("on strict: BackendError:", error)
+
+# %% [markdown]
+# The fix is `xp.zeros`, or better no buffer at all: `(x * x).sum(axis=-1)` is already an array
+# of x's module. So the exercises of this lesson are checked twice: on NumPy, values and
+# gradients against the reference, as in every lesson; then again on the strict backend, where
+# a host array or a hidden transfer fails with the smallest input that shows it. Inside
+# `forward` and `backward` you get raw arrays of the inputs' backend (NumPy, or strict arrays in
+# the second run): use their methods (`x.max(axis=...)`, `x.sum(...)`, `x.reshape(...)`) and
+# `xp` for the rest.
+#
+# ### Exercise 1: `logsumexp(input, dim, keepdim=False)`
+#
+# The numerically stable **log-sum-exp** (the denominator of the softmax, lesson 2), with
+# `torch.logsumexp`'s semantics:
+#
+# $$y = \log \sum_j e^{x_j} = m + \log \sum_j e^{x_j - m}, \qquad m = \max_j x_j,$$
+#
+# the sums and the maximum along `dim`, an int or a tuple of dims (negative ones count from the
+# end). With `keepdim=True` the reduced dims stay, with size 1; otherwise they are dropped. The
+# check draws logits up to $\pm 1000$, where $e^x$ overflows and the shift by $m$ does not.
+#
+# Derive $\partial y / \partial x_j$ on paper first. Does $m$ matter for the derivative? (Start
+# from the plain form $\log \sum_j e^{x_j}$, and then write the result in a form that cannot
+# overflow either.) Hints for the code: `x.max(axis=dim, keepdims=True)` and `.sum(...)` take a
+# tuple of axes too; computing $y$ with the reduced dims kept, and dropping them
+# (`y.squeeze(axis=dim)`) only for the output, gives the backward a shape to `reshape` the
+# upstream gradient to, so that it broadcasts against x.
+
+# %% {"tags": ["exercise"], "exercise": "logsumexp"}
+class LogSumExp(Function):
+    """y = log sum exp(x) along ``dim``, computed as m + log sum exp(x - m); on any backend."""
+
+    @staticmethod
+    def forward(ctx, x, dim, keepdim):
+        raise NotImplementedError("LogSumExp.forward: m + log(sum(exp(x - m))) along dim, arrays made with xp")
+
+    @staticmethod
+    def backward(ctx, g):
+        raise NotImplementedError("LogSumExp.backward: your derivative, times g put back on the reduced dims")
+
+
+def logsumexp(input, dim, keepdim=False):
+    return LogSumExp.apply(input, dim=dim, keepdim=keepdim)
+
+# %% {"tags": ["exercise-check"], "exercise": "logsumexp"}
+try:
+    exercises.check("logsumexp", logsumexp)
+    print("logsumexp passed on every drawn input, on both backends.")
+except exercises.NotAttempted as todo:
+    print(todo)
+
+# %% [markdown]
+# ### Exercise 2: `normalize_channels(input, eps=1e-5)`
+#
+# The statistics half of batch normalisation (the `BatchNorm2d` inside lesson 6's U-Net, in
+# training mode, without its learned scale and shift): each channel $c$ of a batch x (N, C, *)
+# standardised over the batch and every position,
+#
+# $$\hat{x} = \frac{x - \mu_c}{\sigma_c}, \qquad \mu_c = \frac{1}{m}\sum x, \qquad
+# \sigma_c = \sqrt{\frac{1}{m}\sum (x - \mu_c)^2 + \varepsilon},$$
+#
+# the sums over the $m$ values of channel $c$ (N times the number of positions), the variance
+# the biased one (divided by $m$). The input may have no spatial dims (N, C), one or two.
+#
+# Derive the backward on paper first. Within one channel, $\hat{x}_i$ depends on every $x_j$ of
+# that channel through $\mu$ and $\sigma$: find $\partial \mu / \partial x_j$ and
+# $\partial \sigma / \partial x_j$ (write the latter with $\hat{x}_j$), then the quotient rule.
+# Two checks on your result, one channel at a time: shifting all its values by a constant
+# leaves $\hat{x}$ unchanged, so $\sum_j \partial L / \partial x_j = 0$; and scaling them
+# (for $\varepsilon = 0$) too, so $\sum_j x_j\, \partial L / \partial x_j = 0$. Your formula
+# should have both built in.
+#
+# On a device, section 4's habit is the trap: a loop over the channels that computes each
+# channel's mean or standard deviation as a Python number. Reduce over all the axes but the
+# channel axis at once (`axis=` takes a tuple; `keepdims=True` keeps the result broadcastable).
+
+# %% {"tags": ["exercise"], "exercise": "normalize_channels"}
+class NormalizeChannels(Function):
+    """(x - mean) / sqrt(var + eps) per channel of x (N, C, *), statistics over every axis but 1."""
+
+    @staticmethod
+    def forward(ctx, x, eps):
+        raise NotImplementedError("NormalizeChannels.forward: the per-channel statistics, then x_hat")
+
+    @staticmethod
+    def backward(ctx, g):
+        raise NotImplementedError("NormalizeChannels.backward: the gradient you derived, per channel")
+
+
+def normalize_channels(input, eps=1e-5):
+    return NormalizeChannels.apply(input, eps=eps)
+
+# %% {"tags": ["exercise-check"], "exercise": "normalize_channels"}
+try:
+    exercises.check("normalize_channels", normalize_channels)
+    print("normalize_channels passed on every drawn input, on both backends.")
+except exercises.NotAttempted as todo:
+    print(todo)
+
+# %% [markdown]
+# The library's own versions of these two, `F.log_softmax` (whose denominator is this
+# log-sum-exp) and `F.batch_norm` in training mode, are checked the same way by the test suite.
+# On the strict backend, a forward and a backward through both make no host array and transfer
+# nothing:
+
+# %%
+x = mt.randn(2, 3, 4, 5, dtype="float64")
+with backend.use_backend("strict"):
+    x_device = x.to("strict").requires_grad_()
+    with backend.count_transfers() as counter:
+        y = F.log_softmax(F.batch_norm(x_device, None, None, training=True), dim=1)
+        (y * y).sum().backward()
+    print("transfers:", counter.count, "  gradient on", x_device.grad.backend)
 
 # %% [markdown]
 # ## What you have seen
@@ -402,8 +445,9 @@ with backend.use_backend("strict"):
 #   validation. A `float()`, `.item()` or `bool()` inside a layer is a hidden transfer that stalls
 #   the GPU; the strict backend turns it into an error, and `count_transfers` counts them.
 # - A GPU pays off with width and image size; a small network is limited by launch overhead.
-# - A device-safe `Function` makes every array with `xp`; its backward is checked by `gradcheck`
-#   and its device-safety by the strict backend: two different checks for two different bugs.
+# - A device-safe `Function` makes every array with `xp` and reads no number back; its backward
+#   is checked against finite differences on NumPy, its device-safety on the strict backend: two
+#   different checks for two different bugs.
 #
 # That is the end of the course's lessons. From here: `minitorch-seg train --model hrnet`
 # (or `swin`, `deeplab`, `unet`), `minitorch-seg evaluate`, and the code itself, where every

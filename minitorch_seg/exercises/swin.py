@@ -11,7 +11,8 @@ from .registry import Exercise, register
 
 def _window(config, draw):
     wh, ww = config["window_size"]
-    return wh if wh == ww and draw(st.booleans()) else (wh, ww)
+    as_int = draw(st.booleans())          # drawn always: hypothesis shrinks toward fewer draws
+    return wh if wh == ww and as_int else (wh, ww)
 
 
 @st.composite
@@ -30,17 +31,18 @@ def _reverse_inputs(draw):
 
 @st.composite
 def _attention_inputs(draw):
-    windows, heads = draw(st.integers(1, 3)), draw(st.integers(1, 2))
-    n, d = draw(st.integers(1, 5)), draw(st.integers(1, 3))
-    q, k, v = (draw(tensors((windows, heads, n, d))) for _ in range(3))
+    images, per_image = draw(st.integers(1, 2)), draw(st.integers(1, 3))     # q holds images * per_image windows
+    heads, n, d = draw(st.integers(1, 2)), draw(st.integers(1, 5)), draw(st.integers(1, 3))
+    q, k, v = (draw(tensors((images * per_image, heads, n, d))) for _ in range(3))
     bias = draw(st.none() | tensors((heads, n, n)))
     mask = None
     if draw(st.booleans()):      # blocked pairs as a shift mask has them; each query still sees itself
         rng = numpy.random.default_rng(draw(st.integers(0, 2 ** 16)))
-        blocked = rng.random((windows, n, n)) < 0.4
+        blocked = rng.random((per_image, n, n)) < 0.4
         blocked[:, numpy.arange(n), numpy.arange(n)] = False
-        mask = tensor(numpy.where(blocked, mask_value(numpy.float64), 0.0))
-    return draw(arguments(q, k, v, bias=bias, mask=mask))
+        mask = tensor(numpy.where(blocked, mask_value(numpy.float64), 0.0))   # (nW, N, N): window w of each image
+    scale = draw(st.sampled_from([None, None, 0.5, 2.0]))
+    return draw(arguments(q, k, v, bias=bias, mask=mask, scale=scale))
 
 
 register(Exercise(
@@ -53,7 +55,7 @@ register(Exercise(
 register(Exercise(
     name="window_reverse", lesson="08_swin", reference=F.window_reverse, inputs=_reverse_inputs,
     task="Write window_reverse(windows, window_size, H, W): the inverse of window_partition, "
-         "(B*nW, Wh*Ww, C) back to (B, H, W, C).",
+         "(B*nW, Wh*Ww, C) back to (B, H, W, C). Reshapes and one permute: autograd derives the backward.",
     drawn="batches 1-2, 1-3 windows per side (non-square maps), windows 1-4 per side, channels 1-3."))
 
 register(Exercise(
@@ -62,5 +64,6 @@ register(Exercise(
          "softmax(q k^T scale + bias + mask) v per window and head, scale d**-0.5 by default, bias (heads, N, N) "
          "for every window, mask (nW, N, N) for window w of every image. The backward: gradients of q, k, v "
          "and bias (the softmax's Jacobian applied without forming it).",
-    drawn="1-3 windows, 1-2 heads, 1-5 tokens, head dims 1-3, bias absent or drawn, mask absent or a random "
-          "pattern of blocked pairs (each query sees itself)."))
+    drawn="1-2 images of 1-3 windows each, 1-2 heads, 1-5 tokens, head dims 1-3, bias absent or drawn, mask "
+          "absent or a random (nW, N, N) pattern of blocked pairs (each query sees itself), scale absent (d**-0.5) "
+          "or given."))

@@ -2,6 +2,7 @@
 from hypothesis import strategies as st
 
 from .. import functional as F
+from .. import shapes
 from ..testing import arguments, pool_configs, tensors, upsample_configs
 from ..testing.strategies import distinct
 from .registry import Exercise, register
@@ -10,7 +11,8 @@ from .registry import Exercise, register
 @st.composite
 def _interpolate_inputs(draw):
     shape, (sh, sw) = draw(upsample_configs(max_batch=2, max_channels=3, max_side=5, max_scale=3))
-    scale = sh if sh == sw and draw(st.booleans()) else (sh, sw)
+    as_int = draw(st.booleans())          # drawn always: hypothesis shrinks toward fewer draws
+    scale = sh if sh == sw and as_int else (sh, sw)
     return draw(arguments(tensors(shape), scale_factor=scale))
 
 
@@ -18,7 +20,7 @@ register(Exercise(
     name="interpolate", lesson="04_upsampling", reference=F.interpolate, inputs=_interpolate_inputs,
     task="Write interpolate(input, size=None, scale_factor=None, mode='nearest', align_corners=None) for "
          "mode='nearest' and integer scale factors (an int or a pair): each output pixel (u, v) copies input "
-         "pixel (floor(u / sh), floor(v / sw)). Its backward sums the gradient over each sh x sw block.",
+         "pixel (floor(u / sh), floor(v / sw)); and its backward, derived (which outputs does an input pixel reach?).",
     drawn="batches 1-2, channels 1-3, sides 1-5, integer factors 1-3 per side (equal or not, an int or a pair), "
           "mode 'nearest'."))
 
@@ -27,7 +29,8 @@ register(Exercise(
 def _max_pool_inputs(draw):
     config = draw(pool_configs(max_batch=2, max_channels=3, max_side=7, max_kernel=3, max_stride=3,
                                dilation=False, ceil_mode=False))
-    stride = None if config["stride"] == config["kernel_size"] and draw(st.booleans()) else config["stride"]
+    as_none = draw(st.booleans())         # drawn always: hypothesis shrinks toward fewer draws
+    stride = None if config["stride"] == config["kernel_size"] and as_none else config["stride"]
     x = distinct(config["x_shape"], draw(st.integers(0, 2 ** 16)))
     return draw(arguments(x, config["kernel_size"], stride=stride, padding=config["padding"],
                           return_indices=draw(st.booleans())))
@@ -38,21 +41,40 @@ register(Exercise(
     task="Write max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, "
          "return_indices=False) for dilation 1 and ceil_mode False: the maximum of each window (padding is "
          "-inf; stride None means the kernel size); with return_indices also the switches, each maximum's "
-         "flat index h * W + w in its (H, W) input plane, as torch returns them. Its backward sends each "
-         "output's gradient to its switch (adding where windows overlap).",
+         "flat index h * W + w in its (H, W) input plane, as torch returns them; and its backward, derived "
+         "(each output copies the input at its switch; mind windows that overlap).",
     drawn="batches 1-2, channels 1-3, sides 1-7, kernels 1-3 (non-square too), strides 1-3 (below, equal to "
           "and above the kernel; None), padding up to kernel // 2, with and without return_indices; all "
           "values distinct (no ties)."))
+
+
+def _default_unpool_side(n, k, s, p):
+    """The default unpooled side (h - 1) s - 2p + k of a side n pooled, if pooling that side gives h again
+    with every window holding an input pixel; else None."""
+    h = shapes.pool_output_size(n, k, s, p)
+    d = shapes.conv_transpose_output_size(h, k, s, p)
+    if d < 1 or shapes.pool_output_size(d, k, s, p) != h:
+        return None
+    return d if all(any(0 <= u * s - p + i < d for i in range(k)) for u in range(h)) else None
 
 
 @st.composite
 def _max_unpool_inputs(draw):
     config = draw(pool_configs(max_batch=2, max_channels=3, max_side=7, max_kernel=3, dilation=False,
                                ceil_mode=False, overlap=False))
-    x = distinct(config["x_shape"], draw(st.integers(0, 2 ** 16)))
+    output_size = draw(st.sampled_from(["none", "none", "hw", "nchw"]))
+    shape = config["x_shape"]
+    if output_size == "none":   # pooled from the default size (the last rows no window reads dropped), if it can be
+        default = tuple(_default_unpool_side(n, k, s, p) for n, k, s, p in
+                        zip(shape[2:], config["kernel_size"], config["stride"], config["padding"]))
+        if None in default:
+            output_size = "hw"
+        else:
+            shape = shape[:2] + default
+    output_size = {"none": None, "hw": shape[2:], "nchw": shape}[output_size]
+    x = distinct(shape, draw(st.integers(0, 2 ** 16)))
     pooled, indices = F.max_pool2d(x, config["kernel_size"], config["stride"], config["padding"],
                                    return_indices=True)
-    output_size = draw(st.sampled_from([None, config["x_shape"][2:], config["x_shape"]]))
     return draw(arguments(tensors(pooled.shape), indices, config["kernel_size"], stride=config["stride"],
                           padding=config["padding"], output_size=output_size))
 
@@ -61,8 +83,8 @@ register(Exercise(
     name="max_unpool2d", lesson="04_upsampling", reference=F.max_unpool2d, inputs=_max_unpool_inputs,
     task="Write max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None): a zero "
          "map of the pooled-from size ((H - 1) stride - 2 padding + kernel per side, or output_size: (H, W) "
-         "or (N, C, H, W)) with each input value put at its switch. Its backward gathers the gradient at the "
-         "switches.",
+         "or (N, C, H, W)) with each input value put at its switch; and its backward, derived (which output's "
+         "gradient reaches each input value?).",
     drawn="the switches of a max pooling of distinct values (batches 1-2, channels 1-3, sides 1-7, kernels "
           "1-3, strides the kernel or one more, padding up to kernel // 2), output_size absent, (H, W) or "
           "(N, C, H, W)."))

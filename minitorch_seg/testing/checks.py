@@ -29,7 +29,7 @@ import inspect
 import traceback
 
 import numpy
-from hypothesis import HealthCheck, Verbosity, given, settings
+from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import strategies as st
 
 from .. import backend as shim
@@ -104,8 +104,7 @@ def describe(value):
     else:
         return repr(value)
     if value.size <= SHOWN_VALUES:
-        shown = numpy.round(value, 4) if value.dtype.kind == "f" else value
-        text += ": " + " ".join(numpy.array2string(shown, separator=", ").split())
+        text += ": " + " ".join(numpy.array2string(value, precision=4, separator=", ").split())
     return text
 
 
@@ -135,8 +134,8 @@ def run_property(prop, inputs, max_examples, describe_with=None):
             raise
 
     test = settings(max_examples=max_examples, derandomize=True, database=None, deadline=None,
-                    report_multiple_bugs=False, verbosity=Verbosity.quiet,
-                    suppress_health_check=list(HealthCheck))(given(inputs)(body))
+                    report_multiple_bugs=False, verbosity=Verbosity.quiet, suppress_health_check=list(HealthCheck),
+                    phases=[p for p in Phase if p is not Phase.explain])(given(inputs)(body))  # explain: unused, slow
     try:
         test()
     except Exception:
@@ -191,6 +190,9 @@ def compare(name, got, expected, rtol, atol):
         if close.all():
             return
         excess = numpy.where(close, -numpy.inf, numpy.abs(got - expected))
+        if got.ndim == 0:
+            raise Mismatch(f"{name} differs: yours is {float(got)!r} but the reference gives {float(expected)!r} "
+                           f"(rtol {rtol}, atol {atol}).")
         worst = numpy.unravel_index(int(numpy.nanargmax(numpy.nan_to_num(excess, nan=numpy.inf))), got.shape)
         raise Mismatch(f"{name} differs; the worst element is {name}{_index(worst)}: yours {float(got[worst])!r} "
                        f"but the reference gives {float(expected[worst])!r} (rtol {rtol}, atol {atol}).")

@@ -33,11 +33,16 @@ def shapes(min_dims=1, max_dims=4, min_side=1, max_side=5):
 
 @st.composite
 def broadcastable_pair(draw, max_dims=4, max_side=4):
-    """Two shapes that broadcast together: b drops leading dims and sets some sizes to 1."""
-    a = draw(shapes(1, max_dims, 1, max_side))
-    drop = draw(st.integers(0, len(a) - 1))
-    b = [1 if draw(st.booleans()) else n for n in a[drop:]]
-    return (a, tuple(b)) if draw(st.booleans()) else (tuple(b), a)
+    """Two shapes that broadcast together to a drawn output shape, each dropping leading axes and
+    setting some sizes to 1 on its own: equal shapes, one inside the other ((2, 3) and (3,)), and
+    both expanded at once ((3, 1) and (1, 4) -> (3, 4)), which a backward that reduces only the
+    smaller operand gets wrong."""
+    out = draw(shapes(1, max_dims, 1, max_side))
+
+    def operand():
+        drop = draw(st.integers(0, len(out) - 1))
+        return tuple(1 if draw(st.booleans()) else n for n in out[drop:])
+    return operand(), operand()
 
 
 @st.composite
