@@ -16,13 +16,13 @@ from .registry import Exercise, register
 def _targets(draw, shape, classes, min_kept):
     """(target, ignore_index): int64 (N, H, W) with classes below ``classes``, some of them absent.
 
-    The void fraction is drawn from none to all (all but ``min_kept`` pixels); the present classes
-    are a drawn subset, so any class, not only the highest, can be absent; the void label is 255
-    (then not passed: the default) or another value outside 0..classes-1.
+    The number of void pixels is drawn from none to all (all but ``min_kept`` pixels); the present
+    classes are a drawn subset, so any class, not only the highest, can be absent; the void label
+    is 255 (then not passed: the default) or another value outside 0..classes-1.
     """
     present = draw(st.lists(st.integers(0, classes - 1), min_size=1, max_size=classes, unique=True))
-    fraction = draw(st.sampled_from([0.0, 0.25, 0.5, 1.0]))
-    drawn = shim.to_numpy(make_target(shape, len(present), draw(st.integers(0, 2 ** 16)), fraction, min_kept).data)
+    void_count = draw(st.integers(0, int(numpy.prod(shape)) - min_kept))
+    drawn = shim.to_numpy(make_target(shape, len(present), draw(st.integers(0, 2 ** 16)), void_count).data)
     void = drawn == VOID
     ignore_index = draw(st.sampled_from([255, 255, -1, classes, 250]))
     target = numpy.where(void, ignore_index, numpy.asarray(present)[numpy.where(void, 0, drawn)])

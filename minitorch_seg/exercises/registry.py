@@ -61,8 +61,8 @@ class Exercise:
     task: str
     drawn: str
     gradients: bool = True
-    max_examples: int = 30
-    fast_examples: int = 8
+    max_examples: int = 100         # inputs a check draws (tiny ones: 100 cost well under a second)
+    fast_examples: int = 10         # under LESSON_FAST=1
     gradient_examples: int = 4
     rtol: float = 1e-6
     atol: float = 1e-9
@@ -125,11 +125,15 @@ def _record(name, status, report=""):
             log.write(json.dumps({"exercise": name, "status": status, "report": report}) + "\n")
 
 
-def check(name, candidate, max_examples=None):
-    """Return quietly when ``candidate`` solves exercise ``name``; raise ``ExerciseFailed`` (or ``NotAttempted``) otherwise."""
+def check(name, candidate, max_examples=None, seed=None):
+    """Return quietly when ``candidate`` solves exercise ``name``; raise ``ExerciseFailed`` (or ``NotAttempted``) otherwise.
+
+    ``max_examples``: how many inputs to draw (default: the exercise's). ``seed``: draw another
+    reproducible set of inputs (default: the fixed set every learner's check uses).
+    """
     e = get(name)
     try:
-        _check(e, candidate, e.examples(max_examples))
+        _check(e, candidate, e.examples(max_examples), seed)
     except NotAttempted as error:
         _record(name, "not attempted", str(error))
         raise
@@ -139,7 +143,7 @@ def check(name, candidate, max_examples=None):
     _record(name, "passed")
 
 
-def _check(e, candidate, examples):
+def _check(e, candidate, examples, seed=None):
     problem = _signature_problem(e, candidate)
     if problem:
         raise ExerciseFailed(problem)
@@ -147,9 +151,10 @@ def _check(e, candidate, examples):
         with shim.use_backend(backend):
             try:
                 check_against(candidate, e.reference, e.inputs(), examples, rtol=e.rtol, atol=e.atol,
-                              gradients=e.gradients)
+                              gradients=e.gradients, seed=seed)
                 if e.gradients:
-                    check_gradients(candidate, e.inputs(), min(examples, e.gradient_examples), directions=3)
+                    check_gradients(candidate, e.inputs(), min(examples, e.gradient_examples), directions=3,
+                                    seed=seed)
             except NotImplementedError as stub:
                 detail = f" ({stub})" if str(stub) else ""
                 raise NotAttempted(f"{e.name}: not attempted yet{detail}. {e.task}") from None

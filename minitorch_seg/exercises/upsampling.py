@@ -26,14 +26,40 @@ register(Exercise(
 
 
 @st.composite
-def _max_pool_inputs(draw):
+def _pooling(draw, overlap):
+    """A pooling config (dilation 1, floor mode), and how its arguments are passed: (config, forms).
+
+    ``forms`` says, independently per argument, whether a square value goes as an int, whether the
+    stride is left to its default (None: the kernel size, which the config then takes) and whether
+    a zero padding is left to its default. Every choice is drawn whatever the values (hypothesis
+    shrinks toward fewer draws).
+    """
     config = draw(pool_configs(max_batch=2, max_channels=3, max_side=7, max_kernel=3, max_stride=3,
-                               dilation=False, ceil_mode=False))
-    as_none = draw(st.booleans())         # drawn always: hypothesis shrinks toward fewer draws
-    stride = None if config["stride"] == config["kernel_size"] and as_none else config["stride"]
+                               dilation=False, ceil_mode=False, overlap=overlap))
+    forms = {"int": {k: draw(st.booleans()) for k in ("kernel_size", "stride", "padding")},
+             "stride_none": draw(st.booleans()), "padding_default": draw(st.booleans())}
+    if forms["stride_none"]:
+        config["stride"] = config["kernel_size"]      # always valid at dilation 1, floor mode
+    return config, forms
+
+
+def _pool_arguments(config, forms):
+    """(kernel_size, {stride, padding}) as a caller would pass them: ints, pairs or defaults."""
+    def given(key):
+        value = config[key]
+        return value[0] if forms["int"][key] and value[0] == value[1] else value
+    kwargs = {} if forms["stride_none"] else {"stride": given("stride")}
+    if not (forms["padding_default"] and config["padding"] == (0, 0)):
+        kwargs["padding"] = given("padding")
+    return given("kernel_size"), kwargs
+
+
+@st.composite
+def _max_pool_inputs(draw):
+    config, forms = draw(_pooling(overlap=True))
     x = distinct(config["x_shape"], draw(st.integers(0, 2 ** 16)))
-    return draw(arguments(x, config["kernel_size"], stride=stride, padding=config["padding"],
-                          return_indices=draw(st.booleans())))
+    kernel, kwargs = _pool_arguments(config, forms)
+    return draw(arguments(x, kernel, return_indices=draw(st.booleans()), **kwargs))
 
 
 register(Exercise(
@@ -44,8 +70,8 @@ register(Exercise(
          "flat index h * W + w in its (H, W) input plane, as torch returns them; and its backward, derived "
          "(each output copies the input at its switch; mind windows that overlap).",
     drawn="batches 1-2, channels 1-3, sides 1-7, kernels 1-3 (non-square too), strides 1-3 (below, equal to "
-          "and above the kernel; None), padding up to kernel // 2, with and without return_indices; all "
-          "values distinct (no ties)."))
+          "and above the kernel; None), padding up to kernel // 2 (or left out), each passed as an int or a pair, "
+          "with and without return_indices; all values distinct (no ties)."))
 
 
 def _default_unpool_side(n, k, s, p):
@@ -60,8 +86,7 @@ def _default_unpool_side(n, k, s, p):
 
 @st.composite
 def _max_unpool_inputs(draw):
-    config = draw(pool_configs(max_batch=2, max_channels=3, max_side=7, max_kernel=3, dilation=False,
-                               ceil_mode=False, overlap=False))
+    config, forms = draw(_pooling(overlap=False))
     output_size = draw(st.sampled_from(["none", "none", "hw", "nchw"]))
     shape = config["x_shape"]
     if output_size == "none":   # pooled from the default size (the last rows no window reads dropped), if it can be
@@ -75,8 +100,8 @@ def _max_unpool_inputs(draw):
     x = distinct(shape, draw(st.integers(0, 2 ** 16)))
     pooled, indices = F.max_pool2d(x, config["kernel_size"], config["stride"], config["padding"],
                                    return_indices=True)
-    return draw(arguments(tensors(pooled.shape), indices, config["kernel_size"], stride=config["stride"],
-                          padding=config["padding"], output_size=output_size))
+    kernel, kwargs = _pool_arguments(config, forms)
+    return draw(arguments(tensors(pooled.shape), indices, kernel, output_size=output_size, **kwargs))
 
 
 register(Exercise(
@@ -86,5 +111,5 @@ register(Exercise(
          "or (N, C, H, W)) with each input value put at its switch; and its backward, derived (which output's "
          "gradient reaches each input value?).",
     drawn="the switches of a max pooling of distinct values (batches 1-2, channels 1-3, sides 1-7, kernels "
-          "1-3, strides the kernel or one more, padding up to kernel // 2), output_size absent, (H, W) or "
-          "(N, C, H, W)."))
+          "1-3, strides the kernel (or None) or one more, padding up to kernel // 2, each an int or a pair), "
+          "output_size absent, (H, W) or (N, C, H, W)."))

@@ -26,10 +26,13 @@ smallest failing input (hypothesis shrank it from the first one that failed):
 from __future__ import annotations
 
 import inspect
+import os
+import sysconfig
 import traceback
 
 import numpy
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
+from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
 from .. import backend as shim
@@ -115,11 +118,13 @@ def _as_arguments(drawn):
 
 
 # ---- running a property over draws, and shrinking ---------------------------------------------------
-def run_property(prop, inputs, max_examples, describe_with=None):
+def run_property(prop, inputs, max_examples, describe_with=None, seed=None):
     """Run ``prop(arguments)`` on ``max_examples`` draws of ``inputs``; raise ``CheckFailed`` on the smallest failure.
 
     A ``NotImplementedError`` (a stub not written yet) is re-raised as it is, without shrinking.
-    Draws are reproducible (derandomized) and nothing is written to a hypothesis database.
+    Draws are reproducible and nothing is written to a hypothesis database: without ``seed`` they
+    are derandomized (the same draws every run, so a grade is repeatable), with an int ``seed`` they
+    come from that seed (another reproducible set of draws).
     """
     failures, stubs = [], []
 
@@ -133,9 +138,11 @@ def run_property(prop, inputs, max_examples, describe_with=None):
             failures.append((example, error))
             raise
 
-    test = settings(max_examples=max_examples, derandomize=True, database=None, deadline=None,
+    test = settings(max_examples=max_examples, derandomize=seed is None, database=None, deadline=None,
                     report_multiple_bugs=False, verbosity=Verbosity.quiet, suppress_health_check=list(HealthCheck),
                     phases=[p for p in Phase if p is not Phase.explain])(given(inputs)(body))  # explain: unused, slow
+    if seed is not None:
+        test = hypothesis_seed(seed)(test)
     try:
         test()
     except Exception:
@@ -147,13 +154,22 @@ def run_property(prop, inputs, max_examples, describe_with=None):
         raise stubs[0]
 
 
+_LIBRARIES = tuple(os.path.dirname(os.path.dirname(module.__file__)) for module in (numpy,)) + (
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), sysconfig.get_paths()["stdlib"])
+
+
+def _where(error):
+    """'(at line N of FILE: CODE)' for the innermost frame of the caller's own code, or '' if none."""
+    frames = [f for f in traceback.extract_tb(error.__traceback__)
+              if not os.path.abspath(f.filename).startswith(_LIBRARIES) and "hypothesis" not in f.filename]
+    return f"\n  (at line {frames[-1].lineno} of {frames[-1].filename}: {frames[-1].line})" if frames else ""
+
+
 def _report(error, example, fn):
     if isinstance(error, Mismatch):
         what = str(error)
     else:
-        frame = traceback.extract_tb(error.__traceback__)[-1]
-        what = (f"it raised {type(error).__name__}: {error}\n"
-                f"  (at line {frame.lineno} of {frame.filename}: {frame.line})")
+        what = f"it raised {type(error).__name__}: {error}{_where(error)}"
     return (f"{what}\nsmallest failing input (hypothesis shrank it from the first one that failed):\n"
             f"{example.describe(fn)}")
 
@@ -184,8 +200,8 @@ def compare(name, got, expected, rtol, atol):
     if got.shape != expected.shape:
         raise Mismatch(f"{name} has shape {got.shape}, expected {expected.shape}.")
     if expected.dtype.kind in "fc":
-        if got.dtype.kind not in "fc":
-            raise Mismatch(f"{name} is {got.dtype}, expected a floating tensor.")
+        if got.dtype != expected.dtype:
+            raise Mismatch(f"{name} is {got.dtype}, expected {expected.dtype} (the inputs' dtype).")
         close = numpy.isclose(got, expected, rtol=rtol, atol=atol, equal_nan=True)
         if close.all():
             return
@@ -229,7 +245,7 @@ def _backward(outputs, upstream):
 
 
 # ---- the two checks -------------------------------------------------------------------------------
-def check_against(candidate, reference, inputs, max_examples=30, rtol=1e-6, atol=1e-9, gradients=True):
+def check_against(candidate, reference, inputs, max_examples=30, rtol=1e-6, atol=1e-9, gradients=True, seed=None):
     """``candidate`` gives ``reference``'s outputs and input gradients on every draw of ``inputs``.
 
     ``inputs``: a strategy of ``Arguments`` (or of tuples of positional arguments, or of single
@@ -237,12 +253,19 @@ def check_against(candidate, reference, inputs, max_examples=30, rtol=1e-6, atol
     number, or a tuple of them: indices too) must be equal (floats within ``rtol``/``atol``).
     With ``gradients``, the floating outputs are contracted with one random upstream gradient and
     the gradient of every floating tensor argument that requires grad must be equal too.
-    Raises ``CheckFailed`` with the report for the smallest failing draw.
+    Raises ``CheckFailed`` with the report for the smallest failing draw. ``seed``: see ``run_property``.
     """
     def prop(example):
         mine, theirs = example.fresh(), example.fresh()
         expected = _flatten(theirs.call(reference))
+        before = [(name, _host(value).copy()) for name, value in mine.named(reference)
+                  if isinstance(value, (Tensor, numpy.ndarray))]
         got = _flatten(mine.call(candidate))
+        for (name, old), (_, value) in zip(before, [(n, v) for n, v in mine.named(reference)
+                                                     if isinstance(v, (Tensor, numpy.ndarray))]):
+            if not numpy.array_equal(old, _host(value), equal_nan=old.dtype.kind in "fc"):
+                raise Mismatch(f"your function changed `{name}` in place: its values differ after the call. "
+                               "Compute into new arrays instead (x = x - m, not x -= m).")
         if len(got) != len(expected):
             raise Mismatch(f"your function returned {len(got)} value(s), the reference {len(expected)}.")
         for i, (g, e) in enumerate(zip(got, expected)):
@@ -265,16 +288,16 @@ def check_against(candidate, reference, inputs, max_examples=30, rtol=1e-6, atol
                 raise Mismatch(f"no gradient reached `{name}`: your backward returned None for it.")
             compare(f"the gradient of `{name}`", t_mine.grad, t_theirs.grad, rtol, atol)
 
-    run_property(prop, inputs, max_examples, reference)
+    run_property(prop, inputs, max_examples, reference, seed)
 
 
-def check_gradients(fn, inputs, max_examples=30, eps=1e-6, atol=1e-5, rtol=1e-3, directions=None):
+def check_gradients(fn, inputs, max_examples=30, eps=1e-6, atol=1e-5, rtol=1e-3, directions=None, seed=None):
     """``fn``'s backward agrees with central finite differences on every draw of ``inputs`` (float64).
 
     Every floating tensor argument that requires grad is checked (see ``gradcheck``; ``directions``
     checks along that many random directions only, which is cheaper for big inputs). Raises
     ``CheckFailed`` with the report for the smallest failing draw: the input, the worst element,
-    your (analytic) value and the numeric one.
+    your (analytic) value and the numeric one. ``seed``: see ``run_property``.
     """
     def prop(example):
         example = example.fresh()
@@ -292,4 +315,4 @@ def check_gradients(fn, inputs, max_examples=30, eps=1e-6, atol=1e-5, rtol=1e-3,
                            f"gives {error.analytic!r}, the numeric derivative (f(x+h) - f(x-h)) / 2h gives "
                            f"{error.numeric!r} (atol {atol}, rtol {rtol}).") from None
 
-    run_property(prop, inputs, max_examples, fn)
+    run_property(prop, inputs, max_examples, fn, seed)

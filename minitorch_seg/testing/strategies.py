@@ -95,33 +95,30 @@ def tensors(draw, shape, low=-2.0, high=2.0, away_from=None, all_distinct=False,
 
 
 # ---- segmentation targets -------------------------------------------------------------------------
-def make_target(shape, num_classes, seed=0, void=0.0, min_kept=0):
-    """An int64 target of ``shape`` with classes 0..num_classes-1 and about ``void`` of it 255.
-
-    At least ``min_kept`` pixels (at most all of them) keep a class.
-    """
+def make_target(shape, num_classes, seed=0, void=0, ignore_index=VOID):
+    """An int64 target of ``shape`` with classes 0..num_classes-1 and exactly ``void`` pixels
+    (placed at random) set to ``ignore_index``."""
     rng = numpy.random.default_rng(seed)
     target = rng.integers(0, num_classes, shape)
-    target[rng.random(shape) < void] = VOID
     flat = target.reshape(-1)
-    missing = min(min_kept, flat.size) - int((flat != VOID).sum())
-    if missing > 0:
-        flat[numpy.flatnonzero(flat == VOID)[:missing]] = rng.integers(0, num_classes, missing)
+    flat[rng.permutation(flat.size)[:void]] = ignore_index
     return Tensor(shim.to_backend(target.astype(numpy.int64)))
 
 
 @st.composite
-def segmentation_targets(draw, shape, num_classes, void=True, min_kept=1):
+def segmentation_targets(draw, shape, num_classes, void=True, min_kept=1, ignore_index=VOID):
     """Int64 targets of ``shape`` (tuple or strategy) with classes below ``num_classes`` (int or strategy).
 
-    ``void``: True draws a void fraction (0 to all pixels; 255 is the ignore label), False none.
-    ``min_kept``: at least this many pixels keep a class (1 by default, so a mean over kept
-    pixels exists; 0 allows an all-void target).
+    ``void``: True draws how many pixels are void (``ignore_index``, 255 by default): from none to
+    all but ``min_kept`` (1 by default, so a mean over kept pixels exists; 0 allows an all-void
+    target). The count is drawn by hypothesis, so a failure that needs no void pixel shrinks to
+    none, and one that needs them keeps as few as it can.
     """
     shape = draw(shape) if isinstance(shape, st.SearchStrategy) else tuple(shape)
     classes = draw(num_classes) if isinstance(num_classes, st.SearchStrategy) else num_classes
-    fraction = draw(st.sampled_from([0.0, 0.25, 0.5, 1.0])) if void else 0.0
-    return make_target(shape, classes, draw(st.integers(0, 2 ** 16)), fraction, min_kept)
+    size = int(numpy.prod(shape))
+    void_count = draw(st.integers(0, max(0, size - min_kept))) if void else 0
+    return make_target(shape, classes, draw(st.integers(0, 2 ** 16)), void_count, ignore_index)
 
 
 @st.composite

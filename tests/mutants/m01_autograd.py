@@ -42,3 +42,10 @@ MUTANTS = {
            "return unbroadcast(g, ctx.shapes[0]), unbroadcast(g, ctx.shapes[0])")]),
     ],
 }
+
+# Found by a review in which a helper wrote its own wrong answers as a learner would; the
+# grader accepted each until the strategies drew what exposes it.
+MUTANTS['add'] += [
+    ('size-1 axes summed only when no leading axes were added (if lead: ... else ...): wrong for (1,) + (2, 3)',
+     [('    ones = tuple(i for i, n in enumerate(shape) if n == 1)\n', '    ones = tuple(i for i, n in enumerate(shape) if n == 1) if lead == 0 else ()\n')]),
+]

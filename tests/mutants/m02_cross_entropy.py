@@ -26,3 +26,12 @@ MUTANTS = {
          [("return losses.sum() / ctx.total if", "return losses.sum() / max(ctx.total - 1, 1) if")]),
     ],
 }
+
+# Found by a review in which a helper wrote its own wrong answers as a learner would; the
+# grader accepted each until the strategies drew what exposes it.
+MUTANTS['cross_entropy'] += [
+    ('ignore_index hard-coded as 255',
+     [('keep = target != ignore_index', 'keep = target != 255')]),
+    ("'mean' with a weight divides by the mean class weight times the kept pixels, not by sum w[y]",
+     [('ctx.reduction, ctx.total = reduction, w_y.sum()', 'ctx.reduction, ctx.total = reduction, (w.sum() * keep.sum() / len(w) if weight is not None else keep.sum())')]),
+]

@@ -47,3 +47,10 @@ MUTANTS = {
          [("return -g * d_j * keep / y.shape[1], None", "return -g * d_j * keep, None")]),
     ],
 }
+
+# Found by a review in which a helper wrote its own wrong answers as a learner would; the
+# grader accepted each until the strategies drew what exposes it.
+MUTANTS['confusion_matrix'] += [
+    ('void pixels dropped as target < num_classes (255 and C work, a void label of -1 is counted)',
+     [('keep = t != ignore_index', 'keep = t < num_classes')]),
+]

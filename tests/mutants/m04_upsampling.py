@@ -47,3 +47,18 @@ MUTANTS = {
          [("(n - 1) * s - 2 * p + k", "n * s - 2 * p")]),
     ],
 }
+
+# Found by a review in which a helper wrote its own wrong answers as a learner would; the
+# grader accepted each until the strategies drew what exposes it.
+MUTANTS['max_pool2d'] += [
+    ('stride None treated as 1, not the kernel size',
+     [('stride = kernel if stride is None else pair(stride)', 'stride = (1, 1) if stride is None else pair(stride)')]),
+    ('ints not accepted: kernel_size, stride and padding assumed pairs',
+     [('        return (v, v) if isinstance(v, int) else tuple(v)', '        return tuple(v)')]),
+]
+MUTANTS['max_unpool2d'] += [
+    ('stride None treated as 1, not the kernel size',
+     [('stride = kernel if stride is None else pair(stride)', 'stride = (1, 1) if stride is None else pair(stride)')]),
+    ('ints not accepted: kernel_size, stride and padding assumed pairs',
+     [('        return (v, v) if isinstance(v, int) else tuple(v)', '        return tuple(v)')]),
+]

@@ -29,3 +29,10 @@ MUTANTS = {
          [("enumerate(rates)", "enumerate(rates[::-1])")]),
     ],
 }
+
+# Found by a review in which a helper wrote its own wrong answers as a learner would; the
+# grader accepted each until the strategies drew what exposes it.
+MUTANTS['atrous_pyramid'] += [
+    ('the rates sorted: branches in increasing rate, not in the order given',
+     [('for k, rate in enumerate(rates):', 'for k, rate in enumerate(sorted(rates)):')]),
+]

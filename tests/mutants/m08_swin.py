@@ -52,3 +52,10 @@ MUTANTS = {
          [("grad_k = ds.swapaxes(-1, -2) @ q * ctx.scale", "grad_k = ds.swapaxes(-1, -2) @ q")]),
     ],
 }
+
+# Found by a review in which a helper wrote its own wrong answers as a learner would; the
+# grader accepted each until the strategies drew what exposes it.
+MUTANTS['window_attention'] += [
+    ('the softmax without the row maximum subtracted: inf/nan once a score passes 709',
+     [('p = numpy.exp(s - s.max(axis=-1, keepdims=True))', 'p = numpy.exp(s)')]),
+]

@@ -50,3 +50,10 @@ MUTANTS = {
          [("return inv_sigma * (g - mean_g - x_hat * mean_g_x_hat)", "return inv_sigma * (g - mean_g)")]),
     ],
 }
+
+# Found by a review in which a helper wrote its own wrong answers as a learner would; the
+# grader accepted each until the strategies drew what exposes it.
+MUTANTS['normalize_channels'] += [
+    ("the input centred in place (x -= mean): the caller's tensor is changed",
+     [('xc = x - x.mean(axis=axes, keepdims=True)                     # (N, C, *)', 'x -= x.mean(axis=axes, keepdims=True)\n        xc = x')]),
+]
