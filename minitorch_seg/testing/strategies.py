@@ -33,16 +33,23 @@ def shapes(min_dims=1, max_dims=4, min_side=1, max_side=5):
 
 @st.composite
 def broadcastable_pair(draw, max_dims=4, max_side=4):
-    """Two shapes that broadcast together to a drawn output shape, each dropping leading axes and
-    setting some sizes to 1 on its own: equal shapes, one inside the other ((2, 3) and (3,)), and
-    both expanded at once ((3, 1) and (1, 4) -> (3, 4)), which a backward that reduces only the
-    smaller operand gets wrong."""
+    """Two shapes that broadcast together, of three kinds, each drawn often: both operands expanded
+    ((3, 1) and (1, 4) -> (3, 4): the case a backward that reduces only one operand gets wrong),
+    one inside the other ((2, 3) and (3,) or (1, 3)), and equal shapes.
+    """
+    kind = draw(st.sampled_from(["both", "one", "equal"] if max_dims >= 2 else ["one", "equal"]))
+    if kind == "both":             # axis i of a and axis j of b are 1, where the other keeps the full size
+        out = draw(shapes(2, max_dims, 2, max(2, max_side)))
+        i, j = draw(st.permutations(range(len(out))))[:2]
+        a = [1 if k == i else n if k == j else (1 if draw(st.booleans()) else n) for k, n in enumerate(out)]
+        b = [1 if k == j else n if k == i else (1 if draw(st.booleans()) else n) for k, n in enumerate(out)]
+        return tuple(a), tuple(b[draw(st.integers(0, i)):])      # b may drop leading axes, never axis i
     out = draw(shapes(1, max_dims, 1, max_side))
-
-    def operand():
-        drop = draw(st.integers(0, len(out) - 1))
-        return tuple(1 if draw(st.booleans()) else n for n in out[drop:])
-    return operand(), operand()
+    if kind == "equal":
+        return out, out
+    drop = draw(st.integers(0, len(out) - 1))
+    inner = tuple(1 if draw(st.booleans()) else n for n in out[drop:])
+    return (out, inner) if draw(st.booleans()) else (inner, out)
 
 
 @st.composite
