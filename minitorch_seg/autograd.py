@@ -89,7 +89,24 @@ class Context:
 
     ``save_for_backward(*arrays)`` / ``saved_arrays`` hold arrays; any other attribute
     (``ctx.stride = 2``) may be set too. ``needs_input_grad[i]`` says whether input ``i`` wants a
-    gradient, so backward can skip the work for the others.
+    gradient, so backward can skip the work for the others. ``saved_tensors`` is torch's name for
+    ``saved_arrays``; unlike PyTorch they are arrays, as everything a Function's forward and
+    backward see is.
+
+    >>> class Square(Function):
+    ...     @staticmethod
+    ...     def forward(ctx, x):
+    ...         ctx.save_for_backward(x)
+    ...         return x * x
+    ...     @staticmethod
+    ...     def backward(ctx, g):
+    ...         (x,) = ctx.saved_tensors
+    ...         return 2 * x * g
+    >>> import minitorch_seg as mt
+    >>> x = mt.tensor([3.0], requires_grad=True)
+    >>> Square.apply(x).sum().backward()
+    >>> x.grad.tolist()
+    [6.0]
     """
 
     def __init__(self, function, needs_input_grad):
@@ -103,6 +120,11 @@ class Context:
 
     def save_for_backward(self, *arrays):
         self.saved_arrays = arrays
+
+    @property
+    def saved_tensors(self):
+        """torch's name for ``saved_arrays`` (arrays here, not Tensors)."""
+        return self.saved_arrays
 
     def mark_non_differentiable(self, *arrays):
         """Outputs (e.g. max-pool indices) that carry no gradient."""

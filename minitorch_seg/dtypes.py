@@ -50,3 +50,30 @@ def get_default_dtype():
 
 def is_floating(dtype):
     return numpy.dtype(dtype).kind == "f"
+
+
+class memory_format:  # noqa: N801 - torch's name
+    """torch's memory formats, accepted by ``Tensor.to``/``contiguous``/``Module.to`` with no effect.
+
+    Unlike PyTorch: arrays are always laid out as their ops make them (row-major NCHW for new
+    ones); ``channels_last`` changes nothing, so code that asks for it runs unchanged.
+    """
+
+    def __init__(self, name):
+        self.name = name
+
+    def __repr__(self):
+        return f"torch.{self.name}"
+
+
+contiguous_format = memory_format("contiguous_format")
+channels_last = memory_format("channels_last")
+preserve_format = memory_format("preserve_format")
+MEMORY_FORMATS = (contiguous_format, channels_last, preserve_format)
+
+
+def check_memory_format(value):
+    """``value`` if it is one of the memory formats (or None); a one-sentence TypeError otherwise."""
+    if value is not None and not any(value is m for m in MEMORY_FORMATS):
+        raise TypeError(f"memory_format must be one of contiguous_format, channels_last, preserve_format, got {value!r}.")
+    return value

@@ -12,9 +12,11 @@ tensor(8., grad_fn=<Sum>)
 """
 from __future__ import annotations
 
+import builtins
+
 import numpy
 
-from . import autograd, backend, dtypes
+from . import autograd, backend, devices, dtypes, inplace
 
 
 class Tensor:
@@ -117,18 +119,59 @@ class Tensor:
     def tolist(self):
         return backend.to_numpy(self.data).tolist()
 
-    def to(self, target):
-        """A backend name ("numpy", "cupy") or a dtype.
+    def to(self, *args, **kwargs):
+        """torch's forms: ``to(dtype)``, ``to(device)``, ``to(device, dtype)``, ``to(other_tensor)``,
+        ``to(device=..., dtype=..., non_blocking=False, copy=False, memory_format=...)``.
 
-        Unlike PyTorch: a move between backends is not recorded in the graph; move leaves (data,
-        parameters), not intermediate results. A dtype change is differentiable.
+        A device is a ``device``, "cpu" (the NumPy backend), "cuda" (CuPy) or a backend name
+        ("numpy", "cupy", "strict"); a dtype is a dtype or its name. Returns ``self`` when nothing
+        changes (unless ``copy=True``). Unlike PyTorch: a move between devices is not recorded in
+        the graph (the moved tensor is a new leaf with the same ``requires_grad``); move leaves (data,
+        parameters), not intermediate results. A dtype change is differentiable. ``non_blocking``
+        and ``memory_format`` are accepted and change nothing.
         """
-        if isinstance(target, str) and target in backend.BACKENDS:
-            if target == self.backend:
-                return self
-            return Tensor(backend.to_backend(self.data, target), requires_grad=self.requires_grad)
-        dtype = dtypes.resolve(target)
-        return self if dtype == self.dtype else F.cast(self, dtype)
+        target_backend, dtype, copy = parse_to(args, kwargs)
+        result = self
+        if target_backend is not None and target_backend != self.backend:
+            result = Tensor(backend.to_backend(self.data, target_backend), requires_grad=self.requires_grad)
+        if dtype is not None and dtype != result.dtype:
+            result = F.cast(result, dtype)
+        if copy and result is self:
+            result = F.clone(self)
+        return result
+
+    @property
+    def device(self):
+        """Where the array lives: ``device('cpu')`` on NumPy, ``device('cuda', 0)`` on CuPy (``device('strict')`` for the test backend)."""
+        return devices.of_backend(self.backend)
+
+    is_cuda = property(lambda self: self.backend == "cupy")
+
+    def cpu(self, memory_format=None):
+        """This tensor on the NumPy backend (itself if it is there already)."""
+        return self.to("cpu", memory_format=memory_format)
+
+    def cuda(self, device=None, non_blocking=False, memory_format=None):
+        """This tensor on the GPU (CuPy); one sentence saying why where CuPy or the GPU is missing."""
+        return self.to("cuda" if device is None else devices.device("cuda", device) if isinstance(device, int)
+                       else device, memory_format=memory_format)
+
+    def contiguous(self, memory_format=None):
+        """Itself when its array is row-major contiguous, else a contiguous copy (differentiable).
+
+        ``memory_format`` (e.g. ``channels_last``) is accepted and changes nothing.
+        """
+        dtypes.check_memory_format(memory_format)
+        return self if self.data.flags.c_contiguous else F.clone(self)
+
+    def is_contiguous(self, memory_format=None):
+        return bool(self.data.flags.c_contiguous)
+
+    def type_as(self, other):
+        return self.to(other.dtype)
+
+    def is_floating_point(self):
+        return dtypes.is_floating(self.dtype)
 
     def double(self):
         return self.to(dtypes.float64)
@@ -139,22 +182,31 @@ class Tensor:
     def long(self):
         return self.to(dtypes.int64)
 
+    def int(self):
+        return self.to(dtypes.int32)
+
+    def half(self):
+        return self.to(dtypes.float16)
+
+    def bool(self):
+        return self.to(dtypes.bool)
+
     def clone(self):
         return F.clone(self)
 
-    # ---- in-place, outside the graph (initialisation, optimizers) ---------------------------
-    def zero_(self):
-        self.data[...] = 0
-        return self
-
-    def fill_(self, value):
-        self.data[...] = value
-        return self
-
-    def copy_(self, source):
-        source = source.data if isinstance(source, Tensor) else source
-        self.data[...] = backend.to_backend(source, self.backend)
-        return self
+    # ---- in-place ops: see inplace.py ------------------------------------------------------
+    add_ = inplace.add_
+    sub_ = inplace.sub_
+    mul_ = inplace.mul_
+    div_ = inplace.div_
+    clamp_ = clip_ = inplace.clamp_
+    zero_ = inplace.zero_
+    fill_ = inplace.fill_
+    copy_ = inplace.copy_
+    __iadd__ = inplace.add_
+    __isub__ = inplace.sub_
+    __imul__ = inplace.mul_
+    __itruediv__ = inplace.div_
 
     # ---- operators --------------------------------------------------------------------------
     def __add__(self, other): return F.add(self, other)
@@ -172,6 +224,15 @@ class Tensor:
     def __neg__(self): return F.neg(self)
     def __abs__(self): return F.abs(self)
     def __getitem__(self, index): return F.getitem(self, index)
+
+    # Logical and bitwise operators on bool (and integer) tensors, outside the graph, as in torch.
+    def __and__(self, other): return F.bitwise_and(self, other)
+    def __rand__(self, other): return F.bitwise_and(other, self)
+    def __or__(self, other): return F.bitwise_or(self, other)
+    def __ror__(self, other): return F.bitwise_or(other, self)
+    def __xor__(self, other): return F.bitwise_xor(self, other)
+    def __rxor__(self, other): return F.bitwise_xor(other, self)
+    def __invert__(self): return F.bitwise_not(self)
 
     # Comparisons give boolean tensors outside the graph, as in torch.
     def _compare(self, other, op):
@@ -201,6 +262,16 @@ class Tensor:
     def max(self, dim=None, keepdim=False): return F.max(self, dim, keepdim)
     def amax(self, dim=None, keepdim=False): return F.amax(self, dim, keepdim)
     def argmax(self, dim=None, keepdim=False): return F.argmax(self, dim, keepdim)
+    def min(self, dim=None, keepdim=False): return F.min(self, dim, keepdim)
+    def amin(self, dim=None, keepdim=False): return F.amin(self, dim, keepdim)
+    def argmin(self, dim=None, keepdim=False): return F.argmin(self, dim, keepdim)
+    def any(self, dim=None, keepdim=False): return F.any(self, dim, keepdim)
+    def all(self, dim=None, keepdim=False): return F.all(self, dim, keepdim)
+    def clamp(self, min=None, max=None): return F.clamp(self, min, max)  # noqa: A002 - torch's names
+    clip = clamp
+    def isnan(self): return F.isnan(self)
+    def isinf(self): return F.isinf(self)
+    def t(self): return F.t(self)
     def reshape(self, *shape): return F.reshape(self, *shape)
     def view(self, *shape): return F.reshape(self, *shape)
     def flatten(self, start_dim=0, end_dim=-1): return F.flatten(self, start_dim, end_dim)
@@ -244,6 +315,30 @@ class Tensor:
         elif self.requires_grad:
             extras.append("requires_grad=True")
         return "tensor(" + ", ".join([text] + extras) + ")"
+
+
+def parse_to(args, kwargs):
+    """(backend name or None, dtype or None, copy) from torch's ``to`` arguments (see ``Tensor.to``)."""
+    kwargs = dict(kwargs)
+    device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
+    copy = kwargs.pop("copy", False)
+    kwargs.pop("non_blocking", None)
+    dtypes.check_memory_format(kwargs.pop("memory_format", None))
+    if kwargs:
+        raise TypeError(f"to() got unexpected keyword arguments {', '.join(map(repr, kwargs))}.")
+    if len(args) > 3:
+        raise TypeError(f"to() takes at most a device, a dtype and non_blocking, got {len(args)} positional arguments.")
+    for arg in args:
+        if isinstance(arg, Tensor):
+            device, dtype = arg.device, arg.dtype
+        elif isinstance(arg, builtins.bool):
+            continue                                   # to(dtype, non_blocking) / to(device, dtype, non_blocking)
+        elif devices.is_device(arg):
+            device = arg
+        else:
+            dtype = arg
+    target = None if device is None else devices.backend_of(device)
+    return target, None if dtype is None else dtypes.resolve(dtype), copy
 
 
 def _array_from_python(data, dtype):

@@ -3,7 +3,11 @@
 One file per family; each op is a ``Function`` with its backward derived in its docstring.
 """
 from .conv import conv2d, conv_transpose2d
-from .activation import dropout, gelu, leaky_relu, log_softmax, relu, sigmoid, softmax, tanh
+from .activation import dropout, dropout2d, gelu, leaky_relu, log_softmax, prelu, relu, sigmoid, softmax, tanh
+from .bce import binary_cross_entropy_with_logits
+from .logical import (bitwise_and, bitwise_not, bitwise_or, bitwise_xor, isfinite, isinf, isnan, logical_not,
+                      one_hot)
+from .select import clamp, clip, where
 from .elementwise import abs, add, cast, clone, div, exp, log, mul, neg, pow, sqrt, sub
 from .linear import linear, matmul
 from .loss import cross_entropy
@@ -11,8 +15,8 @@ from .norm import batch_norm, group_norm, layer_norm
 from .pool import avg_pool2d, max_pool2d, max_unpool2d
 from .upsample import interpolate
 from .movement import (cat, expand, flatten, getitem, pad, permute, reshape, roll, squeeze, stack,
-                       transpose, unsqueeze)
-from .reduce import amax, argmax, max, mean, sum
+                       t, transpose, unsqueeze)
+from .reduce import all, amax, amin, any, argmax, argmin, max, mean, min, sum
 from .windows import window_partition, window_reverse
 from .attention import window_attention
 
@@ -24,4 +28,7 @@ __all__ = [
     "batch_norm", "group_norm", "layer_norm",
     "avg_pool2d", "max_pool2d", "max_unpool2d", "interpolate",
     "window_attention", "window_partition", "window_reverse",
+    "all", "amin", "any", "argmin", "min", "t", "clamp", "clip", "where", "isnan", "isinf", "isfinite",
+    "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not", "logical_not", "one_hot",
+    "dropout2d", "prelu", "binary_cross_entropy_with_logits",
 ]

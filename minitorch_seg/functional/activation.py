@@ -185,11 +185,13 @@ def _dim(dim, ndim):
     return dim % bound
 
 
-def relu(input):
+def relu(input, inplace=False):
+    """max(input, 0). ``inplace`` is accepted and computes out of place (see the README's "unlike PyTorch")."""
     return ReLU.apply(input)
 
 
-def leaky_relu(input, negative_slope=0.01):
+def leaky_relu(input, negative_slope=0.01, inplace=False):
+    """input where positive, else negative_slope * input. ``inplace`` is accepted and computes out of place."""
     return LeakyReLU.apply(input, negative_slope=negative_slope)
 
 
@@ -220,8 +222,11 @@ def log_softmax(input, dim):
     return LogSoftmax.apply(input, dim=_dim(dim, input.ndim))
 
 
-def dropout(input, p=0.5, training=True):
-    """Zero each element with probability ``p`` and scale the rest by 1/(1-p); identity in eval."""
+def dropout(input, p=0.5, training=True, inplace=False):
+    """Zero each element with probability ``p`` and scale the rest by 1/(1-p); identity in eval.
+
+    ``inplace`` is accepted and computes out of place.
+    """
     if not 0 <= p <= 1:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}.")
     if not training or p == 0:
@@ -229,3 +234,72 @@ def dropout(input, p=0.5, training=True):
     if p == 1:
         return input * 0.0
     return Dropout.apply(input, p=p)
+
+
+# ---- added for torch's surface: PReLU and channel dropout ---------------------------------------------
+class PReLU(Function):
+    """y = x for x > 0, else w * x, with a learned slope w per channel (dim 1) or one for all.
+
+    ``w`` arrives reshaped to broadcast against x ((1, C, 1, ...) or a single element).
+    Backward: dy/dx = 1 where x > 0 else w, so dL/dx = g * (1 if x > 0 else w);
+    dy/dw = x where x <= 0 else 0, so dL/dw = sum of g * x over x <= 0, summed to w's shape
+    (over the batch and spatial dims). At x = 0 the slope side is taken, as torch.
+    """
+
+    @staticmethod
+    def forward(ctx, x, w):
+        xp = get_array_module(x, w)
+        positive = x > 0
+        ctx.save_for_backward(x, w, positive)
+        return xp.where(positive, x, w * x)
+
+    @staticmethod
+    def backward(ctx, g):
+        from ..autograd import sum_to_shape
+        x, w, positive = ctx.saved_arrays
+        xp = get_array_module(g)
+        need_x, need_w = ctx.needs_input_grad
+        zero = g.dtype.type(0)
+        grad_x = xp.where(positive, g, g * w) if need_x else None
+        grad_w = sum_to_shape(xp.where(positive, zero, g * x), w.shape) if need_w else None
+        return grad_x, grad_w
+
+
+def prelu(input, weight):
+    """PReLU with ``weight`` of one element (shared) or C elements (one per channel, dim 1), as torch."""
+    if weight.ndim != 1 and weight.numel() != 1:
+        raise ValueError(f"prelu: weight must be 1-D (one slope or one per channel), got shape {weight.shape}.")
+    channels = weight.numel()
+    if channels != 1:
+        if input.ndim < 2 or input.shape[1] != channels:
+            raise ValueError(f"prelu: {channels} slopes need an input with {channels} channels in dim 1, "
+                             f"got shape {input.shape}.")
+        weight = weight.reshape([1, channels] + [1] * (input.ndim - 2))
+    elif input.ndim > 0:
+        weight = weight.reshape([1] * input.ndim)
+    else:
+        weight = weight.reshape(())
+    return PReLU.apply(input, weight)
+
+
+def dropout2d(input, p=0.5, training=True, inplace=False):
+    """Zero whole channels: each (sample, channel) plane with probability ``p``, the rest scaled by 1/(1-p).
+
+    Input (N, C, H, W), or (C, H, W) treated as one sample. y = x * m with m ~ Bernoulli(1 - p)
+    / (1 - p) of shape (N, C, 1, 1), a constant, so dL/dx = g * m (the Mul's backward).
+    ``inplace`` is accepted and computes out of place.
+    """
+    from ..tensor import Tensor
+    if not 0 <= p <= 1:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}.")
+    if input.ndim not in (3, 4):
+        raise ValueError(f"dropout2d expects a 3-D (C, H, W) or 4-D (N, C, H, W) input, got shape {input.shape}.")
+    if not training or p == 0:
+        return input
+    xp = get_array_module(input.data)
+    shape = input.shape[:-2] + (1, 1)
+    if p == 1:
+        mask = xp.zeros(shape, dtype=input.dtype)
+    else:
+        mask = (random_uniform(xp, shape, input.dtype) >= p) * input.dtype.type(1 / (1 - p))
+    return input * Tensor(mask)

@@ -210,7 +210,36 @@ class Cast(Function):
         return g.astype(ctx.dtype)
 
 
+def _kind(value):
+    """'b', 'i' or 'f' (numbers and tensors alike), None for anything else."""
+    dtype = getattr(value, "dtype", None)
+    if dtype is not None:
+        return "i" if dtype.kind == "u" else dtype.kind
+    return "b" if isinstance(value, bool) else "i" if isinstance(value, int) else "f" if isinstance(value, float) else None
+
+
+def _promoted(function, input, other):
+    """torch's type promotion where NumPy's differs: an integer (or bool) tensor meets a float.
+
+    With a Python float, or with ``/`` of two integers, the integer tensor becomes the default float
+    dtype (float32: ``int64_tensor / 2`` is float32 in torch, float64 in NumPy); with a float
+    tensor it takes that tensor's dtype (int64 with float32 is float32, not float64).
+    """
+    from ..dtypes import get_default_dtype
+    kinds = (_kind(input), _kind(other))
+    if None in kinds or "f" not in kinds and not (function is Div and kinds != ("b", "b")):
+        return input, other
+    operands = [input, other]
+    for i, (value, kind) in enumerate(zip(operands, kinds)):
+        partner = operands[1 - i]
+        if kind in "bi" and hasattr(value, "dtype"):
+            float_partner = kinds[1 - i] == "f" and hasattr(partner, "dtype")
+            operands[i] = cast(value, partner.dtype if float_partner else get_default_dtype())
+    return tuple(operands)
+
+
 def _broadcasting(function, input, other):
+    input, other = _promoted(function, input, other)
     try:
         return function.apply(input, other)
     except ValueError as error:

@@ -309,3 +309,10 @@ def roll(input, shifts, dims=None):
     if len(shifts) != len(dims):
         raise ValueError(f"roll: shifts {shifts} and dims {dims} must have the same length.")
     return Roll.apply(input, shifts=shifts, dims=tuple(_axes(d, input.ndim)[0] for d in dims))
+
+
+def t(input):
+    """The transpose of a matrix: a 0-D or 1-D tensor as it is, a 2-D one with its dims swapped (torch's ``t``)."""
+    if input.ndim > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {input.ndim}D.")
+    return input if input.ndim < 2 else transpose(input, 0, 1)

@@ -162,3 +162,67 @@ def argmax(input, dim=None, keepdim=False):
     axis = _axes(dim, input.ndim)[0]
     indices = xp.asarray(input.data.argmax(axis=axis))
     return Tensor(xp.expand_dims(indices, axis) if keepdim else indices)
+
+
+# ---- the mirror images of max, and the boolean reductions ------------------------------------------
+MinResult = namedtuple("min", ["values", "indices"])
+
+
+def _is_float(input):
+    return input.dtype.kind == "f"
+
+
+def amin(input, dim=None, keepdim=False):
+    """The smallest elements over ``dim``: -amax(-x), so the gradient is amax's (ties share it)."""
+    if _is_float(input):
+        return -amax(-input, dim, keepdim)
+    from ..tensor import Tensor
+    xp = get_array_module(input.data)
+    return Tensor(xp.asarray(input.data.min(axis=_reduced_axes(dim, input.ndim), keepdims=keepdim)))
+
+
+def min(input, dim=None, keepdim=False):  # noqa: A001 - torch's name
+    """Without ``dim``: the smallest element. With an int ``dim``: a named tuple (values, indices).
+
+    For floats min(x) = -max(-x) (the first minimum's index, max's gradient rules, NaN wins); other
+    dtypes (uint8 images, where negation would wrap) are reduced directly, with no gradient.
+    """
+    from ..tensor import Tensor
+    if _is_float(input):
+        if dim is None:
+            return -max(-input)
+        values, indices = max(-input, dim, keepdim)
+        return MinResult(-values, indices)
+    if dim is None:
+        return Tensor(get_array_module(input.data).asarray(input.data.min()))
+    _one_dim("min", dim)
+    return MinResult(amin(input, dim, keepdim), argmin(input, dim, keepdim))
+
+
+def argmin(input, dim=None, keepdim=False):
+    """Indices of the first minimum (over the flattened tensor when ``dim`` is None); no gradient."""
+    from ..tensor import Tensor
+    if dim is None:
+        return Tensor(get_array_module(input.data).asarray(input.data.argmin()))
+    _one_dim("argmin", dim)
+    if input.ndim == 0:
+        _axes(dim, 0)
+        return Tensor(get_array_module(input.data).zeros((), dtype="int64"))
+    axis = _axes(dim, input.ndim)[0]
+    xp = get_array_module(input.data)
+    indices = xp.asarray(input.data.argmin(axis=axis))
+    return Tensor(xp.expand_dims(indices, axis) if keepdim else indices)
+
+
+def any(input, dim=None, keepdim=False):  # noqa: A001 - torch's name
+    """True where any element over ``dim`` (an int, a tuple, or None for all) is nonzero; a bool tensor."""
+    from ..tensor import Tensor
+    xp = get_array_module(input.data)
+    return Tensor(xp.asarray(input.data.any(axis=_reduced_axes(dim, input.ndim), keepdims=keepdim)))
+
+
+def all(input, dim=None, keepdim=False):  # noqa: A001 - torch's name
+    """True where every element over ``dim`` is nonzero; a bool tensor."""
+    from ..tensor import Tensor
+    xp = get_array_module(input.data)
+    return Tensor(xp.asarray(input.data.all(axis=_reduced_axes(dim, input.ndim), keepdims=keepdim)))

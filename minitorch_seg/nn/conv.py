@@ -26,7 +26,7 @@ class _Conv(Module):
     transposed = False
 
     def __init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-                 output_padding=0):
+                 output_padding=0, device=None, dtype=None):
         super().__init__()
         name = type(self).__name__
         if groups < 1 or in_channels % groups or out_channels % groups:
@@ -53,6 +53,8 @@ class _Conv(Module):
             shape = (out_channels, in_channels // groups, *self.kernel_size)
         self.weight = _parameter(*shape)
         self.bias = _parameter(out_channels) if bias else None
+        if device is not None or dtype is not None:
+            self.to(device=device, dtype=dtype)      # before drawing: float64 weights get float64 draws
         # fan_in = weight.shape[1] * kh * kw, as torch: for ConvTranspose2d that is out/groups * kh * kw.
         init.default_weight_and_bias_(self.weight, self.bias)
 
@@ -79,8 +81,13 @@ class Conv2d(_Conv):
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
-                 bias=True):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias)
+                 bias=True, padding_mode="zeros", device=None, dtype=None):
+        if padding_mode != "zeros":
+            raise NotImplementedError(f"Conv2d: padding_mode {padding_mode!r} is not implemented; only 'zeros' "
+                                      "(torch's default) is.")
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         device=device, dtype=dtype)
+        self.padding_mode = padding_mode
 
     def forward(self, input):
         return F.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
@@ -97,11 +104,14 @@ class ConvTranspose2d(_Conv):
     transposed = True
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
-                 bias=True, dilation=1):
+                 bias=True, dilation=1, padding_mode="zeros", device=None, dtype=None):
         if isinstance(padding, str):
             raise ValueError(f"ConvTranspose2d: padding must be an int or a pair, got {padding!r}.")
+        if padding_mode != "zeros":
+            raise ValueError(f"Only 'zeros' padding mode is supported for ConvTranspose2d, got {padding_mode!r}.")
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-                         output_padding)
+                         output_padding, device=device, dtype=dtype)
+        self.padding_mode = padding_mode
         if any(op >= max(s, d) for op, s, d in zip(self.output_padding, self.stride, self.dilation)):
             raise ValueError(f"ConvTranspose2d: output_padding {self.output_padding} must be smaller than stride "
                              f"{self.stride} or dilation {self.dilation}.")

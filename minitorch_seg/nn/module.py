@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import OrderedDict, namedtuple
 
 from .. import backend, dtypes
-from ..tensor import Tensor
+from ..tensor import Tensor, parse_to
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
@@ -177,14 +177,24 @@ class Module:
             elif parameter.grad is not None:
                 parameter.grad.zero_()
 
-    def to(self, target):
-        """Move every parameter and buffer to a backend ("numpy", "cupy") or cast floating ones to a dtype."""
-        if isinstance(target, str) and target in backend.BACKENDS:
-            backend.module_for(target)  # one clear error now if the backend cannot be used
-            convert = lambda array: backend.to_backend(array, target)  # noqa: E731
-        else:
-            dtype = dtypes.resolve(target)
-            convert = lambda array: array.astype(dtype) if dtypes.is_floating(array.dtype) else array  # noqa: E731
+    def to(self, *args, **kwargs):
+        """Move every parameter and buffer to a device and/or cast the floating ones to a dtype, in place.
+
+        torch's forms: ``to(device)``, ``to(dtype)``, ``to(device, dtype)``, ``to(tensor)``,
+        ``to(device=..., dtype=..., non_blocking=..., memory_format=...)``; a device is "cpu" (NumPy),
+        "cuda" (CuPy), a ``device`` or a backend name ("numpy", "cupy", "strict"). Returns the module.
+        """
+        target, dtype, _ = parse_to(args, kwargs)
+        if dtype is not None and not dtypes.is_floating(dtype):
+            raise TypeError(f"Module.to only accepts floating point dtypes, but got desired dtype={dtype.name}.")
+
+        def convert(array):
+            if target is not None:
+                array = backend.to_backend(array, target)
+            if dtype is not None and dtypes.is_floating(array.dtype):
+                array = array.astype(dtype)
+            return array
+
         for module in self.modules():
             for parameter in module._parameters.values():
                 if parameter is not None:
@@ -195,6 +205,22 @@ class Module:
                 if buffer is not None:
                     buffer.data = convert(buffer.data)
         return self
+
+    def cuda(self, device=None):
+        """Every parameter and buffer to the GPU (CuPy); one sentence saying why where CuPy or the GPU is missing."""
+        return self.to("cuda")
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def requires_grad_(self, requires_grad=True):
+        """Set ``requires_grad`` on every parameter (e.g. False to freeze a backbone); returns the module."""
+        for parameter in self.parameters():
+            parameter.requires_grad_(requires_grad)
+        return self
+
+    def half(self):
+        return self.to(dtypes.float16)
 
     def double(self):
         return self.to(dtypes.float64)

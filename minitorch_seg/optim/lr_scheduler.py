@@ -5,6 +5,8 @@ on every ``step()``. A closed form is easy to read and to resume: the state is j
 """
 import math
 
+from .plateau import ReduceLROnPlateau  # noqa: F401 - torch's place for it; it follows a metric, not a closed form
+
 
 class LRScheduler:
     def __init__(self, optimizer, last_epoch=-1):
