@@ -73,7 +73,7 @@ def cases():
         labels = rng.integers(0, 19, (4, 128, 256))
         labels[rng.random(labels.shape) < 0.1] = 255
         o, t = pair(randn(4, 19, 128, 256), labels)
-        return fwd_bwd(lambda x, y: F.cross_entropy(x, y), lambda x, y: torch.nn.functional.cross_entropy(x, y, ignore_index=255), o, t)
+        return fwd_bwd(lambda x, y: F.cross_entropy(x, y, ignore_index=255), lambda x, y: torch.nn.functional.cross_entropy(x, y, ignore_index=255), o, t)
     yield "cross_entropy", None, cross_entropy
 
     def pool_unpool():

@@ -56,7 +56,7 @@ def our_step_fn():
 
     def step():
         optimizer.zero_grad()
-        loss = F.cross_entropy(model(x), y)
+        loss = F.cross_entropy(model(x), y, ignore_index=255)
         loss.backward()
         optimizer.step()
         return loss.item()

@@ -166,9 +166,11 @@ def test_fused_normalisation_equals_normalize_then_chw():
     numpy.testing.assert_allclose(fused, composed, rtol=1e-6, atol=1e-6)
 
 
-def test_ignore_index_is_255_everywhere():
+def test_ignore_index_is_255_everywhere_but_in_the_loss_default():
+    """The data, the metrics and the training job use Cityscapes' 255; the loss keeps torch's default
+    -100, so the job passes 255 (its tests train on targets with void pixels, which -100 would refuse)."""
     assert T.IGNORE_INDEX == IGNORE == ConfusionMatrix().ignore_index
-    assert inspect.signature(F.cross_entropy).parameters["ignore_index"].default == IGNORE
+    assert inspect.signature(F.cross_entropy).parameters["ignore_index"].default == -100
     assert RandomScaleCropFlip(8).ignore_index == IGNORE
 
 

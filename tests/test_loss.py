@@ -16,7 +16,7 @@ pytestmark = pytest.mark.loss
 
 GRAD_EXAMPLES = 12
 TORCH_EXAMPLES = 6
-IGNORE = 255
+IGNORE = -100                  # torch's default ignore_index, which is ours
 seeds = st.integers(0, 2**16)
 
 
@@ -195,4 +195,6 @@ def test_out_of_range_class(bad):
     x = make((2, 3), seed=0)
     with pytest.raises(ValueError,
                        match=f"cross_entropy: target holds {bad}, outside 0..2 and not the ignore_index 255"):
-        F.cross_entropy(x, mt.tensor([0, bad]))
+        F.cross_entropy(x, mt.tensor([0, bad]), ignore_index=255)
+    with pytest.raises(ValueError, match="outside 0..2 and not the ignore_index -100"):
+        F.cross_entropy(x, mt.tensor([0, 255]))          # torch's default: 255 is an error unless passed

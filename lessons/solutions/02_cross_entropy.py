@@ -61,6 +61,6 @@ class CrossEntropy(Function):
         return scale * diff * w_y[:, None], None
 
 
-def cross_entropy(input, target, weight=None, ignore_index=255, reduction="mean"):
+def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean"):
     weight = None if weight is None else weight.numpy()            # a constant: no gradient
     return CrossEntropy.apply(input, target, weight=weight, ignore_index=ignore_index, reduction=reduction)

@@ -151,8 +151,9 @@ print("autograd equals (softmax - one-hot) / HW:", numpy.allclose(x.grad.numpy()
 # \qquad \frac{\partial \mathcal{L}}{\partial x[c, h, w]} =
 # \begin{cases} \frac{1}{|K|}\left(\hat{Y}[h, w, c] - Y[h, w, c]\right) & (h, w) \in K \\ 0 & \text{otherwise.}\end{cases}$$
 #
-# With no pixel ignored, $|K| = HW$ and this is the notes' formula. `cross_entropy` ignores 255
-# by default (PyTorch's default is -100; 255 is Cityscapes' value). Here is the library's `Function`, whose docstring
+# With no pixel ignored, $|K| = HW$ and this is the notes' formula. `cross_entropy` takes the
+# label to ignore as `ignore_index`; its default is PyTorch's, -100, so Cityscapes targets need
+# `ignore_index=255`, as every call below passes. Here is the library's `Function`, whose docstring
 # carries the same derivation:
 
 # %%
@@ -166,7 +167,7 @@ print(inspect.getsource(F.loss.CrossEntropy))
 y_void = y.copy()
 y_void[0, 2] = 255                                     # one pixel becomes void
 x = mt.tensor(logits[None], requires_grad=True)
-loss = F.cross_entropy(x, mt.tensor(y_void[None]))
+loss = F.cross_entropy(x, mt.tensor(y_void[None]), ignore_index=255)
 loss.backward()
 print("mean over the 5 kept pixels:", loss.item(), "=", numpy.delete(summed.ravel(), 2).mean())
 print("gradient at the void pixel:", x.grad.numpy()[0, :, 0, 2])
@@ -261,7 +262,7 @@ except exercises.NotAttempted as todo:
     print(todo)
 
 # %% [markdown]
-# **Exercise 2: `cross_entropy(input, target, weight=None, ignore_index=255, reduction="mean")`.**
+# **Exercise 2: `cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean")`.**
 # The whole loss of sections 2 to 4, as `F.cross_entropy` computes it: logits (N, C, H, W),
 # targets (N, H, W) with `ignore_index` on void pixels. Two things the sections did not show:
 #
@@ -271,6 +272,8 @@ except exercises.NotAttempted as todo:
 #   the same). The weight gets no gradient: it is a constant, as in PyTorch.
 # - `reduction="sum"` returns the sum over kept pixels, `"none"` the (N, H, W) map of per-pixel
 #   losses (0 on void pixels).
+# - `ignore_index` is whatever label the caller passes: the check draws targets whose void label
+#   is the default -100, or 255, -1 or C, so compare with the argument, never a constant.
 #
 # Write the forward with the log-sum-exp trick and the backward from section 4's formula, scaled
 # as the forward is. (The target and the other arguments get no gradient: return `None` for them.)
@@ -288,7 +291,7 @@ class CrossEntropy(Function):
         raise NotImplementedError("CrossEntropy.backward: w[y] (softmax - one-hot), scaled as the forward")
 
 
-def cross_entropy(input, target, weight=None, ignore_index=255, reduction="mean"):
+def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean"):
     weight = None if weight is None else weight.numpy()            # a constant: no gradient
     return CrossEntropy.apply(input, target, weight=weight, ignore_index=ignore_index, reduction=reduction)
 
@@ -330,7 +333,7 @@ model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(),
 optimizer = mt.optim.Adam(model.parameters(), lr=0.02)
 losses = []
 for step in range(STEPS):
-    loss = F.cross_entropy(model(images), labels)
+    loss = F.cross_entropy(model(images), labels, ignore_index=255)
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()
@@ -363,12 +366,12 @@ viz.show_segmentation(scenes[0].image, labels.numpy()[0], prediction)
 scores = model(images[:1])
 scores.retain_grad()                                       # keep dL/d(logits), not only the weights'
 target = labels[:1]
-F.cross_entropy(scores, target).backward()
+F.cross_entropy(scores, target, ignore_index=255).backward()
 label0 = target.numpy()[0]
 probs = F.softmax(scores, dim=1).numpy()[0]                                             # (19, H, W)
 p_true = numpy.take_along_axis(probs, numpy.where(label0 == 255, 0, label0)[None], axis=0)[0]
 p_true[label0 == 255] = numpy.nan                          # no true class there: left blank
-per_pixel = F.cross_entropy(scores, target, reduction="none").numpy()[0]               # 0 where ignored
+per_pixel = F.cross_entropy(scores, target, ignore_index=255, reduction="none").numpy()[0]               # 0 where ignored
 kept = (label0 != 255).sum()
 gradient_size = numpy.linalg.norm(scores.grad.numpy()[0], axis=0) * kept                # |softmax - one-hot|
 

@@ -131,7 +131,7 @@ with backend.use_backend("strict"):
     with backend.count_transfers() as counter:
         for step, (images, labels) in enumerate(train_loader):
             events.append((f"batch {step + 1}", "to device"))
-            loss = F.cross_entropy(model(images), labels)
+            loss = F.cross_entropy(model(images), labels, ignore_index=255)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -227,7 +227,7 @@ def step_seconds(width, backend_name, synchronize=lambda: None):
         for _ in range(STEPS + 1):
             synchronize()
             start = time.perf_counter()
-            loss = F.cross_entropy(model(images), labels)
+            loss = F.cross_entropy(model(images), labels, ignore_index=255)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

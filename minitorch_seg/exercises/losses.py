@@ -26,7 +26,7 @@ def _cross_entropy_inputs(draw):
 
 register(Exercise(
     name="cross_entropy", lesson="02_cross_entropy", reference=F.cross_entropy, inputs=_cross_entropy_inputs,
-    task="Write cross_entropy(input, target, weight=None, ignore_index=255, reduction='mean'): logits "
+    task="Write cross_entropy(input, target, weight=None, ignore_index=-100, reduction='mean'): logits "
          "(N, C, H, W) and class indices (N, H, W); the loss -w[y] log softmax(x)[y] per pixel, 0 where the "
          "target is ignore_index; 'mean' divides the sum by the total weight w[y] of the kept pixels, 'sum' "
          "does not, 'none' returns the (N, H, W) map. Its backward: w[y] (softmax - one-hot), scaled as the forward.",

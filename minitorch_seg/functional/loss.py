@@ -21,7 +21,8 @@ class CrossEntropy(Function):
     (D replaced by 1 for reduction "sum"; g per pixel for "none").
 
     Unlike PyTorch: a batch in which every pixel is ignored gives loss 0 and zero gradient
-    (PyTorch gives NaN), and the default ``ignore_index`` is 255, Cityscapes' ignore label.
+    (PyTorch gives NaN). The default ``ignore_index`` is PyTorch's, -100; Cityscapes' void label is
+    255, which the training job passes.
     """
 
     @staticmethod
@@ -63,16 +64,17 @@ class CrossEntropy(Function):
         return grad, None
 
 
-def cross_entropy(input, target, weight=None, ignore_index=255, reduction="mean"):
+def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean"):
     """Softmax cross-entropy between logits ``input`` (N, C) or (N, C, H, W) and class indices ``target``.
 
-    See ``CrossEntropy`` for the formula and its derivation. Unlike PyTorch: ``ignore_index``
-    defaults to 255 (Cityscapes' ignore label), and a batch in which every pixel is ignored gives
-    loss 0 and zero gradient instead of NaN.
+    See ``CrossEntropy`` for the formula and its derivation. ``ignore_index`` defaults to -100, as
+    in PyTorch; Cityscapes labels void pixels 255, so pass ``ignore_index=255`` for its targets.
+    Unlike PyTorch: a batch in which every pixel is ignored gives loss 0 and zero gradient instead
+    of NaN.
 
     >>> import minitorch_seg as mt
     >>> logits = mt.tensor([[2.0, 0.0], [0.0, 2.0]])
-    >>> round(cross_entropy(logits, mt.tensor([0, 255])).item(), 4)   # second row ignored
+    >>> round(cross_entropy(logits, mt.tensor([0, 255]), ignore_index=255).item(), 4)   # second row ignored
     0.1269
     """
     if reduction not in ("mean", "sum", "none"):

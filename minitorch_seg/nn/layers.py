@@ -159,9 +159,9 @@ class PReLU(Module):
 
 
 class CrossEntropyLoss(Module):
-    """``F.cross_entropy`` as a module; ``ignore_index`` defaults to 255 (Cityscapes)."""
+    """``F.cross_entropy`` as a module; ``ignore_index`` defaults to -100 as in torch (Cityscapes: pass 255)."""
 
-    def __init__(self, weight=None, ignore_index=255, reduction="mean"):
+    def __init__(self, weight=None, ignore_index=-100, reduction="mean"):
         super().__init__()
         self.register_buffer("weight", None if weight is None else creation.tensor(weight))  # moved by .to, as in torch
         self.ignore_index, self.reduction = ignore_index, reduction
