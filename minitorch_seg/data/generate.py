@@ -34,7 +34,7 @@ from PIL import Image
 
 from .cityscapes import DatasetError
 from .labels import CLASS_NAMES, label_ids_to_train_ids
-from .scene import Scene, city_style, render_scene
+from .synth import Scene, city_style, render_scene
 
 __all__ = ["GENERATOR_VERSION", "TRAIN_CITIES", "VAL_CITIES", "make_dataset", "default_dataset_root",
            "generate_scene", "sample_name", "write_sample"]
