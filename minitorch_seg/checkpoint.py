@@ -70,6 +70,14 @@ def save(path, model, optimizer=None, scheduler=None, **meta):
     atomic_write_bytes(path, buffer.getvalue())
 
 
+_UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)   # random bytes, a truncated file
+
+
+def _unreadable(path, error):
+    reason = str(error).split(". ")[0].rstrip(".")  # numpy's first sentence only: ours stays one sentence
+    return CheckpointError(f"Checkpoint {path} is not a readable minitorch_seg checkpoint ({reason}).")
+
+
 def read(path):
     """(meta dict, model state dict of host arrays, optimizer arrays) from a checkpoint file."""
     if not os.path.isfile(path):
@@ -78,12 +86,22 @@ def read(path):
         with numpy.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
         meta = json.loads(arrays.pop(META_KEY).tobytes().decode())
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:  # random bytes, a truncated file
-        reason = str(error).split(". ")[0].rstrip(".")  # numpy's first sentence only: ours stays one sentence
-        raise CheckpointError(f"Checkpoint {path} is not a readable minitorch_seg checkpoint ({reason}).") from None
+    except _UNREADABLE as error:
+        raise _unreadable(path, error) from None
     model_state = {k[len(MODEL_PREFIX):]: v for k, v in arrays.items() if k.startswith(MODEL_PREFIX)}
     optimizer_arrays = {k[len(OPTIMIZER_PREFIX):]: v for k, v in arrays.items() if k.startswith(OPTIMIZER_PREFIX)}
     return meta, model_state, optimizer_arrays
+
+
+def read_meta(path):
+    """The meta dict of a checkpoint file alone, without loading its arrays (errors as ``read``)."""
+    if not os.path.isfile(path):
+        raise CheckpointError(f"Checkpoint {path} does not exist.")
+    try:
+        with numpy.load(path, allow_pickle=False) as archive:
+            return json.loads(archive[META_KEY].tobytes().decode())
+    except _UNREADABLE as error:
+        raise _unreadable(path, error) from None
 
 
 # Training options added after checkpoints already existed, with the behaviour of the runs that predate them.

@@ -1,11 +1,22 @@
 """The training job behind ``minitorch-seg train``: data, model, schedule, validation, checkpoints.
 
 A run folder holds ``last.npz`` (written every epoch, and on Ctrl-C mid-epoch), ``best.npz`` (the
-best validation mIoU so far), ``metrics.csv`` (one row per epoch) and ``curves.png``. Every file
-is written atomically, so a crash never leaves a half-written one. ``resume=True`` continues from
-``last.npz`` exactly where it stopped: weights, optimizer and scheduler state, the position in the
-epoch, and the random generator; the data order and augmentation are functions of (seed, epoch,
-index), so the resumed run sees the very batches the uninterrupted run would have seen.
+best validation mIoU so far), ``metrics.csv`` and ``metrics.jsonl`` (one row per epoch),
+``curves.png`` and ``samples/`` (a few validation predictions after each epoch); ``runs.py``
+describes each. Every file is written atomically, so a crash never leaves a half-written one,
+and a write that fails (a full disk) raises ``outputs.OutputError`` with the files already there
+intact. The folder is made when the first file is written, so a run that fails to start leaves
+none. ``resume=True`` continues from ``last.npz`` exactly where it stopped: weights, optimizer and
+scheduler state, the position in the epoch, and the random generator; the data order and
+augmentation are functions of (seed, epoch, index), so the resumed run sees the very batches the
+uninterrupted run would have seen.
+
+A run resumed with another number of epochs (``minitorch-seg train --resume --epochs N``) is
+extended (or shortened): the schedule is recomputed for the new total and continued from the step
+the run reached, that is the learning rate at step t becomes what a run planned for N epochs
+would have had at step t, ``lr * (1 - (t - w) / (T - w)) ** 0.9`` for T steps in all and w
+warm-up steps. A finished run (its learning rate down to 0) so starts again at the rate of that
+plan, ``lr * (2/3) ** 0.9`` for 1 epoch extended to 3, and decays to 0 at the new end.
 
 The defaults are the README's main job, chosen to learn as much as it can in under 5 minutes on
 2 CPU cores: the U-Net sees the data at half resolution (``input_scale=0.5``: 64x128 for the
@@ -15,25 +26,32 @@ rare classes up (ENet's weights, ``data/balance.py``). Measured on the built-in 
 8 epochs at full resolution reached val mIoU 0.178, 14 epochs with class weights 0.221, and 28
 half-resolution epochs with class weights 0.330 in about the same time.
 """
-import csv
-import io
 import math
 import os
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
-from . import backend, checkpoint, models, optim, parallel
+from . import backend, checkpoint, models, optim, parallel, runs
 from . import functional as F
 from .autograd import no_grad
 from .creation import tensor
 from .data import Cityscapes, DataLoader, RandomScaleCropFlip, balance
+from .data.transforms import normalize, to_chw_float32
 from .metrics import ConfusionMatrix
-from .predict import segment
+from .outputs import writing
+from .predict import full_resolution_logits
+from .progress import Progress, count, duration
+from .tensor import Tensor
 
 NUM_CLASSES = 19
 IGNORE_INDEX = 255
+SAMPLE_IMAGES = 4   # validation images drawn into samples/ after every epoch
+
+
+class TrainingError(ValueError):
+    """A training setting that does not fit the data, such as a batch larger than the training split."""
 
 
 @dataclass
@@ -59,9 +77,25 @@ class TrainConfig:
     dtype: str = "float32"     # float64 for exact-resume tests
 
     @classmethod
-    def from_saved(cls, meta):
+    def from_saved(cls, meta, path="the checkpoint"):
         """The config a checkpoint's meta saved; options it predates take the values runs had before them."""
-        return cls(**checkpoint.saved_config(meta))
+        saved = checkpoint.saved_config(meta)
+        unknown = sorted(set(saved) - {f.name for f in fields(cls)})
+        if unknown:
+            raise checkpoint.CheckpointError(f"{path} was saved with options this version does not know "
+                                             f"({', '.join(unknown)}); resume it with the version that made it.")
+        return cls(**saved)
+
+
+TRAINING_STATE = ("epoch", "batch_in_epoch", "best_miou", "history", "scheduler", "rng")
+
+
+def check_training_meta(meta, path):
+    """Raise CheckpointError unless ``meta`` (from ``path``) holds what resuming a run needs."""
+    missing = [key for key in TRAINING_STATE if key not in meta]
+    if missing:
+        raise checkpoint.CheckpointError(f"Checkpoint {path} holds no training state ({', '.join(missing)}); "
+                                         "resume from the last.npz of a run of minitorch-seg train.")
 
 
 def build_optimizer(config, model):
@@ -106,25 +140,40 @@ class _Subset:
 
 
 @no_grad()
-def evaluate(model, loader, num_classes=NUM_CLASSES, input_scale=1.0):
-    """Validation metrics (mIoU, pixel accuracy, per-class IoU) of ``model`` over ``loader``."""
+def evaluate(model, loader, num_classes=NUM_CLASSES, input_scale=1.0, weight=None):
+    """Validation metrics of ``model`` over ``loader``: mIoU, pixel accuracy, per-class IoU and loss.
+
+    The predictions and the loss are taken at the labels' full resolution (``predict.
+    full_resolution_logits``); ``loss`` is the cross-entropy with class weights ``weight`` (those
+    of training, so the two losses compare), averaged over the images. ``loader`` may be any
+    iterable of (images, labels) batches, such as a progress bar around a DataLoader.
+    """
     was_training = model.training
     model.eval()
     confusion = ConfusionMatrix(num_classes, IGNORE_INDEX)
     dtype = next(iter(model.parameters())).dtype  # the loader makes float32; a float64 model needs float64 input
+    loss_sum, images_seen = 0.0, 0
     for images, labels in loader:
         if images.dtype != dtype:
             images = images.to(dtype)
-        confusion.update(segment(model, images, input_scale), labels)  # at the labels' full resolution
+        logits = full_resolution_logits(model, images, input_scale)
+        loss = F.cross_entropy(logits, labels, weight=weight, ignore_index=IGNORE_INDEX)
+        loss_sum, images_seen = loss_sum + loss.item() * images.shape[0], images_seen + images.shape[0]
+        confusion.update(logits.argmax(dim=1), labels)
     model.train(was_training)
-    return confusion.compute()
+    return {**confusion.compute(), "loss": loss_sum / max(images_seen, 1)}
 
 
 class Trainer:
-    """One run: ``Trainer(config, data_root, out_dir).run(resume=False)``."""
+    """One run: ``Trainer(config, data_root, out_dir).run(resume=False)``.
 
-    def __init__(self, config, data_root, out_dir, log=print, progress=True):
-        self.config, self.out_dir, self.log, self.progress = config, out_dir, log, progress
+    ``log``: called with each line of news (one per epoch, resuming, interrupting); ``print`` by
+    default. ``progress``: tqdm bars (True), plain lines only (False), or bars when stderr is a
+    terminal (None, the default); see ``progress.py``.
+    """
+
+    def __init__(self, config, data_root, out_dir, log=print, progress=None):
+        self.config, self.out_dir, self.log, self.bars = config, out_dir, log, progress
         self.data_root = os.path.abspath(data_root)  # saved, so `train --resume` finds the run's own data
         if not 0 < config.input_scale <= 1:
             raise ValueError(f"input_scale must be in (0, 1], got {config.input_scale}.")
@@ -139,7 +188,8 @@ class Trainer:
                                        prefetch=config.prefetch)
         self.val_loader = DataLoader(val_set, config.batch_size, prefetch=config.prefetch)
         if len(self.train_loader) == 0:
-            raise ValueError(f"The training split has {len(train_set)} images, fewer than one batch of {config.batch_size}.")
+            raise TrainingError(f"The training split has {len(train_set)} images, fewer than one batch of "
+                                f"{config.batch_size}; use a smaller batch size.")
         self.model = models.build(config.model, num_classes=NUM_CLASSES, **config.model_options).to(config.dtype)
         self.optimizer = build_optimizer(config, self.model)
         self.class_weights = build_class_weights(config, train_set)
@@ -147,66 +197,108 @@ class Trainer:
         self.schedule = build_schedule(config, self.optimizer, self.total_steps)
         self.epoch, self.batch_in_epoch, self.best_miou, self.history = 0, 0, -1.0, []
         self.loss_sum, self.loss_count = 0.0, 0  # this epoch's so far: checkpointed, so a resumed epoch's mean is whole
+        self.saved_at = None   # (epoch, batch_in_epoch) of the last.npz on disk, for the message of a second Ctrl-C
+        self.progress = None
 
     # ---- checkpoints ------------------------------------------------------------------------
+    def _advice(self):
+        """What to do after a failed write, for its one sentence."""
+        then = "continue with --resume" if self.saved_at is not None else "train again"
+        return f"the files already in {self.out_dir} are whole, so make room or fix permissions, then {then}"
+
     def _save(self, name):
-        checkpoint.save(os.path.join(self.out_dir, name), self.model, self.optimizer, self.schedule,
-                        config=asdict(self.config), model_name=self.config.model,
-                        model_options=self.config.model_options, num_classes=NUM_CLASSES,
-                        normalization={"mean": list(self.train_loader.mean), "std": list(self.train_loader.std)},
-                        epoch=self.epoch, batch_in_epoch=self.batch_in_epoch, best_miou=self.best_miou,
-                        history=self.history, loss_sum=self.loss_sum, loss_count=self.loss_count,
-                        data_root=self.data_root, class_weight_values=None if self.class_weights is None
-                        else backend.to_numpy(self.class_weights.data).tolist())
+        path = os.path.join(self.out_dir, name)
+        with writing(path, self._advice()):
+            checkpoint.save(path, self.model, self.optimizer, self.schedule,
+                            config=asdict(self.config), model_name=self.config.model,
+                            model_options=self.config.model_options, num_classes=NUM_CLASSES,
+                            normalization={"mean": list(self.train_loader.mean), "std": list(self.train_loader.std)},
+                            epoch=self.epoch, batch_in_epoch=self.batch_in_epoch, best_miou=self.best_miou,
+                            history=self.history, loss_sum=self.loss_sum, loss_count=self.loss_count,
+                            data_root=self.data_root, class_weight_values=None if self.class_weights is None
+                            else backend.to_numpy(self.class_weights.data).tolist())
+        if name == runs.LAST:
+            self.saved_at = (self.epoch, self.batch_in_epoch)
 
     def _restore(self, path):
         meta, state, optimizer_arrays = checkpoint.read(path)
+        check_training_meta(meta, path)
         if meta.get("model_name") != self.config.model:
             raise checkpoint.CheckpointError(f"Checkpoint {path} is from model {meta.get('model_name')!r}, not "
                                              f"{self.config.model!r}; pass --model {meta.get('model_name')} or another --out.")
         self.model.load_state_dict(state)
         checkpoint.restore_optimizer(self.optimizer, meta, optimizer_arrays)
-        self.schedule.load_state_dict(meta["scheduler"])
         backend.set_rng_state(meta["rng"])
         self.epoch, self.batch_in_epoch = meta["epoch"], meta["batch_in_epoch"]
         self.best_miou, self.history = meta["best_miou"], meta["history"]
         self.loss_sum, self.loss_count = meta.get("loss_sum", 0.0), meta.get("loss_count", 0)
+        self.saved_at = (self.epoch, self.batch_in_epoch)
         if meta.get("class_weight_values") is not None:  # the run's own weights, even if --data changed since
             self.class_weights = tensor(meta["class_weight_values"], dtype=self.config.dtype)
+        saved_epochs = checkpoint.saved_config(meta).get("epochs", self.config.epochs)
+        if saved_epochs == self.config.epochs:
+            self.schedule.load_state_dict(meta["scheduler"])
+            return
+        # Another number of epochs: the schedule built for the new total, at the step the run reached.
+        step = self.epoch * len(self.train_loader) + self.batch_in_epoch
+        for _ in range(step):
+            self.schedule.step()
+        self.log(f"{'extended' if self.config.epochs > saved_epochs else 'shortened'} from {saved_epochs} to "
+                 f"{self.config.epochs} epochs: the schedule is recomputed for {self.total_steps} steps and "
+                 f"continues from step {step} at lr {self.optimizer.param_groups[0]['lr']:.4g}")
 
     # ---- the loop ---------------------------------------------------------------------------
     def run(self, resume=False):
         """Train to the last epoch; returns {"best_miou", "history", "interrupted"}.
 
         The first Ctrl-C (SIGINT) asks the loop to stop after the step in progress, so the
-        checkpoint it saves is consistent (never half an optimizer update); a second one aborts.
+        checkpoint it saves is consistent (never half an optimizer update); a second one stops at
+        once, raising KeyboardInterrupt whose message says what ``last.npz`` holds, if anything.
         """
-        os.makedirs(self.out_dir, exist_ok=True)
-        last = os.path.join(self.out_dir, "last.npz")
+        last = os.path.join(self.out_dir, runs.LAST)
         if resume:
             if not os.path.exists(last):
                 raise checkpoint.CheckpointError(f"Nothing to resume: {last} does not exist.")
             self._restore(last)
-            self.log(f"resumed from {last} at epoch {self.epoch + 1}, batch {self.batch_in_epoch}")
-        with _graceful_interrupt(self), parallel.tile_threads():  # conv tiles over the cores (parallel.py)
-            while self.epoch < self.config.epochs and not self.stop_requested:
-                self._train_epoch()
-                if not self.stop_requested:
-                    self._end_epoch()
+            self.log(f"resumed from {last} at {_position(self.epoch, self.batch_in_epoch)}")
+        steps = len(self.train_loader)
+        done = self.epoch * steps + self.batch_in_epoch
+        self.progress = Progress(self.bars, self.log, self.config.epochs * steps, done)
+        self.progress.log(f"{self.config.model}: {count(len(self.train_loader.dataset), 'training image')}, "
+                          f"{count(steps, 'step')} an epoch, {count(self.config.epochs, 'epoch')}; "
+                          f"{count(len(self.val_loader.dataset), 'validation image')}; run folder {self.out_dir}")
+        try:
+            with _graceful_interrupt(self), parallel.tile_threads():  # conv tiles over the cores (parallel.py)
+                while self.epoch < self.config.epochs and not self.stop_requested:
+                    self._train_epoch()
+                    if not self.stop_requested:
+                        self._end_epoch()
+                if self.stop_requested:
+                    self.progress.log(f"Ctrl-C: saving {last} (Ctrl-C again stops at once, without saving)")
+                    self._save(runs.LAST)
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt(self._abort_message()) from None
+        finally:
+            self.progress.close()
         if self.stop_requested:
-            self._save("last.npz")
-            self.log(f"interrupted: saved {last} at epoch {self.epoch + 1}, batch {self.batch_in_epoch}; "
+            self.log(f"interrupted: saved {last} at {_position(self.epoch, self.batch_in_epoch)}; "
                      "continue with --resume")
         return {"best_miou": self.best_miou, "history": self.history, "interrupted": self.stop_requested}
+
+    def _abort_message(self):
+        last = os.path.join(self.out_dir, runs.LAST)
+        if self.saved_at is None:
+            return "stopped at once; nothing was saved"
+        return f"stopped at once, without saving; {last} holds the run at {_position(*self.saved_at)}, " \
+               "continue from there with --resume"
 
     def _train_epoch(self):
         self.model.train()
         loader = self.train_loader
         loader.set_epoch(self.epoch, start_batch=self.batch_in_epoch)
-        bar = _progress(loader, total=len(loader), initial=self.batch_in_epoch, enabled=self.progress,
-                        desc=f"epoch {self.epoch + 1}/{self.config.epochs}")
-        start, seen = time.perf_counter(), 0
-        for images, labels in bar:
+        self.epoch_started, seen = time.perf_counter(), 0
+        batches = self.progress.train(loader, self.batch_in_epoch, f"epoch {self.epoch + 1}/{self.config.epochs}")
+        for images, labels in batches:
             if self.stop_requested:
                 break
             if images.dtype != self.config.dtype:
@@ -220,30 +312,54 @@ class Trainer:
             seen += images.shape[0]
             value = loss.item()  # the one transfer per step: the progress bar's loss
             self.loss_sum, self.loss_count = self.loss_sum + value, self.loss_count + 1
-            if hasattr(bar, "set_postfix"):
-                bar.set_postfix(loss=f"{value:.3f}", img_s=f"{seen / (time.perf_counter() - start):.1f}",
-                                data_wait=f"{loader.wait_seconds:.1f}s")
+            self.progress.step(loss=f"{value:.3f}", img_s=f"{seen / (time.perf_counter() - self.epoch_started):.1f}",
+                               data_wait=f"{loader.wait_seconds:.1f}s")
+        self.progress.end_epoch()
         self.train_loss = self.loss_sum / max(self.loss_count, 1)
-        self.images_per_second = seen / max(time.perf_counter() - start, 1e-9)
+        self.images_per_second = seen / max(time.perf_counter() - self.epoch_started, 1e-9)
 
     def _end_epoch(self):
-        metrics = evaluate(self.model, self.val_loader, input_scale=self.config.input_scale)
+        metrics = evaluate(self.model, self.progress.validate(self.val_loader), input_scale=self.config.input_scale,
+                           weight=self.class_weights)
         self.epoch, self.batch_in_epoch, self.loss_sum, self.loss_count = self.epoch + 1, 0, 0.0, 0
-        row = {"epoch": self.epoch, "train_loss": self.train_loss, "val_miou": metrics["miou"],
-               "val_pixel_accuracy": metrics["pixel_accuracy"], "lr": self.optimizer.param_groups[0]["lr"],
-               "images_per_second": self.images_per_second}
+        row = {"epoch": self.epoch, "step": self.epoch * len(self.train_loader), "train_loss": self.train_loss,
+               "val_loss": metrics["loss"], "val_miou": metrics["miou"],
+               "val_pixel_accuracy": metrics["pixel_accuracy"],
+               "lr": self.optimizer.param_groups[0]["lr"], "images_per_second": self.images_per_second,
+               "seconds": time.perf_counter() - self.epoch_started, "time": runs.now(),
+               "val_iou": [None if math.isnan(v) else v for v in metrics["iou"]]}
         self.history.append(row)
         improved = metrics["miou"] > self.best_miou
         if improved:
             self.best_miou = metrics["miou"]
-        self._save("last.npz")
-        if improved:
-            self._save("best.npz")
-        write_metrics_csv(os.path.join(self.out_dir, "metrics.csv"), self.history)
-        plot_curves(os.path.join(self.out_dir, "curves.png"), self.history)
-        self.log(f"epoch {self.epoch}: loss {self.train_loss:.3f}, val mIoU {metrics['miou']:.3f}, "
-                 f"pixel accuracy {metrics['pixel_accuracy']:.3f}, {self.images_per_second:.1f} img/s"
-                 + (" (best)" if improved else ""))
+            self._save(runs.BEST)   # before last.npz: see runs.py
+        self._save(runs.LAST)
+        runs.write_logs(self.out_dir, self.history, self.config.model, self._advice())
+        runs.write_samples(self.out_dir, self.epoch, self._samples(), self._advice())
+        self.progress.log(f"epoch {self.epoch}/{self.config.epochs}: train loss {self.train_loss:.3f}, val loss "
+                          f"{metrics['loss']:.3f}, val mIoU {metrics['miou']:.3f}{' (best)' if improved else ''}, "
+                          f"pixel accuracy {metrics['pixel_accuracy']:.3f}, {self.images_per_second:.1f} img/s, "
+                          f"{duration(row['seconds'])}; {self.progress.time_left()}")
+
+    @no_grad()
+    def _samples(self):
+        """[(image, label, prediction)] for the first few validation images, as the model sees them now."""
+        dataset, dtype = self.val_loader.dataset, next(iter(self.model.parameters())).dtype
+        self.model.eval()
+        rows = []
+        for index in range(min(SAMPLE_IMAGES, len(dataset))):
+            image, label = dataset[index]
+            x = to_chw_float32(normalize(image, self.val_loader.mean, self.val_loader.std))[None]   # (1, 3, H, W)
+            images = Tensor(backend.to_backend(x)).to(dtype)
+            logits = full_resolution_logits(self.model, images, self.config.input_scale)
+            rows.append((image, label, backend.to_numpy(logits.argmax(dim=1).data)[0]))
+        self.model.train()
+        return rows
+
+
+def _position(epoch, batch_in_epoch):
+    """Where a run stands, in words: "the end of epoch 3", "batch 5 of epoch 4"."""
+    return f"the end of epoch {epoch}" if batch_in_epoch == 0 else f"batch {batch_in_epoch} of epoch {epoch + 1}"
 
 
 class _graceful_interrupt:  # noqa: N801 - a context manager used like a function
@@ -266,48 +382,25 @@ class _graceful_interrupt:  # noqa: N801 - a context manager used like a functio
             signal.signal(signal.SIGINT, self.previous)
 
 
-def _progress(iterable, total, initial, enabled, desc):
-    if not enabled:
-        return iterable
-    from tqdm import tqdm
-    return tqdm(iterable, total=total, initial=initial, desc=desc, leave=False, dynamic_ncols=True)
-
-
-def write_metrics_csv(path, history):
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=list(history[0]))
-    writer.writeheader()
-    writer.writerows(history)
-    checkpoint.atomic_write_bytes(path, text.getvalue().encode())
-
-
-def plot_curves(path, history):
-    """Training loss and validation mIoU per epoch, side by side, as a PNG.
-
-    Drawn on a bare ``Figure``, without pyplot: no global backend switch (``matplotlib.use("Agg")``
-    here turned off a notebook's inline plots after training) and no figure left open.
-    """
-    from matplotlib.figure import Figure
-    epochs = [row["epoch"] for row in history]
-    figure = Figure(figsize=(8, 3))
-    left, right = figure.subplots(1, 2)
-    left.plot(epochs, [row["train_loss"] for row in history], marker="o")
-    left.set(xlabel="epoch", ylabel="training loss", title="loss")
-    right.plot(epochs, [row["val_miou"] for row in history], marker="o", color="tab:green")
-    right.set(xlabel="epoch", ylabel="validation mIoU", title="mIoU", ylim=(0, max(0.1, math.ceil(
-        max(row["val_miou"] for row in history) * 10) / 10)))
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    checkpoint.atomic_write_bytes(path, buffer.getvalue())
-
-
 def load_model(path, backend_name=None):
-    """(model in eval mode, checkpoint meta) from a checkpoint file, on ``backend_name`` (default: current)."""
+    """(model in eval mode, checkpoint meta) from a checkpoint file, on ``backend_name`` (default: current).
+
+    A file that is no checkpoint of a known model raises ``checkpoint.CheckpointError``.
+    """
     meta, state, _ = checkpoint.read(path)
+    name, num_classes = meta.get("model_name"), meta.get("num_classes")
+    if name not in models.available() or not isinstance(num_classes, int):
+        raise checkpoint.CheckpointError(f"Checkpoint {path} names no known model (model_name {name!r}, num_classes "
+                                         f"{num_classes!r}); expected a checkpoint of minitorch-seg train.")
     with backend.use_backend(backend_name or backend.get_backend()):
-        model = models.build(meta["model_name"], num_classes=meta["num_classes"], **meta.get("model_options", {}))
+        model = models.build(name, num_classes=num_classes, **meta.get("model_options", {}))
+        own = model.state_dict()
+        missing = sum(key not in state for key in own)
+        unexpected = sum(key not in own for key in state)
+        resized = sum(key in state and tuple(state[key].shape) != tuple(value.shape) for key, value in own.items())
+        if missing or unexpected or resized:
+            raise checkpoint.CheckpointError(
+                f"Checkpoint {path} does not fit model {name!r}: of the model's {len(own)} tensors {missing} are "
+                f"missing and {resized} have another shape, and {unexpected} in the file are not the model's.")
         model.load_state_dict(state)
     return model.eval(), meta
-
-

@@ -7,9 +7,17 @@
   and draws with matplotlib only, so it needs no system package.
 - ``show_segmentation(image, label, prediction)``: image, ground truth and prediction side by
   side, labels in the Cityscapes palette (ignored pixels black), a legend of the classes present.
+- ``training_curves(history, model_name)``: a run's training and validation loss and its
+  validation mIoU per epoch, the best epoch marked (``curves.png`` in a run folder).
 
-Both return a ``matplotlib.figure.Figure`` made without pyplot (no global figure state, no
+These return a ``matplotlib.figure.Figure`` made without pyplot (no global figure state, no
 ``plt.show()``): a notebook displays the returned figure, a script calls ``fig.savefig(path)``.
+Two more return plain uint8 RGB pictures, drawn with Pillow pixel for pixel (no resampling, so
+every label pixel keeps its exact palette colour):
+
+- ``segmentation_mosaic(rows)``: a row per sample, image | ground truth | prediction (the
+  ``samples/`` pictures a training run writes after every epoch).
+- ``palette_legend()``: each class's colour beside its name (``legend.png`` of ``predict``).
 
 >>> import minitorch_seg as mt
 >>> x = mt.randn(2, 3, requires_grad=True)
@@ -19,9 +27,13 @@ Both return a ``matplotlib.figure.Figure`` made without pyplot (no global figure
 """
 from __future__ import annotations
 
+import math
+
 import numpy
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, Patch
+from matplotlib.ticker import MaxNLocator
+from PIL import Image, ImageDraw, ImageFont
 
 from . import backend
 from .autograd import Context
@@ -29,7 +41,8 @@ from .data.labels import CLASS_NAMES, IGNORE_INDEX, train_ids_to_colors
 from .data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from .tensor import Tensor
 
-__all__ = ["draw_graph", "graph_layers", "show_segmentation"]
+__all__ = ["draw_graph", "graph_layers", "palette_legend", "segmentation_mosaic", "show_segmentation",
+           "training_curves"]
 
 FUNCTION_COLOUR = "#cfe2f3"   # light blue boxes for Functions, as DeZero
 LEAF_COLOUR = "#fce5cd"       # light orange for the leaves
@@ -244,3 +257,90 @@ def show_segmentation(image, label, prediction=None, class_names=CLASS_NAMES, ax
         handles.append(Patch(facecolor="black", edgecolor="0.5", label=f"ignore ({IGNORE_INDEX})"))
     fig.legend(handles=handles, frameon=False, fontsize=8, **place)
     return fig
+
+
+# ---- a training run's pictures ----------------------------------------------------------------------
+def training_curves(history, model_name):
+    """Loss (training and validation) and validation mIoU per epoch; the best epoch marked on both.
+
+    ``history``: the rows of a run's ``metrics.csv`` as dicts (``epoch``, ``train_loss``,
+    ``val_miou`` and, from runs that record it, ``val_loss``). The best epoch is the first with
+    the highest validation mIoU, the one ``best.npz`` holds: a dashed line on both plots and a
+    star on the mIoU curve; the title names the model and that epoch.
+    """
+    epochs = [row["epoch"] for row in history]
+    mious = [row["val_miou"] for row in history]
+    best = max(range(len(history)), key=lambda i: (mious[i], -i))            # the first of equal bests
+    best_epoch, best_miou = epochs[best], mious[best]
+    figure = Figure(figsize=(9, 3.4))
+    loss_ax, miou_ax = figure.subplots(1, 2)
+    loss_ax.plot(epochs, [row["train_loss"] for row in history], marker="o", label="training")
+    validated = [(row["epoch"], row["val_loss"]) for row in history if row.get("val_loss") is not None]
+    if validated:
+        loss_ax.plot(*zip(*validated), marker="s", color="tab:orange", label="validation")
+    loss_ax.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss")
+    miou_ax.plot(epochs, mious, marker="o", color="tab:green", label="validation mIoU")
+    miou_ax.plot([best_epoch], [best_miou], marker="*", markersize=15, color="tab:red", linestyle="none",
+                 label=f"best: {best_miou:.3f} at epoch {best_epoch}")
+    miou_ax.set(xlabel="epoch", ylabel="validation mIoU", title="mIoU",
+                ylim=(0, max(0.1, math.ceil(max(mious) * 10) / 10)))
+    for ax in (loss_ax, miou_ax):
+        ax.axvline(best_epoch, color="0.6", linestyle="--", linewidth=1)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(fontsize=8)
+    figure.suptitle(f"{model_name}: best validation mIoU {best_miou:.3f} at epoch {best_epoch}")
+    figure.tight_layout()
+    return figure
+
+
+def _font(size):
+    try:
+        return ImageFont.load_default(size=size)   # Pillow >= 10.1 with FreeType: a scalable font
+    except TypeError:
+        return ImageFont.load_default()
+
+
+def segmentation_mosaic(rows, titles=("image", "ground truth", "prediction"), gap=2):
+    """One uint8 (H, W, 3) picture: a row per sample, its panels side by side under ``titles``.
+
+    ``rows``: [(image uint8 (H, W, 3), label (H, W) train ids, prediction (H, W) train ids), ...]
+    (any number of label panels per row, as many as ``titles`` has after the image). Labels are
+    drawn in the Cityscapes palette (255, ignored, black); panels are separated by ``gap`` white
+    pixels, and rows of other sizes are padded with white to the largest.
+    """
+    panels = [[_image_rgb(row[0])] + [train_ids_to_colors(_train_ids(ids, "label")) for ids in row[1:]]
+              for row in rows]
+    height = max(p.shape[0] for row in panels for p in row)
+    widths = [max(row[c].shape[1] for row in panels) for c in range(len(panels[0]))]
+    font = _font(11)
+    header = 16
+    canvas = numpy.full((header + len(panels) * (height + gap), sum(widths) + gap * (len(widths) - 1), 3),
+                        255, numpy.uint8)
+    for r, row in enumerate(panels):
+        top, left = header + r * (height + gap), 0
+        for c, panel in enumerate(row):
+            canvas[top:top + panel.shape[0], left:left + panel.shape[1]] = panel
+            left += widths[c] + gap
+    picture = Image.fromarray(canvas)
+    draw = ImageDraw.Draw(picture)
+    left = 0
+    for title, width in zip(titles, widths):
+        draw.text((left + 2, 2), title, fill=(0, 0, 0), font=font)
+        left += width + gap
+    return numpy.asarray(picture)
+
+
+def palette_legend(class_names=CLASS_NAMES):
+    """One uint8 (H, W, 3) picture: each train id's colour swatch beside its name, and "ignore" in black."""
+    entries = [(train_ids_to_colors(numpy.array([c])).reshape(3), f"{c:>2} {name}")
+               for c, name in enumerate(class_names)]
+    entries.append((train_ids_to_colors(numpy.array([IGNORE_INDEX])).reshape(3), f"{IGNORE_INDEX} ignore"))
+    line, swatch, font = 20, 16, _font(12)
+    picture = Image.new("RGB", (170, line * len(entries) + 4), (255, 255, 255))
+    draw = ImageDraw.Draw(picture)
+    for i, (colour, text) in enumerate(entries):
+        top = 2 + i * line
+        draw.rectangle([4, top, 4 + swatch - 1, top + swatch - 1], fill=tuple(int(v) for v in colour),
+                       outline=(128, 128, 128))
+        draw.text((4 + swatch + 6, top + 1), text, fill=(0, 0, 0), font=font)
+    return numpy.asarray(picture)

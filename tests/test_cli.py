@@ -2,35 +2,42 @@
 error ending in one sentence on stderr and exit status 2.
 
 Most cases call ``cli.main`` in-process; a few real ``python -m minitorch_seg`` subprocesses prove
-the exit statuses, the lack of tracebacks and the SIGINT handling end to end.
+the exit statuses, the lack of tracebacks, what goes to stdout and stderr, and the SIGINT handling
+end to end (with stderr a terminal, a pseudo-terminal, so the progress bars are drawn).
+More in test_cli_runs.py (run folders), test_cli_output.py (unwritable output, a full disk) and
+test_cli_conventions.py (help, version, tracebacks of bugs).
 """
 import csv
+import fcntl
 import json
 import os
+import pty
 import re
+import shutil
 import signal
+import struct
 import subprocess
-import sys
+import termios
 import threading
 
 import numpy
 import pytest
+from cli_helpers import assert_one_sentence, command, run_cli, run_main, subprocess_env
 from PIL import Image
 
-from minitorch_seg import backend, checkpoint, cli, models
-from minitorch_seg.data.labels import LABELS, label_ids_to_train_ids
+import minitorch_seg as mt
+from minitorch_seg import backend, checkpoint, models
+from minitorch_seg.data import GENERATOR_VERSION, default_dataset_root
+from minitorch_seg.data.labels import LABELS, TRAIN_ID_PALETTE, label_ids_to_train_ids
 
 pytestmark = pytest.mark.cli
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COMMANDS = ("make-data", "train", "evaluate", "predict", "doctor")
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    """For subprocesses: no display, a private cache, unbuffered output, this checkout first on the path."""
-    return dict(os.environ, MPLBACKEND="Agg", XDG_CACHE_HOME=str(tmp_path_factory.mktemp("cache")),
-                PYTHONUNBUFFERED="1", PYTHONPATH=os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")]))
+    return subprocess_env(tmp_path_factory.mktemp("cache"))
 
 
 @pytest.fixture(autouse=True)
@@ -40,36 +47,6 @@ def _private_cache(env, monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")
 
 
-def command(*args):
-    return [sys.executable, "-m", "minitorch_seg", *map(str, args)]
-
-
-def run_cli(env, *args, timeout=300):
-    return subprocess.run(command(*args), capture_output=True, text=True, env=env, timeout=timeout)
-
-
-def run_main(capsys, *args):
-    """``cli.main`` in-process: (exit status, stdout, stderr); argparse's errors exit through SystemExit."""
-    try:
-        status = cli.main([str(a) for a in args])
-    except SystemExit as exit:
-        status = exit.code
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
-def assert_one_sentence(err):
-    """stderr is one line: ours ends with a period; argparse's is its one-line ``error: argument ...`` form."""
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    line = lines[0]
-    assert line.startswith("minitorch-seg "), line
-    argparse_form = re.search(r": error: (argument |the following arguments)", line)
-    assert argparse_form or line.endswith("."), line
-    assert not re.search(r"\.\s+[A-Z]", line), f"more than one sentence: {line}"
-
-
 @pytest.fixture(scope="module")
 def tiny(env, tmp_path_factory):
     """make-data and a 1-epoch train, both through real subprocesses: (data root, run folder)."""
@@ -77,10 +54,17 @@ def tiny(env, tmp_path_factory):
     data, run = base / "data", base / "run"
     made = run_cli(env, "make-data", "--out", data, "--train", 4, "--val", 2, "--size", "32x64")
     assert made.returncode == 0, made.stderr
-    assert os.path.samefile(made.stdout.strip().splitlines()[-1], data)
+    assert os.path.samefile(made.stdout.strip(), data)        # stdout: the folder, and nothing else
+    assert "drawing 4 train and 2 val images" in made.stderr
     trained = run_cli(env, "train", "--data", data, "--epochs", 1, "--batch-size", 2, "--out", run)
     assert trained.returncode == 0, trained.stderr
     assert "Traceback" not in trained.stderr
+    # stderr is a pipe here: plain lines, no bars (tqdm's carriage returns), one line an epoch with the time left
+    assert "\r" not in trained.stderr and "it/s" not in trained.stderr, trained.stderr
+    assert re.search(r"^epoch 1/1: train loss [\d.]+, val loss [\d.]+, val mIoU [\d.]+ \(best\), .* img/s, .*; done$",
+                     trained.stderr, re.MULTILINE), trained.stderr
+    result = rf"best validation mIoU [\d.]+; checkpoints, metrics, curves and samples in {re.escape(str(run))}\n"
+    assert re.fullmatch(result, trained.stdout), trained.stdout          # stdout: the result alone
     return data, run
 
 
@@ -98,28 +82,52 @@ def test_make_data_and_train_write_a_complete_run_folder(tiny):
         assert meta["model_name"] == "unet" and meta["epoch"] == 1 and meta["batch_in_epoch"] == 0
     with open(run / "metrics.csv", newline="") as file:
         rows = list(csv.DictReader(file))
-    assert len(rows) == 1 and rows[0]["epoch"] == "1"
-    assert 0 <= float(rows[0]["val_miou"]) <= 1
-    assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    with Image.open(run / "curves.png") as image:
-        image.verify()
+    assert len(rows) == 1 and rows[0]["epoch"] == "1" and rows[0]["step"] == "2"
+    assert 0 <= float(rows[0]["val_miou"]) <= 1 and float(rows[0]["val_loss"]) > 0
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    record = json.loads(lines[0], parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
+    assert len(lines) == 1 and record["epoch"] == 1 and record["val_miou"] == float(rows[0]["val_miou"])
+    assert len(record["val_iou"]) == 19 and "time" in record
+    for name in ("curves.png", "samples/epoch_001.png", "samples/legend.png"):
+        with Image.open(run / name) as image:
+            image.verify()
     umask = os.umask(0o022)
     os.umask(umask)
-    for name in ("best.npz", "last.npz", "metrics.csv", "curves.png"):   # modes as open() gives, not 0600
+    for name in ("best.npz", "last.npz", "metrics.csv", "metrics.jsonl", "curves.png"):   # modes as open() gives
         assert (run / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
-    assert not [p.name for p in run.iterdir() if p.name.startswith(".tmp-")]
+    assert sorted(p.name for p in run.iterdir()) == ["best.npz", "curves.png", "last.npz", "metrics.csv",
+                                                      "metrics.jsonl", "samples"]
 
 
-def test_evaluate_prints_strict_json(tiny, capsys):
+def test_evaluate_prints_strict_json_that_matches_the_runs_own_validation(tiny, capsys):
     data, run = tiny
     status, out, err = run_main(capsys, "evaluate", run, "--data", data, "--json")
     assert status == 0, err
     metrics = json.loads(out, parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
     assert 0 <= metrics["miou"] <= 1 and 0 <= metrics["pixel_accuracy"] <= 1
     assert len(metrics["iou"]) == 19
+    with open(run / "metrics.csv", newline="") as file:
+        row = next(csv.DictReader(file))
+    # One batch of the same 2 images, the run's class weights: training's validation, computed again.
+    assert metrics["miou"] == pytest.approx(float(row["val_miou"]), rel=1e-6)
+    assert metrics["loss"] == pytest.approx(float(row["val_loss"]), rel=1e-5)
 
 
-def test_predict_writes_three_pngs_of_the_image_size(tiny, tmp_path, capsys):
+def test_evaluate_json_is_only_json_on_stdout_when_the_built_in_data_is_found(tiny, env):
+    """Without --data, evaluate finds the built-in subset; make-data's news goes to stderr."""
+    data, run = tiny
+    default = default_dataset_root()   # under this module's private cache; "made" from the tiny data
+    if not default.exists():
+        shutil.copytree(data, default)
+        (default / "synthetic.json").write_text(json.dumps({   # what make_dataset records (generate._params)
+            "generator_version": GENERATOR_VERSION, "seed": 0, "size": [128, 256], "train": 300, "val": 50}))
+    result = run_cli(env, "evaluate", run, "--json")
+    assert result.returncode == 0, result.stderr
+    assert "is already made" in result.stderr
+    assert json.loads(result.stdout)["iou"]
+
+
+def test_predict_writes_four_pngs_of_the_image_size_and_a_legend(tiny, tmp_path, capsys):
     data, run = tiny
     odd = tmp_path / "odd.png"   # a size that is no multiple of 32
     Image.fromarray(numpy.random.default_rng(0).integers(0, 256, (37, 50, 3), dtype=numpy.uint8)).save(odd)
@@ -130,16 +138,26 @@ def test_predict_writes_three_pngs_of_the_image_size(tiny, tmp_path, capsys):
     for image_path in (val_image(data), odd):
         with Image.open(image_path) as image:
             width, height = image.size
+            rgb = numpy.asarray(image.convert("RGB"))
         stem = image_path.stem + ".png"
         train_ids = numpy.asarray(Image.open(out_dir / "trainIds" / stem))
         label_ids = numpy.asarray(Image.open(out_dir / "labelIds" / stem))
         color = Image.open(out_dir / "color" / stem)
+        overlay = Image.open(out_dir / "overlay" / stem)
         assert train_ids.shape == label_ids.shape == (height, width)
-        assert color.size == (width, height) and color.mode == "RGB"
+        assert color.size == overlay.size == (width, height) and color.mode == overlay.mode == "RGB"
         assert train_ids.max() <= 18
         assert set(numpy.unique(label_ids).tolist()) <= valid_ids
         assert numpy.array_equal(label_ids_to_train_ids(label_ids), train_ids)
-    assert len(out.strip().splitlines()) == 6
+        palette = TRAIN_ID_PALETTE[train_ids]
+        assert numpy.array_equal(numpy.asarray(color), palette)   # the palette alone, as Cityscapes' _color.png
+        blend = (0.5 * palette + 0.5 * rgb).astype(numpy.uint8)
+        assert numpy.array_equal(numpy.asarray(overlay), blend)
+    with Image.open(out_dir / "legend.png") as legend:
+        legend_pixels = {tuple(p) for p in numpy.asarray(legend.convert("RGB")).reshape(-1, 3).tolist()}
+    assert {tuple(c) for c in TRAIN_ID_PALETTE.tolist()} <= legend_pixels     # every class's colour is in it
+    written = out.strip().splitlines()
+    assert len(written) == 9 and written[-1] == str(out_dir / "legend.png") and err == ""
 
 
 def test_doctor_mentions_numpy(capsys):
@@ -165,14 +183,24 @@ def test_ctrl_c_saves_last_npz_exits_130_and_resume_completes(tiny, env, tmp_pat
     data, _ = tiny
     EPOCHS = 6  # noqa: N806 - a constant of this test
     run = tmp_path / "run"
+    # stderr is a terminal (a pseudo-terminal of 120 columns): the bars are drawn, the run's with its ETA.
     # 4 steps an epoch; the SIGINT comes once the bar shows step 1's loss, so it lands in step 2 (mid-epoch).
     # Six epochs, so that even a slow delivery finds the run still going (these steps take milliseconds).
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
     process = subprocess.Popen(command("train", "--data", data, "--epochs", EPOCHS, "--batch-size", 1, "--out", run),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+                               stdout=subprocess.PIPE, stderr=terminal, env=env)
+    os.close(terminal)
     stderr, started = bytearray(), threading.Event()
 
     def read_stderr():
-        while chunk := process.stderr.read1(4096):
+        while True:
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:   # EIO: the process closed the terminal
+                break
+            if not chunk:
+                break
             stderr.extend(chunk)
             if b"loss=" in stderr:  # the progress bar after the first step: the SIGINT handler is installed
                 started.set()
@@ -185,38 +213,53 @@ def test_ctrl_c_saves_last_npz_exits_130_and_resume_completes(tiny, env, tmp_pat
         assert process.poll() is None, stderr.decode(errors="replace")
         process.send_signal(signal.SIGINT)
         status = process.wait(timeout=120)
-        stdout = process.stdout.read().decode()   # a few lines: they fit the pipe while it runs
+        stdout = process.stdout.read().decode()
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
         reader.join(timeout=10)
+        os.close(controller)
         process.stdout.close()
-        process.stderr.close()
     text = stderr.decode(errors="replace")
     assert status == 130, text
     assert "Traceback" not in text
-    assert "--resume" in stdout
+    assert re.search(r"run: .*\d+/24 \[\d\d:\d\d<\d\d:\d\d", text), text   # the whole run's bar, with its time left
+    assert "Ctrl-C again stops at once" in text and "continue with --resume" in text
+    assert stdout == ""                                                    # no result: nothing on stdout
     meta, state, _ = checkpoint.read(str(run / "last.npz"))
     assert state and 1 <= meta["epoch"] * 4 + meta["batch_in_epoch"] < 4 * EPOCHS   # after a step, before the end
 
     resumed = run_cli(env, "train", "--resume", "--out", run)   # no --data: the run's own data
     assert resumed.returncode == 0, resumed.stderr
-    assert "resumed from" in resumed.stdout and "make-data" not in resumed.stdout
+    assert "resumed from" in resumed.stderr and "make-data" not in resumed.stderr
     meta = checkpoint.read(str(run / "last.npz"))[0]
     assert (meta["epoch"], meta["batch_in_epoch"]) == (EPOCHS, 0)
     with open(run / "metrics.csv", newline="") as file:
         assert [row["epoch"] for row in csv.DictReader(file)] == [str(e) for e in range(1, EPOCHS + 1)]
+    assert sorted(p.name for p in (run / "samples").iterdir()) == [f"epoch_{e:03d}.png" for e in range(1, 7)] + [
+        "legend.png"]
 
 
 # ---- user errors: exit 2, one sentence ------------------------------------------------------------
 @pytest.fixture(scope="module")
 def broken(tiny, tmp_path_factory):
     """Files and folders the error cases point at."""
+    data, run = tiny
     base = tmp_path_factory.mktemp("broken")
     (base / "random.npz").write_bytes(numpy.random.default_rng(0).bytes(4096))
-    (base / "truncated.npz").write_bytes((tiny[1] / "last.npz").read_bytes()[:20000])
+    (base / "truncated.npz").write_bytes((run / "last.npz").read_bytes()[:20000])
     (base / "empty_run").mkdir()
+    (base / "not_an_image.png").write_bytes(b"no PNG")
+    (base / "a_file").write_text("not a folder")
+    for folder in ("a", "b"):
+        (base / folder).mkdir()
+        shutil.copy(val_image(data), base / folder / "street.png")
+    model = mt.nn.Linear(3, 2)
+    (base / "weights_only").mkdir()
+    checkpoint.save(str(base / "weights_only" / "last.npz"), model, model_name="unet", num_classes=19)
+    checkpoint.save(str(base / "unknown_model.npz"), model, model_name="resnet", num_classes=19)
+    checkpoint.save(str(base / "other_weights.npz"), model, model_name="unet", num_classes=19)
     return base
 
 
@@ -230,16 +273,42 @@ def error_cases(tiny, broken):
                           ["'resnet'", *models.available()]),
         "checkpoint of another model": (["train", "--resume", "--model", "hrnet", "--out", run], ["'unet'", "'hrnet'"]),
         "resume without last.npz": (["train", "--resume", "--out", broken / "empty_run"], ["does not exist"]),
+        "resume weights without training state": (["train", "--resume", "--out", broken / "weights_only"],
+                                                  ["no training state", "scheduler"]),
+        "train into a run folder": (["train", "--data", data, "--out", run],
+                                    [f"{run} already holds a run (unet, 1 of 1 epochs done, best val mIoU", "--resume",
+                                     "--overwrite"]),
+        "resume and overwrite": (["train", "--resume", "--overwrite", "--out", run], ["not allowed with"]),
+        "resume with another batch size": (["train", "--resume", "--epochs", 2, "--batch-size", 4, "--out", run],
+                                           ["--batch-size 4 (the run's is 2)", "--epochs, --data and --backend"]),
+        "resume with other settings": (["train", "--resume", "--lr", 0.1, "--seed", 3, "--out", run],
+                                       ["--lr 0.1 (the run's is 0.05) and --seed 3 (the run's is 0)"]),
+        "resume a finished run": (["train", "--resume", "--out", run],
+                                  ["is finished (1 of 1 epochs)", "larger --epochs"]),
+        "resume with no more epochs": (["train", "--resume", "--epochs", 1, "--out", run],
+                                       ["--epochs 1 would train nothing", "1 epoch already"]),
+        "batch larger than the data": (["train", "--data", data, "--batch-size", 16, "--out", broken / "r3"],
+                                       ["4 images", "fewer than one batch of 16"]),
         "non-numeric size": (["make-data", "--size", "12xfoo", "--out", broken / "d"], ["12xfoo"]),
+        "size below 32": (["make-data", "--size", "16x64", "--out", broken / "d"], ["at least 32x32"]),
         "zero epochs": (["train", "--epochs", "0", "--data", data], ["--epochs", "positive"]),
         "negative epochs": (["train", "--epochs=-3", "--data", data], ["--epochs", "positive"]),
         "input scale above 1": (["train", "--input-scale", "2", "--data", data], ["--input-scale", "(0, 1]"]),
         "evaluate missing checkpoint": (["evaluate", broken / "nope.npz", "--data", data], ["does not exist"]),
         "evaluate missing run folder": (["evaluate", broken / "no_run", "--data", data], ["does not exist"]),
         "evaluate run folder without best.npz": (["evaluate", broken / "empty_run", "--data", data], ["best.npz"]),
+        "evaluate a checkpoint of no known model": (["evaluate", broken / "unknown_model.npz", "--data", data],
+                                                    ["names no known model", "'resnet'"]),
+        "evaluate weights of another model": (["evaluate", broken / "other_weights.npz", "--data", data],
+                                              ["does not fit model 'unet'", "2 in the file are not the model's"]),
         "predict missing checkpoint": (["predict", broken / "nope.npz", image, "--out", broken / "p"],
                                        ["does not exist"]),
         "predict missing image": (["predict", run, broken / "nope.png", "--out", broken / "p"], ["nope.png"]),
+        "predict unreadable image": (["predict", run, broken / "not_an_image.png", "--out", broken / "p"],
+                                     ["Cannot read image", "not_an_image.png"]),
+        "predict two images of one name": (["predict", run, broken / "a" / "street.png", broken / "b" / "street.png",
+                                            "--out", broken / "p"], ["street.png", "would both be written"]),
+        "predict into a file": (["predict", run, image, "--out", broken / "a_file"], ["a_file is a file"]),
         "random bytes": (["evaluate", broken / "random.npz", "--data", data], ["not a readable"]),
         "truncated checkpoint": (["predict", broken / "truncated.npz", image, "--out", broken / "p"],
                                  ["not a readable"]),
@@ -247,19 +316,27 @@ def error_cases(tiny, broken):
 
 
 CASES = ["missing --data", "unknown model", "checkpoint of another model", "resume without last.npz",
-         "non-numeric size", "zero epochs", "negative epochs", "input scale above 1", "evaluate missing checkpoint",
-         "evaluate missing run folder", "evaluate run folder without best.npz", "predict missing checkpoint",
-         "predict missing image", "random bytes", "truncated checkpoint"]
+         "resume weights without training state", "train into a run folder", "resume and overwrite",
+         "resume with another batch size", "resume with other settings", "resume a finished run",
+         "resume with no more epochs", "batch larger than the data", "non-numeric size", "size below 32",
+         "zero epochs", "negative epochs", "input scale above 1", "evaluate missing checkpoint",
+         "evaluate missing run folder", "evaluate run folder without best.npz",
+         "evaluate a checkpoint of no known model", "evaluate weights of another model", "predict missing checkpoint",
+         "predict missing image", "predict unreadable image", "predict two images of one name", "predict into a file",
+         "random bytes", "truncated checkpoint"]
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_user_errors_exit_2_with_one_sentence(tiny, broken, capsys, case):
     argv, fragments = error_cases(tiny, broken)[case]
+    before = sorted(os.listdir(tiny[1]))
     status, _, err = run_main(capsys, *argv)
     assert status == 2, err
     assert_one_sentence(err)
     for fragment in fragments:
         assert fragment in err, (fragment, err)
+    assert sorted(os.listdir(tiny[1])) == before                       # the run is left as it was
+    assert not (broken / "p").exists() and not any((broken / f"r{i}").exists() for i in (1, 2, 3))
 
 
 def test_cupy_backend_without_cupy_names_both_extras(tiny, capsys):

@@ -1,9 +1,11 @@
-"""predict.segment: padding to a multiple of 32, and models trained at a fraction of the resolution."""
+"""predict: padding to a multiple of 32, models trained at a fraction of the resolution, and output
+names that never overwrite each other."""
 import numpy
+import pytest
 
 import minitorch_seg as mt
 from minitorch_seg import backend as shim, nn
-from minitorch_seg.predict import segment
+from minitorch_seg.predict import ImageError, full_resolution_logits, output_names, segment
 
 
 def pixelwise_model(seed=0):
@@ -40,3 +42,26 @@ def test_at_half_scale_the_prediction_is_full_size_and_exact_inside_each_block(b
     half, full = shim.to_numpy(half.data), shim.to_numpy(full.data)
     numpy.testing.assert_array_equal(half[:, inner], full[:, inner])
     assert (half != full).any()                                       # the borders do blend: the scale is used
+
+
+def test_segment_is_the_argmax_of_the_full_resolution_logits(backend):
+    model = pixelwise_model()
+    images = mt.tensor(blocky_images((10, 13)))
+    logits = full_resolution_logits(model, images, input_scale=0.5)
+    assert logits.shape == (2, 19, 40, 52)
+    numpy.testing.assert_array_equal(shim.to_numpy(segment(model, images, 0.5).data),
+                                     shim.to_numpy(logits.argmax(dim=1).data))
+
+
+def test_output_names_keep_file_names_and_refuse_two_inputs_for_one_name(tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "street.png").write_bytes(b"")
+    (tmp_path / "a" / "park.jpg").write_bytes(b"")
+    a, b, park = (str(tmp_path / p) for p in ("a/street.png", "b/street.png", "a/park.jpg"))
+    assert output_names([a, park, a]) == {a: "street.png", park: "park.png"}   # the same file twice: once
+    with pytest.raises(ImageError, match=r"a/street\.png and .*b/street\.png would both be written as street\.png"):
+        output_names([a, b])
+    (tmp_path / "a" / "park.png").write_bytes(b"")
+    with pytest.raises(ImageError, match="would both be written as park.png"):
+        output_names([park, str(tmp_path / "a" / "park.png")])

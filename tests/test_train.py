@@ -1,6 +1,8 @@
-"""The training job: an interrupted and resumed run equals an uninterrupted one, bit for bit, and
-a checkpoint survives a process killed in the middle of saving over it."""
+"""The training job: an interrupted and resumed run equals an uninterrupted one, bit for bit, a
+checkpoint survives a process killed in the middle of saving over it, a run resumed with more
+epochs follows the schedule recomputed for them, and a second Ctrl-C says what was saved."""
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -59,8 +61,11 @@ def final_state(trainer):
     return model, optimizer, trainer.schedule.state_dict(), [g["lr"] for g in trainer.optimizer.param_groups]
 
 
+TIMING = ("images_per_second", "seconds", "time")   # the clock's, not the run's
+
+
 def without_timing(history):
-    return [{k: v for k, v in row.items() if k != "images_per_second"} for row in history]
+    return [{k: v for k, v in row.items() if k not in TIMING} for row in history]
 
 
 @pytest.fixture(scope="module")
@@ -217,3 +222,92 @@ def test_a_resumed_run_keeps_the_class_weights_it_started_with(tiny_data, uninte
     assert other.class_weights.numpy().tolist() == [1.0] * 19
     other._restore(os.path.join(trainer.out_dir, "last.npz"))
     assert other.class_weights.numpy().tolist() == saved
+
+
+# ---- a run extended with --epochs ----------------------------------------------------------------
+def poly_lr(config, step, total):
+    """The learning rate build_schedule gives at ``step`` of ``total``: linear warm-up, then poly 0.9."""
+    warmup = min(config.warmup_steps, max(total - 1, 1))
+    if step < warmup:
+        return config.lr * (0.1 + 0.9 * step / warmup)
+    return config.lr * (1 - min(step - warmup, total - warmup) / (total - warmup)) ** 0.9
+
+
+def recorded_lrs(trainer):
+    """The learning rate of every optimizer step the trainer takes from now on."""
+    step, lrs = trainer.optimizer.step, []
+
+    def recording(*args, **kwargs):
+        lrs.append(trainer.optimizer.param_groups[0]["lr"])
+        return step(*args, **kwargs)
+
+    trainer.optimizer.step = recording
+    return lrs
+
+
+def test_a_finished_run_resumed_with_more_epochs_continues_the_schedule_recomputed_for_them(tiny_data, tmp_path):
+    config = tiny_config(prefetch=False)
+    first = Trainer(config, tiny_data, str(tmp_path), log=lambda line: None, progress=False)
+    first_lrs = recorded_lrs(first)
+    assert len(first.run()["history"]) == EPOCHS
+    total = EPOCHS * STEPS_PER_EPOCH
+    assert first_lrs == pytest.approx([poly_lr(config, t, total) for t in range(total)], rel=1e-12)
+    assert first.optimizer.param_groups[0]["lr"] == 0                     # finished: the schedule is at its end
+
+    longer, lines = tiny_config(prefetch=False), []
+    longer.epochs = EPOCHS + 3
+    resumed = Trainer(longer, tiny_data, str(tmp_path), log=lines.append, progress=False)
+    resumed_lrs = recorded_lrs(resumed)
+    summary = resumed.run(resume=True)
+    new_total = longer.epochs * STEPS_PER_EPOCH
+    # From the step the run reached, the learning rate of a run planned for the new total from the start.
+    assert resumed_lrs == pytest.approx([poly_lr(longer, t, new_total) for t in range(total, new_total)], rel=1e-12)
+    assert resumed_lrs[0] > 0 and resumed.optimizer.param_groups[0]["lr"] == 0
+    assert [row["epoch"] for row in summary["history"]] == list(range(1, longer.epochs + 1))
+    assert any(f"extended from {EPOCHS} to {longer.epochs} epochs" in line for line in lines), lines
+    meta = checkpoint.read(os.path.join(tmp_path, "last.npz"))[0]
+    assert meta["config"]["epochs"] == longer.epochs and meta["epoch"] == longer.epochs
+
+
+# ---- a second Ctrl-C -----------------------------------------------------------------------------
+def interrupt_twice_after(trainer, steps):
+    """Two real SIGINTs right after the optimizer's ``steps``-th step: the second stops the run at once."""
+    step, calls = trainer.optimizer.step, [0]
+
+    def counted(*args, **kwargs):
+        result = step(*args, **kwargs)
+        calls[0] += 1
+        if calls[0] == steps:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+        return result
+
+    trainer.optimizer.step = counted
+
+
+@pytest.mark.parametrize("steps, saved", [(1, None), (STEPS_PER_EPOCH + 1, "the end of epoch 1")],
+                         ids=["nothing-saved", "epoch-1-saved"])
+def test_a_second_ctrl_c_stops_at_once_and_says_what_was_saved(tiny_data, tmp_path, steps, saved):
+    trainer = make_trainer(tiny_data, tmp_path / "run", prefetch=False)
+    interrupt_twice_after(trainer, steps)
+    with pytest.raises(KeyboardInterrupt) as raised:
+        trainer.run()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    last = tmp_path / "run" / "last.npz"
+    if saved is None:
+        assert str(raised.value) == "stopped at once; nothing was saved"
+        assert not (tmp_path / "run").exists()                            # no folder for a run that saved nothing
+    else:
+        assert str(raised.value) == (f"stopped at once, without saving; {last} holds the run at {saved}, "
+                                     "continue from there with --resume")
+        assert checkpoint.read(str(last))[0]["epoch"] == 1
+
+
+def test_the_log_has_a_line_an_epoch_with_the_time_left(tiny_data, tmp_path):
+    lines = []
+    Trainer(tiny_config(prefetch=False), tiny_data, str(tmp_path), log=lines.append, progress=False).run()
+    epochs = [line for line in lines if line.startswith("epoch ")]
+    assert len(epochs) == EPOCHS, lines
+    assert re.fullmatch(r"epoch 1/2: train loss [\d.]+, val loss [\d.]+, val mIoU [\d.]+ \(best\), pixel accuracy "
+                        r"[\d.]+, [\d.]+ img/s, \d+ s; about \d+ s left", epochs[0]), epochs[0]
+    assert epochs[1].endswith("; done")

@@ -18,7 +18,9 @@ number ``index // n_cities`` (frame 19, as most Cityscapes frames); its pixels c
 ``make_dataset`` caches the result under ``$XDG_CACHE_HOME/minitorch_seg`` (``~/.cache`` without
 it), in a folder named by the generator version, the seed and the sizes. It builds in a temporary
 folder beside the target and renames it when complete, so a folder with the final name is always
-whole, and an interrupted run leaves only a ``.tmp-`` folder behind.
+whole, and an interrupted run leaves only a ``.tmp-`` folder behind. A folder that cannot be
+written, checked before any image is drawn, and a write that fails midway (a full disk) raise
+``outputs.OutputError``, one sentence; the partial build is removed.
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ from pathlib import Path
 import numpy
 from PIL import Image
 
+from ..outputs import OutputError, check_writable, reason
 from .cityscapes import DatasetError
 from .labels import CLASS_NAMES, label_ids_to_train_ids
 from .synth import Scene, city_style, render_scene
@@ -141,8 +144,12 @@ def make_dataset(out=None, train=300, val=50, size=DEFAULT_SIZE, seed=0, log=Non
         if not root.is_dir() or any(root.iterdir()):
             raise DatasetError(f"make-data: {root} exists and is not a generated dataset; "
                                "choose a new or empty folder.")
-    root.parent.mkdir(parents=True, exist_ok=True)
-    temporary = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
+    check_writable(root.parent, "make-data:")   # before any work; creates nothing
+    try:
+        root.parent.mkdir(parents=True, exist_ok=True)
+        temporary = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
+    except OSError as error:
+        raise OutputError(f"make-data: cannot make {root} ({reason(error)}); choose another folder.") from None
     try:
         jobs = [("train", i) for i in range(int(train))] + [("val", i) for i in range(int(val))]
         height, width = params["size"]
@@ -165,6 +172,10 @@ def make_dataset(out=None, train=300, val=50, size=DEFAULT_SIZE, seed=0, log=Non
             if _read_params(root) != params:   # not a twin build that finished first
                 raise
             shutil.rmtree(temporary, ignore_errors=True)
+    except OSError as error:   # a full disk, a file size limit: nothing is kept, as for any failure
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise OutputError(f"make-data: cannot write {root} ({reason(error)}); nothing was kept, so make room "
+                          "and run it again.") from None
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
