@@ -1,20 +1,33 @@
 # Lesson 6 source: python lessons/build_notebooks.py turns this file into lessons/06_unet.ipynb.
 
 # %%
-# Lesson 6 · U-Net. Run this cell first.
+# Lesson 6 · U-Net. Run this cell first: it is the only one that reads the environment.
 # LESSON_FAST=1 (the test suite sets it) only shrinks the data, the network's width and the training.
+# CITYSCAPES_ROOT: a real Cityscapes folder (holding leftImg8bit/ and gtFine/; see DATASET.md) to train and
+# predict on instead of the built-in synthetic scenes. LESSON_BACKEND: "numpy" (the CPU, default) or "cupy"
+# (an NVIDIA GPU, lesson 10) for the training runs.
 import os
 import tempfile
 
 FAST = os.environ.get("LESSON_FAST") == "1"
-# The data: the built-in subset (make_dataset()'s defaults: 300 train and 50 val images of 128x256),
-# kept in the user's cache and shared with `minitorch-seg train`; in FAST mode a tiny set in a temporary folder.
-SCRATCH = tempfile.TemporaryDirectory(prefix="lesson06-")    # for the training run (and FAST data); removed with the kernel
+CITYSCAPES_ROOT = os.environ.get("CITYSCAPES_ROOT") or None
+BACKEND = os.environ.get("LESSON_BACKEND") or "numpy"
+# The built-in data: make_dataset()'s defaults (300 train and 50 val images of 128x256), kept in the user's
+# cache and shared with `minitorch-seg train`; in FAST mode a tiny set in a temporary folder.
+SCRATCH = tempfile.TemporaryDirectory(prefix="lesson06-")    # training runs (and FAST data); removed with the kernel
 DATA = dict(out=os.path.join(SCRATCH.name, "data"), train=8, val=4, size=(64, 128)) if FAST else dict()
 WIDTH = 8 if FAST else 16                  # channels of the first level (16 is the CLI's default U-Net)
-CROP = (64, 128) if FAST else (128, 128)    # training crops (height, width)
 BATCH = 4 if FAST else 8
-EPOCHS = 2 if FAST else 4
+EPOCHS = 2 if FAST else 4                  # section 6's training run
+BALANCE_EPOCHS = 1 if FAST else 3          # each of section 8's four short runs (two losses, two seeds)
+if CITYSCAPES_ROOT is None:                # built-in scenes: section 6 at full resolution, 8 at half (the CLI's)
+    JOB = dict(input_scale=1.0, crop=(64, 128) if FAST else (128, 128))
+    BALANCE_JOB = dict(input_scale=0.5, crop=(32, 64) if FAST else (64, 128))
+    VIEW = None                            # the validation images are shown to the model as they are
+else:                                      # real photographs, 1024x2048: the model sees them at 256x512
+    JOB = BALANCE_JOB = dict(input_scale=0.25, crop=(64, 128) if FAST else (128, 256),
+                             max_train_images=8 if FAST else 200, max_val_images=4 if FAST else 50)
+    VIEW = (256, 512)
 
 # %% [markdown]
 # # Lesson 6 · U-Net
@@ -37,9 +50,15 @@ EPOCHS = 2 if FAST else 4
 #    the original paper had to **crop**;
 # 4. write the original skip connection, "copy and crop", forward and backward, and the up step
 #    of the original expanding path, and let drawn inputs check them;
-# 5. train a U-Net on the built-in street scenes and look at what it predicts.
+# 5. train a U-Net on the built-in street scenes and look at what it predicts;
+# 6. weight the loss against the imbalance of the classes, as the default training job does,
+#    derive what ENet's weights do to rare classes, and measure them against the plain loss.
 #
-# About 25 minutes (the full training run takes a few minutes more of the computer's time).
+# About 60 to 75 minutes with the two exercises and the derivations on paper (sections 5 and
+# 8), plus the computer's time for the training runs of sections 6 and 8, which you can read on
+# while they run: a few minutes each on two CPU cores. The first cell reads `CITYSCAPES_ROOT` to
+# train on real Cityscapes photographs instead (what they are, and how to get a subset:
+# [DATASET.md](../DATASET.md)) and `LESSON_BACKEND=cupy` to train on a GPU (lesson 10).
 
 # %%
 # %matplotlib inline
@@ -53,10 +72,10 @@ from matplotlib.patches import FancyArrowPatch, Rectangle
 import minitorch_seg as mt
 import minitorch_seg.functional as F
 from minitorch_seg import Function, exercises, models, shapes, viz
-from minitorch_seg.data import Cityscapes, make_dataset, normalize_chw
+from minitorch_seg.data import CLASS_NAMES, Cityscapes, Resize, balance, make_dataset, normalize_chw
 from minitorch_seg.models.summary import trace
 from minitorch_seg.models.unet import DoubleConv, Up, UNet
-from minitorch_seg.train import TrainConfig, Trainer
+from minitorch_seg.train import TrainConfig, Trainer, evaluate
 
 mt.manual_seed(0)
 
@@ -375,16 +394,17 @@ except exercises.NotAttempted as todo:
 #
 # Now the real thing: the project's training job (`minitorch_seg.train.Trainer`, what
 # `minitorch-seg train` runs) on the built-in data, generated street scenes in the Cityscapes
-# format. SGD with momentum, a short linear warm-up and the poly learning-rate schedule,
-# random scale, crop and flip, and the mIoU on the validation images after every epoch.
+# format (or, with `CITYSCAPES_ROOT` set, the first images of a real Cityscapes folder, seen at
+# a quarter of their side). SGD with momentum, a short linear warm-up and the poly learning-rate
+# schedule, random scale, crop and flip, and the mIoU on the validation images after every epoch.
 
 # %%
-root = make_dataset(**DATA)
+root = CITYSCAPES_ROOT or make_dataset(**DATA)
 run_folder = os.path.join(SCRATCH.name, "run")
-# Full resolution and an unweighted loss, the plainest job; `minitorch-seg train` itself trains at
-# half resolution with class weights (input_scale=0.5, class_weights="enet"), which learns faster.
-config = TrainConfig(model="unet", model_options={"width": WIDTH}, epochs=EPOCHS, batch_size=BATCH, crop=CROP,
-                     input_scale=1.0, class_weights="none")
+# An unweighted loss, the plainest job (at full resolution on the built-in data); `minitorch-seg train`
+# itself trains at half resolution with class weights (input_scale=0.5, class_weights="enet"): section 8.
+config = TrainConfig(model="unet", model_options={"width": WIDTH}, epochs=EPOCHS, batch_size=BATCH,
+                     class_weights="none", backend=BACKEND, **JOB)
 trainer = Trainer(config, root, run_folder, progress=False)
 print(f"{len(trainer.train_loader.dataset)} training images in batches of {BATCH}, "
       f"{len(trainer.val_loader.dataset)} validation images; {sum(p.numel() for p in trainer.model.parameters()):,} weights")
@@ -418,7 +438,7 @@ fig.suptitle("U-Net training");
 # missed; lesson 3 explains why the mIoU is so much lower than the pixel accuracy.
 
 # %%
-val = Cityscapes(root, split="val")
+val = Cityscapes(root, split="val", transforms=None if VIEW is None else Resize(VIEW))   # at the model's scale
 model = trainer.model.eval()
 for index in (0, 1):
     image, label = val[index]
@@ -457,6 +477,214 @@ for ax in axes:
     ax.axis("off")
 
 # %% [markdown]
+# ## 8. Rare classes: weighting the loss
+#
+# Lesson 3 showed how unevenly street scenes share their pixels among the classes (the tables of
+# [DATASET.md](../DATASET.md) count them for the built-in data: road and building cover about half
+# of all pixels, a rider about one in a thousand) and why mIoU, an average over the classes,
+# punishes a model that ignores the rare ones. The loss of section 6 does nothing about it. It is
+# the mean over the labelled pixels, so class $k$, holding a share $p_k$ of them, makes a share
+# $p_k$ of the loss and of its gradient: the road pulls on the weights a few hundred times as
+# hard as the riders do, and a short run learns the road.
+#
+# The weighted cross-entropy of lesson 2 (`F.cross_entropy(logits, target, weight=w)`, PyTorch's
+# definition) gives each class a weight $w_k$ and averages with those weights:
+#
+# $$L = \frac{\sum_i w_{t_i}\,\ell_i}{\sum_i w_{t_i}}, \qquad
+# \ell_i = -\log \operatorname{softmax}(z_i)_{t_i},$$
+#
+# the sums over the labelled pixels $i$ of a batch (void pixels, 255, count for nothing), $t_i$
+# the class of pixel $i$ and $z_i$ its logits. The denominator depends on the labels only, so the
+# gradient is lesson 2's, softmax minus one-hot, scaled per pixel:
+#
+# $$\frac{\partial L}{\partial z_i} = \frac{w_{t_i}}{\sum_j w_{t_j}}
+# \big(\operatorname{softmax}(z_i) - \operatorname{onehot}(t_i)\big).$$
+#
+# Every pixel pushes its logits as before, times its class's weight. Over many batches class $k$
+# then holds the share
+#
+# $$s_k = \frac{p_k w_k}{\sum_j p_j w_j}$$
+#
+# of the total push instead of $p_k$: choosing the weights is choosing these shares. Two choices:
+#
+# - **Inverse frequency**, $w_k = 1/p_k$, makes every share equal, $1/19$. But it gives a class
+#   with 0.01% of the pixels 10,000 times the weight of one with 100%: in the few batches where
+#   its handful of pixels appear (their badly drawn borders included), they decide the step, and
+#   the loss jumps from batch to batch with whether they appear at all.
+# - **ENet's weights** (Paszke et al., 2016), which `minitorch-seg train` uses by default
+#   (`class_weights="enet"`, in `minitorch_seg/data/balance.py`):
+#   $w_k = 1 / \ln(c + p_k)$ with $c = 1.02$.
+#
+# The paper gives that formula without a derivation; expanding it shows what it does. Write
+# $\ln(c + p) = \ln c + \ln(1 + p/c)$, and for $p$ small against $c$, $\ln(1 + p/c) \approx p/c$:
+#
+# $$w(p) \approx \frac{1}{\ln c + p/c} = \frac{c}{c \ln c + p}, \qquad
+# c \ln c = 1.02 \ln 1.02 \approx 0.020.$$
+#
+# Two regimes, with the knee where the two terms of the denominator are equal, at
+# $p^* = c \ln c \approx 2\%$ of the pixels:
+#
+# - **above the knee**, $p \gg 2\%$: $w \approx c / p$, inverse frequency. The frequent classes
+#   (road, building, vegetation, car, sky) end up with about equal shares: $p\,w(p)$ only goes
+#   from about 0.7 at $p = 5\%$ to 1.42 at $p = 1$ (exactly $p / \ln(1.02 + p)$);
+# - **below the knee**, $p \ll 2\%$: $w \approx 1 / \ln c \approx 50.5$, a **cap**. Each pixel
+#   of a rare class weighs about 50, against a few for a road pixel (and 1 for both under the
+#   plain loss): its class's share $s_k \approx 50\,p_k / \sum_j p_j w_j$ grows several-fold
+#   against $p_k$ (the table below shows by how much on this data), but no further. The rarer
+#   the class, the smaller its share still, and no handful of pixels can take over a batch.
+#
+# The weights lie between $1/\ln 2.02 \approx 1.42$ (a class with every pixel) and
+# $1/\ln 1.02 \approx 50.5$: a factor of 36 at most, against 10,000 for inverse frequency in the
+# example above. And $c$ places the knee: a larger $c$ moves it up and lowers the cap.
+#
+# The price: a model trained with these weights predicts the rare classes more readily, also
+# where they are not, so the frequent classes lose some pixels to false positives and their IoU
+# can drop while the rare classes' IoU rises. Which one wins on mIoU is a question for a
+# measurement. First, the numbers for our training data, read from the very job that trains
+# with them:
+
+# %%
+def balance_trainer(class_weights, seed):
+    """The default job of `minitorch-seg train`, shortened to BALANCE_EPOCHS epochs, with this loss and seed."""
+    config = TrainConfig(model="unet", model_options={"width": WIDTH}, epochs=BALANCE_EPOCHS, batch_size=BATCH,
+                         class_weights=class_weights, seed=seed, backend=BACKEND, **BALANCE_JOB)
+    return Trainer(config, root, os.path.join(SCRATCH.name, f"balance-{class_weights}-{seed}"), progress=False,
+                   log=lambda line: None)
+
+
+weighted_job = balance_trainer("enet", seed=0)
+counts = balance.pixel_counts(weighted_job.train_loader.dataset, len(CLASS_NAMES))
+shares = counts / counts.sum()
+weights = weighted_job.class_weights.numpy()                 # what the job computed: 1 / ln(1.02 + share)
+assert numpy.allclose(weights, balance.enet_weights(counts))
+pull = shares * weights / (shares * weights).sum()           # s_k, each class's share of the push
+print(f"{len(weighted_job.train_loader.dataset)} training images; the classes from the most pixels to the fewest:")
+print(f"{'class':>14} {'pixels':>8} {'weight':>7} {'share of the push':>18} {'plain loss':>11}")
+for k in numpy.argsort(-counts):
+    weight = f"{weights[k]:7.2f}" if counts[k] else "      -"
+    print(f"{CLASS_NAMES[k]:>14} {100 * shares[k]:7.2f}% {weight} {100 * pull[k]:17.2f}% {100 * shares[k]:10.2f}%")
+
+# %% [markdown]
+# The weights as a function of the share, with the knee and the cap, and this data's classes on
+# the curve; on the right, each class's share of the push under the plain loss and under the
+# weighted one:
+
+# %%
+share_axis = numpy.logspace(-5, 0, 200)
+present = counts > 0
+order = numpy.argsort(-counts)
+fig, (left_ax, right_ax) = plt.subplots(1, 2, figsize=(13, 4), layout="constrained")
+left_ax.loglog(share_axis, 1 / numpy.log(balance.ENET_C + share_axis), color="C0", lw=2,
+               label="ENet: 1 / ln(1.02 + p)")
+left_ax.loglog(share_axis, 1 / share_axis, color="0.5", ls="--", label="inverse frequency: 1 / p")
+left_ax.axhline(1 / numpy.log(balance.ENET_C), color="C3", ls=":", label="the cap, 1 / ln 1.02")
+left_ax.axvline(balance.ENET_C * numpy.log(balance.ENET_C), color="C2", ls=":", label="the knee, 1.02 ln 1.02")
+left_ax.loglog(shares[present], weights[present], "o", color="C1", label="this data's classes")
+for n, k in enumerate(order[present[order]][::3]):                     # every third class, to stay readable
+    left_ax.annotate(CLASS_NAMES[k], (shares[k], weights[k]), textcoords="offset points", fontsize=8,
+                     xytext=(4, 6) if n % 2 else (-4, -12), ha="left" if n % 2 else "right")
+left_ax.set_ylim(0.5, 2e3)
+left_ax.set_xlabel("p, the class's share of the labelled pixels")
+left_ax.set_ylabel("weight w")
+left_ax.legend(fontsize=8)
+x = numpy.arange(len(order))
+right_ax.bar(x - 0.2, 100 * shares[order], width=0.4, color="0.6", label="plain loss: p")
+right_ax.bar(x + 0.2, 100 * pull[order], width=0.4, color="C0", label="ENet weights: p w / sum(p w)")
+right_ax.set_xticks(x, [CLASS_NAMES[k] for k in order], rotation=60, ha="right", fontsize=8)
+right_ax.set_yscale("log")
+right_ax.set_ylabel("% of the push on the weights")
+right_ax.legend(fontsize=8)
+fig.suptitle("What ENet's class weights do");
+
+# %% [markdown]
+# Now the measurement. Four short runs of the default training job (half resolution, the ENet
+# weights, SGD with momentum and the poly schedule), shortened to `BALANCE_EPOCHS` epochs, which
+# differ only in the loss (plain or weighted) and in the seed (0 or 1), which draws the initial
+# weights and the order and augmentation of the batches. Two seeds per loss are the least that
+# shows how much a short run varies by chance: a difference between the losses that is no larger
+# than the one between two seeds of the same loss is not evidence of anything. Each run is scored
+# on the validation images after its last epoch (minutes of the computer's time: read on while
+# it runs).
+
+# %%
+iou, miou = {}, {}
+for seed in (0, 1):
+    for loss in ("enet", "none"):
+        job = weighted_job if (loss, seed) == ("enet", 0) else balance_trainer(loss, seed)
+        start = time.perf_counter()
+        job.run()
+        scores = evaluate(job.model, job.val_loader, input_scale=job.config.input_scale)
+        iou[loss, seed], miou[loss, seed] = numpy.array(scores["iou"]), scores["miou"]
+        print(f"loss {'plain' if loss == 'none' else 'ENet-weighted':>13}, seed {seed}: val mIoU {scores['miou']:.3f}, "
+              f"pixel accuracy {scores['pixel_accuracy']:.3f} ({time.perf_counter() - start:.0f} s)")
+
+# %% [markdown]
+# Per class, from the most frequent to the rarest: the IoU of each run, and a verdict that calls
+# a difference only when the two weighted runs are both above (or both below) the two plain ones.
+# With two seeds that is a weak test, but it keeps us from reading chance as an effect.
+
+# %%
+def verdict(plain, weighted):
+    """Which loss did better on one class, or why we cannot say: from two seeds of each."""
+    if numpy.isnan(plain).all() and numpy.isnan(weighted).all():
+        return "not in the val images"
+    if max(plain.max(), weighted.max()) == 0:
+        return "0 in all four runs"
+    if weighted.min() > plain.max():
+        return "weighted better"
+    if plain.min() > weighted.max():
+        return "plain better"
+    return "within the seeds' spread"
+
+
+print(f"{'':>14} {'IoU, plain loss':>17} {'IoU, ENet weights':>19}")
+print(f"{'class':>14} {'seed 0':>8} {'seed 1':>8} {'seed 0':>9} {'seed 1':>9}   verdict")
+verdicts = {}
+for k in order:
+    plain = numpy.array([iou["none", seed][k] for seed in (0, 1)])
+    weighted = numpy.array([iou["enet", seed][k] for seed in (0, 1)])
+    verdicts[k] = verdict(plain, weighted)
+    print(f"{CLASS_NAMES[k]:>14} {plain[0]:8.3f} {plain[1]:8.3f} {weighted[0]:9.3f} {weighted[1]:9.3f}   {verdicts[k]}")
+print(f"{'mIoU':>14} {miou['none', 0]:8.3f} {miou['none', 1]:8.3f} {miou['enet', 0]:9.3f} {miou['enet', 1]:9.3f}   "
+      f"{verdict(numpy.array([miou['none', s] for s in (0, 1)]), numpy.array([miou['enet', s] for s in (0, 1)]))}")
+tally = {kind: sum(v == kind for v in verdicts.values()) for kind in sorted(set(verdicts.values()))}
+print("classes per verdict:", tally)
+
+# %% [markdown]
+# The same numbers as a picture: a bar per loss (the mean of its two seeds) and a dot per run.
+
+# %%
+fig, ax = plt.subplots(figsize=(13, 3.6))
+for offset, loss, colour, name in ((-0.2, "none", "0.6", "plain loss"), (0.2, "enet", "C0", "ENet weights")):
+    runs = numpy.array([iou[loss, seed][order] for seed in (0, 1)])              # (2 seeds, 19 classes)
+    ax.bar(x + offset, numpy.nan_to_num(runs.mean(axis=0)), width=0.4, color=colour,
+           label=f"{name}: mIoU {miou[loss, 0]:.3f} and {miou[loss, 1]:.3f}")
+    ax.plot(numpy.repeat(x + offset, 2), runs.T.ravel(), "k.", ms=4)
+ax.set_xticks(x, [CLASS_NAMES[k] for k in order], rotation=60, ha="right", fontsize=8)
+ax.set_ylabel("val IoU after the last epoch")
+ax.legend(fontsize=8)
+ax.set_title(f"Per-class IoU after {BALANCE_EPOCHS} epoch{'s' * (BALANCE_EPOCHS > 1)}, "
+             "classes from the most pixels to the fewest", fontsize=10);
+
+# %% [markdown]
+# How to read it, whatever your numbers are:
+#
+# - **Where the weights act.** The classes just below the knee (a few percent or less of the
+#   pixels down to a few tenths of a percent) are the ones the weighted loss can bring from 0 to
+#   something in a short run: compare their rows. The rarest classes may stay at 0 with either
+#   loss after so few epochs: a fifty-fold lift of a tiny share is still a small share.
+# - **What it costs.** Look at the frequent classes' rows: a weighted model gives some of their
+#   pixels to rare classes, so their IoU may drop a little.
+# - **What the verdicts allow.** Only rows marked "better" are differences larger than the seed
+#   to seed spread of these runs, and with two seeds per loss even they could be luck; "within the
+#   seeds' spread" means this experiment cannot tell the losses apart on that class. A serious
+#   comparison runs more seeds and longer (the benchmark's default job trains 24 epochs,
+#   `benchmarks/README.md`).
+# - **mIoU against pixel accuracy.** The weighted loss serves the average over classes that mIoU
+#   is; pixel accuracy, dominated by the frequent classes, can go the other way (the lines printed
+#   by the training cell above show both).
+
+# %% [markdown]
 # ## What you have seen
 #
 # - A U-Net is a contracting path (two 3 x 3 convolutions, then a 2 x 2 max pool, per level) and
@@ -468,6 +696,11 @@ for ax in axes:
 #   its backward splits the gradient by channels. The original U-Net cropped its skips; you wrote
 #   that crop's backward, and an up step, and checked them on odd and even size differences.
 # - Trained for a few minutes on street scenes, it finds the large classes first.
+# - A weighted cross-entropy scales each pixel's gradient by its class's weight, so class $k$
+#   gets the share $p_k w_k / \sum_j p_j w_j$ of the push. ENet's $w = 1/\ln(1.02 + p)$ is
+#   inverse frequency above a knee at $1.02 \ln 1.02 \approx 2\%$ of the pixels and a cap of about
+#   50 below it. Your table says which classes it helped and hurt in a short run, and which
+#   differences two seeds cannot tell from chance.
 #
 # **Next:** lesson 7 keeps the resolution from falling in the first place: atrous convolutions
 # and DeepLab's atrous spatial pyramid pooling.

@@ -7,8 +7,11 @@ is what mIoU (an average over classes) punishes. ENet (Paszke et al., 2016) weig
     w_k = 1 / ln(c + p_k),    p_k = the share of class k among the labelled pixels, c = 1.02,
 
 so rare classes weigh up to 1/ln(1.02) ~ 50 and the commonest a few; ``cross_entropy(...,
-weight=w)`` then averages sum_i w_{t_i} l_i / sum_i w_{t_i}, as torch does. Ignored pixels (255)
-count for nothing; a class with no pixels at all gets weight 0 (it is never a target anyway).
+weight=w)`` then averages sum_i w_{t_i} l_i / sum_i w_{t_i}, as torch does. For p_k small against
+c, ln(c + p_k) ~ ln c + p_k / c, so w_k ~ c / (c ln c + p_k): inverse frequency (~1/p_k) above a
+knee at c ln c ~ 2% of the pixels, the cap 1/ln c below it (the U-Net lesson derives this and
+measures the weights against the plain loss). Ignored pixels (255) count for nothing; a class
+with no pixels at all gets weight 0 (it is never a target anyway).
 
 >>> import numpy
 >>> enet_weights(numpy.array([98, 2, 0])).round(2).tolist()   # 98% and 2% of the pixels
