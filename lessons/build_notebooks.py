@@ -25,6 +25,16 @@ The exercise pattern, checked here so a broken lesson does not build (2 to 4 exe
   exercise. ``--solved DIR`` writes the notebooks with every stub replaced by its solution, which
   is what a learner who solved everything has (the tests grade those).
 
+The "predict first" pattern, checked the same way (any number a lesson):
+
+- a code cell tagged ``prediction``, whose metadata ``"prediction"`` names one of the lesson's
+  ``exercises.predictions`` questions (``tests/test_predictions.py`` checks the names), holds one
+  line of code, ``answer = ...``, for the learner to fill in before running what follows;
+- a later code cell tagged ``prediction-check`` with the same ``"prediction"`` calls
+  ``exercises.check_prediction("NAME", answer)``: "not attempted", "right" or "wrong" and why;
+- the answer is the cell of ``lessons/solutions/NN_topic.py`` whose metadata names the same
+  prediction, and ``--solved`` puts it in.
+
 The test suite (``tests/test_lessons.py``) executes every notebook, grades the stubs (all "not
 attempted") and the solved notebooks (all "passed"), and checks that the committed notebooks are
 what this script builds (``--check`` does the last part alone: exit status 1 on a difference).
@@ -86,18 +96,21 @@ def parse_cells(text, name="<source>"):
     return built
 
 
-def _exercise(cell, tag):
+def _exercise(cell, tag, key="exercise"):
     kind, _, metadata = cell
-    return metadata.get("exercise") if kind == "code" and tag in metadata.get("tags", ()) else None
+    return metadata.get(key) if kind == "code" and tag in metadata.get("tags", ()) else None
 
 
-def solutions_for(source):
-    """{exercise name: solution code} from ``lessons/solutions/`` for a lesson source (empty if none)."""
+def solutions_for(source, key="exercise"):
+    """{exercise name: solution code} from ``lessons/solutions/`` for a lesson source (empty if none).
+
+    ``key="prediction"``: {prediction name: the answer's cell} instead.
+    """
     path = SOLUTIONS / Path(source).name
     if not path.exists():
         return {}
-    return {metadata["exercise"]: text for kind, text, metadata in parse_cells(path.read_text(), path.name)
-            if kind == "code" and "exercise" in metadata}
+    return {metadata[key]: text for kind, text, metadata in parse_cells(path.read_text(), path.name)
+            if kind == "code" and key in metadata}
 
 
 def _check_exercises(cells, name, solutions):
@@ -119,10 +132,30 @@ def _check_exercises(cells, name, solutions):
             raise LessonSourceError(f"{name}: lessons/solutions/{name} has no cell for {exercise}.")
 
 
+def _check_predictions(cells, name, answers):
+    for i, cell in enumerate(cells):
+        prediction = _exercise(cell, "prediction", "prediction")
+        if not prediction:
+            continue
+        code = [line for line in cell[1].splitlines() if line.strip() and not line.lstrip().startswith("#")]
+        if code != ["answer = ..."]:
+            raise LessonSourceError(f"{name}: the prediction cell of {prediction} (cell {i}) must hold exactly one "
+                                    "line of code, answer = ... (comments aside).")
+        check = next((j for j in range(i + 1, len(cells))
+                      if _exercise(cells[j], "prediction-check", "prediction") == prediction), None)
+        if check is None or f'exercises.check_prediction("{prediction}", answer)' not in cells[check][1]:
+            raise LessonSourceError(f"{name}: the prediction cell of {prediction} (cell {i}) needs a later cell "
+                                    f'tagged prediction-check, with "prediction": "{prediction}", that calls '
+                                    f'exercises.check_prediction("{prediction}", answer).')
+        if prediction not in answers:
+            raise LessonSourceError(f"{name}: lessons/solutions/{name} has no answer for {prediction}.")
+
+
 def build(source, solved=False):
     """The notebook (a ``nbformat`` node) that the lesson source file ``source`` describes.
 
-    ``solved``: each exercise stub replaced by its solution from ``lessons/solutions/``.
+    ``solved``: each exercise stub replaced by its solution, and each prediction by its answer, from
+    ``lessons/solutions/``.
     """
     source = Path(source)
     cells = parse_cells(source.read_text(), source.name)
@@ -131,11 +164,15 @@ def build(source, solved=False):
                                 'FAST = os.environ.get("LESSON_FAST") == "1".')
     solutions = solutions_for(source)
     _check_exercises(cells, source.name, solutions)
+    answers = solutions_for(source, key="prediction")
+    _check_predictions(cells, source.name, answers)
     notebook = nbformat.v4.new_notebook(metadata={"kernelspec": dict(KERNELSPEC),
                                                   "language_info": {"name": "python"}})
     for index, (kind, text, metadata) in enumerate(cells):
         if solved and _exercise((kind, text, metadata), "exercise"):
             text = solutions[metadata["exercise"]]
+        if solved and _exercise((kind, text, metadata), "prediction", "prediction"):
+            text = answers[metadata["prediction"]]
         make = nbformat.v4.new_markdown_cell if kind == "markdown" else nbformat.v4.new_code_cell
         cell = make(text, metadata=dict(metadata))
         cell["id"] = f"cell-{index:02d}"

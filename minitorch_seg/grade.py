@@ -7,6 +7,10 @@ its outcome there; the last outcome of an exercise counts. The exercises a noteb
 check are its cells tagged ``exercise-check`` (their metadata names the exercise); one that never
 recorded an outcome (its check cell was deleted or never reached) is "not attempted".
 
+The "predict first" questions (``exercises.check_prediction``, cells tagged ``prediction-check``)
+are collected the same way and reported after the exercises, but do not change the exit status:
+a wrong prediction is part of the lesson, not a failure to do it.
+
 Exit status: 0 when every exercise of every notebook passed, 1 when any failed or was not
 attempted, 2 on a usage error (a missing or unreadable notebook, no Jupyter kernel).
 """
@@ -28,17 +32,21 @@ class GradeError(Exception):
 
 @dataclass
 class Outcome:
-    exercise: str
+    exercise: str                   # the exercise's name, or the prediction's
     status: str
     report: str = ""
+    kind: str = "exercise"          # or "prediction"
 
 
-def expected_exercises(notebook):
-    """The exercise names of the notebook's check cells, in order, each once."""
+def expected_exercises(notebook, kind="exercise"):
+    """The exercise names of the notebook's check cells, in order, each once.
+
+    ``kind="prediction"``: the names of its prediction check cells instead.
+    """
     found = []
     for cell in notebook.cells:
-        name = cell.metadata.get("exercise")
-        if "exercise-check" in cell.metadata.get("tags", []) and name and name not in found:
+        name = cell.metadata.get(kind)
+        if f"{kind}-check" in cell.metadata.get("tags", []) and name and name not in found:
             found.append(name)
     return found
 
@@ -59,12 +67,12 @@ def _read(path):
 
 
 def grade_notebook(path, timeout=600, env=None):
-    """[Outcome, ...] for one notebook, in the order of its check cells (then any other exercise checked)."""
+    """[Outcome, ...] for one notebook: its exercises in the order of their check cells (then any other
+    exercise checked), then its predictions likewise."""
     from nbclient import NotebookClient
     from nbclient.exceptions import DeadKernelError
 
     notebook = _read(path)
-    expected = expected_exercises(notebook)
     kernel = notebook.metadata.get("kernelspec", {}).get("name", "python3")
     with tempfile.TemporaryDirectory(prefix="minitorch-seg-grade-") as scratch:
         log = Path(scratch) / "outcomes.jsonl"
@@ -81,15 +89,17 @@ def grade_notebook(path, timeout=600, env=None):
                 raise GradeError(f"no Jupyter kernel named {kernel!r} for {path}: pip install ipykernel.") from None
             crashed = f"the notebook could not run to the end: {type(error).__name__}: {error}"
         records = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
-    last = {r["exercise"]: r for r in records}
     outcomes = []
-    for name in expected + [n for n in last if n not in expected]:
-        if name in last:
-            outcomes.append(Outcome(name, last[name]["status"], last[name]["report"]))
-        elif crashed:
-            outcomes.append(Outcome(name, FAILED, crashed))
-        else:
-            outcomes.append(Outcome(name, NOT_ATTEMPTED, "its check cell never ran"))
+    for kind in ("exercise", "prediction"):
+        expected = expected_exercises(notebook, kind)
+        last = {r[kind]: r for r in records if kind in r}
+        for name in expected + [n for n in last if n not in expected]:
+            if name in last:
+                outcomes.append(Outcome(name, last[name]["status"], last[name]["report"], kind))
+            elif crashed:
+                outcomes.append(Outcome(name, FAILED, crashed, kind))
+            else:
+                outcomes.append(Outcome(name, NOT_ATTEMPTED, "its check cell never ran", kind))
     return outcomes
 
 
@@ -98,22 +108,35 @@ def _indent(text, prefix="      "):
 
 
 def grade(paths, timeout=600, out=print):
-    """Grade every notebook of ``paths``, print the table; True when every exercise passed."""
+    """Grade every notebook of ``paths``, print the table; True when every exercise passed (predictions aside)."""
     notebooks = [(path, _read(path)) for path in paths]        # every usage error before any work
-    all_passed, counts = True, {PASSED: 0, FAILED: 0, NOT_ATTEMPTED: 0}
+    counts = {kind: {PASSED: 0, FAILED: 0, NOT_ATTEMPTED: 0} for kind in ("exercise", "prediction")}
     for path, notebook in notebooks:
         outcomes = grade_notebook(path, timeout)
         out(f"{path}")
-        if not outcomes:
-            out("  (no exercises: no cell is tagged exercise-check)")
         width = max((len(o.exercise) for o in outcomes), default=0)
-        for o in outcomes:
-            counts[o.status] = counts.get(o.status, 0) + 1
-            all_passed &= o.status == PASSED
-            out(f"  {o.exercise:<{width}}  {o.status}")
-            if o.status == FAILED:
-                out(_indent(o.report))
-    total = sum(counts.values())
-    out(f"{total} exercises in {len(notebooks)} notebook(s): {counts[PASSED]} passed, {counts[FAILED]} failed, "
-        f"{counts[NOT_ATTEMPTED]} not attempted.")
-    return all_passed
+        exercises = [o for o in outcomes if o.kind == "exercise"]
+        predictions = [o for o in outcomes if o.kind == "prediction"]
+        if not exercises:
+            out("  (no exercises: no cell is tagged exercise-check)")
+        _report(exercises, width, counts["exercise"], out)
+        if predictions:
+            out("  predictions (reported, not graded):")
+            _report(predictions, width, counts["prediction"], out)
+    exercises, predictions = counts["exercise"], counts["prediction"]
+    out(f"{sum(exercises.values())} exercises in {len(notebooks)} notebook(s): {_tally(exercises)}."
+        + (f" {sum(predictions.values())} predictions (not graded): {_tally(predictions)}."
+           if any(predictions.values()) else ""))
+    return exercises[PASSED] == sum(exercises.values())
+
+
+def _report(outcomes, width, counts, out):
+    for o in outcomes:
+        counts[o.status] = counts.get(o.status, 0) + 1
+        out(f"  {o.exercise:<{width}}  {o.status}")
+        if o.status == FAILED:
+            out(_indent(o.report))
+
+
+def _tally(counts):
+    return f"{counts[PASSED]} passed, {counts[FAILED]} failed, {counts[NOT_ATTEMPTED]} not attempted"

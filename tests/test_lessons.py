@@ -3,10 +3,11 @@
 - Each ``lessons/NN_*.ipynb`` is executed cell by cell in a fresh ``python3`` kernel (pinned to
   this interpreter) with LESSON_FAST=1, which shrinks sizes, step counts and the exercises' draws
   only, MPLBACKEND=Agg, a temporary working directory and a per-cell timeout. A failing cell
-  fails its test: with the stubs untouched, every check cell must report "not attempted" (in the
-  grade log ``exercises.check`` writes), never crash.
-- The solved notebooks (``build_notebooks.build(source, solved=True)``: each stub replaced by its
-  cell of ``lessons/solutions/``) are graded by ``minitorch-seg grade``, which must exit 0.
+  fails its test: with the stubs untouched, every check cell (exercise or prediction) must report
+  "not attempted" (in the grade log ``exercises.check`` and ``check_prediction`` write), never crash.
+- The solved notebooks (``build_notebooks.build(source, solved=True)``: each stub and each
+  prediction replaced by its cell of ``lessons/solutions/``) are graded by ``minitorch-seg grade``,
+  which must exit 0 and list every exercise and prediction as passed.
 - Each executed notebook has at least one ``image/png`` output.
 - ``lessons/README.md`` maps every heading of the course notes to the lesson(s) that teach it;
   every word of a heading (lower-cased, without punctuation or LaTeX) must appear in each mapped
@@ -177,8 +178,9 @@ def test_fast_is_read_in_the_first_cell_only(path):
     assert cells[0].cell_type == "code" and FAST_LINE in cells[0].source.splitlines()
     for index, cell in enumerate(cells[1:], start=1):
         if cell.cell_type == "code":
-            assert not re.search(r"\bFAST\b", cell.source), (
-                f"{path.name} cell {index} uses FAST: only the first cell may, to choose sizes and step counts")
+            assert not re.search(r"\bFAST\b|\bos\.environ\b|\bgetenv\b", cell.source), (
+                f"{path.name} cell {index} uses FAST or reads the environment: only the first cell may, "
+                "to choose sizes, step counts, the data and the backend")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -212,6 +214,7 @@ class Execution:
     notebook: object
     error: str | None = None
     outcomes: dict = field(default_factory=dict)     # exercise -> the status its check recorded
+    predictions: dict = field(default_factory=dict)  # prediction -> the status its check recorded
     seconds: float = 0.0
 
 
@@ -266,7 +269,9 @@ def executed(request, kernel_environment, tmp_path_factory):
                 break
     run.seconds = time.perf_counter() - start
     if log.exists():
-        run.outcomes = {r["exercise"]: r["status"] for r in map(json.loads, log.read_text().splitlines())}
+        records = [json.loads(line) for line in log.read_text().splitlines()]
+        run.outcomes = {r["exercise"]: r["status"] for r in records if "exercise" in r}
+        run.predictions = {r["prediction"]: r["status"] for r in records if "prediction" in r}
     _executions[path] = run
     return run
 
@@ -290,6 +295,12 @@ def test_stub_checks_report_not_attempted(executed):
         if "exercise-check" in cell.metadata.get("tags", []):
             text = "".join(o.get("text", "") for o in cell.outputs)
             assert "not attempted yet" in text and "Write" in text, f"check of {cell.metadata['exercise']}: {text!r}"
+    predictions = expected_exercises(executed.notebook, kind="prediction")
+    assert executed.predictions == {name: "not attempted" for name in predictions}, executed.predictions
+    for cell in executed.notebook.cells:
+        if "prediction-check" in cell.metadata.get("tags", []):
+            text = "".join(o.get("text", "") for o in cell.outputs)
+            assert "not attempted yet" in text and "answer = ..." in text, f"check of {cell.metadata['prediction']}: {text!r}"
 
 
 def test_fast_lessons_are_quick(executed):
@@ -307,7 +318,8 @@ def test_solved_notebook_grades_every_exercise_passed(path, kernel_environment, 
     out = capsys.readouterr().out
     assert status == 0, out
     from minitorch_seg.grade import expected_exercises
-    expected = expected_exercises(nbformat.read(solved, as_version=4))
+    notebook = nbformat.read(solved, as_version=4)
+    expected = expected_exercises(notebook) + expected_exercises(notebook, kind="prediction")
     assert [line.split()[0] for line in out.splitlines() if line.endswith("  passed")] == expected, out
 
 

@@ -1,5 +1,6 @@
 # Solutions to lesson 3's exercises. Each cell replaces the stub cell of the same exercise
-# (python lessons/build_notebooks.py --solved DIR writes the solved notebooks). Try first.
+# (python lessons/build_notebooks.py --solved DIR writes the solved notebooks); the last cells answer its
+# "predict first" questions. Try first.
 
 # %% {"exercise": "confusion_matrix"}
 def confusion_matrix(prediction, target, num_classes=19, ignore_index=255):
@@ -52,3 +53,6 @@ class SoftIoU(Function):
 
 def soft_iou(input, target, ignore_index=255, eps=1.0):
     return SoftIoU.apply(input, target, ignore_index=ignore_index, eps=eps)
+
+# %% {"prediction": "coarse_miou"}
+answer = 0.5                     # a guess: right within 0.1

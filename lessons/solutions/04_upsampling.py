@@ -1,5 +1,6 @@
 # Solutions to lesson 4's exercises. Each cell replaces the stub cell of the same exercise
-# (python lessons/build_notebooks.py --solved DIR writes the solved notebooks). Try first.
+# (python lessons/build_notebooks.py --solved DIR writes the solved notebooks); the last cells answer its
+# "predict first" questions. Try first.
 
 # %% {"exercise": "interpolate"}
 class NearestUpsample(Function):
@@ -105,3 +106,6 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
     else:                        # (H, W) or (N, C, H, W)
         out_hw = tuple(output_size)[-2:]
     return MaxUnpool.apply(input, indices, out_hw=out_hw)
+
+# %% {"prediction": "transposed_conv_shape"}
+answer = (2, 8, 13, 17)          # (7 - 1) 2 - 2 + 2 + 1 = 13, (9 - 1) 2 - 2 + 2 + 1 = 17

@@ -1,5 +1,6 @@
 # Solutions to lesson 7's exercises. Each cell replaces the stub cell of the same exercise
-# (python lessons/build_notebooks.py --solved DIR writes the solved notebooks). Try first.
+# (python lessons/build_notebooks.py --solved DIR writes the solved notebooks); the last cells answer its
+# "predict first" questions. Try first.
 
 # %% {"exercise": "image_pooling"}
 class GlobalAveragePool(Function):
@@ -47,3 +48,6 @@ def atrous_pyramid(input, weight, bias=None, rates=(1, 2, 3)):
         b = None if bias is None else bias[k]
         branches.append(F.conv2d(input, weight[k], b, padding=rate, dilation=rate))   # (N, O, H, W)
     return F.cat(branches, dim=1)                                                     # (N, R*O, H, W)
+
+# %% {"prediction": "flop_ratio_os8_os16"}
+answer = 3.3                     # 1 + 3 x (the share of layer3, layer4, ASPP and head at OS 16, about 3/4)

@@ -261,13 +261,39 @@ class MeanAlong(Function):
 def mean_along(x, dim):
     return MeanAlong.apply(x, dim=dim)
 
+# %% [markdown]
+# **Predict first.** Its author gradchecks it at four inputs:
+#
+# | | input | `dim` |
+# |---|---|---|
+# | a | a (5,) vector | 0 |
+# | b | a (3, 4) matrix | 1 |
+# | c | a (4, 4) matrix | 0 |
+# | d | a (3, 4) matrix | 0 |
+#
+# Which one does `gradcheck` flag? Read the backward, write your answer (`"a"`, `"b"`, `"c"` or
+# `"d"`) in the cell below, then run the check after it. The cell after that runs the four
+# `gradcheck`s.
 
-# the shapes its author tried: a vector, and the last axis of a matrix
-print(gradcheck(lambda x: mean_along(x, 0), (mt.randn(5, dtype="float64", requires_grad=True),)))
-print(gradcheck(lambda x: mean_along(x, 1), (mt.randn(3, 4, dtype="float64", requires_grad=True),)))
+# %% {"tags": ["prediction"], "prediction": "gradcheck_flags"}
+answer = ...
+
+# %% {"tags": ["prediction-check"], "prediction": "gradcheck_flags"}
+exercises.check_prediction("gradcheck_flags", answer)
+
+# %%
+candidates = {"a": ((5,), 0), "b": ((3, 4), 1), "c": ((4, 4), 0), "d": ((3, 4), 0)}      # shape, dim
+for letter, (shape, dim) in candidates.items():
+    try:
+        gradcheck(lambda x: mean_along(x, dim), (mt.randn(*shape, dtype="float64", requires_grad=True),))
+        print(f"{letter}) {shape}, dim {dim}: passes")
+    except GradcheckError as error:
+        print(f"{letter}) {shape}, dim {dim}: flagged: {error}")
 
 # %% [markdown]
-# Both pass, because along the last axis the bug is no bug. **Property-based checking** states
+# Three of the four pass: along the last axis the bug is no bug, and on a square matrix the last
+# axis has the size of every other. An author who tried a vector, the rows of a matrix and a
+# square matrix would ship it. **Property-based checking** states
 # what must hold for *every* input (here: the backward agrees with finite differences) and lets a
 # library, [hypothesis](https://hypothesis.readthedocs.io), draw the inputs: many of them,
 # different shapes each time. `minitorch_seg.testing` holds the strategies (what to draw) and

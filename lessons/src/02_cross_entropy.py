@@ -321,6 +321,17 @@ except exercises.NotAttempted as todo:
 # this loss on a few generated scenes. Each step: logits for every pixel, the mean per-pixel
 # cross-entropy over the kept pixels, backward, an Adam step. Once your `cross_entropy` passes its
 # check it gives the library's numbers, so either could drive the training; we use the library's.
+#
+# **Predict first.** A freshly initialised network has small random weights, so its 19 logits
+# are nearly equal at every pixel. Where will the training curve start? Take the limit: logits
+# exactly equal everywhere. What is the mean per-pixel cross-entropy then? Write it in the cell
+# below (a number), then run the check.
+
+# %% {"tags": ["prediction"], "prediction": "uniform_loss"}
+answer = ...
+
+# %% {"tags": ["prediction-check"], "prediction": "uniform_loss"}
+exercises.check_prediction("uniform_loss", answer)
 
 # %%
 scenes = [generate_scene("train", i, size=SIZE) for i in range(SCENES)]
@@ -360,7 +371,9 @@ viz.show_segmentation(scenes[0].image, labels.numpy()[0], prediction)
 # Where does the loss still push? One more forward and backward on that scene, and three maps:
 # the probability the network gives the true class, the per-pixel loss $-\log$ of it, and the
 # size of the gradient $\lVert \hat{Y} - Y \rVert$ at each pixel. The loss, and with it the
-# gradient, concentrates on boundaries and small objects, and is exactly zero on the void pixels.
+# gradient, concentrates on boundaries and small objects. The void pixels have no true class, no
+# loss and exactly zero gradient: they are drawn black in all three maps, as in the label maps
+# above (no value of the colour scale is black).
 
 # %%
 scores = model(images[:1])
@@ -369,20 +382,23 @@ target = labels[:1]
 F.cross_entropy(scores, target, ignore_index=255).backward()
 label0 = target.numpy()[0]
 probs = F.softmax(scores, dim=1).numpy()[0]                                             # (19, H, W)
-p_true = numpy.take_along_axis(probs, numpy.where(label0 == 255, 0, label0)[None], axis=0)[0]
-p_true[label0 == 255] = numpy.nan                          # no true class there: left blank
+void = label0 == 255
+p_true = numpy.take_along_axis(probs, numpy.where(void, 0, label0)[None], axis=0)[0]
 per_pixel = F.cross_entropy(scores, target, ignore_index=255, reduction="none").numpy()[0]               # 0 where ignored
-kept = (label0 != 255).sum()
+kept = (~void).sum()
 gradient_size = numpy.linalg.norm(scores.grad.numpy()[0], axis=0) * kept                # |softmax - one-hot|
 
-fig, axes = plt.subplots(1, 3, figsize=(14, 2.8), layout="constrained")
+scale = plt.get_cmap("YlOrRd").with_extremes(bad="black")          # masked (void) pixels: black, in every panel
+fig, axes = plt.subplots(1, 3, figsize=(14, 3.1), layout="constrained")
 for ax, (title, image) in zip(axes, [("probability of the true class", p_true),
                                      ("per-pixel loss", per_pixel),
                                      ("gradient size × |K|", gradient_size)]):
-    shown = ax.imshow(image, cmap="magma")
+    shown = ax.imshow(numpy.ma.masked_where(void, image), cmap=scale)
     ax.set_title(title)
     ax.axis("off")
     fig.colorbar(shown, ax=ax, shrink=0.8)
+fig.legend(handles=[plt.Rectangle((0, 0), 1, 1, color="black")], labels=["void (255): no loss, no gradient"],
+           loc="outside lower center", fontsize=9, frameon=False);
 
 # %% [markdown]
 # ## What you have seen

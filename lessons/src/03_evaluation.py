@@ -187,6 +187,18 @@ ax.set_title(f"Blind to small classes: pixel accuracy {blind['pixel_accuracy']:.
 # upsamples its answer back by nearest neighbour (`F.interpolate`, lesson 4). Big regions survive;
 # anything thinner than $f$ pixels vanishes, and every boundary becomes a staircase. (A network
 # must predict *some* class everywhere, so where the coarse label was void it says "road".)
+#
+# **Predict first.** Such a network at 1/8 of the resolution, a common output stride (lesson 7):
+# what mIoU does it score, as a fraction from 0 to 1? It is perfect on every 8 x 8 block; you
+# have the class shares above, and the blind model's numbers for scale. The check computes the
+# truth on this lesson's full validation set, 50 scenes of 128 x 256 (the figure below uses the
+# lesson's own set, smaller under `LESSON_FAST`).
+
+# %% {"tags": ["prediction"], "prediction": "coarse_miou"}
+answer = ...
+
+# %% {"tags": ["prediction-check"], "prediction": "coarse_miou"}
+exercises.check_prediction("coarse_miou", answer)
 
 # %%
 def coarse_prediction(train_ids, factor):
@@ -212,7 +224,9 @@ ax.set_xlabel("resolution the 'network' sees")
 ax.set_ylabel("%")
 ax.set_ylim(0, 102)
 ax.legend(fontsize=8)
-ax.set_title("Coarser and coarser predictions");
+ax.set_title(f"Coarser and coarser predictions\n(1/8: mIoU {results[8]['miou']:.0%}, "
+             f"pixel accuracy {results[8]['pixel_accuracy']:.0%}, {len(samples)} scenes of {SIZE[0]} x {SIZE[1]})",
+             fontsize=10);
 
 # %% [markdown]
 # Why the two numbers part ways: write $n_c$ for the number of pixels of class $c$ and $N$ for

@@ -177,6 +177,21 @@ print("loops equal the library:", numpy.allclose(conv_transpose2d_loops(x.numpy(
 #
 # $$H_{out} = (H - 1)\,s - 2p + d\,(k - 1) + \text{output\_padding} + 1.$$
 #
+# **Predict first.** A decoder layer `up = mt.nn.ConvTranspose2d(16, 8, kernel_size=3, stride=2,
+# padding=1)` receives a feature map `x` of shape (2, 16, 7, 9), (N, C, H, W). What is the shape
+# of `up(x)`? Write it in the cell below as a tuple of four integers, then run the check.
+
+# %% {"tags": ["prediction"], "prediction": "transposed_conv_shape"}
+answer = ...
+
+# %% {"tags": ["prediction-check"], "prediction": "transposed_conv_shape"}
+exercises.check_prediction("transposed_conv_shape", answer)
+
+# %%
+up = mt.nn.ConvTranspose2d(16, 8, kernel_size=3, stride=2, padding=1)
+print("up(x) has shape", up(mt.zeros(2, 16, 7, 9)).shape)
+
+# %% [markdown]
 # The common exact-2x choices, from `shapes.conv_transpose_output_size` (the one place this
 # formula lives):
 
@@ -200,8 +215,15 @@ for k, p, op in [(2, 0, 0), (3, 1, 0), (3, 1, 1), (4, 1, 0)]:
 ones = mt.ones(1, 1, 8, 8)
 results = [F.conv_transpose2d(ones, mt.ones(1, 1, k, k), stride=2, padding=p, output_padding=op)[0, 0].numpy()
            for k, p, op in [(3, 1, 1), (4, 1, 0), (2, 0, 0)]]
-show_maps(results, ["k=3, s=2: 1, 2 and 4 stamps", "k=4, s=2: 4 inside (2 on the border)", "k=2, s=2: 1 everywhere"],
-          cmap="gray", size=3.2, vmin=0, vmax=4);
+stamps = plt.get_cmap("viridis", 5)                          # one colour per count, 0 to 4
+fig, axes = plt.subplots(1, 3, figsize=(11, 3.4), layout="constrained")
+for ax, result, title in zip(axes, results, ["k=3, s=2: 1, 2 and 4 stamps", "k=4, s=2: 4 inside (2 on the border)",
+                                             "k=2, s=2: 1 everywhere"]):
+    shown = ax.imshow(result, cmap=stamps, vmin=-0.5, vmax=4.5)
+    ax.set_title(f"{title}\n(output {result.shape[0]} x {result.shape[1]})", fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+fig.colorbar(shown, ax=axes, ticks=range(5), shrink=0.9, label="stamps summed at the pixel");
 
 # %% [markdown]
 # ## 4. Bilinear upsampling
@@ -442,26 +464,42 @@ for step in range(STEPS):
     optimizer.step()
     losses.append(loss.item())
 
-fig, axes = plt.subplots(1, 4, figsize=(14, 2.8))
-axes[0].semilogy(losses)
-axes[0].set_xlabel("step")
-axes[0].set_title("mean squared error")
-for ax, kernel, title in [(axes[1], up.weight.numpy()[0, 0], "learned 4 x 4 filter"),
-                          (axes[2], bilinear_kernel.numpy()[0, 0], "bilinear's filter")]:
-    ax.imshow(kernel, cmap="Blues")
-    for (i, j), v in numpy.ndenumerate(kernel):
-        ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8)
-    ax.set_title(title)
-    ax.axis("off")
 with mt.no_grad():
-    axes[3].imshow(up(pooled).numpy()[0, 0], cmap="gray")
+    fixed = {"bilinear (F.interpolate)": F.interpolate(pooled, scale_factor=2, mode="bilinear"),
+             "bilinear's filter, transposed conv": F.conv_transpose2d(pooled, bilinear_kernel, stride=2, padding=1)}
+    errors = {name: ((result - gray) ** 2).mean().item() for name, result in fixed.items()}
+    learned = up(pooled).numpy()[0, 0]
+
+fig, axes = plt.subplots(1, 4, figsize=(15, 3), layout="constrained")
+axes[0].semilogy(losses, color="C0", label="learned filter")
+for (name, error), colour in zip(errors.items(), ["C1", "C3"]):
+    axes[0].axhline(error, color=colour, ls="--", lw=1.5, label=name)
+axes[0].set_ylim(0.9 * min(losses + list(errors.values())), 3 * max(errors.values()))   # the end of training
+axes[0].set_xlabel("step")
+axes[0].set_title("mean squared error (the first steps are off the scale)", fontsize=9)
+axes[0].legend(fontsize=7)
+kernels = [(axes[1], up.weight.numpy()[0, 0], "learned 4 x 4 filter"),
+           (axes[2], bilinear_kernel.numpy()[0, 0], "bilinear's filter")]
+limit = max(abs(kernel).max() for _, kernel, _ in kernels)
+for ax, kernel, title in kernels:                             # one colour scale for both; red > 0, blue < 0
+    ax.imshow(kernel, cmap="RdBu_r", vmin=-limit, vmax=limit)
+    for (i, j), v in numpy.ndenumerate(kernel):
+        ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8, color="w" if abs(v) > 0.6 * limit else "k")
+    ax.set_title(f"{title} (sum {kernel.sum():.2f})")
+    ax.axis("off")
+axes[3].imshow(learned, cmap="gray")
 axes[3].set_title("upsampled by the learned filter")
-axes[3].axis("off");
+axes[3].axis("off")
+print(f"mean squared error after {STEPS} steps: learned {losses[-1]:.2e}; "
+      + "; ".join(f"{name} {error:.2e}" for name, error in errors.items()))
 
 # %% [markdown]
 # The learned filter ends up centre-heavy, like bilinear's, with small (even negative) corners:
 # a little sharper, because undoing an average wants some sharpening. Its weights sum to about 4:
-# 4 stamps overlap at every interior pixel, so a constant image stays constant. A decoder learns
+# 4 stamps overlap at every interior pixel, so a constant image stays constant. The two lines
+# are bilinear's error on the same task, with no training: interpolation, and bilinear's filter
+# as a transposed convolution, whose border is darker (fewer stamps there); the printed numbers
+# say which the learned filter beat. A decoder learns
 # filters like these per channel, and anything else its data needs.
 #
 # ## What you have seen

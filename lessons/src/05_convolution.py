@@ -116,28 +116,40 @@ for k, s, p, d, note in [(3, 1, 1, 1, "'same' 3x3: the size is kept"), (3, 2, 1,
 # `reference.conv.im2col(x, kernel_size, stride, padding, dilation)` builds the columns of a NumPy
 # array $(N, C, H, W)$: an $(N,\ C k^2,\ H_{out} W_{out})$ array, from one strided slice of the padded
 # input per filter tap (read its code: `inspect.getsource(im2col)`). Here is the column matrix of a
-# 5 x 5 image (values 0..24) for a 3 x 3 filter, stride 1, no padding: 9 output positions, 9
-# columns, each a flattened window. Row $i k + j$ holds tap $(i, j)$ of every window.
+# 4 x 6 image (values 0..23) for a 3 x 3 filter, stride 1, no padding: the output is 2 x 4, so
+# there are 8 columns, one per output position $(u, v)$ (column $u W_{out} + v$), each a flattened
+# window of 9 taps. Row $i k + j$ holds tap $(i, j)$ of every window. The window of output
+# position (1, 2) is outlined in the image, and its column in the matrix.
 
 # %%
-tiny = numpy.arange(25, dtype=numpy.float32).reshape(1, 1, 5, 5)
-columns = im2col(tiny, 3)[0]                                                               # (9, 9)
-fig, (left, right) = plt.subplots(1, 2, figsize=(9, 4), gridspec_kw={"width_ratios": [5, 9]})
-for ax, m, title in [(left, tiny[0, 0], "image (5 x 5)"), (right, columns, "im2col: one column per output pixel")]:
-    ax.imshow(m, cmap="Blues")
-    for (i, j), v in numpy.ndenumerate(m):
-        ax.text(j, i, f"{v:g}", ha="center", va="center", fontsize=8)
-    ax.set_title(title)
-right.set_xlabel("output position u * 3 + v")
-right.set_ylabel("filter tap i * 3 + j")
-left.axis("off");
+tiny = numpy.arange(24, dtype=numpy.float32).reshape(1, 1, 4, 6)                           # (N, C, H, W)
+columns = im2col(tiny, 3)[0]                                                               # (9 taps, 2 * 4 positions)
+out_h, out_w = 2, 4
+u, v = 1, 2                                                                      # the outlined output position
+fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [6, 8]}, layout="constrained")
+for ax, m in [(left, tiny[0, 0]), (right, columns)]:
+    ax.imshow(m, cmap="Blues", vmin=0, vmax=40)
+    for (i, j), value in numpy.ndenumerate(m):
+        ax.text(j, i, f"{value:g}", ha="center", va="center", fontsize=9)
+left.add_patch(plt.Rectangle((v - 0.5, u - 0.5), 3, 3, fill=False, edgecolor="C1", lw=3))
+right.add_patch(plt.Rectangle((u * out_w + v - 0.5, -0.5), 1, 9, fill=False, edgecolor="C1", lw=3))
+left.set_title("image (4 x 6)")
+left.set_xticks(range(6))
+left.set_yticks(range(4))
+left.set_xlabel("column")
+left.set_ylabel("row")
+right.set_title(f"im2col: 9 rows (taps) x {out_h * out_w} columns (output positions)")
+right.set_xticks(range(out_h * out_w), [f"{p}\n({p // out_w},{p % out_w})" for p in range(out_h * out_w)])
+right.set_yticks(range(9), [f"{r}  ({r // 3},{r % 3})" for r in range(9)])
+right.set_xlabel("output position u * 4 + v, and (u, v)")
+right.set_ylabel("filter tap i * 3 + j, and (i, j)");
 
 # %% [markdown]
 # The GEMM on those columns gives the convolution:
 
 # %%
 w = numpy.arange(9, dtype=numpy.float32).reshape(1, 1, 3, 3)
-gemm = (w.reshape(1, 9) @ columns).reshape(3, 3)
+gemm = (w.reshape(1, 9) @ columns).reshape(out_h, out_w)
 print("W @ cols:\n", gemm)
 print("conv2d_loops equals it:", numpy.allclose(gemm, conv2d_loops(tiny, w)[0, 0]))
 print("F.conv2d equals it:    ", numpy.allclose(gemm, F.conv2d(mt.tensor(tiny), mt.tensor(w))[0, 0].numpy()))
@@ -240,6 +252,18 @@ for ax, d in zip(axes, (1, 2, 3)):
     ax.set_title(f"d = {d}: 9 weights span {2 * d + 1} x {2 * d + 1}")
 
 # %% [markdown]
+# **Predict first.** Stack three 3 x 3 convolutions with dilations 1, 2 and 4 (stride 1, padding
+# equal to the dilation, so the map keeps its size). One pixel of the last map depends on a square
+# of input pixels, its **receptive field**: how many pixels wide is it? Write a whole number in
+# the cell below, then run the check; the next section measures it.
+
+# %% {"tags": ["prediction"], "prediction": "dilated_receptive_field"}
+answer = ...
+
+# %% {"tags": ["prediction-check"], "prediction": "dilated_receptive_field"}
+exercises.check_prediction("dilated_receptive_field", answer)
+
+# %% [markdown]
 # ### The receptive field, measured with autograd
 #
 # Which input pixels can influence one output pixel? Exactly those where the gradient of that
@@ -277,6 +301,8 @@ for ax, (title, (dilations, strides)) in zip(axes, stacks.items()):
     ax.set_title(f"{title}\nfield {numpy.ptp(rows) + 1} x {numpy.ptp(cols) + 1}, "
                  f"output {out_hw[0]} x {out_hw[1]}", fontsize=10)
     ax.axis("off")
+field, _ = receptive_field([1, 2, 4])
+print("dilations 1, 2, 4 (your prediction): a field", numpy.ptp(numpy.nonzero(field)[1]) + 1, "pixels wide")
 
 # %% [markdown]
 # The same edge filter at growing dilation responds to edges at growing scales, while every map

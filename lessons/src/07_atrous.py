@@ -123,7 +123,18 @@ for output_stride in (16, 8):
 # computes: $2\,k^2\,C_{in}\,C_{out}\,H_{out}W_{out}$ FLOPs (a multiply-add counted as 2). The
 # dilated stages keep the *channels* of a deep stage (they are the widest) at a map twice as
 # fine per halving skipped, so they cost 4 times as much per halving, and so does the memory of
-# the activations that backward needs. `models.summary` counts it:
+# the activations that backward needs.
+#
+# **Predict first.** Section 1's table says which stages run at the finer map. For the whole
+# network, `models.build("deeplab")` on a 128 x 256 input, stem to head: how many times the FLOPs
+# of output stride 16 does output stride 8 cost? Write a number in the cell below, then run the
+# check. `models.summary` counts it after that.
+
+# %% {"tags": ["prediction"], "prediction": "flop_ratio_os8_os16"}
+answer = ...
+
+# %% {"tags": ["prediction-check"], "prediction": "flop_ratio_os8_os16"}
+exercises.check_prediction("flop_ratio_os8_os16", answer)
 
 # %%
 def summary_totals(output_stride):

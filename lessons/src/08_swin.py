@@ -312,34 +312,69 @@ print(inspect.getsource(window_mask))
 # that depends only on the *offset* between query $i$ and key $j$ inside the window,
 # $(\Delta y, \Delta x) \in [-(M-1), M-1]^2$: a table of $(2M - 1)^2$ numbers per head. A fixed
 # index (`relative_position_index`) says which table row each pair $(i, j)$ reads. Below, for a
-# 4 x 4 window: the index (pairs with the same offset share a number); and, for a table filled
-# with $-\lVert(\Delta y, \Delta x)\rVert$ to make it visible, the bias that query 5 (row 1,
-# column 1) puts on each key of the window.
+# 4 x 4 window: the index (pairs with the same offset share a number and a colour); the table's
+# 49 rows, placed at their offset, in the same colours (one hue per $\Delta y$, lighter to darker
+# with $\Delta x$); and, for a table filled with $-\lVert(\Delta y, \Delta x)\rVert$ to make it
+# visible, the bias that query 5 (row 1, column 1) puts on each key of the window. Query $i$ and key
+# $j$ are numbered in raster order inside the window: token $i$ sits at row $i \,//\, 4$, column
+# $i \bmod 4$. So each 4 x 4 block of the index pairs one row of queries with one row of keys: one
+# $\Delta y$, one hue.
 
 # %%
+def offset_colour(dy, dx, m):
+    """An RGB colour per offset: the hue from dy (C0 to C6), lighter for negative dx, darker for positive."""
+    base = numpy.array(plt.matplotlib.colors.to_rgb(f"C{dy + m - 1}"))
+    shade = dx / (m - 1)                                                          # -1 .. 1
+    return base + (1 - base) * 0.7 * -shade if shade < 0 else base * (1 - 0.6 * shade)
+
+
+def text_colour(rgb):
+    return "k" if numpy.dot(rgb[:3], [0.299, 0.587, 0.114]) > 0.5 else "w"
+
+
 window = 4
 index = relative_position_index(window)                                           # (N, N) of table rows
 offsets = numpy.stack(numpy.meshgrid(numpy.arange(-(window - 1), window), numpy.arange(-(window - 1), window),
                                      indexing="ij")).reshape(2, -1).T             # row t of the table: (dy, dx)
 table = mt.tensor(-numpy.hypot(offsets[:, 0], offsets[:, 1])[:, None])            # ((2M-1)^2, heads = 1)
 bias = relative_position_bias(table, window).numpy()[0] + 0.0                     # (N, N); + 0.0: no -0.00
-fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), gridspec_kw={"width_ratios": [1.6, 1, 1]})
-axes[0].imshow(index, cmap="tab20c")
+rows = len(offsets)                                                               # (2M - 1)^2 = 49
+palette = plt.matplotlib.colors.ListedColormap([offset_colour(dy, dx, window) for dy, dx in offsets])
+side = 2 * window - 1
+
+fig, axes = plt.subplots(1, 3, figsize=(18, 6.2), gridspec_kw={"width_ratios": [1.5, 1, 0.8]}, layout="constrained")
+axes[0].imshow(index, cmap=palette, vmin=-0.5, vmax=rows - 0.5)
 for (i, j), v in numpy.ndenumerate(index):
-    axes[0].text(j, i, str(v), ha="center", va="center", fontsize=7)
-axes[0].set_title("relative_position_index(4): table row of (query i, key j)", fontsize=10)
-axes[0].set_xlabel("key j")
-axes[0].set_ylabel("query i")
-axes[1].imshow(offsets[:, 0].reshape(7, 7) ** 2 + offsets[:, 1].reshape(7, 7) ** 2, cmap="viridis_r")
+    axes[0].text(j, i, str(v), ha="center", va="center", fontsize=8, color=text_colour(palette(v)))
+for k in range(window, window * window, window):                                  # one query row, one key row
+    axes[0].axhline(k - 0.5, color="k", lw=1)
+    axes[0].axvline(k - 0.5, color="k", lw=1)
+axes[0].set_xticks(range(window * window))
+axes[0].set_yticks(range(window * window))
+axes[0].set_title(f"relative_position_index({window}): table row read by (query i, key j)", fontsize=11)
+axes[0].set_xlabel("key j (row j // 4, column j % 4 of the window)")
+axes[0].set_ylabel("query i (row i // 4, column i % 4)")
+
+axes[1].imshow(numpy.arange(rows).reshape(side, side), cmap=palette, vmin=-0.5, vmax=rows - 0.5)
 for t, (dy, dx) in enumerate(offsets):
-    axes[1].text(t % 7, t // 7, f"{t}\n({dy},{dx})", ha="center", va="center", fontsize=6)
-axes[1].set_title("the table's 49 rows: offset (dy, dx)", fontsize=10)
-axes[2].imshow(bias[5].reshape(window, window), cmap="viridis")
-for (i, j), v in numpy.ndenumerate(bias[5].reshape(window, window)):
-    axes[2].text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=9, color="w")
-axes[2].set_title("bias of query 5 on each key", fontsize=10)
-for ax in axes[1:]:
-    ax.axis("off")
+    axes[1].text(dx + window - 1, dy + window - 1, str(t), ha="center", va="center", fontsize=10,
+                 color=text_colour(palette(t)))
+axes[1].set_xticks(range(side), range(-(window - 1), window))
+axes[1].set_yticks(range(side), range(-(window - 1), window))
+axes[1].set_xlabel("Δx = column of i − column of j")
+axes[1].set_ylabel("Δy = row of i − row of j")
+axes[1].set_title(f"the table's {rows} rows, at their offset (Δy, Δx)", fontsize=11)
+
+query_bias = bias[5].reshape(window, window)
+shown = axes[2].imshow(query_bias, cmap="viridis")
+for (i, j), v in numpy.ndenumerate(query_bias):
+    axes[2].text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=10, color=text_colour(shown.to_rgba(v)))
+axes[2].add_patch(plt.Rectangle((0.5, 0.5), 1, 1, fill=False, edgecolor="C3", lw=3))   # query 5's own position
+axes[2].set_xticks(range(window))
+axes[2].set_yticks(range(window))
+axes[2].set_xlabel("key column")
+axes[2].set_ylabel("key row")
+axes[2].set_title("bias of query 5 (row 1, column 1, red)\non each key of the window", fontsize=11);
 
 # %% [markdown]
 # The gather `bias[h, i, j] = table[index[i, j], h]` copies one table entry to every pair at the
@@ -354,6 +389,17 @@ for ax in axes[1:]:
 # block: its own window only (the MLP works token by token). Two regular blocks: still that
 # window, forever. A regular block and then a shifted one, as Swin stacks them: the reach spreads
 # over the neighbouring windows.
+#
+# **Predict first.** With the shift of 2 (half the window), how many of the 256 input tokens can
+# change the output token at row 5, column 6 after the W-MSA block and then the SW-MSA block?
+# Section 4's pictures of the shifted grid help. Write a whole number in the cell below, then run
+# the check.
+
+# %% {"tags": ["prediction"], "prediction": "swin_reach"}
+answer = ...
+
+# %% {"tags": ["prediction-check"], "prediction": "swin_reach"}
+exercises.check_prediction("swin_reach", answer)
 
 # %%
 def reach(blocks, side=16, token=(5, 6)):

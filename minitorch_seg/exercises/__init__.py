@@ -11,9 +11,18 @@ True
 Traceback (most recent call last):
   ...
 minitorch_seg.exercises.registry.NotAttempted: interpolate: not attempted yet. Write interpolate(...
+
+"Predict first" questions (``predictions``): the learner writes ``answer = ...``, then
+``check_prediction`` prints whether it was right, and records it for ``minitorch-seg grade``:
+
+>>> exercises.check_prediction("dilated_receptive_field", 15)
+dilated_receptive_field: right. The true value is 15.
 """
 from .registry import Exercise, ExerciseFailed, NotAttempted, check, describe, get, names, register
 # each module registers one lesson's exercises
 from . import autograd, losses, metrics, upsampling, convolution, unet, atrous, swin, hrnet, device  # noqa: E402,F401,I001
+from . import predictions, course_predictions  # noqa: E402,F401,I001  the lessons' "predict first" questions
+from .predictions import Prediction, check_prediction  # noqa: E402
 
-__all__ = ["Exercise", "ExerciseFailed", "NotAttempted", "check", "describe", "get", "names", "register"]
+__all__ = ["Exercise", "ExerciseFailed", "NotAttempted", "Prediction", "check", "check_prediction", "describe", "get",
+           "names", "predictions", "register"]
