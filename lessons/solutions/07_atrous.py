@@ -49,5 +49,8 @@ def atrous_pyramid(input, weight, bias=None, rates=(1, 2, 3)):
         branches.append(F.conv2d(input, weight[k], b, padding=rate, dilation=rate))   # (N, O, H, W)
     return F.cat(branches, dim=1)                                                     # (N, R*O, H, W)
 
+# %% {"prediction": "dilated_receptive_field"}
+answer = 15                      # 1 + 2 (1 + 2 + 4)
+
 # %% {"prediction": "flop_ratio_os8_os16"}
 answer = 3.3                     # 1 + 3 x (the share of layer3, layer4, ASPP and head at OS 16, about 3/4)

@@ -317,7 +317,7 @@ except exercises.NotAttempted as todo:
 # %% [markdown]
 # ## 7. The loss at work
 #
-# A tiny fully convolutional network (three convolutions: lesson 5 explains them) trained with
+# A tiny fully convolutional network (three convolutions: lesson 4 explains them) trained with
 # this loss on a few generated scenes. Each step: logits for every pixel, the mean per-pixel
 # cross-entropy over the kept pixels, backward, an Adam step. Once your `cross_entropy` passes its
 # check it gives the library's numbers, so either could drive the training; we use the library's.

@@ -132,7 +132,7 @@ ax.set_title(f"Class shares over {len(val)} validation images");
 #
 # ## 3. Why pixel accuracy flatters a model
 #
-# We need predictions to score, and we have no trained network yet (lessons 6 to 9 build them).
+# We need predictions to score, and we have no trained network yet (lessons 6 to 10 build them).
 # So we imitate a typical failure: a model that is perfect on the big classes and blind to the
 # small ones. Call a class *small* if it has less than 2.5% of the pixels. Wherever the truth is
 # a small class (or void), our model answers with the nearest pixel of a big class: it paints
@@ -184,7 +184,7 @@ ax.set_title(f"Blind to small classes: pixel accuracy {blind['pixel_accuracy']:.
 # %% [markdown]
 # Another typical failure: a network that sees the scene at a coarse resolution. It gets the
 # label of every $f \times f$ block right (nearest-neighbour downsampling of the truth), then
-# upsamples its answer back by nearest neighbour (`F.interpolate`, lesson 4). Big regions survive;
+# upsamples its answer back by nearest neighbour (`F.interpolate`, lesson 5). Big regions survive;
 # anything thinner than $f$ pixels vanishes, and every boundary becomes a staircase. (A network
 # must predict *some* class everywhere, so where the coarse label was void it says "road".)
 #
@@ -428,5 +428,6 @@ for ax in axes:
 #   one-hot predictions, and its gradient raises the probability inside the true region and
 #   lowers it outside.
 #
-# **Next:** lesson 4 shows how a network gets from a coarse feature map back to full resolution,
-# the problem this lesson's coarse predictions illustrated.
+# **Next:** lesson 4 opens up the convolution, the operation these networks are made of, and its
+# backward; lesson 5 then shows how a network gets from a coarse feature map back to full
+# resolution, the problem this lesson's coarse predictions illustrated.

@@ -5,7 +5,7 @@
 # LESSON_FAST=1 (the test suite sets it) only shrinks the data, the network's width and the training.
 # CITYSCAPES_ROOT: a real Cityscapes folder (holding leftImg8bit/ and gtFine/; see DATASET.md) to train and
 # predict on instead of the built-in synthetic scenes. LESSON_BACKEND: "numpy" (the CPU, default) or "cupy"
-# (an NVIDIA GPU, lesson 10) for the training runs.
+# (an NVIDIA GPU, lesson 11) for the training runs.
 import os
 import tempfile
 
@@ -58,7 +58,7 @@ else:                                      # real photographs, 1024x2048: the mo
 # 8), plus the computer's time for the training runs of sections 6 and 8, which you can read on
 # while they run: a few minutes each on two CPU cores. The first cell reads `CITYSCAPES_ROOT` to
 # train on real Cityscapes photographs instead (what they are, and how to get a subset:
-# [DATASET.md](../DATASET.md)) and `LESSON_BACKEND=cupy` to train on a GPU (lesson 10).
+# [DATASET.md](../DATASET.md)) and `LESSON_BACKEND=cupy` to train on a GPU (lesson 11).
 
 # %%
 # %matplotlib inline
@@ -89,7 +89,7 @@ mt.manual_seed(0)
 #   map before the next level, which doubles the channels. Going down, the features see more of the
 #   image and say more about *what* is there, on a coarser grid.
 # - The **expanding path** goes back up. Each `Up` block doubles the map with a **transposed
-#   convolution** (the notes' "deconvolution", lesson 4), **concatenates** the map of the same
+#   convolution** (the notes' "deconvolution", lesson 5), **concatenates** the map of the same
 #   resolution saved from the contracting path, and applies another `DoubleConv`. Those saved maps
 #   carry the high-resolution features: *where* the edges are.
 #
@@ -189,7 +189,7 @@ for level in range(depth):
 # Three things to read off the table:
 #
 # - **The transposed convolution doubles exactly.** Its output size is
-#   $H_{out} = (H - 1)\,s - 2p + k$ (lesson 4); with $k = s = 2$ and $p = 0$ that is $2H$. And since
+#   $H_{out} = (H - 1)\,s - 2p + k$ (lesson 5); with $k = s = 2$ and $p = 0$ that is $2H$. And since
 #   $k$ is a multiple of $s$, every output pixel is stamped exactly once: no checkerboard.
 # - **It also halves the channels** (from $2C$ to $C$), so that the upsampled map and the skip
 #   carry $C$ channels each and the concatenation has $2C$; the `DoubleConv` after it brings that
@@ -230,7 +230,7 @@ print("conv(cat(a, b)) equals conv_a(a) + conv_b(b):", numpy.allclose(concatenat
 #
 # Our `DoubleConv` pads its convolutions (`padding=1`), so a level keeps its size. The original
 # U-Net did not pad: every 3 x 3 convolution took 2 pixels off each side length
-# ($H_{out} = H - 2$ by the formula of lesson 5), so the expanding path's maps came out *smaller*
+# ($H_{out} = H - 2$ by the formula of lesson 4), so the expanding path's maps came out *smaller*
 # than the contracting path's maps they were to be joined with, and the paper crops the centre of
 # each skip before concatenating ("copy and crop" in its figure). The paper's sizes, recomputed
 # with the project's one copy of the output-size formulas:

@@ -1,32 +1,36 @@
 # Lesson 7 source: python lessons/build_notebooks.py turns this file into lessons/07_atrous.ipynb.
 
 # %%
-# Lesson 7 · Atrous networks: DeepLab. Run this cell first.
-# LESSON_FAST=1 (the test suite sets it) only shrinks the input the costs are measured on.
+# Lesson 7 · Atrous convolution and DeepLab. Run this cell first.
+# LESSON_FAST=1 (the test suite sets it) only shrinks image and map sizes.
 import os
 
 FAST = os.environ.get("LESSON_FAST") == "1"
-COST_SIZE = (64, 128) if FAST else (128, 256)     # (height, width) of the input whose costs section 2 counts
+SIZE = (64, 128) if FAST else (128, 256)          # (height, width) of the street scene filtered in section 1
+FIELD = 41 if FAST else 71                        # side of the input for the receptive-field pictures
+COST_SIZE = (64, 128) if FAST else (128, 256)     # (height, width) of the input whose costs section 3 counts
 
 # %% [markdown]
-# # Lesson 7 · Atrous networks: DeepLab
+# # Lesson 7 · Atrous convolution and DeepLab
 #
-# The notes' second example is the **atrous convolution (aka dilated convolution)**. Lesson 5
-# opened up the operation itself: a 3 x 3 filter whose taps are $r$ pixels apart sees a
-# $(2r + 1) \times (2r + 1)$ window for the price of 9 weights, and with padding $r$ keeps the
-# map's size. This lesson is about the networks built on it, the DeepLab family (Chen et al.,
-# 2017), through the project's small DeepLabV3 (`models/deeplab.py`):
+# The notes' second example is the **atrous convolution (aka dilated convolution)**: a 3 x 3
+# filter whose taps are $r$ pixels apart sees a $(2r + 1) \times (2r + 1)$ window for the price
+# of 9 weights, and with padding $r$ keeps the map's size. This lesson opens up the operation,
+# then the networks built on it, the DeepLab family (Chen et al., 2017), through the project's
+# small DeepLabV3 (`models/deeplab.py`):
 #
-# 1. a **dilated backbone**: stop downsampling early, dilate instead, and the map stays at 1/16
+# 1. the **atrous convolution** itself: lesson 4's convolution with its taps spread, its
+#    gradient, and the receptive field a stack of them buys, measured with autograd;
+# 2. a **dilated backbone**: stop downsampling early, dilate instead, and the map stays at 1/16
 #    or 1/8 of the input (its **output stride**) with the receptive field it would have had;
-# 2. what that costs, in FLOPs and memory, counted by `models.summary`;
-# 3. **atrous spatial pyramid pooling** (ASPP): parallel atrous convolutions at several rates,
+# 3. what that costs, in FLOPs and memory, counted by `models.summary`;
+# 4. **atrous spatial pyramid pooling** (ASPP): parallel atrous convolutions at several rates,
 #    and a picture of which pixels each branch reads;
-# 4. why the rates must be scaled to the map: $2r + 1$ must fit it;
-# 5. the image-pooling branch; then you write it, and the atrous branches, as functions of their
+# 5. why the rates must be scaled to the map: $2r + 1$ must fit it;
+# 6. the image-pooling branch; then you write it, and the atrous branches, as functions of their
 #    weights.
 #
-# About 25 minutes to read, and 20 for the exercises (section 6).
+# About 35 minutes to read, and 20 for the exercises (section 7).
 
 # %%
 # %matplotlib inline
@@ -40,7 +44,7 @@ from matplotlib.patches import Rectangle
 
 import minitorch_seg as mt
 import minitorch_seg.functional as F
-from minitorch_seg import Function, exercises, models, shapes
+from minitorch_seg import Function, exercises, gradcheck, models, shapes
 from minitorch_seg.data import generate_scene
 from minitorch_seg.models.deeplab import ASPP, DilatedResNet, ImagePooling
 from minitorch_seg.models.summary import layer_table
@@ -49,7 +53,137 @@ from minitorch_seg.nn import Conv2d, MaxPool2d
 mt.manual_seed(0)
 
 # %% [markdown]
-# ## 1. Output stride
+# ## 1. Atrous convolution (aka dilated convolution)
+#
+# To label a pixel "road" rather than "sidewalk" a network must see a large neighbourhood, its
+# **receptive field**. Classification networks grow it by downsampling: pool, then convolve, and
+# each 3 x 3 filter covers twice as much of the image. But every downsampling throws away
+# resolution that a segmentation network must then recover (lessons 5 and 6).
+#
+# The **atrous convolution** ("à trous": with holes) spreads the filter's taps $d$ pixels apart
+# instead. It is lesson 4's convolution with dilation $d > 1$; for one channel, stride 1 and no
+# padding:
+#
+# $$y[u, v] = \sum_{i, j} w[i, j]\; x[u + i d,\ v + j d].$$
+#
+# A 3 x 3 filter with dilation $d$ still has 9 weights, but spans $2d + 1$ pixels. With padding
+# $p = d$ and stride 1 the output keeps the input's size (lesson 4's output-size formula:
+# $H + 2d - 2d - 1 + 1 = H$), so the view widens **without losing resolution**. DeepLab builds on
+# this: it keeps the backbone's last maps at 1/8 resolution and uses dilations 2, 4 and more where
+# a classification network would downsample (section 2). The taps of a 3 x 3 filter at
+# $d = 1, 2, 3$:
+
+# %%
+fig, axes = plt.subplots(1, 3, figsize=(10, 3.4))
+for ax, d in zip(axes, (1, 2, 3)):
+    grid = numpy.zeros((7, 7))
+    grid[3 - d:3 + d + 1:d, 3 - d:3 + d + 1:d] = 1
+    ax.imshow(grid, cmap="Oranges", vmin=0, vmax=1.5)
+    ax.set_xticks(numpy.arange(-0.5, 7), minor=True)
+    ax.set_yticks(numpy.arange(-0.5, 7), minor=True)
+    ax.grid(which="minor", color="0.6")
+    ax.tick_params(which="both", length=0, labelbottom=False, labelleft=False)
+    ax.set_title(f"d = {d}: 9 weights span {2 * d + 1} x {2 * d + 1}")
+
+# %% [markdown]
+# ### Its gradient
+#
+# Its backward is lesson 4's, with the taps $d$ apart. The weight gradient of tap $(i, j)$ reads
+# the input at the same spread positions,
+# $\bar w[i, j] = \sum_{u, v} \bar y[u, v]\, x[u + i d,\ v + j d]$, and the input gradient is the
+# transposed convolution with the same dilation, which stamps the filter *with its holes*: the
+# gradient of one output pixel reaches exactly the 9 input pixels it read, each with its tap's
+# weight. `gradcheck` at dilations 2 and 3 (stride 1, padding $d$), then that stamp for a filter
+# holding 1 to 9:
+
+# %%
+for d in (2, 3):
+    print(f"gradcheck at dilation {d}:",
+          gradcheck(lambda x, w, d=d: F.conv2d(x, w, padding=d, dilation=d),
+                    (mt.randn(1, 2, 9, 8, dtype="float64", requires_grad=True),
+                     mt.randn(3, 2, 3, 3, dtype="float64", requires_grad=True))))
+x = mt.zeros(1, 1, 9, 9, dtype="float64", requires_grad=True)
+taps = mt.arange(1.0, 10.0, dtype="float64").reshape(1, 1, 3, 3)
+F.conv2d(x, taps, padding=3, dilation=3)[0, 0, 4, 4].backward()     # one output pixel, d = 3
+stamp = x.grad.numpy()[0, 0]
+fig, ax = plt.subplots(figsize=(3.4, 3.4))
+ax.imshow(stamp, cmap="Oranges", vmin=0, vmax=12)
+for (i, j), value in numpy.ndenumerate(stamp):
+    ax.text(j, i, f"{value:g}", ha="center", va="center", fontsize=9)
+ax.set_title("d y[4, 4] / d x, dilation 3:\nthe filter, stamped with holes", fontsize=10)
+ax.set_xticks([])
+ax.set_yticks([]);
+
+# %% [markdown]
+# **Predict first.** Stack three 3 x 3 convolutions with dilations 1, 2 and 4 (stride 1, padding
+# equal to the dilation, so the map keeps its size). One pixel of the last map depends on a square
+# of input pixels, its **receptive field**: how many pixels wide is it? Write a whole number in
+# the cell below, then run the check; the cells after it measure it.
+
+# %% {"tags": ["prediction"], "prediction": "dilated_receptive_field"}
+answer = ...
+
+# %% {"tags": ["prediction-check"], "prediction": "dilated_receptive_field"}
+exercises.check_prediction("dilated_receptive_field", answer)
+
+# %% [markdown]
+# ### The receptive field, measured with autograd
+#
+# Which input pixels can influence one output pixel? Exactly those where the gradient of that
+# output with respect to the input is nonzero, so a backward pass draws the receptive field, as
+# it drew one layer's stamp above. Below, four stacked 3 x 3 convolutions with all-ones filters,
+# "same" padding, and the gradient of the centre output pixel. The brightness counts the paths
+# from each input pixel to the output (the *effective* receptive field, brightest in the middle).
+# Stacking $L$ layers of dilation $d_l$ gives a field of $1 + 2\sum_l d_l$ pixels:
+#
+# - dilation 1, 1, 1, 1: $1 + 2 \cdot 4 = 9$, growing linearly with depth;
+# - dilation 1, 2, 4, 8: $1 + 2 \cdot 15 = 31$, doubling per layer for the same 36 weights;
+# - dilation 2, 2, 2, 2: 17 wide, but only every other pixel is seen: the **gridding** artefact of
+#   repeating one dilation, which mixing dilations (as the second stack does) avoids;
+# - and for comparison, two stride-2 downsamplings: a wide field, but an output at 1/4 resolution.
+
+# %%
+def receptive_field(dilations, strides=None):
+    """|d(centre output)/d(input)| through 3x3 all-ones convs with these dilations ('same' padding)."""
+    x = mt.zeros(1, 1, FIELD, FIELD, dtype="float64", requires_grad=True)
+    y = x
+    for d, s in zip(dilations, strides or [1] * len(dilations)):
+        y = F.conv2d(y, mt.ones(1, 1, 3, 3, dtype="float64"), stride=s, padding=d, dilation=d)
+    centre = [n // 2 for n in y.shape[2:]]
+    y[0, 0, centre[0], centre[1]].backward()
+    return x.grad.numpy()[0, 0], y.shape[2:]
+
+
+stacks = {"d = 1, 1, 1, 1": ([1, 1, 1, 1], None), "d = 1, 2, 4, 8": ([1, 2, 4, 8], None),
+          "d = 2, 2, 2, 2": ([2, 2, 2, 2], None), "stride 2, 2, then d = 1, 1": ([1, 1, 1, 1], [2, 2, 1, 1])}
+fig, axes = plt.subplots(1, 4, figsize=(15, 4))
+for ax, (title, (dilations, strides)) in zip(axes, stacks.items()):
+    field, out_hw = receptive_field(dilations, strides)
+    rows, cols = numpy.nonzero(field)
+    ax.imshow(numpy.log1p(field), cmap="inferno")
+    ax.set_title(f"{title}\nfield {numpy.ptp(rows) + 1} x {numpy.ptp(cols) + 1}, "
+                 f"output {out_hw[0]} x {out_hw[1]}", fontsize=10)
+    ax.axis("off")
+field, _ = receptive_field([1, 2, 4])
+print("dilations 1, 2, 4 (your prediction): a field", numpy.ptp(numpy.nonzero(field)[1]) + 1, "pixels wide")
+
+# %% [markdown]
+# The same edge filter (lesson 4's Sobel) at growing dilation responds to edges at growing
+# scales, while every map keeps the full resolution:
+
+# %%
+street = generate_scene("val", 1, size=SIZE)
+gray = mt.tensor(street.image.mean(axis=2)[None, None].astype(numpy.float32) / 255)     # (1, 1, H, W)
+sobel = numpy.array([[1, 0, -1], [2, 0, -2], [1, 0, -1]], numpy.float32)
+fig, axes = plt.subplots(1, 3, figsize=(15, 2.4))
+for ax, d in zip(axes, (1, 3, 6)):
+    edges = F.conv2d(gray, mt.tensor(sobel[None, None]), padding=d, dilation=d).numpy()[0, 0]
+    ax.imshow(edges, cmap="RdBu_r", vmin=-abs(edges).max(), vmax=abs(edges).max())
+    ax.set_title(f"vertical edges, dilation {d}: {edges.shape[0]} x {edges.shape[1]}")
+    ax.axis("off")
+
+# %% [markdown]
+# ## 2. Output stride
 #
 # A classification backbone (a ResNet, say) halves its map five times: stride-2 convolution and
 # max pool in the stem, then one halving at the start of each of stages 2, 3 and 4. Its last map
@@ -113,11 +247,11 @@ for output_stride in (16, 8):
 # dilated stage keeps the previous stage's dilation: it stands where the strided convolution
 # stood, which read its input at the old spacing; the convolutions after it read a map that is
 # no longer halved, so their taps are spread twice as far.) The field is far larger than our
-# 128-pixel high images (the *effective* field, where the gradient is large, is much smaller; lesson 5
-# measured one), while the last map is twice as fine at output stride 8. Dilation bought the
-# resolution back without shrinking what each output pixel can see.
+# 128-pixel high images (the *effective* field, where the gradient is large, is much smaller;
+# section 1 measured one), while the last map is twice as fine at output stride 8. Dilation
+# bought the resolution back without shrinking what each output pixel can see.
 #
-# ## 2. What it costs
+# ## 3. What it costs
 #
 # Nothing is free. A convolution's cost is proportional to the number of output pixels it
 # computes: $2\,k^2\,C_{in}\,C_{out}\,H_{out}W_{out}$ FLOPs (a multiply-add counted as 2). The
@@ -125,7 +259,7 @@ for output_stride in (16, 8):
 # fine per halving skipped, so they cost 4 times as much per halving, and so does the memory of
 # the activations that backward needs.
 #
-# **Predict first.** Section 1's table says which stages run at the finer map. For the whole
+# **Predict first.** Section 2's table says which stages run at the finer map. For the whole
 # network, `models.build("deeplab")` on a 128 x 256 input, stem to head: how many times the FLOPs
 # of output stride 16 does output stride 8 cost? Write a number in the cell below, then run the
 # check. `models.summary` counts it after that.
@@ -185,7 +319,7 @@ axes[1].set_title(f"activation memory, input {COST_SIZE[0]} x {COST_SIZE[1]}");
 # about 4 times as much at output stride 8. That is why the DeepLabV3 paper trains at output
 # stride 16 and evaluates at 8, where a slower, finer answer is worth it.
 #
-# ## 3. Atrous spatial pyramid pooling
+# ## 4. Atrous spatial pyramid pooling
 #
 # On top of the backbone, ASPP reads the same map with five branches in parallel, each seeing a
 # different amount of context around each pixel:
@@ -242,7 +376,7 @@ for ax, (title, offsets) in zip(axes.ravel(), branches):
     ax.axis("off")
 
 # %% [markdown]
-# ## 4. Why the rates are scaled
+# ## 5. Why the rates are scaled
 #
 # A 3 x 3 filter at rate $r$ spans $2r + 1$ cells. When that exceeds the map, the outer taps of
 # every position read padding, and their weights learn nothing and add nothing: the branch
@@ -283,17 +417,17 @@ ax.legend(fontsize=8)
 ax.set_title("A 3 x 3 atrous filter on a small map degenerates as r grows");
 
 # %% [markdown]
-# ## 5. Image pooling
+# ## 6. Image pooling
 #
 # The fifth branch skips the question of rates altogether: the **global average** of each
 # channel over the whole map, $\mu_c = \frac{1}{HW}\sum_{h,w} x[c, h, w]$, is context of the entire
 # image at any size. A 1 x 1 convolution and a ReLU transform the $C$ means, and the result is
 # copied back to every position so that it can be concatenated with the other branches
-# (`ImagePooling.forward`, printed in section 3: `mean`, `conv`, `expand`). Every input pixel
+# (`ImagePooling.forward`, printed in section 4: `mean`, `conv`, `expand`). Every input pixel
 # influences every output pixel, which is the point of the branch; what that means for its
 # backward is your first exercise.
 #
-# ## 6. Exercises: DeepLab's branches as functions of their weights
+# ## 7. Exercises: DeepLab's branches as functions of their weights
 #
 # A layer is a function of its input *and of its weights*. Below you write two parts of ASPP that
 # way, the weights as arguments, and the cell after each stub calls `exercises.check`: it runs
@@ -398,7 +532,7 @@ for ax, grad, title in [(axes[0], numeric, "finite differences"), (axes[1], x.gr
 
 # %% [markdown]
 # **Exercise 2: `atrous_pyramid(input, weight, bias=None, rates=(1, 2, 3))`**, ASPP's atrous
-# branches (`convs[1:4]` in section 3) as a function of their weights, without their BatchNorm
+# branches (`convs[1:4]` in section 4) as a function of their weights, without their BatchNorm
 # and ReLU: $x$ $(N, C, H, W)$, one 3 x 3 filter bank per rate in $w$ $(R, O, C, 3, 3)$, biases $b$
 # $(R, O)$ or None, and $R$ rates give $(N, R\,O, H, W)$. Branch $k$ convolves $x$ with $w[k]$ and
 # $b[k]$ at dilation `rates[k]`, padded so that the map keeps its $H \times W$ size; the branches are
@@ -406,8 +540,8 @@ for ax, grad, title in [(axes[0], numeric, "finite differences"), (axes[1], x.gr
 #
 # Use the library's `F.conv2d` and `F.cat`, whose backwards autograd chains for you: what you
 # write is the geometry. What padding keeps the size of a 3 x 3 convolution at dilation $r$
-# (lesson 5's output-size formula)? And of a $k \times k$ one? The check draws 1 to 3 rates from 1
-# to 4 on maps from 1 x 1 up, so rates larger than the map too, where (section 4) every off-centre
+# (lesson 4's output-size formula)? And of a $k \times k$ one? The check draws 1 to 3 rates from 1
+# to 4 on maps from 1 x 1 up, so rates larger than the map too, where (section 5) every off-centre
 # tap reads padding and the branch is still well defined.
 
 # %% {"tags": ["exercise"], "exercise": "atrous_pyramid"}
@@ -429,6 +563,10 @@ except exercises.NotAttempted as todo:
 # %% [markdown]
 # ## What you have seen
 #
+# - An atrous (dilated) convolution spreads a filter's taps $d$ apart: $2d + 1$ pixels for 9
+#   weights, at full resolution with padding $d$. Its backward is the convolution's, taps spread
+#   the same way. Stacked with mixed dilations, its receptive field grows exponentially;
+#   repeating one dilation leaves holes (gridding).
 # - An atrous backbone trades its last strides for dilation: the map stays at 1/16 or 1/8 of the
 #   input (the output stride), with the receptive field of the original network.
 # - The price: the widest stages run at 4 times the pixels per halving skipped; output stride 8
@@ -443,4 +581,4 @@ except exercises.NotAttempted as todo:
 #   their weights.
 #
 # **Next:** lesson 8 replaces convolutions altogether: transformers, their token-size dilemma,
-# and the shifted windows of Swin.
+# and attention inside windows; lesson 9 then builds Swin on them.

@@ -20,7 +20,7 @@ dilated_receptive_field: right. The true value is 15.
 """
 from .registry import Exercise, ExerciseFailed, NotAttempted, check, describe, get, names, register
 # each module registers one lesson's exercises
-from . import autograd, losses, metrics, upsampling, convolution, unet, atrous, swin, hrnet, device  # noqa: E402,F401,I001
+from . import autograd, losses, metrics, convolution, upsampling, unet, atrous, transformers, swin, hrnet, device  # noqa: E402,F401,I001
 from . import predictions, course_predictions  # noqa: E402,F401,I001  the lessons' "predict first" questions
 from .predictions import Prediction, check_prediction  # noqa: E402
 

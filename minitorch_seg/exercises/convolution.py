@@ -1,4 +1,4 @@
-"""Lesson 5's exercises: convolution and transposed convolution (stride, padding, dilation)."""
+"""Lesson 4's exercises: convolution and transposed convolution (stride, padding, dilation)."""
 from hypothesis import strategies as st
 
 from .. import functional as F
@@ -30,7 +30,7 @@ DRAWN = ("batches 1-3, channels 1-4, odd and even non-square sides up to 7, kern
          "or None")
 
 register(Exercise(
-    name="conv2d", lesson="05_convolution", reference=F.conv2d, inputs=_conv_inputs(False),
+    name="conv2d", lesson="04_convolution", reference=F.conv2d, inputs=_conv_inputs(False),
     task="Write conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) for groups=1: "
          "y[n, o, u, v] = b[o] + sum over c, i, j of w[o, c, i, j] xpad[n, c, u s + i d, v s + j d], xpad the "
          "input with p zeros around each side, and its backward: the gradients of input, weight and bias. "
@@ -38,7 +38,7 @@ register(Exercise(
     drawn=DRAWN + "."))
 
 register(Exercise(
-    name="conv_transpose2d", lesson="05_convolution", reference=F.conv_transpose2d, inputs=_conv_inputs(True),
+    name="conv_transpose2d", lesson="04_convolution", reference=F.conv_transpose2d, inputs=_conv_inputs(True),
     task="Write conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, "
          "dilation=1) for groups=1, weight (C_in, C_out, kh, kw): each input pixel (u, v) adds weight[c] times "
          "its value into a canvas, tap (i, j) at (u s + i d, v s + j d); the canvas, output_padding rows and "

@@ -113,7 +113,7 @@ register(Prediction(
                 "more. The figure below shows both against the resolution."))
 
 
-# ---- lesson 4: the output size of a strided transposed convolution ---------------------------------
+# ---- lesson 5: the output size of a strided transposed convolution ---------------------------------
 def _transposed_conv_shape():
     from ..creation import zeros
     from ..nn import ConvTranspose2d
@@ -123,7 +123,7 @@ def _transposed_conv_shape():
 
 
 register(Prediction(
-    name="transposed_conv_shape", lesson="04_upsampling", kind="shape",
+    name="transposed_conv_shape", lesson="05_upsampling", kind="shape",
     question="x of shape (2, 16, 7, 9) goes through up = mt.nn.ConvTranspose2d(16, 8, kernel_size=3, stride=2, "
              "padding=1). What is the shape of up(x)?",
     truth=_transposed_conv_shape, wrong=((2, 8, 14, 18), (2, 16, 13, 17), (2, 8, 15, 19), (2, 16, 14, 18)),
@@ -132,7 +132,7 @@ register(Prediction(
                 "output_padding = 1 to reach exactly 2x. The channels are the layer's out_channels, 8."))
 
 
-# ---- lesson 5: the receptive field of dilated convolutions -----------------------------------------
+# ---- lesson 7: the receptive field of dilated convolutions -----------------------------------------
 def _dilated_receptive_field():
     import numpy
 
@@ -149,7 +149,7 @@ def _dilated_receptive_field():
 
 
 register(Prediction(
-    name="dilated_receptive_field", lesson="05_convolution", kind="integer",
+    name="dilated_receptive_field", lesson="07_atrous", kind="integer",
     question="Three stacked 3 x 3 convolutions with dilations 1, 2 and 4 (stride 1, padding = dilation, so the "
              "map keeps its size): how many pixels wide is the receptive field of one output pixel?",
     truth=_dilated_receptive_field, wrong=(7, 9, 17, 27),
@@ -178,7 +178,7 @@ register(Prediction(
                 "mix of 1x and 4x: below 4, by how much the early stages weigh."))
 
 
-# ---- lesson 8: the reach of W-MSA and then SW-MSA --------------------------------------------------
+# ---- lesson 9: the reach of W-MSA and then SW-MSA --------------------------------------------------
 def _swin_reach():
     from ..creation import randn
     from ..nn import SwinTransformerBlock
@@ -194,7 +194,7 @@ def _swin_reach():
 
 
 register(Prediction(
-    name="swin_reach", lesson="08_swin", kind="integer",
+    name="swin_reach", lesson="09_swin", kind="integer",
     question="A 16 x 16 map of tokens, windows of 4 x 4: one W-MSA block, then one SW-MSA block (shift 2). How "
              "many input tokens can change the output token at row 5, column 6?",
     truth=_swin_reach, wrong=(16, 36, 48, 256),

@@ -1,4 +1,4 @@
-"""Lesson 10's exercises: two device-safe Functions, checked on NumPy and on the strict backend.
+"""Lesson 11's exercises: two device-safe Functions, checked on NumPy and on the strict backend.
 
 Each runs twice: on ``"numpy"`` (values and gradients against the reference) and on
 ``"strict"``, the CuPy stand-in whose arrays refuse to mix with host arrays and refuse every
@@ -44,7 +44,7 @@ def _logsumexp_inputs(draw):
 
 
 register(Exercise(
-    name="logsumexp", lesson="10_gpu", reference=logsumexp, inputs=_logsumexp_inputs,
+    name="logsumexp", lesson="11_gpu", reference=logsumexp, inputs=_logsumexp_inputs,
     task="Write logsumexp(input, dim, keepdim=False) as a Function: m + log(sum(exp(x - m))) along dim (an int "
          "or a tuple), m the maximum along dim, the reduced dims kept (size 1) or dropped; its backward derived "
          "on paper. Device-safe: every array made with xp = mt.get_array_module(x), no float(), .item() or "
@@ -79,7 +79,7 @@ def _normalize_inputs(draw):
 
 
 register(Exercise(
-    name="normalize_channels", lesson="10_gpu", reference=normalize_channels, inputs=_normalize_inputs,
+    name="normalize_channels", lesson="11_gpu", reference=normalize_channels, inputs=_normalize_inputs,
     task="Write normalize_channels(input, eps=1e-5) as a Function: x (N, C, *) to (x - mu_c) / sqrt(var_c + eps) "
          "per channel c, mean and biased variance over the batch and every position, and its backward derived "
          "on paper. Device-safe: no loop over channels collecting numbers, no float(), .item() or host array: "

@@ -1,4 +1,4 @@
-"""Lesson 9's exercises: the two kinds of term in HRNet's multi-resolution fusion.
+"""Lesson 10's exercises: the two kinds of term in HRNet's multi-resolution fusion.
 
 ``models.hrnet.HighResolutionModule`` fuses its branches as y_i = relu(sum_j f_ij(x_j)), with
 ``fuse_layers[i][j]`` taking branch j to branch i's resolution and width. The two non-identity
@@ -64,7 +64,7 @@ def _fuse_up_inputs(draw):
 
 
 register(Exercise(
-    name="fuse_up", lesson="09_hrnet", reference=fuse_up, inputs=_fuse_up_inputs,
+    name="fuse_up", lesson="10_hrnet", reference=fuse_up, inputs=_fuse_up_inputs,
     task="Write fuse_up(high, low, weight) as a Function: a 1x1 conv of low (N, C_j, h, w) with weight "
          "(C_i, C_j, 1, 1), upsampled by nearest neighbour by r = high's height // low's height (2 or 4), added "
          "to high (N, C_i, r h, r w). Its backward returns the gradients of high, low and weight.",
@@ -83,7 +83,7 @@ def _fuse_down_inputs(draw):
 
 
 register(Exercise(
-    name="fuse_down", lesson="09_hrnet", reference=fuse_down, inputs=_fuse_down_inputs,
+    name="fuse_down", lesson="10_hrnet", reference=fuse_down, inputs=_fuse_down_inputs,
     task="Write fuse_down(x, weight, weight2=None) from library ops (F.conv2d, F.relu): a 3x3 conv of x "
          "(N, C_j, H, W) with stride 2 and padding 1, no bias; when weight2 is given, a ReLU and a second such "
          "conv with weight2. No ReLU after the last conv. Autograd gives the backward.",

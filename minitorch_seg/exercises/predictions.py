@@ -86,7 +86,7 @@ def register(prediction):
 
 
 def names(lesson=None):
-    """The predictions' names in course order (those of one lesson, e.g. "04_upsampling", if given)."""
+    """The predictions' names in course order (those of one lesson, e.g. "05_upsampling", if given)."""
     found = sorted(_PREDICTIONS.values(), key=lambda p: p.lesson)
     return [p.name for p in found if lesson is None or p.lesson == lesson]
 

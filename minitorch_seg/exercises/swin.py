@@ -1,33 +1,30 @@
-"""Lesson 8's exercises: window partition and reverse, and the windowed attention."""
+"""Lesson 9's exercises: the relative position bias and the windowed attention."""
 import numpy
 from hypothesis import strategies as st
 
 from .. import functional as F
 from ..creation import tensor
-from ..functional.windows import mask_value
+from ..functional.windows import mask_value, relative_position_bias
 from ..tensor import Tensor
-from ..testing import arguments, tensors, window_configs
+from ..testing import arguments, tensors
 from .registry import Exercise, register
 
 
-def _window(config, draw):
-    wh, ww = config["window_size"]
+def _int_or_pair(draw, pair):
     as_int = draw(st.booleans())          # drawn always: hypothesis shrinks toward fewer draws
-    return wh if wh == ww and as_int else (wh, ww)
+    return pair[0] if pair[0] == pair[1] and as_int else pair
 
 
 @st.composite
-def _partition_inputs(draw):
-    c = draw(window_configs(max_batch=2, max_windows=3, max_window=4, max_channels=3))
-    return draw(arguments(tensors(c["x_shape"]), _window(c, draw)))
-
-
-@st.composite
-def _reverse_inputs(draw):
-    c = draw(window_configs(max_batch=2, max_windows=3, max_window=4, max_channels=3))
-    (b, h, w, ch), (wh, ww) = c["x_shape"], c["window_size"]
-    windows = tensors((b * (h // wh) * (w // ww), wh * ww, ch))
-    return draw(arguments(windows, _window(c, draw), h, w))
+def _bias_inputs(draw):
+    window = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    larger = draw(st.booleans())              # a table made for a larger window, or for this one
+    table = tuple(n + draw(st.integers(0, 2)) for n in window) if larger else window
+    heads = draw(st.integers(1, 3))
+    rows = (2 * table[0] - 1) * (2 * table[1] - 1)
+    given = draw(st.booleans())               # None means the window: only right when the table is its size
+    table_size = _int_or_pair(draw, table) if larger or given else None
+    return draw(arguments(tensors((rows, heads)), _int_or_pair(draw, window), table_size))
 
 
 @st.composite
@@ -49,20 +46,17 @@ def _attention_inputs(draw):
 
 
 register(Exercise(
-    name="window_partition", lesson="08_swin", reference=F.window_partition, inputs=_partition_inputs,
-    task="Write window_partition(x, window_size): a channels-last map (B, H, W, C), H and W multiples of the "
-         "window (Wh, Ww) (an int or a pair), to windows (B*nW, Wh*Ww, C), batch-major, windows and their "
-         "tokens in raster order. Reshapes and one permute: autograd derives the backward.",
-    drawn="batches 1-2, 1-3 windows per side, windows 1-4 per side (non-square too), channels 1-3."))
+    name="relative_position_bias", lesson="09_swin", reference=relative_position_bias, inputs=_bias_inputs,
+    task="Write relative_position_bias(table, window_size, table_size=None): the table ((2Th-1)(2Tw-1), heads) "
+         "of a Th x Tw window (table_size; None: the window) gathered into the (heads, N, N) bias of a Wh x Ww "
+         "window, bias[h, i, j] = table[(dy + Th - 1)(2Tw - 1) + (dx + Tw - 1), h], (dy, dx) query i's place "
+         "minus key j's. The index is a constant; the gather is a Function whose backward you derive (a "
+         "scatter-add).",
+    drawn="windows 1-4 per side (non-square too, an int when square), tables of the window's size or up to 2 "
+          "larger per side (table_size given or None), 1-3 heads."))
 
 register(Exercise(
-    name="window_reverse", lesson="08_swin", reference=F.window_reverse, inputs=_reverse_inputs,
-    task="Write window_reverse(windows, window_size, H, W): the inverse of window_partition, "
-         "(B*nW, Wh*Ww, C) back to (B, H, W, C). Reshapes and one permute: autograd derives the backward.",
-    drawn="batches 1-2, 1-3 windows per side (non-square maps), windows 1-4 per side, channels 1-3."))
-
-register(Exercise(
-    name="window_attention", lesson="08_swin", reference=F.window_attention, inputs=_attention_inputs,
+    name="window_attention", lesson="09_swin", reference=F.window_attention, inputs=_attention_inputs,
     task="Write window_attention(q, k, v, bias=None, mask=None, scale=None): q, k, v (B*nW, heads, N, d); "
          "softmax(q k^T scale + bias + mask) v per window and head, scale d**-0.5 by default, bias (heads, N, N) "
          "for every window, mask (nW, N, N) for window w of every image. The backward: gradients of q, k, v "

@@ -1,4 +1,4 @@
-"""Lesson 4's exercises: nearest-neighbour upsampling, max pooling with switches, max unpooling."""
+"""Lesson 5's exercises: nearest-neighbour upsampling, max pooling with switches, max unpooling."""
 from hypothesis import strategies as st
 
 from .. import functional as F
@@ -17,7 +17,7 @@ def _interpolate_inputs(draw):
 
 
 register(Exercise(
-    name="interpolate", lesson="04_upsampling", reference=F.interpolate, inputs=_interpolate_inputs,
+    name="interpolate", lesson="05_upsampling", reference=F.interpolate, inputs=_interpolate_inputs,
     task="Write interpolate(input, size=None, scale_factor=None, mode='nearest', align_corners=None) for "
          "mode='nearest' and integer scale factors (an int or a pair): each output pixel (u, v) copies input "
          "pixel (floor(u / sh), floor(v / sw)); and its backward, derived (which outputs does an input pixel reach?).",
@@ -63,7 +63,7 @@ def _max_pool_inputs(draw):
 
 
 register(Exercise(
-    name="max_pool2d", lesson="04_upsampling", reference=F.max_pool2d, inputs=_max_pool_inputs,
+    name="max_pool2d", lesson="05_upsampling", reference=F.max_pool2d, inputs=_max_pool_inputs,
     task="Write max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, "
          "return_indices=False) for dilation 1 and ceil_mode False: the maximum of each window (padding is "
          "-inf; stride None means the kernel size); with return_indices also the switches, each maximum's "
@@ -105,7 +105,7 @@ def _max_unpool_inputs(draw):
 
 
 register(Exercise(
-    name="max_unpool2d", lesson="04_upsampling", reference=F.max_unpool2d, inputs=_max_unpool_inputs,
+    name="max_unpool2d", lesson="05_upsampling", reference=F.max_unpool2d, inputs=_max_unpool_inputs,
     task="Write max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None): a zero "
          "map of the pooled-from size ((H - 1) stride - 2 padding + kernel per side, or output_size: (H, W) "
          "or (N, C, H, W)) with each input value put at its switch; and its backward, derived (which output's "

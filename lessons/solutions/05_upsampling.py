@@ -1,4 +1,4 @@
-# Solutions to lesson 4's exercises. Each cell replaces the stub cell of the same exercise
+# Solutions to lesson 5's exercises. Each cell replaces the stub cell of the same exercise
 # (python lessons/build_notebooks.py --solved DIR writes the solved notebooks); the last cells answer its
 # "predict first" questions. Try first.
 

@@ -1,26 +1,41 @@
-# Solutions to lesson 8's exercises. Each cell replaces the stub cell of the same exercise
+# Solutions to lesson 9's exercises. Each cell replaces the stub cell of the same exercise
 # (python lessons/build_notebooks.py --solved DIR writes the solved notebooks); the last cells answer its
 # "predict first" questions. Try first.
 
-# %% {"exercise": "window_partition"}
-def window_partition(x, window_size):
-    """(B, H, W, C) -> (B*nW, Wh*Ww, C): split H as (H/Wh, Wh) and W as (W/Ww, Ww), bring the two
-    window-grid axes before the two within-window axes, and flatten each group."""
-    wh, ww = (window_size, window_size) if isinstance(window_size, int) else window_size
-    b, h, w, c = x.shape
-    x = x.reshape(b, h // wh, wh, w // ww, ww, c)          # (B, H/Wh, Wh, W/Ww, Ww, C)
-    x = x.permute(0, 1, 3, 2, 4, 5)                        # (B, H/Wh, W/Ww, Wh, Ww, C)
-    return x.reshape(-1, wh * ww, c)                       # (B*nW, Wh*Ww, C)
+# %% {"exercise": "relative_position_bias"}
+class RelativePositionBias(Function):
+    """bias[h, i, j] = table[index[i, j], h]: a (T, heads) table gathered into (heads, N, N).
 
-# %% {"exercise": "window_reverse"}
-def window_reverse(windows, window_size, H, W):
-    """(B*nW, Wh*Ww, C) -> (B, H, W, C): window_partition's movements, undone in reverse order
-    (the permute swaps two axes, so it is its own inverse)."""
+    Backward: table row t is copied to every pair (i, j) with index[i, j] = t (every pair at that
+    offset), so by the chain rule for fan-out dL/dtable[t, h] = sum of g[h, i, j] over those
+    pairs: a scatter-add of g's entries into a zero table.
+    """
+
+    @staticmethod
+    def forward(ctx, table, index):
+        ctx.index, ctx.rows = index.reshape(-1), table.shape[0]
+        heads, n = table.shape[1], index.shape[0]
+        return table[ctx.index].T.reshape(heads, n, n)                      # (heads, N, N)
+
+    @staticmethod
+    def backward(ctx, g):
+        heads = g.shape[0]
+        grad = numpy.zeros((ctx.rows, heads), dtype=g.dtype)
+        numpy.add.at(grad, ctx.index, g.reshape(heads, -1).T)               # repeated rows add up
+        return grad
+
+
+def relative_position_bias(table, window_size, table_size=None):
     wh, ww = (window_size, window_size) if isinstance(window_size, int) else window_size
-    c = windows.shape[2]
-    x = windows.reshape(-1, H // wh, W // ww, wh, ww, c)   # (B, H/Wh, W/Ww, Wh, Ww, C)
-    x = x.permute(0, 1, 3, 2, 4, 5)                        # (B, H/Wh, Wh, W/Ww, Ww, C)
-    return x.reshape(-1, H, W, c)                          # (B, H, W, C)
+    if table_size is None:
+        th, tw = wh, ww
+    else:
+        th, tw = (table_size, table_size) if isinstance(table_size, int) else table_size
+    rows, cols = numpy.divmod(numpy.arange(wh * ww), ww)                 # each token's place in the window
+    dy = rows[:, None] - rows[None, :]                                   # (N, N): query i's row minus key j's
+    dx = cols[:, None] - cols[None, :]
+    index = (dy + th - 1) * (2 * tw - 1) + (dx + tw - 1)                 # offsets shifted to start at 0
+    return RelativePositionBias.apply(table, index=index)
 
 # %% {"exercise": "window_attention"}
 class WindowAttention(Function):

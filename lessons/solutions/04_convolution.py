@@ -1,6 +1,5 @@
-# Solutions to lesson 5's exercises. Each cell replaces the stub cell of the same exercise
-# (python lessons/build_notebooks.py --solved DIR writes the solved notebooks); the last cells answer its
-# "predict first" questions. Try first.
+# Solutions to lesson 4's exercises. Each cell replaces the stub cell of the same exercise
+# (python lessons/build_notebooks.py --solved DIR writes the solved notebooks). Try first.
 
 # %% {"exercise": "conv2d"}
 from minitorch_seg import shapes
@@ -116,6 +115,3 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
                                  padding=shapes.pair(padding, "padding"),
                                  output_padding=shapes.pair(output_padding, "output_padding"),
                                  dilation=shapes.pair(dilation, "dilation"))
-
-# %% {"prediction": "dilated_receptive_field"}
-answer = 15                      # 1 + 2 (1 + 2 + 4)

@@ -1,7 +1,7 @@
-# Lesson 10 source: python lessons/build_notebooks.py turns this file into lessons/10_gpu.ipynb.
+# Lesson 11 source: python lessons/build_notebooks.py turns this file into lessons/11_gpu.ipynb.
 
 # %%
-# Lesson 10 · Training on a GPU. Run this cell first: it is the only one that reads the environment.
+# Lesson 11 · Training on a GPU. Run this cell first: it is the only one that reads the environment.
 # LESSON_FAST=1 (the test suite sets it) only shrinks the batches, the number of timed steps and the project.
 # LESSON_BACKEND: "numpy" (the CPU, default) or "cupy" (an NVIDIA GPU) for the closing project's training runs.
 # CITYSCAPES_ROOT: a real Cityscapes folder (holding leftImg8bit/ and gtFine/; see DATASET.md) for that project,
@@ -12,7 +12,7 @@ import tempfile
 FAST = os.environ.get("LESSON_FAST") == "1"
 BACKEND = os.environ.get("LESSON_BACKEND") or "numpy"
 CITYSCAPES_ROOT = os.environ.get("CITYSCAPES_ROOT") or None
-SCRATCH = tempfile.TemporaryDirectory(prefix="lesson10-")    # data and run folders; removed with the kernel
+SCRATCH = tempfile.TemporaryDirectory(prefix="lesson11-")    # data and run folders; removed with the kernel
 SIZE = (32, 64) if FAST else (128, 256)      # (height, width) of the images in the steps counted and timed
 BATCH = 2                                    # images per step
 STEPS = 2 if FAST else 3                     # timed training steps per backend and width (the fastest is reported)
@@ -26,7 +26,7 @@ PROJECT_REAL = dict(max_train_images=8 if FAST else 500, max_val_images=4 if FAS
                     crop=(64, 128) if FAST else (128, 256))      # photographs of 1024x2048, seen at 256x512
 
 # %% [markdown]
-# # Lesson 10 · Training on a GPU
+# # Lesson 11 · Training on a GPU
 #
 # Everything so far ran on NumPy, on the CPU. The same code runs on an NVIDIA GPU through
 # **CuPy**, a NumPy-compatible array library whose arrays live in the GPU's memory:
@@ -489,7 +489,7 @@ with backend.use_backend("strict"):
 # about the drawings explains it (lesson 3's colour guards, DATASET.md's "how it is made")? Does
 # the order of the classes by IoU follow their order by pixel share on both data sets, as
 # lesson 6's weighting experiment would lead you to expect? And how far is your real-data mIoU
-# from the 81.1 of lesson 9's HRNet table, and which of lesson 9's three reasons (data, network,
+# from the 81.1 of lesson 10's HRNet table, and which of lesson 10's three reasons (data, network,
 # training) still hold now that the data are real?
 
 # %%

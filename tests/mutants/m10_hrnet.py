@@ -1,4 +1,4 @@
-"""Wrong answers to lesson 9's exercises (see ``tests/mutants/__init__.py``)."""
+"""Wrong answers to lesson 10's exercises (see ``tests/mutants/__init__.py``)."""
 MUTANTS = {
     "fuse_up": [
         ("the backward of nearest upsampling averages each block instead of summing it",

@@ -1,22 +1,21 @@
-# Lesson 5 source: python lessons/build_notebooks.py turns this file into lessons/05_convolution.ipynb.
+# Lesson 4 source: python lessons/build_notebooks.py turns this file into lessons/04_convolution.ipynb.
 
 # %%
-# Lesson 5 · Convolution and atrous convolution. Run this cell first.
+# Lesson 4 · Convolution. Run this cell first.
 # LESSON_FAST=1 (the test suite sets it) only shrinks image and feature-map sizes.
 import os
 
 FAST = os.environ.get("LESSON_FAST") == "1"
 SIZE = (64, 128) if FAST else (128, 256)    # (height, width) of the street scene
 TIMING = (2, 8, 24) if FAST else (4, 16, 48)   # (batch, channels, side) of the maps the three convs are timed on
-FIELD = 41 if FAST else 71                  # side of the input for the receptive-field pictures
 
 # %% [markdown]
-# # Lesson 5 · Convolution and atrous convolution
+# # Lesson 4 · Convolution
 #
 # Every network in this course is mostly convolutions. This lesson opens one up: the formula,
-# the output size, how it is computed fast (**im2col + GEMM**), its backward, and the **atrous
-# convolution (aka dilated convolution)**, which lets a segmentation network see a wide
-# neighbourhood without losing resolution. Then you write the convolution and its transpose,
+# the output size, how it is computed fast (**im2col + GEMM**), its backward, and the operation
+# that backward turns out to be, the **transposed convolution**: a convolution's adjoint, which
+# lesson 5 then uses forward, to upsample. Then you write the convolution and its transpose,
 # forward and backward (section 6). About 30 minutes to read, and as long for the exercises.
 
 # %%
@@ -45,10 +44,11 @@ mt.manual_seed(0)
 # x_{pad}[n, c,\ u s + i d,\ v s + j d],$$
 #
 # where $x_{pad}$ is the input with $p$ zeros around each side, $s$ is the **stride** (how far the
-# window moves per output pixel) and $d$ the **dilation** (how far apart the filter's taps are;
-# section 5). Strictly this is a cross-correlation (the filter is not flipped), as in every deep
-# learning library. The same filter slides over every position: a few weights, reused
-# everywhere, and a feature detected the same way wherever it is.
+# window moves per output pixel) and $d$ the **dilation** (how far apart the filter's taps are:
+# 1 for an ordinary filter; lesson 7 shows what larger ones buy, the atrous convolution).
+# Strictly this is a cross-correlation (the filter is not flipped), as in every deep learning
+# library. The same filter slides over every position: a few weights, reused everywhere, and a
+# feature detected the same way wherever it is.
 #
 # The project's loop reference is this formula, line for line:
 
@@ -193,7 +193,7 @@ ax.set_title(f"one 3x3 conv, {batch} x {channels} x {side} x {side}");
 #
 # the weight gradient correlates the input with the output gradient (the same im2col columns,
 # one more GEMM), and the input gradient stamps a weighted copy of the filter for every output
-# gradient: the **transposed convolution** of lesson 4. `gradcheck` confirms the library's
+# gradient: the **transposed convolution** of section 5. `gradcheck` confirms the library's
 # backward for every input, with stride, padding and dilation all in play:
 
 # %%
@@ -203,10 +203,53 @@ gradcheck(lambda x, w, b: F.conv2d(x, w, b, stride=2, padding=2, dilation=2),
            mt.randn(4, dtype="float64", requires_grad=True)))
 
 # %% [markdown]
-# The input gradient of `conv2d` is literally `conv_transpose2d` of the output gradient with the
-# same weight. One detail: with stride $s > 1$ the floor in the output size drops up to $s - 1$
-# rows, so several input sizes give the same output size; `output_padding` tells the transposed
+# ## 5. Convolution and transposed convolution are each other's backward
+#
+# A convolution with a fixed filter is a linear map of its input: $y = A x$ for some big sparse
+# matrix $A$. For any linear map, a small change $dx$ changes the loss by
+#
+# $$dL = \langle \bar y, dy \rangle = \langle \bar y, A\, dx \rangle = \langle A^\top \bar y, dx \rangle
+# \quad\Rightarrow\quad \bar x = A^\top \bar y,$$
+#
+# and $A^\top$, the **transpose** (adjoint) of the convolution, is exactly the **transposed
+# convolution** (`F.conv_transpose2d`) with the same filter, stride, padding and dilation: the
+# name is literal. Section 4's sum for $\bar x$ says what it does: each output gradient goes back
+# to the input pixels its window read, weighted by the filter, so every output pixel **stamps a
+# weighted copy of the filter** into the input's canvas, $s$ pixels from its neighbour's copy, and
+# the copies add where they overlap. And the other way round: the backward of a transposed
+# convolution is the convolution. The library writes each op's backward as the other op. (Lesson
+# 5 runs the transposed convolution forward, as a layer that learns to upsample, and draws the
+# stamps.)
+#
+# The test of an adjoint is $\langle A x, y \rangle = \langle x, A^\top y \rangle$ for random $x$
+# and $y$ (in float64, to about 15 digits):
+
+# %%
+x = mt.randn(2, 3, 9, 11, dtype="float64")
+w = mt.randn(4, 3, 3, 3, dtype="float64")                    # conv: 3 -> 4 channels
+y = mt.randn(2, 4, 5, 6, dtype="float64")                    # the conv's output shape at stride 2, padding 1
+conv_x = F.conv2d(x, w, stride=2, padding=1)
+transposed_y = F.conv_transpose2d(y, w, stride=2, padding=1)
+print("conv:", x.shape, "->", conv_x.shape, "   transposed conv:", y.shape, "->", transposed_y.shape)
+print("<conv(x), y>           =", (conv_x * y).sum().item())
+print("<x, conv_transpose(y)> =", (x * transposed_y).sum().item())
+
+# %% [markdown]
+# and the gradient of a convolution with respect to its input *is* the transposed convolution of
+# the upstream gradient; the library's `ConvTranspose2d.backward` is a `conv2d`:
+
+# %%
+x.requires_grad_()
+F.conv2d(x, w, stride=2, padding=1).backward(y)
+print("conv2d's input gradient equals conv_transpose2d(grad):",
+      numpy.allclose(x.grad.numpy(), transposed_y.numpy()))
+print(inspect.getsource(F.conv.ConvTranspose2d.backward))
+
+# %% [markdown]
+# One detail: with stride $s > 1$ the floor in the output size drops up to $s - 1$ rows, so
+# several input sizes give the same output size; `output_padding` tells the transposed
 # convolution which one to go back to: $(H + 2p - d(k-1) - 1) \bmod s$ rows, and likewise columns.
+# With stride, padding and dilation all in play:
 
 # %%
 x = mt.randn(2, 3, 9, 10, dtype="float64", requires_grad=True)
@@ -219,102 +262,6 @@ back = F.conv_transpose2d(g, w, stride=2, padding=2, dilation=2, output_padding=
 print("input", tuple(x.shape), "-> output", tuple(y.shape), "-> output_padding", dropped, "-> back to",
       tuple(back.shape))
 print("dL/dx equals conv_transpose2d(g, w):", numpy.allclose(x.grad.numpy(), back.numpy()))
-
-# %% [markdown]
-# ## 5. Atrous convolution (aka dilated convolution)
-#
-# To label a pixel "road" rather than "sidewalk" a network must see a large neighbourhood, its
-# **receptive field**. Classification networks grow it by downsampling: pool, then convolve, and
-# each 3 x 3 filter covers twice as much of the image. But every downsampling throws away
-# resolution that a segmentation network must then recover (lesson 4).
-#
-# The **atrous convolution** ("à trous": with holes) spreads the filter's taps $d$ pixels apart
-# instead:
-#
-# $$y[u, v] = \sum_{i, j} w[i, j]\; x[u + i d,\ v + j d].$$
-#
-# A 3 x 3 filter with dilation $d$ still has 9 weights, but spans $2d + 1$ pixels. With padding
-# $p = d$ and stride 1 the output keeps the input's size (the formula of section 2), so the view
-# widens **without losing resolution**. DeepLab builds on this: it keeps the backbone's last maps
-# at 1/8 resolution and uses dilations 2, 4 and more where a classification network would
-# downsample. The taps of a 3 x 3 filter at $d = 1, 2, 3$:
-
-# %%
-fig, axes = plt.subplots(1, 3, figsize=(10, 3.4))
-for ax, d in zip(axes, (1, 2, 3)):
-    grid = numpy.zeros((7, 7))
-    grid[3 - d:3 + d + 1:d, 3 - d:3 + d + 1:d] = 1
-    ax.imshow(grid, cmap="Oranges", vmin=0, vmax=1.5)
-    ax.set_xticks(numpy.arange(-0.5, 7), minor=True)
-    ax.set_yticks(numpy.arange(-0.5, 7), minor=True)
-    ax.grid(which="minor", color="0.6")
-    ax.tick_params(which="both", length=0, labelbottom=False, labelleft=False)
-    ax.set_title(f"d = {d}: 9 weights span {2 * d + 1} x {2 * d + 1}")
-
-# %% [markdown]
-# **Predict first.** Stack three 3 x 3 convolutions with dilations 1, 2 and 4 (stride 1, padding
-# equal to the dilation, so the map keeps its size). One pixel of the last map depends on a square
-# of input pixels, its **receptive field**: how many pixels wide is it? Write a whole number in
-# the cell below, then run the check; the next section measures it.
-
-# %% {"tags": ["prediction"], "prediction": "dilated_receptive_field"}
-answer = ...
-
-# %% {"tags": ["prediction-check"], "prediction": "dilated_receptive_field"}
-exercises.check_prediction("dilated_receptive_field", answer)
-
-# %% [markdown]
-# ### The receptive field, measured with autograd
-#
-# Which input pixels can influence one output pixel? Exactly those where the gradient of that
-# output with respect to the input is nonzero, so a backward pass draws the receptive field. Below,
-# four stacked 3 x 3 convolutions with all-ones filters, "same" padding, and the gradient of the
-# centre output pixel. The brightness counts the paths from each input pixel to the output (the
-# *effective* receptive field, brightest in the middle). Stacking $L$ layers of dilation $d_l$
-# gives a field of $1 + 2\sum_l d_l$ pixels:
-#
-# - dilation 1, 1, 1, 1: $1 + 2 \cdot 4 = 9$, growing linearly with depth;
-# - dilation 1, 2, 4, 8: $1 + 2 \cdot 15 = 31$, doubling per layer for the same 36 weights;
-# - dilation 2, 2, 2, 2: 17 wide, but only every other pixel is seen: the **gridding** artefact of
-#   repeating one dilation, which mixing dilations (as the second stack does) avoids;
-# - and for comparison, two stride-2 downsamplings: a wide field, but an output at 1/4 resolution.
-
-# %%
-def receptive_field(dilations, strides=None):
-    """|d(centre output)/d(input)| through 3x3 all-ones convs with these dilations ('same' padding)."""
-    x = mt.zeros(1, 1, FIELD, FIELD, dtype="float64", requires_grad=True)
-    y = x
-    for d, s in zip(dilations, strides or [1] * len(dilations)):
-        y = F.conv2d(y, mt.ones(1, 1, 3, 3, dtype="float64"), stride=s, padding=d, dilation=d)
-    centre = [n // 2 for n in y.shape[2:]]
-    y[0, 0, centre[0], centre[1]].backward()
-    return x.grad.numpy()[0, 0], y.shape[2:]
-
-
-stacks = {"d = 1, 1, 1, 1": ([1, 1, 1, 1], None), "d = 1, 2, 4, 8": ([1, 2, 4, 8], None),
-          "d = 2, 2, 2, 2": ([2, 2, 2, 2], None), "stride 2, 2, then d = 1, 1": ([1, 1, 1, 1], [2, 2, 1, 1])}
-fig, axes = plt.subplots(1, 4, figsize=(15, 4))
-for ax, (title, (dilations, strides)) in zip(axes, stacks.items()):
-    field, out_hw = receptive_field(dilations, strides)
-    rows, cols = numpy.nonzero(field)
-    ax.imshow(numpy.log1p(field), cmap="inferno")
-    ax.set_title(f"{title}\nfield {numpy.ptp(rows) + 1} x {numpy.ptp(cols) + 1}, "
-                 f"output {out_hw[0]} x {out_hw[1]}", fontsize=10)
-    ax.axis("off")
-field, _ = receptive_field([1, 2, 4])
-print("dilations 1, 2, 4 (your prediction): a field", numpy.ptp(numpy.nonzero(field)[1]) + 1, "pixels wide")
-
-# %% [markdown]
-# The same edge filter at growing dilation responds to edges at growing scales, while every map
-# keeps the full resolution:
-
-# %%
-fig, axes = plt.subplots(1, 3, figsize=(15, 2.4))
-for ax, d in zip(axes, (1, 3, 6)):
-    edges = F.conv2d(gray, mt.tensor(sobel[None, None]), padding=d, dilation=d).numpy()[0, 0]
-    ax.imshow(edges, cmap="RdBu_r", vmin=-abs(edges).max(), vmax=abs(edges).max())
-    ax.set_title(f"vertical edges, dilation {d}: {edges.shape[0]} x {edges.shape[1]}")
-    ax.axis("off")
 
 # %% [markdown]
 # ## 6. Exercises: write the convolution and its transpose
@@ -396,11 +343,12 @@ except exercises.NotAttempted as todo:
 # **Exercise 2: `conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
 # groups=1, dilation=1)`**, for `groups=1` (the argument order is torch's). Here $x$ is
 # $(N, C_{in}, H, W)$ and the weight $(C_{in}, C_{out}, k_h, k_w)$, as in torch: indexed by the
-# *input* channel first. The forward is lesson 4's picture, with taps $d$ apart: every input value
-# $x[n, c, u, v]$ adds a copy of its filter $w[c]$ $(C_{out}, k_h, k_w)$, scaled by itself, into a
-# canvas, tap $(i, j)$ landing at $(u s + i d,\ v s + j d)$; copies add where they overlap. The canvas
-# has $(H - 1)s + d(k_h - 1) + 1 + q$ rows, where $q$ is `output_padding` (extra rows at the bottom:
-# the rows section 4's floor lost), and cropping $p$ rows off the top and the bottom leaves
+# *input* channel first. The forward is section 5's stamping, with taps $d$ apart: every input
+# value $x[n, c, u, v]$ adds a copy of its filter $w[c]$ $(C_{out}, k_h, k_w)$, scaled by itself,
+# into a canvas, tap $(i, j)$ landing at $(u s + i d,\ v s + j d)$; copies add where they overlap.
+# The canvas has $(H - 1)s + d(k_h - 1) + 1 + q$ rows, where $q$ is `output_padding` (extra rows at
+# the bottom: the rows section 2's floor lost, section 5), and cropping $p$ rows off the top and
+# the bottom leaves
 #
 # $$H_{out} = (H - 1)s - 2p + d(k_h - 1) + q + 1$$
 #
@@ -461,10 +409,11 @@ except exercises.NotAttempted as todo:
 #   $\lfloor (H + 2p - d(k-1) - 1)/s \rfloor + 1$ rows.
 # - im2col copies every window into a column, and the convolution becomes one matrix product.
 # - Its backward: the weight gradient correlates input and output gradient; the input gradient
-#   is the transposed convolution (lesson 4), whose own backward is a convolution. You wrote
-#   both, stride, padding and dilation included.
-# - Dilation spreads the taps: the receptive field grows exponentially with mixed dilations,
-#   at full resolution; repeating one dilation leaves holes (gridding).
+#   is the transposed convolution, which stamps a weighted copy of the filter per output pixel.
+# - Convolution and transposed convolution are adjoint: each is the other's backward, and
+#   $\langle A x, y\rangle = \langle x, A^\top y\rangle$ tests it. You wrote both, stride,
+#   padding and dilation included.
 #
-# **Next:** lessons 6 to 10 put these pieces together: U-Net, atrous networks, the Swin
-# transformer, HRNet, and running it all on a GPU.
+# **Next:** lesson 5 runs the transposed convolution forward, as one of the ways a network
+# upsamples its coarse maps back to full resolution (lesson 7 returns to dilation, the atrous
+# convolution).

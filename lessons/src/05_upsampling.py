@@ -1,16 +1,16 @@
-# Lesson 4 source: python lessons/build_notebooks.py turns this file into lessons/04_upsampling.ipynb.
+# Lesson 5 source: python lessons/build_notebooks.py turns this file into lessons/05_upsampling.ipynb.
 
 # %%
-# Lesson 4 · In-network upsampling. Run this cell first.
+# Lesson 5 · In-network upsampling. Run this cell first.
 # LESSON_FAST=1 (the test suite sets it) only shrinks image sizes and step counts.
 import os
 
 FAST = os.environ.get("LESSON_FAST") == "1"
 SIZE = (64, 128) if FAST else (128, 256)    # (height, width) of the street scene used for pictures
-STEPS = 200 if FAST else 600                # steps to learn an upsampling filter in section 7
+STEPS = 200 if FAST else 600                # steps to learn an upsampling filter in section 6
 
 # %% [markdown]
-# # Lesson 4 · In-network upsampling
+# # Lesson 5 · In-network upsampling
 #
 # A segmentation network needs context: to tell road from sidewalk it has to see a large part of
 # the scene, so its encoder shrinks the feature maps, by pooling or strided convolutions, 2x at a
@@ -23,9 +23,9 @@ STEPS = 200 if FAST else 600                # steps to learn an upsampling filte
 # - **transpose convolution** ("deconvolution"), which learns how to upsample;
 # - and, from the libraries, **bilinear** interpolation.
 #
-# You will see each one's forward, its backward, its artefacts, and a fact that ties lessons 4
-# and 5 together: convolution and transposed convolution are each other's backward. Then you
-# write nearest upsampling, max pooling and max unpooling yourself. About an hour.
+# You will see each one's forward, its backward and its artefacts; the transposed convolution is
+# lesson 4's adjoint of a convolution, here run forward as a layer. Then you write nearest
+# upsampling, max pooling and max unpooling yourself. About an hour.
 
 # %%
 # %matplotlib inline
@@ -130,9 +130,12 @@ print("max_pool2d's gradient equals max_unpool2d of the upstream gradient:",
 # %% [markdown]
 # ## 3. Transpose Convolution (Deconvolution)
 #
-# The unpoolings have no weights. A **transposed convolution** learns its upsampling. The notes
-# describe it in two sentences: *the output contains copies of the filter weighted by the input;
-# sum at areas of overlap.* With stride $s$, input $x$ and a $k \times k$ filter $w$:
+# The unpoolings have no weights. A **transposed convolution** learns its upsampling. Lesson 4
+# met it as the backward of a convolution, its adjoint $A^\top$ (section 5 there): the op that
+# sends each output gradient back to the pixels its window read. Run forward on a small map, with
+# a stride, the same op makes a larger map. The notes describe it in two sentences: *the output
+# contains copies of the filter weighted by the input; sum at areas of overlap.* With stride $s$,
+# input $x$ and a $k \times k$ filter $w$:
 #
 # $$y[s u + i,\ s v + j] \mathrel{+}= x[u, v]\, w[i, j] \quad \text{for every input pixel } (u, v) \text{ and filter tap } (i, j).$$
 #
@@ -276,46 +279,7 @@ print("bilinear x2 equals the transposed conv away from the border:",
                      F.conv_transpose2d(per_channel, bilinear_kernel, stride=2, padding=1).numpy()[inside], atol=1e-6))
 
 # %% [markdown]
-# ## 5. Convolution and transposed convolution are each other's backward
-#
-# A convolution (lesson 5) with a fixed filter is a linear map of its input: $y = A x$ for some
-# big sparse matrix $A$. For any linear map, a small change $dx$ changes the loss by
-#
-# $$dL = \langle \bar y, dy \rangle = \langle \bar y, A\, dx \rangle = \langle A^\top \bar y, dx \rangle
-# \quad\Rightarrow\quad \bar x = A^\top \bar y,$$
-#
-# and $A^\top$, the **transpose** (adjoint) of the convolution, is exactly the transposed
-# convolution with the same filter, stride and padding: the name is literal. Each output
-# gradient goes back to the input pixels its window read, weighted by the filter: a weighted copy
-# of the filter, stamped and summed. And the other way round: the backward of a transposed
-# convolution is the convolution. The library writes each op's backward as the other op.
-#
-# The test of an adjoint is $\langle A x, y \rangle = \langle x, A^\top y \rangle$ for random $x$
-# and $y$ (in float64, to about 15 digits):
-
-# %%
-x = mt.randn(2, 3, 9, 11, dtype="float64")
-w = mt.randn(4, 3, 3, 3, dtype="float64")                    # conv: 3 -> 4 channels
-y = mt.randn(2, 4, 5, 6, dtype="float64")                    # the conv's output shape at stride 2, padding 1
-conv_x = F.conv2d(x, w, stride=2, padding=1)
-transposed_y = F.conv_transpose2d(y, w, stride=2, padding=1)
-print("conv:", x.shape, "->", conv_x.shape, "   transposed conv:", y.shape, "->", transposed_y.shape)
-print("<conv(x), y>           =", (conv_x * y).sum().item())
-print("<x, conv_transpose(y)> =", (x * transposed_y).sum().item())
-
-# %% [markdown]
-# and the gradient of a convolution with respect to its input *is* the transposed convolution of
-# the upstream gradient:
-
-# %%
-x.requires_grad_()
-F.conv2d(x, w, stride=2, padding=1).backward(y)
-print("conv2d's input gradient equals conv_transpose2d(grad):",
-      numpy.allclose(x.grad.numpy(), transposed_y.numpy()))
-print(inspect.getsource(F.conv.ConvTranspose2d.backward))
-
-# %% [markdown]
-# ## 6. Exercises: nearest upsampling, max pooling with switches, max unpooling
+# ## 5. Exercises: nearest upsampling, max pooling with switches, max unpooling
 #
 # Now you write three of this lesson's ops, forward and backward. Each stub has exactly the
 # signature of the library's function of the same name; replace the `raise NotImplementedError`
@@ -444,7 +408,7 @@ except exercises.NotAttempted as todo:
     print(todo)
 
 # %% [markdown]
-# ## 7. Learning to upsample
+# ## 6. Learning to upsample
 #
 # A transposed convolution's filter is learned like any weight. Here one 4 x 4 filter at stride 2
 # (padding 1, exactly 2x) is trained to undo a 2x average pooling of street-scene images: input
@@ -511,8 +475,8 @@ print(f"mean squared error after {STEPS} steps: learned {losses[-1]:.2e}; "
 #   overlaps; its padding crops the output to exactly 2x; when $k$ is not a multiple of $s$ the
 #   overlaps are uneven and make checkerboards.
 # - Bilinear upsampling is a fixed linear map, a transposed convolution with a fixed filter at 2x.
-# - Convolution and transposed convolution are adjoint: each is the other's backward, and
-#   $\langle A x, y\rangle = \langle x, A^\top y\rangle$ tests it.
+# - The transposed convolution here is lesson 4's adjoint of a convolution, run forward: the same
+#   stamps that carried a convolution's gradient back now carry a coarse map up.
 #
-# **Next:** lesson 5 opens up the convolution itself: im2col, the output-size formula, and the
-# atrous (dilated) convolution that widens the view without downsampling at all.
+# **Next:** lesson 6 puts convolutions, pooling and transposed convolutions together into a
+# U-Net, whose skip connections bring back what the downsampling lost.

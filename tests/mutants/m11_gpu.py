@@ -1,4 +1,4 @@
-"""Wrong answers to lesson 10's exercises (see ``tests/mutants/__init__.py``).
+"""Wrong answers to lesson 11's exercises (see ``tests/mutants/__init__.py``).
 
 The first of each group passes on NumPy and only the strict backend rejects it: a host array or
 a hidden device-to-host transfer, right in value and gradient.

@@ -1,4 +1,4 @@
-# Solutions to lesson 9's exercises. Each cell replaces the stub cell of the same exercise
+# Solutions to lesson 10's exercises. Each cell replaces the stub cell of the same exercise
 # (python lessons/build_notebooks.py --solved DIR writes the solved notebooks). Try first.
 
 # %% {"exercise": "fuse_up"}

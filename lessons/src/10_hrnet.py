@@ -1,11 +1,11 @@
-# Lesson 9 source: python lessons/build_notebooks.py turns this file into lessons/09_hrnet.ipynb.
+# Lesson 10 source: python lessons/build_notebooks.py turns this file into lessons/10_hrnet.ipynb.
 
 # %%
-# Lesson 9 · HRNet. Run this cell first: it is the only one that reads the environment.
+# Lesson 10 · HRNet. Run this cell first: it is the only one that reads the environment.
 # LESSON_FAST=1 (the test suite sets it) only shrinks the data, the network and the training.
 # CITYSCAPES_ROOT: a real Cityscapes folder (holding leftImg8bit/ and gtFine/; see DATASET.md) to train and
 # predict on instead of the built-in synthetic scenes. LESSON_BACKEND: "numpy" (the CPU, default) or "cupy"
-# (an NVIDIA GPU, lesson 10) for the training run.
+# (an NVIDIA GPU, lesson 11) for the training run.
 import os
 import tempfile
 
@@ -14,7 +14,7 @@ CITYSCAPES_ROOT = os.environ.get("CITYSCAPES_ROOT") or None
 BACKEND = os.environ.get("LESSON_BACKEND") or "numpy"
 # The built-in data: make_dataset()'s defaults (300 train and 50 val images of 128x256), kept in the user's
 # cache and shared with `minitorch-seg train`; in FAST mode a tiny set in a temporary folder.
-SCRATCH = tempfile.TemporaryDirectory(prefix="lesson09-")    # training run (and FAST data); removed with the kernel
+SCRATCH = tempfile.TemporaryDirectory(prefix="lesson10-")    # training run (and FAST data); removed with the kernel
 DATA = dict(out=os.path.join(SCRATCH.name, "data"), train=8, val=4, size=(64, 128)) if FAST else dict()
 MODEL = dict(width=8, stem_width=16, depth=1) if FAST else dict()     # full: the CLI's default HRNet
 BATCH = 4 if FAST else 8
@@ -28,7 +28,7 @@ else:                                      # real photographs, 1024x2048: the mo
     VIEW = (256, 512)
 
 # %% [markdown]
-# # Lesson 9 · HRNet: high resolution all the way through
+# # Lesson 10 · HRNet: high resolution all the way through
 #
 # U-Net (lesson 6) goes down to a coarse map and comes back up; DeepLab (lesson 7) stops going
 # down at 1/8 or 1/16 and dilates. **HRNet** (Wang et al., "Deep High-Resolution Representation
@@ -50,7 +50,7 @@ else:                                      # real photographs, 1024x2048: the mo
 # to 65 minutes with the two exercises and their derivations on paper, plus a few minutes of the
 # computer's time for the training run (on two CPU cores). The first cell reads `CITYSCAPES_ROOT`
 # to train on real Cityscapes photographs instead (what they are, and how to get a subset:
-# [DATASET.md](../DATASET.md)) and `LESSON_BACKEND=cupy` to train on a GPU (lesson 10).
+# [DATASET.md](../DATASET.md)) and `LESSON_BACKEND=cupy` to train on a GPU (lesson 11).
 
 # %%
 # %matplotlib inline
@@ -235,7 +235,7 @@ ax.set_title("fuse_layers[i][j]: how branch j reaches branch i", fontsize=10);
 #
 # Derive the backward on paper first, from $\bar y$ (N, $C_i$, rh, rw): what reaches
 # $\overline{\text{high}}$? How many outputs is each $z[n, o, u, v]$ copied to, and so what is
-# $\bar z$? (Lesson 4 met this adjoint.) Then the 1 x 1 convolution is a matrix product at every
+# $\bar z$? (Lesson 5 met this adjoint.) Then the 1 x 1 convolution is a matrix product at every
 # pixel: write $\overline{\text{low}}$ and $\bar w$ from $\bar z$, and check their shapes.
 # `numpy.einsum` writes such sums in one line. Inside `forward` and `backward` you work on NumPy
 # arrays; keep on `ctx` (`ctx.save_for_backward(...)`, then `ctx.saved_arrays`) what the backward
@@ -448,5 +448,5 @@ print(f"{ours:36s}{100 * our_miou:>11.1f}%{flops * scale / 1e9:>24.0f}{weights:>
 #   79.7 at 2018 (PSPNet); our small run (on synthetic data, or on a small real subset) is a
 #   different experiment.
 #
-# **Next:** lesson 10 runs the same code on a GPU, and shows what must (and must not) cross
+# **Next:** lesson 11 runs the same code on a GPU, and shows what must (and must not) cross
 # between the host and the device.

@@ -1,4 +1,4 @@
-"""Wrong answers to lesson 4's exercises (see ``tests/mutants/__init__.py``)."""
+"""Wrong answers to lesson 5's exercises (see ``tests/mutants/__init__.py``)."""
 MUTANTS = {
     "interpolate": [
         ("the backward averages each block instead of summing it",
