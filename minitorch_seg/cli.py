@@ -1,4 +1,4 @@
-"""The ``minitorch-seg`` command line: make-data, train, evaluate, predict, grade, doctor.
+"""The ``minitorch-seg`` command line: make-data, train, evaluate, predict, grade, convert, export, doctor.
 
 It behaves like the tools users know: ``minitorch-seg`` alone lists the commands, ``--version``
 prints the version, every ``--help`` shows each option's default and examples. Results go to
@@ -44,6 +44,10 @@ EXAMPLES = {
     "grade": "examples:\n  minitorch-seg grade lessons/02_cross_entropy.ipynb\n"
              "  minitorch-seg grade submissions/*/*.ipynb\n"
              "exit status: 0 every exercise passed, 1 one failed or was not attempted, 2 a usage error",
+    "convert": "examples:\n  minitorch-seg convert hrnetv2_w18_cityscapes.pth --model hrnet_w18 --out hrnet_w18.npz\n"
+               "  minitorch-seg convert swin_tiny_patch4_window7_224.pth --model swin_t --out swin_t.npz",
+    "export": "examples:\n  minitorch-seg export runs/unet --out unet.onnx\n"
+              "  minitorch-seg export runs/hrnet/best.npz --out hrnet.onnx --size 512x1024",
     "doctor": "example:\n  minitorch-seg doctor",
 }
 RESUME_MAY_CHANGE = "--epochs, --data and --backend"
@@ -290,6 +294,43 @@ def _grade(args):
     return 0 if grade(args.notebooks, timeout=args.timeout) else 1
 
 
+def _new_file(path, overwrite):
+    """Refuse to replace an existing ``--out`` file unless ``--overwrite``; check its folder is writable."""
+    from .outputs import check_writable
+    if os.path.isdir(path):
+        raise CommandError(f"--out {path} is a folder; expected a file name.")
+    if os.path.exists(path) and not overwrite:
+        raise CommandError(f"--out {path} exists; pass --overwrite to replace it, or choose another name.")
+    check_writable(os.path.dirname(os.path.abspath(path)))
+
+
+def _convert(args):
+    from . import convert
+    _new_file(args.out, args.overwrite)
+    try:
+        conversion = convert.convert_checkpoint(args.checkpoint, args.model, args.num_classes)
+    except convert.ConvertError as error:
+        raise CommandError(str(error)) from None
+    print(convert.format_table(conversion.table), file=sys.stderr)
+    print(convert.save_converted(args.out, conversion, args.model, args.num_classes))
+    return 0
+
+
+def _export(args):
+    from . import export
+    from .creation import zeros
+    from .train import load_model
+    _new_file(args.out, args.overwrite)
+    model, _ = load_model(_checkpoint_path(args.checkpoint))
+    height, width = args.size
+    try:
+        export.to_onnx(model, zeros(1, 3, height, width), args.out)
+    except export.ExportError as error:
+        raise CommandError(str(error)) from None
+    print(args.out)
+    return 0
+
+
 def _doctor(args):
     info = backend.blas_info()
     print(f"numpy {info['numpy']}, BLAS {info['blas']}, OPENBLAS_CORETYPE={info['OPENBLAS_CORETYPE'] or '(auto-detected)'}")
@@ -379,6 +420,24 @@ def build_parser():
                              "failed (with the smallest failing input) or not attempted", _grade)
     grade.add_argument("notebooks", nargs="+", help="lesson notebooks (.ipynb)")
     grade.add_argument("--timeout", type=_positive, default=600, help="seconds per cell (default 600)")
+
+    conv = command("convert", "official PyTorch weights (.pth; needs torch) to a minitorch_seg checkpoint, "
+                              "with a table of the keys left unused, mismatched or missing", _convert)
+    conv.add_argument("checkpoint", help="the official .pth file")
+    conv.add_argument("--model", required=True, help="the registry model it holds: swin_t, hrnet_w18, hrnet_w32, "
+                                                      "hrnet_w48, ...")
+    conv.add_argument("--num-classes", type=_positive, default=19, help="classes of its head (default 19)")
+    conv.add_argument("--out", required=True, help="the .npz checkpoint to write")
+    conv.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+
+    exp = command("export", "write a checkpoint's model as ONNX (opset 17, dynamic batch and image size; "
+                            "needs onnx)", _export)
+    exp.add_argument("checkpoint", help="a run folder (its best.npz) or a .npz checkpoint")
+    exp.add_argument("--format", default="onnx", choices=["onnx"], help="the format (default onnx)")
+    exp.add_argument("--out", required=True, help="the .onnx file to write")
+    exp.add_argument("--size", type=_size, default=(128, 256), help="HxW of the example input that traces "
+                     "the graph; other sizes run too (default 128x256)")
+    exp.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
 
     command("doctor", "print the backend situation: NumPy and its BLAS, CuPy, the GPU", _doctor)
     return parser

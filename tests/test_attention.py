@@ -4,9 +4,11 @@
 Gradient checks in float64 on drawn sizes (the fused attention with and without bias and mask,
 partition/reverse, roll, the bias gather, a whole block along random directions); the
 properties the design rests on (partition then reverse is the identity; a window the size of the
-map is global attention; the shifted-window mask equals attention inside each region, padding
-included; no shift, no mask); the fused Function against its composed twin; torch twins written
-the official way that take our state_dict by name; and the errors, one sentence each.
+map is global attention; the shifted-window mask is the official one, padded maps included, and
+with ``mask_padding`` equals attention inside each region; no shift, no mask); the fused Function
+against its composed twin; torch twins written the official way that take our state_dict by
+name (the whole official segmentation backbone: tests/test_official_swin.py); and the errors, one
+sentence each.
 """
 import math
 import re
@@ -19,8 +21,8 @@ import minitorch_seg as mt
 from minitorch_seg import backend as shim
 from minitorch_seg import functional as F
 from minitorch_seg import nn
-from minitorch_seg.functional.windows import (cached_window_mask, effective_window, mask_value, padded_size,
-                                              relative_position_bias, relative_position_index, window_mask)
+from minitorch_seg.functional.windows import (cached_window_mask, mask_value, padded_size, relative_position_bias,
+                                              relative_position_index, window_mask)
 from minitorch_seg.reference.attention import window_attention_composed, window_attention_loops
 from minitorch_seg.testing import make
 
@@ -277,9 +279,12 @@ def test_no_shift_no_padding_means_an_all_zero_mask(backend, case):
     assert cached_window_mask(h, w, pair(window), (0, 0), "float64", backend) is None
 
 
-def test_mask_is_the_official_one_without_padding():
-    """Where the official code works (no padding), our mask blocks exactly where its -100 does."""
-    for h, w, window, shift in ((8, 8, 4, 2), (6, 9, 3, 1), (4, 8, 2, 1)):
+def test_mask_is_the_official_one():
+    """Our default mask blocks exactly where the official segmentation code's -100 does: its
+    regions over the padded map, padded keys not blocked (maps smaller than the window included)."""
+    for h, w, window, shift in ((8, 8, 4, 2), (6, 9, 3, 1), (4, 8, 2, 1), (5, 11, 4, 2), (2, 3, 7, 3), (9, 4, 7, 3)):
+        ours = window_mask(h, w, window, shift) != 0
+        h, w = padded_size(h, w, window)                                       # the official code's Hp, Wp
         img = numpy.zeros((1, h, w, 1))
         cnt = 0
         for hs in (slice(0, -window), slice(-window, -shift), slice(-shift, None)):
@@ -289,7 +294,6 @@ def test_mask_is_the_official_one_without_padding():
         mw = img.reshape(1, h // window, window, w // window, window, 1).transpose(0, 1, 3, 2, 4, 5)
         mw = mw.reshape(-1, window * window)
         official = (mw[:, None, :] - mw[:, :, None]) != 0
-        ours = window_mask(h, w, window, shift) != 0
         numpy.testing.assert_array_equal(ours, official)
 
 
@@ -318,7 +322,7 @@ def shifted_window_attention(q, k, v, H, W, window, shift, garbage_seed):  # noq
         x = F.window_partition(x, window)                                    # (B*nW, N, heads*d)
         x = x.reshape(x.shape[0], x.shape[1], heads, d).permute(0, 2, 1, 3)  # (B*nW, heads, N, d)
         windows.append(x)
-    mask = cached_window_mask(H, W, pair(window), shift, "float64", shim.get_backend())
+    mask = cached_window_mask(H, W, pair(window), shift, "float64", shim.get_backend(), mask_padding=True)
     out = F.window_attention(*windows, mask=mask)                            # (B*nW, heads, N, d)
     out = out.permute(0, 2, 1, 3).reshape(out.shape[0], -1, heads * d)      # (B*nW, N, heads*d)
     out = F.roll(F.window_reverse(out, window, hp, wp), shift, (1, 2))       # (B, Hp, Wp, heads*d)
@@ -352,7 +356,8 @@ def region_attention(q, k, v, H, W, window, shift):  # noqa: N803
 def test_shifted_window_attention_equals_attention_inside_each_region(backend, case):
     """The mask's purpose, tested directly: after the cyclic shift, a window mixes tokens from
     up to four regions that were not neighbours; with the mask, each token attends exactly as if
-    the regions were separate windows. Padded keys count for nothing, whatever they hold."""
+    the regions were separate windows. With ``mask_padding``, padded keys count for nothing,
+    whatever they hold."""
     b, h, w, heads, d, window, shift, seed = case
     rng = numpy.random.default_rng(seed)
     q, k, v = (rng.standard_normal((b, h, w, heads, d)) for _ in range(3))
@@ -362,16 +367,7 @@ def test_shifted_window_attention_equals_attention_inside_each_region(backend, c
         numpy.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
 
 
-# ---- the effective window and the whole-map window -----------------------------------------------
-def test_effective_window_follows_the_official_rule():
-    assert effective_window(4, 8, 7, 3) == ((4, 4), (0, 0))       # Swin-T's last stage at 128x256, patch 4
-    assert effective_window(7, 7, 7, 3) == ((7, 7), (0, 0))
-    assert effective_window(8, 8, 7, 3) == ((7, 7), (3, 3))
-    assert effective_window(5, 20, (6, 8), (3, 4)) == ((5, 5), (0, 0))
-    assert effective_window(5, 7, (6, 8), (3, 4)) == ((5, 7), (0, 0))      # the map fits: one window
-    assert effective_window(9, 20, (6, 8), (3, 4)) == ((6, 8), (3, 4))
-
-
+# ---- the whole-map window ----------------------------------------------------------------------
 def numpy_global_block(block, x, H, W):  # noqa: N803
     """A Swin block whose attention is plain global attention over all H*W tokens, in NumPy:
     the reference for a window that covers the whole map."""
@@ -400,9 +396,12 @@ def numpy_global_block(block, x, H, W):  # noqa: N803
     return y + hidden @ p["mlp.fc2.weight"].T + p["mlp.fc2.bias"]
 
 
-@pytest.mark.parametrize("hw, window, shift", [((4, 4), 4, 2), ((3, 5), (3, 5), (1, 2)), ((4, 6), 7, 3)])
-def test_a_window_covering_the_map_is_global_attention(backend, hw, window, shift):
-    block = nn.SwinTransformerBlock(6, 2, window_size=window, shift_size=shift, mlp_ratio=2).double()
+@pytest.mark.parametrize("hw, window, mask_padding", [((4, 4), 4, False), ((3, 5), (3, 5), False), ((4, 6), 7, True)])
+def test_a_window_covering_the_map_is_global_attention(backend, hw, window, mask_padding):
+    """Unshifted, one window over the whole map is global attention; a map smaller than the window
+    is padded up to it, and then only with ``mask_padding`` (the official code attends to the
+    padding too)."""
+    block = nn.SwinTransformerBlock(6, 2, window_size=window, mlp_ratio=2, mask_padding=mask_padding).double()
     x = make((2, hw[0] * hw[1], 6), seed=1)
     numpy.testing.assert_allclose(block(x, hw).numpy(), numpy_global_block(block, host(x), *hw), rtol=1e-10,
                                   atol=1e-12)
@@ -451,22 +450,24 @@ def block_cases(draw):
 
 
 @settings(max_examples=BLOCK_EXAMPLES)
-@given(case=block_cases())
-def test_swin_block_gradients_along_random_directions(backend, case):
+@given(case=block_cases(), mask_padding=st.booleans())
+def test_swin_block_gradients_along_random_directions(backend, case, mask_padding):
     b, h, w, window, shift, seed = case
-    block = randomized(nn.SwinTransformerBlock(4, 2, window_size=window, shift_size=shift, mlp_ratio=2).double(),
-                       seed)
+    block = randomized(nn.SwinTransformerBlock(4, 2, window_size=window, shift_size=shift, mlp_ratio=2,
+                                               mask_padding=mask_padding).double(), seed)
     x = make((b, h * w, 4), seed=seed)
     directional_gradcheck(lambda: block(x, (h, w)), [x] + list(block.parameters()), seed=seed)
 
 
 @settings(max_examples=BLOCK_EXAMPLES)
 @given(case=block_cases())
-def test_block_outputs_do_not_depend_on_what_the_padding_holds(backend, monkeypatch, case):
-    """The block pads the map up to a multiple of the window; whatever the padding holds, the
-    outputs at the real tokens are the same, to the last bit (masked keys get weight exactly 0)."""
+def test_with_mask_padding_outputs_do_not_depend_on_what_the_padding_holds(backend, monkeypatch, case):
+    """The block pads the map up to a multiple of the window; with ``mask_padding``, whatever the
+    padding holds, the outputs at the real tokens are the same, to the last bit (masked keys get
+    weight exactly 0)."""
     b, h, w, window, shift, seed = case
-    block = nn.SwinTransformerBlock(4, 2, window_size=window, shift_size=shift, mlp_ratio=2).double()
+    block = nn.SwinTransformerBlock(4, 2, window_size=window, shift_size=shift, mlp_ratio=2,
+                                    mask_padding=True).double()
     x = make((b, h * w, 4), seed=seed)
     pad = F.pad
     outputs = []
@@ -475,6 +476,20 @@ def test_block_outputs_do_not_depend_on_what_the_padding_holds(backend, monkeypa
         outputs.append(block(x, (h, w)).numpy())
     for other in outputs[1:]:
         numpy.testing.assert_array_equal(other, outputs[0])
+
+
+@pytest.mark.parametrize("shift", [0, 2])
+def test_by_default_the_padding_is_attended_to_as_the_official_code_does(backend, monkeypatch, shift):
+    """Without ``mask_padding`` the padded tokens are keys (the official segmentation backbone), so
+    what the padding holds reaches the real tokens' outputs."""
+    block = nn.SwinTransformerBlock(4, 2, window_size=4, shift_size=shift, mlp_ratio=2).double()
+    x = make((1, 3 * 5, 4), seed=0)
+    pad = F.pad
+    outputs = []
+    for value in (0.0, 1e3):
+        monkeypatch.setattr(F, "pad", lambda t, amounts, value=value: pad(t, amounts, value=value))
+        outputs.append(block(x, (3, 5)).numpy())
+    assert numpy.abs(outputs[1] - outputs[0]).max() > 1e-3
 
 
 # ---- DropPath ---------------------------------------------------------------------------------------
@@ -533,8 +548,9 @@ def test_patch_embed_and_merging_pad_odd_sizes(backend):
 
 # ---- torch twins, written as the official code writes them --------------------------------------------
 def torch_twins(torch):
-    """WindowAttention, Mlp and SwinTransformerBlock of the official Swin code (input_resolution fixed
-    at construction, the -100 mask, the shrink rule for small maps), in plain PyTorch."""
+    """WindowAttention, Mlp and SwinTransformerBlock of the official Swin classification code
+    (input_resolution fixed at construction, the -100 mask, the shrink rule for small maps), in
+    plain PyTorch."""
     tnn = torch.nn
 
     def window_partition(x, ws):
@@ -637,19 +653,15 @@ def torch_twins(torch):
 FIXED_BUFFERS = {"relative_position_index", "attn_mask"}   # official buffers we compute per resolution
 
 
-def load_into_torch(torch, ours, theirs, table_rows=None):
+def load_into_torch(torch, ours, theirs):
     """Copy our state_dict into the twin by name; only the official fixed buffers may be missing."""
     state = {k: torch.from_numpy(host(v)) for k, v in ours.state_dict().items()}
-    if table_rows is not None:                  # a twin built for a smaller window: the table's centre
-        for key in [k for k in state if k.endswith("relative_position_bias_table")]:
-            state[key] = state[key][table_rows]
     missing, unexpected = theirs.load_state_dict(state, strict=False)
     assert not unexpected and {k.rsplit(".", 1)[-1] for k in missing} <= FIXED_BUFFERS, (missing, unexpected)
     assert set(dict(theirs.named_parameters())) == set(ours.state_dict())
 
 
-def assert_same_outputs_and_gradients(torch, ours, theirs, ours_call, theirs_call, x_shape, seed=0,
-                                      table_rows=None):
+def assert_same_outputs_and_gradients(torch, ours, theirs, ours_call, theirs_call, x_shape, seed=0):
     rng = numpy.random.default_rng(seed)
     x_host = rng.standard_normal(x_shape)
     x = mt.Tensor(shim.to_backend(x_host), requires_grad=True)
@@ -662,11 +674,8 @@ def assert_same_outputs_and_gradients(torch, ours, theirs, ours_call, theirs_cal
     numpy.testing.assert_allclose(host(x.grad), tx.grad.numpy(), rtol=1e-9, atol=1e-11)
     theirs_params = dict(theirs.named_parameters())
     for name, p in ours.named_parameters():
-        grad = host(p.grad)
-        if table_rows is not None and name.endswith("relative_position_bias_table"):
-            numpy.testing.assert_array_equal(numpy.delete(grad, table_rows, axis=0), 0)   # unused offsets
-            grad = grad[table_rows]
-        numpy.testing.assert_allclose(grad, theirs_params[name].grad.numpy(), rtol=1e-9, atol=1e-11, err_msg=name)
+        numpy.testing.assert_allclose(host(p.grad), theirs_params[name].grad.numpy(), rtol=1e-9, atol=1e-11,
+                                      err_msg=name)
 
 
 def randomized(module, seed):
@@ -689,29 +698,22 @@ def test_window_attention_matches_torch_twin(backend, torch, window, heads):
                                       lambda x: theirs(x, torch.from_numpy(numpy.maximum(mask, -100.0))), (8, n, 6))
 
 
-@pytest.mark.parametrize("hw, window, shift", [((8, 8), 4, 0), ((8, 12), 4, 2), ((6, 9), 3, 1), ((4, 8), 7, 3)])
+@pytest.mark.parametrize("hw, window, shift", [((8, 8), 4, 0), ((8, 12), 4, 2), ((6, 9), 3, 1)])
 def test_swin_block_matches_torch_twin(backend, torch, hw, window, shift):
-    """Same state_dict by name, same outputs and gradients in float64. The last case is Swin's
-    last stage at a 128x256 input: the official code shrinks the window to 4 and builds a 7x7 table;
-    ours keeps its 13x13 table and reads the centre, the same 49 offsets."""
+    """Same state_dict by name, same outputs and gradients in float64, where the classification
+    code and the segmentation code agree (maps multiples of the window and larger; the others are
+    in tests/test_official_swin.py, against the segmentation backbone)."""
     _, twin_block = torch_twins(torch)
     ours = randomized(nn.SwinTransformerBlock(8, 2, window_size=window, shift_size=shift, mlp_ratio=2).double(), 2)
     theirs = twin_block(8, hw, 2, window_size=window, shift_size=shift, mlp_ratio=2)
-    table_rows = None
-    if theirs.window_size != window:
-        small = theirs.window_size
-        offsets = [(dy, dx) for dy in range(-(small - 1), small) for dx in range(-(small - 1), small)]
-        table_rows = numpy.array([(dy + window - 1) * (2 * window - 1) + dx + window - 1 for dy, dx in offsets])
-    load_into_torch(torch, ours, theirs, table_rows)
-    assert_same_outputs_and_gradients(torch, ours, theirs, lambda x: ours(x, hw), theirs,
-                                      (2, hw[0] * hw[1], 8), table_rows=table_rows)
-    if table_rows is None:      # and back: an official state_dict, less its fixed buffers, loads into ours
-        fresh = nn.SwinTransformerBlock(8, 2, window_size=window, shift_size=shift, mlp_ratio=2).double()
-        official = {k: v.detach().numpy() for k, v in theirs.state_dict().items()
-                    if k.rsplit(".", 1)[-1] not in FIXED_BUFFERS}
-        fresh.load_state_dict(official)
-        x = make((1, hw[0] * hw[1], 8), seed=5)
-        numpy.testing.assert_array_equal(fresh(x, hw).numpy(), ours(x, hw).numpy())
+    load_into_torch(torch, ours, theirs)
+    assert_same_outputs_and_gradients(torch, ours, theirs, lambda x: ours(x, hw), theirs, (2, hw[0] * hw[1], 8))
+    fresh = nn.SwinTransformerBlock(8, 2, window_size=window, shift_size=shift, mlp_ratio=2).double()
+    official = {k: v.detach().numpy() for k, v in theirs.state_dict().items()   # and back: an official state_dict,
+                if k.rsplit(".", 1)[-1] not in FIXED_BUFFERS}                   # less its fixed buffers, loads
+    fresh.load_state_dict(official)
+    x = make((1, hw[0] * hw[1], 8), seed=5)
+    numpy.testing.assert_array_equal(fresh(x, hw).numpy(), ours(x, hw).numpy())
 
 
 def test_patch_embed_and_merging_match_torch(backend, torch):

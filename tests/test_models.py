@@ -3,13 +3,13 @@ learning, gradients, and what makes each model what it is (HRNet's resolution, D
 SegNet's switches).
 
 Parameter counts are recomputed here from each architecture's description, layer by layer, not
-read from the model. The torch twins of HRNet and Swin are written here from the official code's
-structure with the same parameter names: our state_dict loads into them unchanged, and outputs
-and every parameter's gradient agree in float64.
+read from the model; the official HRNetV2-W18's is the one counted on the official code. The torch
+twins of every model (``minitorch_seg.export``'s, behind the optional torch extra) are written
+from the official code's structure with the same parameter names: ``export.to_torch`` loads our
+state_dict into them unchanged, and outputs and every parameter's gradient agree in float64.
 """
 import io
 import re
-from collections import OrderedDict
 
 import numpy
 import pytest
@@ -23,7 +23,8 @@ from minitorch_seg.testing import make
 
 pytestmark = pytest.mark.models
 
-NAMES = models.available()
+NAMES = ["deeplab", "hrnet", "segnet", "swin", "unet"]                  # the small models, for two CPU cores
+OFFICIAL = ["hrnet_w18", "hrnet_w32", "hrnet_w48", "swin_t"]            # the official architectures
 # Tiny widths for the float64 gradient checks (Swin's window 4 shifts at a 32x32 input).
 TINY = {
     "unet": dict(width=4, depth=3),
@@ -59,10 +60,28 @@ def test_logits_have_the_input_size_at_two_sizes(backend, name):
 
 
 def test_the_registry_lists_every_model():
-    assert models.available() == ["deeplab", "hrnet", "segnet", "swin", "unet"]
-    with pytest.raises(ValueError, match="known models: deeplab, hrnet, segnet, swin, unet") as error:
+    assert models.available() == sorted(NAMES + OFFICIAL)
+    with pytest.raises(ValueError, match="known models: deeplab, hrnet, hrnet_w18, hrnet_w32, hrnet_w48, segnet, "
+                                         "swin, swin_t, unet") as error:
         models.build("resnet")
     assert_one_sentence(error.value)
+
+
+@pytest.mark.parametrize("name", ["hrnet_w18", "swin_t"])
+def test_official_models_give_logits_at_the_input_size(name):
+    model = models.build(name, num_classes=5).eval()
+    with mt.no_grad():
+        assert model(mt.randn(1, 3, 64, 96)).shape == (1, 5, 64, 96)
+
+
+@pytest.mark.parametrize("name", NAMES + OFFICIAL)
+def test_config_rebuilds_the_same_model(name):
+    model = models.build(name, num_classes=7)
+    assert model.config["num_classes"] == 7
+    again = type(model)(**model.config)
+    shapes = [(k, v.shape) for k, v in model.state_dict().items()]
+    assert [(k, v.shape) for k, v in again.state_dict().items()] == shapes
+    assert again.config == model.config
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -114,10 +133,22 @@ def unet_params(classes, width=16, depth=4):
     return down + up + conv(ch[0], classes, 1, bias=True)
 
 
-def hrnet_params(classes, width=16, depth=2, num_branches=4, num_modules=(1, 1, 1), stem_width=32):
+def bottleneck(cin, planes):
+    out = 4 * planes
+    shortcut = conv(cin, out, 1) + bn(out) if cin != out else 0
+    return conv(cin, planes, 1) + bn(planes) + conv(planes, planes, 3) + bn(planes) + conv(planes, out, 1) + bn(out) + \
+        shortcut
+
+
+def hrnet_params(classes, width=16, depth=2, num_branches=4, num_modules=(1, 1, 1), stem_width=32,
+                 stage1_block="basic"):
     stem = conv(3, stem_width, 3) + bn(stem_width) + conv(stem_width, stem_width, 3) + bn(stem_width)
-    total = stem + depth * basic_block(stem_width, stem_width)
-    previous = [stem_width]
+    if stage1_block == "bottleneck":    # planes stem_width, to 4 stem_width channels
+        total = stem + bottleneck(stem_width, stem_width) + (depth - 1) * bottleneck(4 * stem_width, stem_width)
+        previous = [4 * stem_width]
+    else:
+        total = stem + depth * basic_block(stem_width, stem_width)
+        previous = [stem_width]
     for branches, modules in zip(range(2, num_branches + 1), num_modules):
         ch = [width * 2 ** b for b in range(branches)]
         total += sum(conv(p, c, 3) + bn(c) for p, c in zip(previous, ch) if p != c)   # kept branches
@@ -190,6 +221,43 @@ def test_parameter_counts_match_the_formulas(name):
     assert count(models.build(name, num_classes=7, **options)) == FORMULAS[name](7, **options)
 
 
+OFFICIAL_HRNET = dict(depth=4, num_modules=(1, 4, 3), stem_width=64, stage1_block="bottleneck")
+
+
+def test_official_hrnet_parameter_counts():
+    """HRNetV2-W18 with 19 classes: 9,641,119, as counted on the official seg_hrnet.py; W32 and W48
+    (and W18 with 7 classes, and a bottleneck stage 1 in a small network) against the formula."""
+    assert count(models.build("hrnet_w18", num_classes=19)) == 9_641_119 == hrnet_params(19, 18, **OFFICIAL_HRNET)
+    assert count(models.build("hrnet_w18", num_classes=7)) == hrnet_params(7, 18, **OFFICIAL_HRNET)
+    for width in (32, 48):
+        assert count(models.build(f"hrnet_w{width}", num_classes=19)) == hrnet_params(19, width, **OFFICIAL_HRNET)
+    small = dict(width=4, depth=2, num_branches=3, num_modules=(1, 2), stem_width=8, stage1_block="bottleneck")
+    assert count(models.build("hrnet", num_classes=5, **small)) == hrnet_params(5, **small)
+
+
+def test_official_hrnet_names_are_the_official_ones():
+    """A sample of seg_hrnet.py's names and shapes for W18 (stage 1 of Bottlenecks, 4 blocks per branch)."""
+    shapes = {k: v.shape for k, v in models.build("hrnet_w18", num_classes=19).state_dict().items()}
+    assert shapes["conv1.weight"] == (64, 3, 3, 3) and shapes["conv2.weight"] == (64, 64, 3, 3)
+    assert shapes["layer1.0.conv3.weight"] == shapes["layer1.0.downsample.0.weight"] == (256, 64, 1, 1)
+    assert "layer1.1.downsample.0.weight" not in shapes and "layer1.3.bn3.running_var" in shapes
+    assert shapes["transition1.0.0.weight"] == (18, 256, 3, 3) and shapes["transition1.1.0.0.weight"] == (36, 256, 3, 3)
+    assert shapes["transition2.2.0.0.weight"] == (72, 36, 3, 3) and "transition2.0.0.weight" not in shapes
+    assert shapes["stage3.3.branches.2.3.conv2.weight"] == (72, 72, 3, 3)
+    assert "stage3.4.branches.0.0.conv1.weight" not in shapes
+    assert shapes["stage4.2.fuse_layers.3.0.2.0.weight"] == (144, 18, 3, 3)
+    assert shapes["stage4.2.fuse_layers.0.3.0.weight"] == (18, 144, 1, 1)
+    assert shapes["last_layer.0.weight"] == (270, 270, 1, 1) and shapes["last_layer.3.weight"] == (19, 270, 1, 1)
+
+
+def test_swin_t_parameter_count():
+    """The backbone's official 27,520,698, plus our UPerHead at 512 channels by the formula."""
+    model = models.build("swin_t", num_classes=19)
+    assert count(model.backbone) == 27_520_698
+    assert count(model) == swin_params(19, width=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24), window_size=7,
+                                       decoder_channels=512)
+
+
 # ---- state_dict --------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", NAMES)
 def test_state_dict_round_trip(name):
@@ -242,270 +310,61 @@ def test_summary_flops_by_hand():
 
 
 # ---- torch twins -------------------------------------------------------------------------------
-def torch_twins(torch):
-    """HRNet and Swin written with torch from the official code's structure; the same parameter names."""
-    nn, tf = torch.nn, torch.nn.functional
-
-    def cbr(cin, cout, k=3, stride=1, relu=True):
-        layers = [nn.Conv2d(cin, cout, k, stride, (k - 1) // 2, bias=False), nn.BatchNorm2d(cout)]
-        return nn.Sequential(*layers, nn.ReLU()) if relu else nn.Sequential(*layers)
-
-    def up(x, size):
-        return tf.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
-
-    class BasicBlock(nn.Module):
-        def __init__(self, c):
-            super().__init__()
-            self.conv1, self.bn1 = nn.Conv2d(c, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c)
-            self.conv2, self.bn2 = nn.Conv2d(c, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c)
-
-        def forward(self, x):
-            return tf.relu(self.bn2(self.conv2(tf.relu(self.bn1(self.conv1(x))))) + x)
-
-    class HighResolutionModule(nn.Module):     # seg_hrnet.py's, None on the diagonal as there
-        def __init__(self, ch, blocks):
-            super().__init__()
-            self.branches = nn.ModuleList([nn.Sequential(*[BasicBlock(c) for _ in range(blocks)]) for c in ch])
-            rows = []
-            for i in range(len(ch)):
-                row = []
-                for j in range(len(ch)):
-                    if j > i:
-                        row.append(nn.Sequential(nn.Conv2d(ch[j], ch[i], 1, bias=False), nn.BatchNorm2d(ch[i])))
-                    elif j == i:
-                        row.append(None)
-                    else:
-                        last = i - j - 1
-                        row.append(nn.Sequential(*[cbr(ch[j], ch[i] if k == last else ch[j], 3, 2, relu=k < last)
-                                                   for k in range(i - j)]))
-                rows.append(nn.ModuleList(row))
-            self.fuse_layers = nn.ModuleList(rows)
-
-        def forward(self, xs):
-            xs = [branch(x) for branch, x in zip(self.branches, xs)]
-            out = []
-            for i, row in enumerate(self.fuse_layers):
-                y = xs[i]
-                for j, layer in enumerate(row):
-                    if j > i:
-                        y = y + up(layer(xs[j]), xs[i].shape[2:])
-                    elif j < i:
-                        y = y + layer(xs[j])
-                out.append(tf.relu(y))
-            return out
-
-    class HRNet(nn.Module):
-        def __init__(self, classes=19, width=16, depth=2, num_branches=4, num_modules=(1, 1, 1), stem_width=32):
-            super().__init__()
-            s = stem_width
-            self.conv1, self.bn1 = nn.Conv2d(3, s, 3, 2, 1, bias=False), nn.BatchNorm2d(s)
-            self.conv2, self.bn2 = nn.Conv2d(s, s, 3, 2, 1, bias=False), nn.BatchNorm2d(s)
-            self.layer1 = nn.Sequential(*[BasicBlock(s) for _ in range(depth)])
-            previous = [s]
-            for stage, modules in zip(range(2, num_branches + 1), num_modules):
-                ch = [width * 2 ** b for b in range(stage)]
-                kept = [None if p == c else cbr(p, c) for p, c in zip(previous, ch)]
-                new = nn.Sequential(cbr(previous[-1], ch[-1], 3, 2))
-                setattr(self, f"transition{stage - 1}", nn.ModuleList(kept + [new]))
-                stage_modules = [HighResolutionModule(ch, depth) for _ in range(modules)]
-                setattr(self, f"stage{stage}", nn.Sequential(*stage_modules))
-                previous = ch
-            c = sum(previous)
-            self.last_layer = nn.Sequential(nn.Conv2d(c, c, 1), nn.BatchNorm2d(c), nn.ReLU(), nn.Conv2d(c, classes, 1))
-            self.stages = num_branches
-
-        def forward(self, x):
-            size = x.shape[2:]
-            x = tf.relu(self.bn2(self.conv2(tf.relu(self.bn1(self.conv1(x))))))
-            xs = [self.layer1(x)]
-            for stage in range(2, self.stages + 1):
-                layers = getattr(self, f"transition{stage - 1}")
-                xs = [y if layer is None else layer(y) for layer, y in zip(layers, xs + [xs[-1]])]
-                for module in getattr(self, f"stage{stage}"):
-                    xs = module(xs)
-            top = xs[0].shape[2:]
-            return up(self.last_layer(torch.cat([xs[0]] + [up(y, top) for y in xs[1:]], 1)), size)
-
-    # ---- Swin: the official classes' names; the window rules and padding mask of nn.swin ----
-    def effective_window(h, w, window, shift):
-        if h <= window and w <= window:
-            return (h, w), 0
-        if min(h, w) <= window:
-            return (min(h, w),) * 2, 0
-        return (window, window), shift
-
-    def partition(x, wh, ww):                                           # (B, H, W, C) -> (B*nW, wh*ww, C)
-        b, h, w, c = x.shape
-        return x.view(b, h // wh, wh, w // ww, ww, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, wh * ww, c)
-
-    def reverse(windows, wh, ww, h, w):                                 # (B*nW, wh*ww, C) -> (B, H, W, C)
-        c = windows.shape[-1]
-        return windows.view(-1, h // wh, w // ww, wh, ww, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, h, w, c)
-
-    def blocked(h, w, wh, ww, shift):
-        """(nW, N, N) True where query i may not see key j: the official region slices, plus padded keys."""
-        hp, wp = h + (-h) % wh, w + (-w) % ww
-        region, padded = torch.zeros(1, hp, wp, 1), torch.zeros(1, hp, wp, 1)
-
-        def slices(n):
-            return (slice(0, -n), slice(-n, -shift), slice(-shift, None)) if shift else (slice(None),)
-        label = 0
-        for rows in slices(wh):
-            for cols in slices(ww):
-                region[:, rows, cols] = label
-                label += 1
-        padded[:, h:], padded[:, :, w:] = 1, 1
-        padded = torch.roll(padded, (-shift, -shift), (1, 2))
-        region, padded = partition(region, wh, ww)[..., 0], partition(padded, wh, ww)[..., 0]
-        return (region[:, :, None] != region[:, None, :]) | (padded[:, None, :] > 0)
-
-    class WindowAttention(nn.Module):
-        def __init__(self, dim, window, heads):
-            super().__init__()
-            self.window, self.heads, self.scale = window, heads, (dim // heads) ** -0.5
-            self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, heads))
-            self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
-
-        def forward(self, x, wh, ww, mask):
-            b, n, c = x.shape
-            q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
-            attn = (q * self.scale) @ k.transpose(-2, -1)
-            coords = torch.stack(torch.meshgrid(torch.arange(wh), torch.arange(ww), indexing="ij")).flatten(1)
-            rel = coords[:, :, None] - coords[:, None, :]
-            index = (rel[0] + self.window - 1) * (2 * self.window - 1) + rel[1] + self.window - 1
-            attn = attn + self.relative_position_bias_table[index.reshape(-1)].reshape(n, n, -1).permute(2, 0, 1)
-            if mask is not None:
-                nw = mask.shape[0]
-                attn = attn.view(b // nw, nw, self.heads, n, n)
-                attn = attn.masked_fill(mask[None, :, None], -torch.finfo(x.dtype).max / 4).view(b, self.heads, n, n)
-            return self.proj((attn.softmax(-1) @ v).transpose(1, 2).reshape(b, n, c))
-
-    class SwinTransformerBlock(nn.Module):
-        def __init__(self, dim, heads, window, shift):
-            super().__init__()
-            self.window, self.shift = window, shift
-            self.norm1, self.attn = nn.LayerNorm(dim), WindowAttention(dim, window, heads)
-            self.norm2 = nn.LayerNorm(dim)
-            self.mlp = nn.Sequential(OrderedDict(fc1=nn.Linear(dim, 4 * dim), act=nn.GELU(),
-                                                 fc2=nn.Linear(4 * dim, dim)))
-
-        def forward(self, x, h, w):
-            b, _, c = x.shape
-            (wh, ww), shift = effective_window(h, w, self.window, self.shift)
-            y = tf.pad(self.norm1(x).view(b, h, w, c), (0, 0, 0, (-w) % ww, 0, (-h) % wh))
-            hp, wp = y.shape[1:3]
-            mask = blocked(h, w, wh, ww, shift)
-            y = torch.roll(y, (-shift, -shift), (1, 2))
-            y = reverse(self.attn(partition(y, wh, ww), wh, ww, mask if mask.any() else None), wh, ww, hp, wp)
-            x = x + torch.roll(y, (shift, shift), (1, 2))[:, :h, :w].reshape(b, h * w, c)
-            return x + self.mlp(self.norm2(x))
-
-    class PatchMerging(nn.Module):
-        def __init__(self, dim):
-            super().__init__()
-            self.reduction, self.norm = nn.Linear(4 * dim, 2 * dim, bias=False), nn.LayerNorm(4 * dim)
-
-        def forward(self, x, h, w):
-            b, _, c = x.shape
-            x = tf.pad(x.view(b, h, w, c), (0, 0, 0, w % 2, 0, h % 2))
-            x = torch.cat([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]], -1)
-            return self.reduction(self.norm(x.reshape(b, -1, 4 * c)))
-
-    class SwinTransformer(nn.Module):
-        def __init__(self, embed_dim=32, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8), window_size=8):
-            super().__init__()
-            self.patch_embed = nn.ModuleDict(dict(proj=nn.Conv2d(3, embed_dim, 4, 4), norm=nn.LayerNorm(embed_dim)))
-            self.layers = nn.ModuleList()
-            for s, (depth, heads) in enumerate(zip(depths, num_heads)):
-                dim = embed_dim * 2 ** s
-                layer = nn.ModuleDict(dict(blocks=nn.ModuleList([
-                    SwinTransformerBlock(dim, heads, window_size, 0 if i % 2 == 0 else window_size // 2)
-                    for i in range(depth)])))
-                if s < len(depths) - 1:
-                    layer["downsample"] = PatchMerging(dim)
-                self.layers.append(layer)
-                self.add_module(f"norm{s}", nn.LayerNorm(dim))
-
-        def forward(self, x):
-            x = self.patch_embed["proj"](x)
-            h, w = x.shape[2:]
-            x = self.patch_embed["norm"](x.flatten(2).transpose(1, 2))
-            outs = []
-            for s, layer in enumerate(self.layers):
-                for block in layer["blocks"]:
-                    x = block(x, h, w)
-                out = getattr(self, f"norm{s}")(x)
-                outs.append(out.view(-1, h, w, out.shape[-1]).permute(0, 3, 1, 2))
-                if "downsample" in layer:
-                    x, h, w = layer["downsample"](x, h, w), (h + 1) // 2, (w + 1) // 2
-            return outs
-
-    class UPerHead(nn.Module):
-        def __init__(self, in_channels, d, classes):
-            super().__init__()
-            self.lateral_convs = nn.ModuleList([cbr(c, d, 1) for c in in_channels])
-            self.fpn_convs = nn.ModuleList([cbr(d, d) for _ in in_channels[:-1]])
-            self.fpn_bottleneck = cbr(len(in_channels) * d, d)
-            self.conv_seg = nn.Conv2d(d, classes, 1)
-
-        def forward(self, feats):
-            lat = [conv(f) for conv, f in zip(self.lateral_convs, feats)]
-            for s in range(len(lat) - 1, 0, -1):
-                lat[s - 1] = lat[s - 1] + up(lat[s], lat[s - 1].shape[2:])
-            outs = [conv(x) for conv, x in zip(self.fpn_convs, lat)] + [lat[-1]]
-            outs = [outs[0]] + [up(x, outs[0].shape[2:]) for x in outs[1:]]
-            return self.conv_seg(self.fpn_bottleneck(torch.cat(outs, 1)))
-
-    class SwinSeg(nn.Module):
-        def __init__(self, classes=19, width=32, decoder_channels=64, **options):
-            super().__init__()
-            self.backbone = SwinTransformer(width, **options)
-            self.decode_head = UPerHead([width * 2 ** s for s in range(4)], decoder_channels, classes)
-
-        def forward(self, x):
-            return up(self.decode_head(self.backbone(x)), x.shape[2:])
-
-    return {"hrnet": HRNet, "swin": SwinSeg}
+SMALL_OFFICIAL_HRNET = dict(width=4, depth=2, num_branches=3, num_modules=(1, 2), stem_width=8,
+                           stage1_block="bottleneck", align_corners=True)
+TWIN_CASES = {"hrnet-64x64": ("hrnet", {}, (1, 3, 64, 64)), "hrnet-32x64": ("hrnet", {}, (1, 3, 32, 64)),
+              "hrnet-32x32": ("hrnet", {}, (2, 3, 32, 32)),
+              "hrnet-official-structure-64x96": ("hrnet", SMALL_OFFICIAL_HRNET, (2, 3, 64, 96)),
+              "swin-64x64": ("swin", {}, (1, 3, 64, 64)), "swin-32x64": ("swin", {}, (1, 3, 32, 64)),
+              "swin-96x96": ("swin", {}, (1, 3, 96, 96)),
+              "swin-mask_padding-96x96": ("swin", dict(mask_padding=True), (1, 3, 96, 96)),
+              "swin-window7-96x64": ("swin", dict(width=8, window_size=7, num_heads=(1, 2, 2, 4), decoder_channels=8),
+                                     (2, 3, 96, 64)),
+              "unet-32x64": ("unet", {}, (2, 3, 32, 64)),
+              "deeplab-64x64": ("deeplab", dict(dropout=0.0), (2, 3, 64, 64)),
+              "segnet-32x64": ("segnet", {}, (2, 3, 32, 64))}
 
 
-TWIN_CASES = [("hrnet", (1, 3, 64, 64)), ("hrnet", (1, 3, 32, 64)), ("hrnet", (2, 3, 32, 32)),
-              ("swin", (1, 3, 64, 64)), ("swin", (1, 3, 32, 64)), ("swin", (1, 3, 96, 96))]
+def twin_errors(torch, name, options, shape):
+    """Our model and ``export.to_torch``'s twin on the same input in float64, training mode: the
+    errors of the output, the input gradient and the parameter gradients, each over its largest
+    value (BatchNorm over a 1x1 or 1x2 map is ill-conditioned, so entries near zero carry the
+    rounding of large ones); also checks names, order, dtype, mode and the running statistics."""
+    from minitorch_seg.export import to_torch
 
-
-def assert_close_to_scale(actual, expected, scale, rel, what):
-    """|actual - expected| <= rel * scale everywhere: errors measured against the largest value of the
-    quantity (BatchNorm over a 1x1 or 1x2 map is ill-conditioned, so entries near zero carry the
-    rounding of large ones)."""
-    error = numpy.abs(actual - expected).max() / scale
-    assert error <= rel, f"{what}: error {error:.2e} of the scale {scale:.3g}, allowed {rel:.0e}"
-
-
-@pytest.mark.parametrize("name, shape", TWIN_CASES, ids=[f"{n}-{'x'.join(map(str, s))}" for n, s in TWIN_CASES])
-def test_torch_twin_loads_our_state_dict_and_agrees_in_float64(torch, name, shape):
-    """Same names, same outputs, same gradients for the input and every parameter (training mode:
-    BatchNorm on batch statistics), to 1e-7 of the largest gradient (measured: at most 3e-9 for
-    HRNet, whose lowest branch is 1x1 or 1x2 at these sizes, 1e-14 for Swin). 64x64 shifts Swin's
-    first stage; 32x64 shrinks its windows to the map; 96x96 pads its second stage (12x12 in
-    windows of 8) and masks the padding."""
-    ours = models.build(name).double()
-    theirs = torch_twins(torch)[name]()
-    assert list(theirs.state_dict()) == list(ours.state_dict())
-    theirs.load_state_dict({k: torch.from_numpy(host(v).copy()) for k, v in ours.state_dict().items()})
+    ours = models.build(name, **options).double()
+    theirs = to_torch(ours)
+    assert list(theirs.state_dict()) == list(ours.state_dict()) and theirs.training
+    assert all(p.dtype == torch.float64 for p in theirs.parameters())
     x = make(shape, seed=1)
     tx = torch.from_numpy(host(x)).requires_grad_(True)
     out, expected = ours(x), theirs(tx)
     expected_out = expected.detach().numpy()
-    assert_close_to_scale(host(out), expected_out, numpy.abs(expected_out).max(), 1e-10, "output")
+    errors = {"output": numpy.abs(host(out) - expected_out).max() / numpy.abs(expected_out).max()}
     upstream = numpy.random.default_rng(0).standard_normal(out.shape)
     (out * mt.tensor(upstream)).sum().backward()
     (expected * torch.from_numpy(upstream)).sum().backward()
-    assert_close_to_scale(host(x.grad), tx.grad.numpy(), numpy.abs(tx.grad.numpy()).max(), 1e-7, "input gradient")
+    errors["input gradient"] = numpy.abs(host(x.grad) - tx.grad.numpy()).max() / numpy.abs(tx.grad.numpy()).max()
     theirs_parameters = dict(theirs.named_parameters())
     scale = max(numpy.abs(p.grad.numpy()).max() for p in theirs_parameters.values())
-    for key, p in ours.named_parameters():
-        assert_close_to_scale(host(p.grad), theirs_parameters[key].grad.numpy(), scale, 1e-7, key)
+    errors["parameter gradients"] = max(numpy.abs(host(p.grad) - theirs_parameters[key].grad.numpy()).max() / scale
+                                        for key, p in ours.named_parameters())
     for key, buffer in theirs.state_dict().items():          # the running statistics moved alike
         numpy.testing.assert_allclose(host(ours.state_dict()[key]), buffer.numpy(), rtol=1e-9, atol=1e-12, err_msg=key)
+    return errors
+
+
+@pytest.mark.parametrize("name, options, shape", TWIN_CASES.values(), ids=TWIN_CASES.keys())
+def test_torch_twin_loads_our_state_dict_and_agrees_in_float64(torch, name, options, shape):
+    """``export.to_torch``: the twin built from ``model.config`` holds our state_dict under the same
+    names in the same order; the output agrees to 1e-10 and the gradients of the input and of
+    every parameter to 1e-7 of the largest (measured: at most 2e-9 for HRNet, whose lowest branch
+    is 1x1 or 1x2 at these sizes, 3e-14 for the others). 64x64 shifts Swin's first stage; 32x64 pads its
+    last two stages (4x8 and 2x4 maps) up to one shifted window; 96x96 pads its second stage
+    (12x12 in windows of 8), masked with ``mask_padding``."""
+    errors = twin_errors(torch, name, options, shape)
+    assert errors["output"] <= 1e-10 and errors["input gradient"] <= 1e-7 and errors["parameter gradients"] <= 1e-7, \
+        errors
 
 
 # ---- gradients ---------------------------------------------------------------------------------

@@ -265,6 +265,40 @@ print(inspect.getsource(models.swin.SwinSeg.forward))
 print(inspect.getsource(nn.SwinTransformerBlock.forward))
 
 # %% [markdown]
+# **An experiment: what padding does to a window.** A map whose sides are not multiples of the
+# window $M$ is padded with zeros up to the next multiple. The official Swin segmentation code
+# lets every query attend to those padded tokens too (it masks only the shift regions), so the
+# padding leaks into the features of real tokens near the border; it also keeps the full window
+# and its shift on maps smaller than one window. We do the same by default, so that official
+# weights give official features at any input size. `mask_padding=True` masks the padded keys
+# as well (unlike the official code): then a real token's output no longer depends on how much
+# padding there is. Measured on one block, on a 9 x 10 map (window 4: padded to 12 x 12):
+
+# %%
+mt.manual_seed(0)
+official = nn.SwinTransformerBlock(DIM, num_heads=2, window_size=4, shift_size=2).double().eval()
+masked = nn.SwinTransformerBlock(DIM, num_heads=2, window_size=4, shift_size=2, mask_padding=True).double().eval()
+masked.load_state_dict(official.state_dict())
+tokens = mt.randn(1, 9 * 10, DIM, dtype="float64")                  # (B, H*W, C) for a 9 x 10 map
+with mt.no_grad():
+    pair = [block(tokens, (9, 10)).numpy()[0] for block in (official, masked)]
+gap = numpy.abs(pair[0] - pair[1]).max(axis=-1).reshape(9, 10)       # per token
+fig, ax = plt.subplots(figsize=(4, 3.4))
+shown = ax.imshow(gap, cmap="magma")
+fig.colorbar(shown, ax=ax, label="largest channel difference")
+ax.set_title("official padding vs mask_padding=True")
+ax.set_xlabel("w")
+ax.set_ylabel("h");
+print(f"tokens whose output changes: {(gap > 1e-12).sum()} of {gap.size}; "
+      f"largest change {gap.max():.3f}")
+
+# %% [markdown]
+# Only tokens that share a window with padded tokens can change: here the last three rows. (The
+# padded columns, after the cyclic shift, land in a shift region of their own, which the shift
+# mask already hides from the real tokens.) Neither choice is wrong for training from scratch;
+# loading official weights needs the official one.
+
+# %% [markdown]
 # ## 4. The fused window attention, and its backward
 #
 # All windows and heads go through one fused `Function`, `F.window_attention(q, k, v, bias,

@@ -16,18 +16,24 @@ The pieces, in the order a Swin block uses them:
 - ``window_partition`` / ``window_reverse``: (B, H, W, C) <-> (B*nW, N, C), pure reshapes and one
   permute (their backward is derived by autograd: each is the other's inverse movement).
 - The cyclic shift is ``F.roll(x, (-sh, -sw), (1, 2))`` before partitioning, undone by
-  ``F.roll(x, (sh, sw), (1, 2))`` after reversing. Rolling brings the bottom and right edges next to the top and left ones, so some
-  windows now hold tokens that were not neighbours; ``window_mask`` marks those pairs.
+  ``F.roll(x, (sh, sw), (1, 2))`` after reversing. Rolling brings the bottom and right edges
+  next to the top and left ones, so some windows now hold tokens that were not neighbours;
+  ``window_mask`` marks those pairs.
 - ``window_mask``: the additive attention mask (nW, N, N), 0 where query i may attend to key j,
-  ``mask_value(dtype)`` where it may not: across shift regions, and onto padded keys when the map
-  was padded up to a multiple of the window. Built once per resolution on the host, then moved.
+  ``mask_value(dtype)`` where it may not: across shift regions and, only with
+  ``mask_padding=True`` (unlike the official code), onto padded keys when the map was padded up
+  to a multiple of the window. Built once per resolution on the host, then moved.
 - ``relative_position_index`` and ``relative_position_bias``: the learnable table
   ((2Wh-1)(2Ww-1), heads) holds one bias per relative offset (dy, dx); the fixed index gathers it
   into (heads, N, N); the gather's backward scatter-adds into the table.
 
-Unlike the official Swin code: the mask and the index are not fixed at construction; they are
-computed per resolution (and cached), because segmentation feeds maps of many sizes. The mask
-value is a large finite negative, not -100 (see ``mask_value``).
+As the official segmentation backbone: a map that is not a multiple of the window is zero-padded
+up to one (``padded_size``), also when it is smaller than the window, and the window and the
+shift stay the same at every resolution; the padded tokens are keys like any other (only the
+shift regions are masked) unless ``mask_padding=True``. Unlike the official code: the mask and
+the index are not fixed at construction; they are computed per resolution (and cached), because
+segmentation feeds maps of many sizes. The mask value is a large finite negative, not -100 (see
+``mask_value``).
 
 >>> import minitorch_seg as mt
 >>> x = mt.arange(16.0).reshape(1, 4, 4, 1)                    # (B, H, W, C)
@@ -100,33 +106,6 @@ def padded_size(H, W, window_size):  # noqa: N803
     return H + (-H) % wh, W + (-W) % ww
 
 
-def effective_window(H, W, window_size, shift_size):  # noqa: N803
-    """The window and shift a block actually uses on an H x W map.
-
-    - A map that fits inside the window is one window, the whole map, with no shift: global
-      attention (for a square window and map, this is the official rule below).
-    - Otherwise, as the official code: a map whose smaller side is no larger than the window's
-      smaller side uses that side as a square window and no shift (one window across the short
-      side: shifting would only wrap it onto itself).
-    - Otherwise both are kept; a side that is not a multiple of the window is padded up
-      (``padded_size``) and the padding masked (``window_mask``).
-
-    >>> effective_window(4, 8, 7, 3)           # Swin's last stage at a 128x256 input, patch 4
-    ((4, 4), (0, 0))
-    >>> effective_window(16, 32, 7, 3)
-    ((7, 7), (3, 3))
-    >>> effective_window(3, 5, (3, 5), (1, 2))   # the window is the map
-    ((3, 5), (0, 0))
-    """
-    window, shift = pair(window_size, "window_size"), pair(shift_size, "shift_size")
-    if H <= window[0] and W <= window[1]:
-        return (H, W), (0, 0)
-    side = min(H, W)
-    if side <= min(window):
-        return (side, side), (0, 0)
-    return window, shift
-
-
 # ---- the attention mask ---------------------------------------------------------------------
 def mask_value(dtype):
     """The additive mask's "may not attend" value for ``dtype``: -finfo(dtype).max / 4.
@@ -142,18 +121,21 @@ def mask_value(dtype):
     return -numpy.finfo(dtype).max / 4
 
 
-def window_mask(H, W, window_size, shift_size=0, dtype="float64"):  # noqa: N803
+def window_mask(H, W, window_size, shift_size=0, dtype="float64", mask_padding=False):  # noqa: N803
     """The additive attention mask of an H x W map cut into (shifted) windows; host NumPy.
 
     The map is padded up to Hp x Wp (multiples of the window; ``padded_size``) and rolled by
     (-sh, -sw). Each token gets a region label: after the roll, the last Wh rows hold rows from
     the top (wrapped) and from the bottom, so rows split into three bands, [0, Hp-Wh),
-    [Hp-Wh, Hp-sh), [Hp-sh, Hp) (the official slices), likewise columns, 9 regions in all (1 with
-    no shift). Query i may attend to key j when both are in the same region and j is not padding.
+    [Hp-Wh, Hp-sh), [Hp-sh, Hp) (the official slices; the first is empty when Hp = Wh),
+    likewise columns, 9 regions in all (1 with no shift). Query i may attend to key j when both
+    are in the same region, as in the official code, which lets every query attend to the padded
+    keys of its region. With ``mask_padding=True`` (unlike the official code) padded keys are
+    blocked too, so outputs at real tokens do not depend on the padding.
 
     Returns:
         (nW, N, N) array of ``dtype``: 0 where query i of window w may attend to key j, and
-        ``mask_value(dtype)`` where not. All zeros when there is no shift and no padding.
+        ``mask_value(dtype)`` where not. All zeros when there is no shift (and no padding masked).
 
     >>> m = window_mask(4, 4, 2, 1)            # the 4x4 map shifted by 1: four 2x2 windows
     >>> (m[3] == 0).astype(int)                # the last window mixes 4 regions: each token alone
@@ -163,6 +145,11 @@ def window_mask(H, W, window_size, shift_size=0, dtype="float64"):  # noqa: N803
            [0, 0, 0, 1]])
     >>> bool((window_mask(4, 4, 2, 0) == 0).all())
     True
+    >>> (window_mask(1, 3, 2, 0, mask_padding=True)[1] == 0).astype(int)   # the right window: one real key
+    array([[1, 0, 0, 0],
+           [1, 0, 0, 0],
+           [1, 0, 0, 0],
+           [1, 0, 0, 0]])
     """
     from ..tensor import Tensor
 
@@ -181,25 +168,27 @@ def window_mask(H, W, window_size, shift_size=0, dtype="float64"):  # noqa: N803
         for cols in bands[1]:
             region[rows, cols] = label
             label += 1
-    padded = numpy.zeros((hp, wp), dtype=bool)
-    padded[H:, :] = True
-    padded[:, W:] = True
-    padded = numpy.roll(padded, (-shift[0], -shift[1]), axis=(0, 1))   # where the padding lands after the roll
     region_windows = window_partition(Tensor(region[None, :, :, None]), window).data[..., 0]   # (nW, N)
-    padded_windows = window_partition(Tensor(padded[None, :, :, None]), window).data[..., 0]   # (nW, N)
     blocked = region_windows[:, :, None] != region_windows[:, None, :]   # (nW, N, N): query i, key j
-    blocked |= padded_windows[:, None, :]                                # padded keys, for every query
+    if mask_padding:
+        padded = numpy.zeros((hp, wp), dtype=bool)
+        padded[H:, :] = True
+        padded[:, W:] = True
+        padded = numpy.roll(padded, (-shift[0], -shift[1]), axis=(0, 1))   # where the padding lands after the roll
+        padded_windows = window_partition(Tensor(padded[None, :, :, None]), window).data[..., 0]   # (nW, N)
+        blocked |= padded_windows[:, None, :]                            # padded keys, for every query
     return numpy.where(blocked, mask_value(dtype), 0.0).astype(dtype)
 
 
 @functools.lru_cache(maxsize=64)
-def cached_window_mask(H, W, window_size, shift_size, dtype, backend_name):  # noqa: N803
+def cached_window_mask(H, W, window_size, shift_size, dtype, backend_name, mask_padding=False):  # noqa: N803
     """``window_mask`` on backend ``backend_name``, built once per (resolution, window, shift,
-    dtype, backend); None when nothing is masked (no shift, no padding), so attention skips it.
+    dtype, backend, mask_padding); None when nothing is masked (no shift, and no padding masked),
+    so attention skips it.
 
     The returned array is shared by every caller: read it, never write it.
     """
-    host = window_mask(H, W, window_size, shift_size, dtype)
+    host = window_mask(H, W, window_size, shift_size, dtype, mask_padding)
     if not host.any():
         return None
     host.setflags(write=False)
@@ -215,8 +204,8 @@ def relative_position_index(window_size, table_size=None):
     table row each, row (dy + Th - 1)(2Tw - 1) + (dx + Tw - 1) (the official formula).
 
     ``table_size`` (default: the window) is the window the table was made for. A smaller
-    window (a small map; ``effective_window``) reads the rows of its own offsets, the centre of
-    the table, so a bias means the same offset at every resolution.
+    window reads the rows of its own offsets, the centre of the table, so a bias means the same
+    offset in both (the classification code's rule for small maps shrinks the window so).
 
     >>> relative_position_index(2)             # 2x2 window: 9 offsets, (0, 0) is row 4
     array([[4, 3, 1, 0],

@@ -1,4 +1,4 @@
-"""What several models share: the input check, conv-BN-ReLU, and the ResNet BasicBlock.
+"""What several models share: the input check, conv-BN-ReLU, and the ResNet BasicBlock and Bottleneck.
 
 >>> import minitorch_seg as mt
 >>> check_input("hrnet", mt.zeros(1, 3, 64, 96))
@@ -56,3 +56,35 @@ class BasicBlock(nn.Module):
         shortcut = x if self.downsample is None else self.downsample(x)
         y = self.relu(self.bn1(self.conv1(x)))
         return self.relu(self.bn2(self.conv2(y)) + shortcut)
+
+
+class Bottleneck(nn.Module):
+    """ResNet's bottleneck block: 1x1 conv to ``planes``, 3x3 conv (may be strided), 1x1 conv to
+    ``planes * expansion`` (4), each with BN, ReLU after the first two and after the residual sum.
+
+    The shortcut is the identity, or ``downsample`` (1x1 conv + BN) when the stride or the
+    channels change. Names as torchvision and HRNet: conv1 bn1 conv2 bn2 conv3 bn3 downsample.
+    """
+
+    expansion = 4
+
+    def __init__(self, in_channels, planes, stride=1):
+        super().__init__()
+        out_channels = planes * self.expansion
+        self.conv1 = nn.Conv2d(in_channels, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, out_channels, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(out_channels)
+        self.relu = nn.ReLU()
+        self.downsample = None
+        if stride != 1 or in_channels != out_channels:
+            self.downsample = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
+                                            nn.BatchNorm2d(out_channels))
+
+    def forward(self, x):
+        shortcut = x if self.downsample is None else self.downsample(x)
+        y = self.relu(self.bn1(self.conv1(x)))
+        y = self.relu(self.bn2(self.conv2(y)))
+        return self.relu(self.bn3(self.conv3(y)) + shortcut)

@@ -137,6 +137,9 @@ class DeepLabV3(nn.Module):
     def __init__(self, num_classes=19, in_channels=3, width=32, depth=2, output_stride=16, atrous_rates=None,
                  aspp_channels=None, dropout=0.5):
         super().__init__()
+        self.config = dict(num_classes=num_classes, in_channels=in_channels, width=width, depth=depth,
+                           output_stride=output_stride, atrous_rates=atrous_rates, aspp_channels=aspp_channels,
+                           dropout=dropout)
         self.num_classes, self.in_channels = num_classes, in_channels
         rates = atrous_rates or {16: (1, 2, 3), 8: (2, 4, 6)}.get(output_stride, (1, 2, 3))
         channels = aspp_channels or 4 * width

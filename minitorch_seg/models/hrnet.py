@@ -16,9 +16,17 @@ The HRNetV2 head upsamples every branch to branch 0's size, concatenates them, a
 conv-BN-ReLU and a 1x1 classifier (``last_layer``, the official name), then upsamples the logits
 to the input size.
 
-Unlike the official HRNet-W18/W48: BasicBlocks in the first stage too (the official one uses four
-Bottlenecks to 256 channels), fewer blocks and modules, and a narrower stem, so that the default
-trains on two CPU cores. Parameter names follow the official ``seg_hrnet.py``.
+The default ``HRNet()`` is small, so that it trains on two CPU cores: BasicBlocks in the first
+stage too, fewer blocks and modules, a narrower stem. ``hrnet_w18``, ``hrnet_w32`` and
+``hrnet_w48`` build the official HRNetV2-W18/W32/W48 of ``seg_hrnet.py`` (HRNet/HRNet-Semantic-
+Segmentation, the Cityscapes configs): the stem of two stride-2 3x3 convs to 64 channels, stage 1
+of four Bottlenecks to 256 channels (``stage1_block="bottleneck"``), four BasicBlocks per branch,
+1, 4 and 3 modules in stages 2 to 4. Parameter names follow ``seg_hrnet.py`` in every
+configuration, so official weights load by name (``fuse_layers[i][i]`` and unchanged
+transitions, None there, are parameter-free Identity modules here). Like the official model, the
+network computes logits at 1/4 of the input; unlike it, ``forward`` also upsamples them to the
+input size (the official code does so in its loss and its evaluation), with the same
+``align_corners``.
 
 >>> import minitorch_seg as mt
 >>> model = HRNet(num_classes=19)
@@ -26,10 +34,14 @@ trains on two CPU cores. Parameter names follow the official ``seg_hrnet.py``.
 (1, 19, 64, 96)
 >>> [module.num_branches for module in model.stage4]
 [4]
+>>> sum(p.numel() for p in hrnet_w18(num_classes=19).parameters())     # as counted on the official code
+9641119
 """
 from .. import functional as F
 from .. import nn
-from .common import BasicBlock, check_input, conv_bn_relu
+from .common import BasicBlock, Bottleneck, check_input, conv_bn_relu
+
+STAGE1_BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
 
 
 def branch_channels(width, num_branches):
@@ -61,12 +73,12 @@ class HighResolutionModule(nn.Module):
     """Parallel branches of BasicBlocks, then multi-resolution fusion through ``fuse_layers[i][j]``.
 
     forward(xs): a list of branch maps, xs[b] (N, channels[b], H / 2**b, W / 2**b) -> a new list of
-    the same shapes (the input list is not modified).
+    the same shapes (the input list is not modified). ``align_corners`` for the upsampling.
     """
 
-    def __init__(self, channels, num_blocks):
+    def __init__(self, channels, num_blocks, align_corners=False):
         super().__init__()
-        self.num_branches, self.channels = len(channels), list(channels)
+        self.num_branches, self.channels, self.align_corners = len(channels), list(channels), align_corners
         self.branches = nn.ModuleList([nn.Sequential(*[BasicBlock(c, c) for _ in range(num_blocks)])
                                        for c in channels])
         self.fuse_layers = nn.ModuleList([nn.ModuleList([self._fuse(j, i) for j in range(self.num_branches)])
@@ -93,7 +105,7 @@ class HighResolutionModule(nn.Module):
             for j, layer in enumerate(row):
                 y = layer(xs[j])
                 if j > i:
-                    y = F.interpolate(y, size=size, mode="bilinear", align_corners=False)
+                    y = F.interpolate(y, size=size, mode="bilinear", align_corners=self.align_corners)
                 total = y if total is None else total + y                  # (N, channels[i], H_i, W_i)
             fused.append(self.relu(total))
         return fused
@@ -109,33 +121,44 @@ class HRNet(nn.Module):
         num_classes: output channels.
         in_channels: image channels.
         width: channels of the highest-resolution branch (W in "HRNet-W18"); branch b has width * 2**b.
-        depth: BasicBlocks per branch in each module (the official networks use 4).
+        depth: BasicBlocks per branch in each module, and blocks of stage 1 (the official networks use 4).
         num_branches: branches in the last stage (2 to 4; the official networks use 4).
         num_modules: HighResolutionModules in each of stages 2, 3, ... (default one each; official W18: 1, 4, 3).
-        stem_width: channels of the stem and of stage 1.
+        stem_width: channels of the stem (the official 64) and the planes of stage 1's blocks.
+        stage1_block: "basic" (``depth`` BasicBlocks keeping ``stem_width`` channels) or "bottleneck"
+            (``depth`` Bottlenecks to ``4 * stem_width`` channels, as the official networks).
+        align_corners: of every bilinear upsampling (fusion, head, logits). The official code reads
+            it from its config (default True); its shipped Cityscapes configs, and ours, use False.
 
     Shapes: x (N, in_channels, H, W), H and W multiples of 32 -> logits (N, num_classes, H, W).
     """
 
     def __init__(self, num_classes=19, in_channels=3, width=16, depth=2, num_branches=4, num_modules=None,
-                 stem_width=32):
+                 stem_width=32, stage1_block="basic", align_corners=False):
         super().__init__()
         num_modules = (1,) * (num_branches - 1) if num_modules is None else tuple(num_modules)
         if not 2 <= num_branches <= 4 or len(num_modules) != num_branches - 1:
             raise ValueError(f"HRNet: num_branches must be 2 to 4 with one entry of num_modules per stage after "
                              f"the first, got num_branches={num_branches} and num_modules={tuple(num_modules)}.")
-        self.num_classes, self.in_channels = num_classes, in_channels
+        if stage1_block not in STAGE1_BLOCKS:
+            raise ValueError(f"HRNet: stage1_block must be 'basic' or 'bottleneck', got {stage1_block!r}.")
+        self.config = dict(num_classes=num_classes, in_channels=in_channels, width=width, depth=depth,
+                           num_branches=num_branches, num_modules=num_modules, stem_width=stem_width,
+                           stage1_block=stage1_block, align_corners=align_corners)
+        self.num_classes, self.in_channels, self.align_corners = num_classes, in_channels, align_corners
         self.conv1 = nn.Conv2d(in_channels, stem_width, 3, stride=2, padding=1, bias=False)   # 1/2
         self.bn1 = nn.BatchNorm2d(stem_width)
         self.conv2 = nn.Conv2d(stem_width, stem_width, 3, stride=2, padding=1, bias=False)    # 1/4
         self.bn2 = nn.BatchNorm2d(stem_width)
         self.relu = nn.ReLU()
-        self.layer1 = nn.Sequential(*[BasicBlock(stem_width, stem_width) for _ in range(depth)])
-        previous = [stem_width]
+        block = STAGE1_BLOCKS[stage1_block]
+        out = stem_width * getattr(block, "expansion", 1)
+        self.layer1 = nn.Sequential(*[block(stem_width if k == 0 else out, stem_width) for k in range(depth)])
+        previous = [out]
         for stage, modules in enumerate(num_modules, start=2):   # transition1, stage2, transition2, stage3, ...
             channels = branch_channels(width, stage)
             setattr(self, f"transition{stage - 1}", transition(previous, channels))
-            setattr(self, f"stage{stage}", nn.Sequential(*[HighResolutionModule(channels, depth)
+            setattr(self, f"stage{stage}", nn.Sequential(*[HighResolutionModule(channels, depth, align_corners)
                                                            for _ in range(modules)]))
             previous = channels
         self.num_stages = num_branches
@@ -156,6 +179,25 @@ class HRNet(nn.Module):
             for module in getattr(self, f"stage{stage}"):
                 xs = module(xs)                                            # xs[b]: (N, width 2^b, H/2^(b+2), W/2^(b+2))
         top = xs[0].shape[2:]
-        ups = [xs[0]] + [F.interpolate(y, size=top, mode="bilinear", align_corners=False) for y in xs[1:]]
+        ups = [xs[0]] + [F.interpolate(y, size=top, mode="bilinear", align_corners=self.align_corners)
+                         for y in xs[1:]]
         logits = self.last_layer(F.cat(ups, dim=1))                        # (N, num_classes, H/4, W/4)
-        return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+        return F.interpolate(logits, size=size, mode="bilinear", align_corners=self.align_corners)
+
+
+OFFICIAL = dict(depth=4, num_branches=4, num_modules=(1, 4, 3), stem_width=64, stage1_block="bottleneck")
+
+
+def hrnet_w18(num_classes=19, **options):
+    """The official HRNetV2-W18 (9,641,119 parameters with 19 classes); ``options`` as ``HRNet``'s."""
+    return HRNet(num_classes, **{**OFFICIAL, "width": 18, **options})
+
+
+def hrnet_w32(num_classes=19, **options):
+    """The official HRNetV2-W32; ``options`` as ``HRNet``'s."""
+    return HRNet(num_classes, **{**OFFICIAL, "width": 32, **options})
+
+
+def hrnet_w48(num_classes=19, **options):
+    """The official HRNetV2-W48; ``options`` as ``HRNet``'s."""
+    return HRNet(num_classes, **{**OFFICIAL, "width": 48, **options})

@@ -45,6 +45,7 @@ class SegNet(nn.Module):
 
     def __init__(self, num_classes=19, in_channels=3, width=16, depth=2, levels=4):
         super().__init__()
+        self.config = dict(num_classes=num_classes, in_channels=in_channels, width=width, depth=depth, levels=levels)
         self.num_classes, self.in_channels = num_classes, in_channels
         channels = [width * 2 ** level for level in range(levels)]
         self.encoders = nn.ModuleList([_convs(cin, cout, depth)

@@ -20,8 +20,10 @@ upsampled to the input size.
 
 Initialisation as the official ``_init_weights``: Linear weights trunc_normal(std=0.02), biases 0,
 LayerNorm 1 and 0 (the head's convs keep torch's defaults). Parameter names follow the official
-code (``layers.0.blocks.1.attn.relative_position_bias_table``), so weights map one to one; see
-``nn.swin`` for what differs (no fixed input resolution, masked padding).
+code (``layers.0.blocks.1.attn.relative_position_bias_table``), so weights map one to one, and
+the backbone computes what the official segmentation backbone computes at any input size (zero
+padding up to the window, padded keys unmasked, the full shifted window on small maps); see
+``nn.swin`` for what differs (no fixed buffers, ``mask_padding`` as an option).
 
 >>> import minitorch_seg as mt
 >>> model = SwinSeg(num_classes=19)
@@ -44,13 +46,14 @@ class BasicLayer(nn.Module):
     downsampled (B, H/2*W/2, 2C) or the stage output, its (h, w)).
     """
 
-    def __init__(self, dim, depth, num_heads, window_size, mlp_ratio=4.0, drop_path=(), downsample=True):
+    def __init__(self, dim, depth, num_heads, window_size, mlp_ratio=4.0, drop_path=(), downsample=True,
+                 mask_padding=False):
         super().__init__()
         self.dim, self.depth = dim, depth
         drop_path = list(drop_path) or [0.0] * depth
         self.blocks = nn.ModuleList([
             nn.SwinTransformerBlock(dim, num_heads, window_size, shift_size=0 if i % 2 == 0 else window_size // 2,
-                                    mlp_ratio=mlp_ratio, drop_path=drop_path[i])
+                                    mlp_ratio=mlp_ratio, drop_path=drop_path[i], mask_padding=mask_padding)
             for i in range(depth)])
         self.downsample = nn.PatchMerging(dim) if downsample else None
 
@@ -75,10 +78,13 @@ class SwinTransformer(nn.Module):
         mlp_ratio: the MLP's hidden width over the channels.
         drop_path_rate: stochastic depth, rising linearly from 0 at the first block to this at the last.
         patch_size: the patch side of the embedding.
+        mask_padding: mask the keys of the padding that fills maps up to the window (unlike the
+            official code, which attends to them; off by default, so official weights give
+            official features).
     """
 
     def __init__(self, in_chans=3, embed_dim=32, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8), window_size=8,
-                 mlp_ratio=4.0, drop_path_rate=0.0, patch_size=4):
+                 mlp_ratio=4.0, drop_path_rate=0.0, patch_size=4, mask_padding=False):
         super().__init__()
         if len(depths) != len(num_heads):
             raise ValueError(f"SwinTransformer: depths {tuple(depths)} and num_heads {tuple(num_heads)} need one "
@@ -90,7 +96,8 @@ class SwinTransformer(nn.Module):
         rates = [drop_path_rate * i / max(total - 1, 1) for i in range(total)]
         self.layers = nn.ModuleList([
             BasicLayer(self.num_features[s], depths[s], num_heads[s], window_size, mlp_ratio,
-                       drop_path=rates[sum(depths[:s]):sum(depths[:s + 1])], downsample=s < self.num_layers - 1)
+                       drop_path=rates[sum(depths[:s]):sum(depths[:s + 1])], downsample=s < self.num_layers - 1,
+                       mask_padding=mask_padding)
             for s in range(self.num_layers)])
         for s, channels in enumerate(self.num_features):
             setattr(self, f"norm{s}", nn.LayerNorm(channels))
@@ -148,21 +155,42 @@ class SwinSeg(nn.Module):
     Args:
         num_classes, in_channels: output and image channels.
         width: embed_dim, the first stage's channels C (32 by default; Swin-T has 96).
-        depths, num_heads, window_size, mlp_ratio, drop_path_rate: as ``SwinTransformer``.
+        depths, num_heads, window_size, mlp_ratio, drop_path_rate, mask_padding: as ``SwinTransformer``.
         decoder_channels: the head's channels.
+
+    ``config`` holds the constructor's arguments (``export.to_torch`` builds the same model from it).
 
     Shapes: x (N, in_channels, H, W), H and W multiples of 32 -> logits (N, num_classes, H, W).
     """
 
     def __init__(self, num_classes=19, in_channels=3, width=32, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8),
-                 window_size=8, mlp_ratio=4.0, drop_path_rate=0.0, decoder_channels=64):
+                 window_size=8, mlp_ratio=4.0, drop_path_rate=0.0, decoder_channels=64, mask_padding=False):
         super().__init__()
+        self.config = dict(num_classes=num_classes, in_channels=in_channels, width=width, depths=tuple(depths),
+                           num_heads=tuple(num_heads), window_size=window_size, mlp_ratio=mlp_ratio,
+                           drop_path_rate=drop_path_rate, decoder_channels=decoder_channels,
+                           mask_padding=mask_padding)
         self.num_classes, self.in_channels = num_classes, in_channels
         self.backbone = SwinTransformer(in_channels, width, depths, num_heads, window_size, mlp_ratio,
-                                        drop_path_rate)
+                                        drop_path_rate, mask_padding=mask_padding)
         self.decode_head = UPerHead(self.backbone.num_features, decoder_channels, num_classes)
 
     def forward(self, x):
         check_input("SwinSeg", x, self.in_channels)
         logits = self.decode_head(self.backbone(x))                        # (N, num_classes, H/4, W/4)
         return F.interpolate(logits, size=x.shape[2:], mode="bilinear", align_corners=False)
+
+
+def swin_t(num_classes=19, **options):
+    """Swin-T (the official tiny backbone, 27,520,698 parameters, drop path 0.3 as the official
+    UPerNet config) with our UPerHead at 512 channels; ``options`` as ``SwinSeg``'s.
+
+    Official weights fill the backbone (from a segmentation or a classification checkpoint); our
+    head has no pyramid pooling module, so from an mmsegmentation UPerNet checkpoint its lateral
+    conv of the last stage stays as initialised and the PPM's weights go unused
+    (``minitorch_seg.convert`` lists both)."""
+    return SwinSeg(num_classes, **{**SWIN_T, **options})
+
+
+SWIN_T = dict(width=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24), window_size=7, drop_path_rate=0.3,
+              decoder_channels=512)

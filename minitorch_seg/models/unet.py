@@ -47,6 +47,7 @@ class UNet(nn.Module):
     def __init__(self, num_classes=19, in_channels=3, width=16, depth=4):
         super().__init__()
         channels = [width * 2 ** level for level in range(depth)]
+        self.config = dict(num_classes=num_classes, in_channels=in_channels, width=width, depth=depth)
         self.num_classes, self.in_channels = num_classes, in_channels
         self.down = nn.ModuleList([DoubleConv(in_channels, channels[0])] +
                                   [DoubleConv(a, b) for a, b in zip(channels, channels[1:])])

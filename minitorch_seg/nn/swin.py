@@ -5,18 +5,21 @@ microsoft/Swin-Transformer), so a state_dict maps one to one: ``attn.qkv``, ``at
 ``attn.relative_position_bias_table``, ``norm1``, ``norm2``, ``mlp.fc1``, ``mlp.fc2``,
 ``patch_embed.proj``, ``patch_embed.norm``, ``downsample.reduction``, ``downsample.norm``.
 
-Unlike the official code, built for fixed-size classification inputs:
+As the official segmentation backbone (``mmseg/models/backbones/swin_transformer.py`` of
+SwinTransformer/Swin-Transformer-Semantic-Segmentation), so official weights give official
+features at any input size: the normed map is zero-padded right and below up to a multiple of
+the window (also when it is smaller than the window), the window and the shift stay the same at
+every resolution, and the padded tokens are keys like any other: only the shift regions are
+masked.
+
+Unlike the official code:
 - No ``input_resolution``: blocks take tokens (B, L, C) and their map size ``hw_shape = (H, W)``
-  (as the segmentation ports do), and build the shift mask and relative index per resolution,
+  (as the segmentation code does), and build the shift mask and relative index per resolution,
   cached (``functional.windows.cached_window_mask``). The official ``relative_position_index``
   and ``attn_mask`` buffers are therefore not in the state_dict; drop them from an official
   checkpoint (or load it with ``strict=False``).
-- A map that is not a multiple of the window is padded up to one (as the segmentation ports do)
-  and the padded keys are masked out, so outputs at real tokens do not depend on the padding.
-- A map whose smaller side is no larger than the window uses that side as a square window and no
-  shift, as the official code does, and a map that fits inside the window is one window, global
-  attention (``functional.windows.effective_window``). The bias table keeps its full size; a
-  smaller window reads the rows of its own offsets (the official code builds a smaller table).
+- ``mask_padding=True`` (an option, off by default; unlike the official code) also masks the
+  padded keys, so outputs at real tokens do not depend on the padding at all.
 - Masked scores use a large finite negative (``functional.windows.mask_value``), not -100.
 - No dropout on the attention weights (``attn_drop``; 0 in every Swin config): the fused
   ``F.window_attention`` has none.
@@ -38,7 +41,7 @@ Unlike the official code, built for fixed-size classification inputs:
 """
 from .. import functional as F
 from ..backend import get_array_module, random_uniform
-from ..functional.windows import cached_window_mask, effective_window, padded_size, relative_position_bias
+from ..functional.windows import cached_window_mask, padded_size, relative_position_bias
 from ..shapes import pair
 from ..tensor import Tensor
 from . import init
@@ -110,7 +113,7 @@ class WindowAttention(Module):
 
     forward(x, mask=None, window_size=None): x (B*nW, N, C) -> (B*nW, N, C); ``mask`` (nW, N, N)
     or None; ``window_size`` the window the tokens come from (default: the module's; a smaller
-    one when the map is small).
+    one reads the centre of the bias table, ``functional.windows.relative_position_index``).
     """
 
     def __init__(self, dim, window_size, num_heads, qkv_bias=True, qk_scale=None, proj_drop=0.0):
@@ -164,16 +167,18 @@ class SwinTransformerBlock(Module):
         qkv_bias, qk_scale: as ``WindowAttention``.
         drop: dropout in the MLP and after the attention's projection.
         drop_path: stochastic depth probability on both residual branches.
+        mask_padding: also mask the padded keys (unlike the official code, which lets queries
+            attend to the zero-padded tokens of their window).
 
     forward(x, hw_shape): x (B, H*W, C), tokens in raster order of an (H, W) = ``hw_shape`` map
-    -> (B, H*W, C). Any H, W: see ``effective_window`` for small maps; otherwise the map is
-    padded up to a multiple of the window and the padded keys masked.
+    -> (B, H*W, C). Any H, W: the normed map is zero-padded up to a multiple of the window (a map
+    smaller than the window up to one window), with the same window and shift at every size.
     """
 
     def __init__(self, dim, num_heads, window_size=7, shift_size=0, mlp_ratio=4.0, qkv_bias=True, qk_scale=None,
-                 drop=0.0, drop_path=0.0):
+                 drop=0.0, drop_path=0.0, mask_padding=False):
         super().__init__()
-        self.dim, self.num_heads, self.mlp_ratio = dim, num_heads, mlp_ratio
+        self.dim, self.num_heads, self.mlp_ratio, self.mask_padding = dim, num_heads, mlp_ratio, mask_padding
         self.window_size, self.shift_size = pair(window_size, "window_size"), pair(shift_size, "shift_size")
         if not all(0 <= s < n for s, n in zip(self.shift_size, self.window_size)):
             raise ValueError(f"SwinTransformerBlock: shift_size {self.shift_size} must be in [0, window_size) per "
@@ -191,7 +196,7 @@ class SwinTransformerBlock(Module):
         if L != H * W or C != self.dim:
             raise ValueError(f"SwinTransformerBlock expects tokens (B, H*W, {self.dim}) = (B, {H * W}, {self.dim}) "
                              f"for hw_shape {tuple(hw_shape)}, got shape {x.shape}.")
-        window, shift = effective_window(H, W, self.window_size, self.shift_size)
+        window, shift = self.window_size, self.shift_size
         hp, wp = padded_size(H, W, window)
         shortcut = x
         x = self.norm1(x).reshape(B, H, W, C)                              # (B, H, W, C)
@@ -200,8 +205,8 @@ class SwinTransformerBlock(Module):
         if shift != (0, 0):
             x = F.roll(x, (-shift[0], -shift[1]), (1, 2))                  # (B, Hp, Wp, C), cyclic shift
         windows = F.window_partition(x, window)                            # (B*nW, Wh*Ww, C)
-        mask = cached_window_mask(H, W, window, shift, str(x.dtype), x.backend)   # (nW, N, N) or None
-        windows = self.attn(windows, mask, window)                         # (B*nW, Wh*Ww, C)
+        mask = cached_window_mask(H, W, window, shift, str(x.dtype), x.backend, self.mask_padding)  # (nW, N, N)
+        windows = self.attn(windows, mask)                                 # (B*nW, Wh*Ww, C)
         x = F.window_reverse(windows, window, hp, wp)                      # (B, Hp, Wp, C)
         if shift != (0, 0):
             x = F.roll(x, shift, (1, 2))                                   # (B, Hp, Wp, C), shift undone
@@ -211,8 +216,9 @@ class SwinTransformerBlock(Module):
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
     def extra_repr(self):
+        padding = ", mask_padding=True" if self.mask_padding else ""
         return (f"dim={self.dim}, num_heads={self.num_heads}, window_size={self.window_size}, "
-                f"shift_size={self.shift_size}, mlp_ratio={self.mlp_ratio}")
+                f"shift_size={self.shift_size}, mlp_ratio={self.mlp_ratio}{padding}")
 
 
 class PatchEmbed(Module):
