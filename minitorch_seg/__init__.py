@@ -7,13 +7,14 @@ __version__ = "0.1.0"
 
 from . import backend, dtypes  # noqa: E402
 from .autograd import Function, is_grad_enabled, no_grad
-from .backend import get_array_module, get_backend, manual_seed, set_backend, to_numpy, use_backend
+from .backend import get_array_module, get_backend, set_backend, to_numpy, use_backend
 from .devices import device
 from .dtypes import (bool, channels_last, contiguous_format, double, float, float16, float32, float64,  # noqa: A004
                      get_default_dtype, half, int, int32, int64, long, memory_format, preserve_format,
                      set_default_dtype, uint8)
 from .generator import Generator
 from .grad_mode import enable_grad, inference_mode, set_grad_enabled
+from .random import manual_seed
 from .tensor import Tensor
 from .creation import (arange, as_tensor, empty, from_numpy, full, full_like, ones, ones_like, rand, rand_like,  # noqa: E402
                        randint, randn, randn_like, randperm, tensor, zeros, zeros_like)

@@ -16,7 +16,8 @@ True
 """
 import numpy
 
-from . import backend, devices
+from . import devices
+from .random import host_generator
 
 
 class Generator:
@@ -56,7 +57,7 @@ class Generator:
 def host_rng(generator=None):
     """The NumPy generator to draw from: ``generator``'s, or the global one ``manual_seed`` seeds."""
     if generator is None:
-        return backend.host_generator()
+        return host_generator()
     if not isinstance(generator, Generator):
         raise TypeError(f"generator must be a minitorch_seg.Generator, got {type(generator).__name__}.")
     return generator.rng

@@ -1,10 +1,14 @@
-"""Host threads for tiled kernels: each thread runs whole tiles, copies and single-threaded GEMMs.
+"""Tiles: how conv, pool and upsample cut their work (``tiles``), and the host threads that run them.
 
-Why: on the host, a NumPy im2col copy runs on one core while the GEMM after it uses every core,
-and a GEMM as skinny as a 16- or 32-channel conv's keeps BLAS's second thread waiting. Giving
-each of our threads whole tiles (the copy *and* its GEMM) with BLAS on one thread keeps every
-core busy through both; NumPy releases the GIL in copies and in BLAS calls, so Python threads
-run them truly in parallel.
+A kernel that goes through its work in tiles of a few MiB keeps its buffers in the cache and
+never builds a whole big temporary (conv's kh*kw-fold im2col columns). ``tiles`` plans them, one
+planner for every kernel; each kernel's ``Tiling`` below says how large and why, as measured.
+
+Then the threads. On the host, a NumPy im2col copy runs on one core while the GEMM after it uses
+every core, and a GEMM as skinny as a 16- or 32-channel conv's keeps BLAS's second thread
+waiting. Giving each of our threads whole tiles (the copy *and* its GEMM) with BLAS on one thread
+keeps every core busy through both; NumPy releases the GIL in copies and in BLAS calls, so Python
+threads run them truly in parallel.
 
 It has to be all or nothing. BLAS's idle worker threads spin for a while after each call, so a
 multi-threaded GEMM followed by our threads leaves three busy threads on two cores, and the
@@ -20,13 +24,80 @@ ms to 247-388 ms, at 128 channels from 1469 to 915-1175 ms, and the U-Net step f
 threads too. Outside the mode, ``map_tiles`` runs the tiles one after another in the caller's
 thread and BLAS uses its own threads, as NumPy always does. On CuPy the GPU parallelises each
 kernel, so the tiles run in turn there too.
+
+>>> import numpy
+>>> [(n.start, c.start, c.stop) for n, c in tiles(numpy, Tiling(bytes=100), (2, 5), item_bytes=40)]
+[(0, 0, 2), (0, 2, 4), (0, 4, 5), (1, 0, 2), (1, 2, 4), (1, 4, 5)]
+>>> tiles(numpy, Tiling(bytes=60, host_min=2), (7,), item_bytes=10)      # 7 rows: at least 2 tiles
+[(slice(0, 4, None),), (slice(4, 7, None),)]
+>>> tiles(numpy, Tiling(bytes=1000, host_min=2), (7,), item_bytes=10)    # but not under 500 bytes each
+[(slice(0, 7, None),)]
+>>> map_tiles(numpy, lambda tile: tile * 10, [0, 1, 2])
+[0, 10, 20]
 """
 import contextlib
+import itertools
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 from .backend import module_name
 
+
+# ---- planning the tiles -------------------------------------------------------------------------
+class Tiling(NamedTuple):
+    """How one kernel cuts its work: tiles of about ``bytes``; on the host at least ``host_min`` of
+    them where each still holds half of ``bytes`` or more; on CuPy whole arrays, unless ``on_gpu``
+    (tiles that bound memory rather than fit a cache)."""
+
+    bytes: int
+    host_min: int = 1
+    on_gpu: bool = False
+
+
+# conv: each tile's im2col columns, of a few output rows. Large enough for a GEMM near BLAS's peak,
+# small enough that the whole kh*kw-fold column buffer (75 MB for a 16-channel conv at 128x256) is
+# never built, on a GPU either. Measured on the U-Net step (2 cores): 1 MiB tiles were slower than
+# 4 MiB, 16 MiB too. At least two tiles on the host, so that the small maps of the deep levels keep
+# two cores busy too (427-431 ms with 2, 447-494 ms with 4); not below half a tile each, where
+# handing a tile to a second thread costs more than it gives (a 2x2, stride-2 transposed conv of
+# 4x128x16x32, forward and backward: 5.2 ms in one tile, 5.9 ms in two). A constant, not the thread count:
+# where the tiles split decides how the weight gradient's partial sums are added, so the same run
+# gives the same bits on any number of threads.
+CONV_TILES = Tiling(1 << 22, host_min=2, on_gpu=True)
+
+# pool: a few input planes, small enough that a tile and its temporaries stay in the L2 cache
+# across the kh*kw passes (CPU time of a 2x2 pool of 4x64x128x256 float32 with switches: 15 ms in
+# tiles, 30 ms in whole-array passes).
+POOL_TILES = Tiling(1 << 19)
+
+# upsample: a few planes of input and output, so that the transposed copies and the GEMMs'
+# intermediate stay in the L2 cache (CPU time of a x2 bilinear forward + backward of 4x64x64x128
+# float32 with one BLAS thread: 40 ms in tiles, 70 ms in whole-array passes).
+UPSAMPLE_TILES = Tiling(1 << 21)
+
+
+def tiles(xp, tiling, counts, item_bytes):
+    """Index tuples covering the leading axes ``counts`` of an array in tiles of about ``tiling.bytes``.
+
+    The last axis is cut into runs of whole items of ``item_bytes`` each (an output row's
+    columns, a plane); each tile takes one index of every axis before it. On CuPy one tile holds
+    everything unless ``tiling.on_gpu``: a GPU wants few large kernels, not many small ones.
+    """
+    on_gpu = module_name(xp) == "cupy"
+    if on_gpu and not tiling.on_gpu:
+        return [tuple(slice(None) for _ in counts)]
+    *outer, count = counts
+    fewest = 1 if on_gpu else tiling.host_min
+    if count * item_bytes < fewest * (tiling.bytes // 2):     # under half a tile each: one thread is faster
+        fewest = 1
+    run = max(1, min(-(-count // fewest), tiling.bytes // max(item_bytes, 1)))
+    runs = [slice(start, min(start + run, count)) for start in range(0, count, run)]
+    singles = [[slice(i, i + 1) for i in range(n)] for n in outer]
+    return [index + (last,) for index in itertools.product(*singles) for last in runs]
+
+
+# ---- running them on host threads ---------------------------------------------------------------
 _controller = None       # threadpoolctl's view of the loaded BLAS libraries, built on first use
 _POOL_NAME = "minitorch-seg-tiles"
 _executor, _executor_threads = None, 0

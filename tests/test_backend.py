@@ -323,3 +323,41 @@ def test_host_arrays_are_not_counted():
         mt.tensor([1.0, 2.0]).numpy()
         mt.tensor(3.0).item()
     assert counter.count == 0
+
+
+# ---- the shim's neighbours: one idea each, imported in one direction ---------------------------------
+NEIGHBOURS = ("errors", "diagnostics", "strict", "random", "special")
+
+
+def test_the_shims_neighbours_do_not_import_it():
+    """``backend`` imports strict, random, special and diagnostics; none of them imports ``backend``
+    back (no cycle), so each reads on its own."""
+    import ast
+    import importlib
+    for name in NEIGHBOURS:
+        module = importlib.import_module(f"minitorch_seg.{name}")
+        tree = ast.parse(open(module.__file__).read())
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level}
+        imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level
+                     and not node.module for alias in node.names}
+        assert "backend" not in imported, f"minitorch_seg.{name} imports backend"
+
+
+def test_the_moved_names_are_still_the_shims():
+    from minitorch_seg import diagnostics, errors, random, special, strict
+    for name in ("count_transfers", "TransferCounter", "tune_host_allocator", "blas_info"):
+        assert getattr(shim, name) is getattr(diagnostics, name)
+    assert shim.StrictArray is strict.StrictArray and shim.strict_module is strict.strict_module
+    assert shim.BackendError is errors.BackendError and shim.erf is special.erf
+    for name in ("manual_seed", "host_generator", "get_rng_state", "set_rng_state", "random_uniform"):
+        assert getattr(shim, name) is getattr(random, name)
+    assert mt.manual_seed is random.manual_seed
+
+
+def test_erf_of_float32_stays_on_its_backend_and_matches_the_float64_erf():
+    scipy_special = pytest.importorskip("scipy.special")
+    x = numpy.linspace(-5, 5, 70001).astype(numpy.float32)          # more than one chunk
+    on_strict = shim.erf(strict(x, "float32"))
+    assert isinstance(on_strict, StrictArray) and on_strict.dtype == numpy.float32
+    numpy.testing.assert_allclose(shim.to_numpy(on_strict), scipy_special.erf(x.astype(numpy.float64)), atol=5e-7)
+    numpy.testing.assert_array_equal(shim.to_numpy(on_strict), shim.erf(x))

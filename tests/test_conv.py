@@ -17,10 +17,12 @@ from hypothesis import given, settings, strategies as st
 import minitorch_seg as mt
 from minitorch_seg import backend as shim
 from minitorch_seg import functional as F
-from minitorch_seg.functional import conv as conv_module
+from minitorch_seg.functional import conv as conv_module, sliding
 from minitorch_seg import nn, parallel
 from minitorch_seg.reference.conv import conv2d_im2col, conv2d_loops, conv_transpose2d_loops
+from minitorch_seg.reference.conv import im2col as reference_im2col
 from minitorch_seg.testing import conv_configs, layouts, make
+from helpers import assert_one_sentence, host
 from torch_compare import compare, to_torch
 
 pytestmark = pytest.mark.conv
@@ -30,16 +32,6 @@ FORWARD_EXAMPLES = 15
 TORCH_EXAMPLES = 8
 seeds = st.integers(0, 2**16)
 both_ops = pytest.mark.parametrize("transposed", [False, True], ids=["conv2d", "conv_transpose2d"])
-
-
-def host(t):
-    return numpy.array(shim.to_numpy(t.data))
-
-
-def assert_one_sentence(message):
-    text = str(message)
-    assert text.endswith(".") and "\n" not in text, text
-    assert not re.search(r"\.\s+[A-Z]", text), f"more than one sentence: {text}"
 
 
 def drawn_inputs(config, seed, x_layout=None, w_layout=None, bias=True):
@@ -172,17 +164,17 @@ def test_gradients_do_not_depend_on_the_upstream_gradients_layout(backend, trans
 @pytest.mark.parametrize("dilation, padding", [(1, 1), (2, 1)])
 def test_feature_maps_large_enough_to_be_processed_in_tiles(backend, transposed, dilation, padding, threads,
                                                            monkeypatch):
-    """Stride-1 convs on a 2x8x48x40 map (a column buffer of a few MB: more than one tile of rows
-    in the fast path), on one host thread and spread over three: forward and gradients equal the
-    composed twin's.
+    """Stride-1 convs on a 2x8x48x40 map (a column buffer of a few MB: several tiles of rows), on
+    one host thread and spread over three: forward and gradients equal the composed twin's.
 
     The transposed conv meets the twin through adjointness: with s = <conv2d_im2col(u, v), x>,
     ds/du = conv_transpose(x, v) (its forward), conv2d_im2col(u, v) = its dL/dx for upstream u, and
     ds/dv = its dL/dw."""
-    monkeypatch.setattr(conv_module, "TILE_BYTES", 1 << 18)                  # several tiles of rows
+    monkeypatch.setattr(parallel, "CONV_TILES", parallel.CONV_TILES._replace(bytes=1 << 18))   # several tiles of rows
     monkeypatch.setattr(parallel, "host_threads", lambda: threads)
     x, b = make((2, 8, 48, 40), seed=1), make((4,), seed=3)
-    assert len(conv_module._row_tiles(x.data, (3, 3), (48, 40))) > threads
+    geometry = sliding.windows((48, 40), 3, padding=padding, dilation=dilation)
+    assert len(conv_module._row_tiles(x.data, geometry)) > threads
     w = make((8, 4, 3, 3) if transposed else (4, 8, 3, 3), seed=2)          # 8 channels in, 4 out
     kwargs = dict(padding=padding, dilation=dilation)
     op = F.conv_transpose2d if transposed else F.conv2d
@@ -203,6 +195,65 @@ def test_feature_maps_large_enough_to_be_processed_in_tiles(backend, transposed,
     for grad, expected in zip([x.grad, w.grad], twin_grads):
         numpy.testing.assert_allclose(host(grad), host(expected), rtol=1e-10, atol=1e-10)
     numpy.testing.assert_allclose(host(b.grad), host(u).sum(axis=(0, 2, 3)), rtol=1e-10)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_the_tiles_are_exact_at_any_stride_dilation_and_groups(backend, threads, monkeypatch):
+    """Each kernel has one tiled path. At stride (2, 3), dilation (2, 1) and groups 2, in tiles of
+    one output row, on one host thread and on three: conv2d's forward equals the loops and its
+    gradients the composed twin's; conv_transpose2d's forward (the adjoint's col2im tiles, whose
+    windows overlap from one tile to the next) equals the loops, output_padding included."""
+    monkeypatch.setattr(parallel, "CONV_TILES", parallel.CONV_TILES._replace(bytes=1))     # one row a tile
+    monkeypatch.setattr(parallel, "host_threads", lambda: threads)
+    kwargs = dict(stride=(2, 3), padding=(1, 2), dilation=(2, 1), groups=2)
+    x, w, b = make((2, 4, 23, 19), seed=1), make((6, 2, 3, 2), seed=2), make((6,), seed=3)
+    geometry = sliding.windows((23, 19), (3, 2), (2, 3), (1, 2), (2, 1))
+    assert len(conv_module._row_tiles(x.data, geometry)) == geometry.out_hw[0] == 11
+    y = F.conv2d(x, w, b, **kwargs)
+    numpy.testing.assert_allclose(host(y), conv2d_loops(host(x), host(w), host(b), **kwargs), rtol=1e-12, atol=1e-12)
+    u = make(y.shape, seed=4, requires_grad=False)
+    (y * u).sum().backward()
+    z, v, c = make(x.shape, seed=1), make(w.shape, seed=2), make((6,), seed=3)            # the same values
+    (conv2d_im2col(z, v, c, **kwargs) * u).sum().backward()
+    for ours, twin in ((x, z), (w, v), (b, c)):
+        numpy.testing.assert_allclose(host(ours.grad), host(twin.grad), rtol=1e-12, atol=1e-12)
+
+    x_t, w_t = make((2, 6, 7, 5), seed=5), make((6, 2, 3, 2), seed=6)       # 6 channels in, 2 * 2 out
+    y_t = F.conv_transpose2d(x_t, w_t, output_padding=(1, 2), **kwargs)
+    expected = conv_transpose2d_loops(host(x_t), host(w_t), output_padding=(1, 2), **kwargs)
+    numpy.testing.assert_allclose(host(y_t), expected, rtol=1e-12, atol=1e-12)
+
+
+# ---- im2col and col2im, public ------------------------------------------------------------------
+@settings(max_examples=FORWARD_EXAMPLES)
+@given(config=conv_configs(), seed=seeds)
+def test_im2col_times_the_weight_is_conv2d_and_col2im_is_its_adjoint(config, seed):
+    """``sliding.im2col`` (also ``reference.conv.im2col``, the lessons' name): the flattened filter
+    times the columns is conv2d (groups 1); ``col2im`` satisfies <im2col(x), c> = <x, col2im(c)>."""
+    kwargs = {k: v for k, v in config.kwargs.items() if k != "groups"}
+    rng = numpy.random.default_rng(seed)
+    x = rng.standard_normal(config["x_shape"])
+    n, channels = x.shape[:2]
+    w = rng.standard_normal((3, channels) + tuple(config["weight_shape"][2:]))
+    columns = reference_im2col(x, w.shape[2:], **kwargs)
+    y = conv2d_loops(x, w, **kwargs)
+    numpy.testing.assert_allclose((w.reshape(3, -1) @ columns).reshape(y.shape), y, rtol=1e-12, atol=1e-12)
+    c = rng.standard_normal(columns.shape)
+    back = sliding.col2im(c, x.shape[2:], w.shape[2:], **kwargs)
+    assert back.shape == x.shape
+    numpy.testing.assert_allclose((columns * c).sum(), (x * back).sum(), rtol=1e-10)
+
+
+@pytest.mark.parametrize("call, needle", [
+    (lambda: sliding.im2col(numpy.zeros((2, 3, 4)), 2), "im2col: expected a 4-D (N, C, H, W) array, got shape (2, 3"),
+    (lambda: sliding.im2col(numpy.zeros((1, 1, 3, 3)), 3, dilation=2), "does not fit the 3x3 input padded by (0, 0)"),
+    (lambda: sliding.col2im(numpy.zeros((1, 4, 4)), (3, 3), 3), "col2im: columns of shape (1, 4, 4) do not fit a 3x3"),
+    (lambda: sliding.col2im(numpy.zeros((4, 4)), (3, 3), 2), "col2im: expected 3-D (N, C*kh*kw, Ho*Wo) columns"),
+], ids=["im2col 3-D", "im2col too small", "col2im wrong rows", "col2im 2-D"])
+def test_im2col_and_col2im_refuse_bad_arguments_in_one_sentence(call, needle):
+    with pytest.raises(ValueError) as raised:
+        call()
+    assert_one_sentence(raised, needle)
 
 
 # ---- properties ---------------------------------------------------------------------------------
@@ -439,7 +490,7 @@ def test_layers_follow_the_default_dtype():
 def test_results_are_bit_identical_on_any_number_of_host_threads(transposed, monkeypatch):
     """Where the tiles split, and so the order in which the weight gradient's partial sums add up,
     must not depend on the thread count: a run resumed on another machine gives the same bits."""
-    monkeypatch.setattr(conv_module, "TILE_BYTES", 1 << 16)
+    monkeypatch.setattr(parallel, "CONV_TILES", parallel.CONV_TILES._replace(bytes=1 << 16))
     results = []
     for threads in (1, 2, 3, 16):
         monkeypatch.setattr(parallel, "host_threads", lambda: threads)

@@ -69,3 +69,35 @@ def test_an_error_in_a_tile_reaches_the_caller(monkeypatch):
     with pytest.raises(ValueError, match="tile"):
         parallel.map_tiles(numpy, work, [0, 1])
     assert parallel.map_tiles(numpy, lambda tile: tile, [0, 1]) == [0, 1]  # the pool still works
+
+
+# ---- the tile planner ---------------------------------------------------------------------------
+@pytest.mark.parametrize("counts, item_bytes, tiling", [
+    ((11,), 3, parallel.Tiling(10, host_min=2, on_gpu=True)),         # conv-like: rows, at least 2 tiles
+    ((11,), 3, parallel.Tiling(60, host_min=2, on_gpu=True)),         # all fits: still 2 on the host
+    ((11,), 3, parallel.Tiling(1000, host_min=2, on_gpu=True)),       # too little work for 2: one tile
+    ((3, 7), 40, parallel.Tiling(100)),                               # pool-like: images x planes
+    ((5,), 1000, parallel.Tiling(10)),                                # an item over the budget: one each
+    ((1,), 8, parallel.Tiling(1 << 20, host_min=2)),                   # one item cannot be split
+])
+def test_the_tiles_cover_every_item_once_in_order_within_the_budget(counts, item_bytes, tiling):
+    tiles = parallel.tiles(numpy, tiling, counts, item_bytes)
+    marks = numpy.zeros(counts, dtype=int)
+    for tile in tiles:
+        assert all(s.stop - s.start == 1 for s in tile[:-1])          # one index of every outer axis
+        run = tile[-1].stop - tile[-1].start
+        assert run == 1 or run * item_bytes <= tiling.bytes
+        marks[tile] += 1
+    assert (marks == 1).all()
+    assert tiles == sorted(tiles, key=lambda t: tuple(s.start for s in t))
+    enough = counts[-1] * item_bytes >= tiling.host_min * (tiling.bytes // 2)
+    assert len(tiles) >= min(tiling.host_min if enough else 1, counts[-1]) * int(numpy.prod(counts[:-1]))
+
+
+def test_on_a_gpu_tiles_are_whole_arrays_unless_they_bound_memory(monkeypatch):
+    """On CuPy the cache tiles (pool, upsample) give way to one tile; conv's keep bounding its columns."""
+    monkeypatch.setattr(parallel, "module_name", lambda xp: "cupy")
+    assert parallel.tiles(numpy, parallel.Tiling(100), (3, 7), 40) == [(slice(None), slice(None))]
+    assert parallel.tiles(numpy, parallel.Tiling(100, host_min=2, on_gpu=True), (11,), 3) == [
+        (slice(0, 11),)]                                                  # 33 bytes: one tile, host_min is host only
+    assert len(parallel.tiles(numpy, parallel.Tiling(10, host_min=2, on_gpu=True), (11,), 3)) == 4

@@ -9,7 +9,6 @@ for what the notes say: max unpooling keeps each window's maximum at its switch 
 elsewhere, 2 -> [[0, 2], [0, 0]].
 """
 import math
-import re
 
 import numpy
 import pytest
@@ -18,12 +17,12 @@ from hypothesis import given, settings, strategies as st
 import minitorch_seg as mt
 from minitorch_seg import backend as shim
 from minitorch_seg import functional as F
-from minitorch_seg import nn
-from minitorch_seg.functional import pool as pool_module
+from minitorch_seg import nn, parallel
 from minitorch_seg.reference.pool import (avg_pool2d_backward_loops, avg_pool2d_composed, avg_pool2d_loops,
                                           max_pool2d_backward_loops, max_pool2d_composed, max_pool2d_loops,
                                           max_unpool2d_loops)
 from minitorch_seg.testing import layouts, make, pool_configs
+from helpers import assert_one_sentence, host
 from torch_compare import compare, to_torch
 
 pytestmark = pytest.mark.pool
@@ -32,16 +31,6 @@ GRAD_EXAMPLES = 12
 FORWARD_EXAMPLES = 12
 TORCH_EXAMPLES = 10
 seeds = st.integers(0, 2**16)
-
-
-def host(t):
-    return numpy.array(shim.to_numpy(t.data))
-
-
-def assert_one_sentence(message):
-    text = str(message)
-    assert text.endswith(".") and "\n" not in text, text
-    assert not re.search(r"\.\s+[A-Z]", text), f"more than one sentence: {text}"
 
 
 def distinct(shape, seed=0, layout=None, low=-2.0):
@@ -141,7 +130,7 @@ def test_max_unpool_matches_the_loops(backend, data, seed):
 def test_tiled_forward_agrees_with_the_loops(backend, monkeypatch, tile_bytes):
     """The host path goes through the planes in tiles; a 2x5x9x11 input in tiles of one plane and
     of two (the last tile then holds one) gives the loops' values, switches and gradient."""
-    monkeypatch.setattr(pool_module, "TILE_BYTES", tile_bytes)
+    monkeypatch.setattr(parallel, "POOL_TILES", parallel.POOL_TILES._replace(bytes=tile_bytes))
     x = with_ties((2, 5, 9, 11), seed=3)
     kwargs = dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)
     y, switches = F.max_pool2d(x, **kwargs, return_indices=True)

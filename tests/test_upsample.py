@@ -5,8 +5,6 @@ back with 1/scale_factor when one is given, not with in/out), sides odd and even
 checked against finite differences in float64 on non-contiguous inputs, against the plain-loop
 reference (forward and backward), against torch, and for the notes' duplication 2 -> [[2, 2], [2, 2]].
 """
-import re
-
 import numpy
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -14,9 +12,10 @@ from hypothesis import given, settings, strategies as st
 import minitorch_seg as mt
 from minitorch_seg import backend as shim
 from minitorch_seg import functional as F
-from minitorch_seg import nn
+from minitorch_seg import nn, parallel
 from minitorch_seg.reference.upsample import interpolate_backward_loops, interpolate_loops
 from minitorch_seg.testing import layouts, make
+from helpers import assert_one_sentence, host
 from torch_compare import compare
 
 pytestmark = pytest.mark.upsample
@@ -26,16 +25,6 @@ FORWARD_EXAMPLES = 15
 TORCH_EXAMPLES = 15
 seeds = st.integers(0, 2**16)
 SCALES = [0.5, 0.7, 1.0, 1.5, 1.7, 2.0, 2.5, 3.0, 4.0]
-
-
-def host(t):
-    return numpy.array(shim.to_numpy(t.data))
-
-
-def assert_one_sentence(message):
-    text = str(message)
-    assert text.endswith(".") and "\n" not in text, text
-    assert not re.search(r"\.\s+[A-Z]", text), f"more than one sentence: {text}"
 
 
 @st.composite
@@ -105,6 +94,23 @@ def test_large_maps_whose_matrices_go_in_several_bands(backend, kwargs):
     numpy.testing.assert_allclose(host(x.grad), interpolate_backward_loops(host(g), x.shape, **kwargs),
                                   rtol=1e-12, atol=1e-12)
 
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_planes_in_tiles_of_one_on_host_threads_agree_with_the_loops(backend, threads, monkeypatch):
+    """The planes go through the two products a few at a time (``parallel.UPSAMPLE_TILES``): in
+    tiles of one plane, on one host thread and on three, forward and gradient equal the loops'."""
+    monkeypatch.setattr(parallel, "UPSAMPLE_TILES", parallel.UPSAMPLE_TILES._replace(bytes=1))
+    monkeypatch.setattr(parallel, "host_threads", lambda: threads)
+    x = make((2, 3, 5, 7), seed=7)
+    kwargs = dict(scale_factor=1.7, mode="bilinear", align_corners=False)
+    assert len(parallel.tiles(shim.get_array_module(x.data), parallel.UPSAMPLE_TILES, (6,), 8)) == 6
+    y = F.interpolate(x, **kwargs)
+    numpy.testing.assert_allclose(host(y), interpolate_loops(host(x), **kwargs), rtol=1e-12, atol=1e-12)
+    g = make(y.shape, seed=8, requires_grad=False)
+    (y * g).sum().backward()
+    numpy.testing.assert_allclose(host(x.grad), interpolate_backward_loops(host(g), x.shape, **kwargs),
+                                  rtol=1e-12, atol=1e-12)
 
 # ---- the notes' examples and other properties -------------------------------------------------------
 def test_nearest_duplicates_each_pixel_the_notes_example(backend):

@@ -6,7 +6,9 @@ their *output* (their derivatives are functions of it), relu saves a boolean mas
 import math
 
 from ..autograd import Function
-from ..backend import erf, get_array_module, random_uniform
+from ..backend import get_array_module
+from ..random import random_uniform
+from ..special import erf
 
 
 class ReLU(Function):

@@ -6,117 +6,70 @@ Ho = floor((H + 2p - d(kh-1) - 1)/s) + 1 (``shapes.conv_output_size``), likewise
 
     conv:   y[n, o, u, v] = b[o] + sum_{c, i, j} w[o, c, i, j] * xpad[n, c, u*s + i*d, v*s + j*d]
 
-Three kernels do all the work, for both ops:
+Read ``reference.conv`` first: the same conv as plain loops, and as im2col + one matrix product
+built from Tensor ops (``conv2d_im2col``, which autograd differentiates). This file is that
+im2col conv made fast, with the backward derived by hand. Three kernels do all the work, for
+both ops:
 
-- ``_correlate(x, w)``: the conv above, as GEMMs over kernel offsets ("im2col": gather each
-  offset's shifted view of x, then one matrix product with w);
+- ``_correlate(x, w)``: the conv above, as GEMMs over the im2col columns (``sliding.all_taps``:
+  each kernel tap's strided view of xpad, side by side), then one matrix product with w;
 - ``_correlate_adjoint(g, w)``: its adjoint, the transposed conv: each input value spreads a copy
   of the filter, weighted by itself, into the output, summed where copies overlap (the notes'
   "copies of the filter weighted by the input"): one GEMM, then kh*kw strided adds ("col2im");
 - ``_weight_gradient(x, g)``: dL/dw[o, c, i, j] = sum_{n, u, v} g[n, o, u, v] xpad[n, c, u*s+i*d, v*s+j*d].
 
-Conv2d uses them as (forward, dL/dx, dL/dw) = (_correlate, _correlate_adjoint, _weight_gradient);
-ConvTranspose2d as (_correlate_adjoint, _correlate, _weight_gradient with x and g swapped).
+Each goes through its work a few output rows at a time (``parallel.tiles``): the kh*kw-fold
+column buffer of a whole map is never built, and the tiles run on the host threads
+(``parallel.map_tiles``). Conv2d uses the kernels as (forward, dL/dx, dL/dw) = (_correlate,
+_correlate_adjoint, _weight_gradient); ConvTranspose2d as (_correlate_adjoint, _correlate,
+_weight_gradient with x and g swapped).
 """
-from .. import backend, parallel
+from .. import parallel
 from ..autograd import Function
 from ..backend import get_array_module
-from ..shapes import conv_output_size, conv_transpose_output_size, pair
+from ..shapes import conv_transpose_output_size, pair
+from . import sliding
 
 
 # ---- the three kernels --------------------------------------------------------------------------
-def _pad(x, ph, pw):
-    """x (N, C, H, W) -> (N, C, H + 2ph, W + 2pw) with zeros around (a copy only when padding)."""
-    if ph == 0 and pw == 0:
-        return x
-    xp = get_array_module(x)
-    n, c, h, w = x.shape
-    padded = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=x.dtype)
-    padded[:, :, ph:ph + h, pw:pw + w] = x
-    return padded
-
-
-def _offset_views(xpad, kernel, stride, dilation, out_hw):
-    """The (N, C, kh, kw, Ho, Wo) strided view whose [.., i, j, u, v] is xpad[.., u*s + i*d, v*s + j*d]."""
-    xp = get_array_module(xpad)
-    n, c = xpad.shape[:2]
-    sn, sc, sh, sw = xpad.strides
-    shape = (n, c, kernel[0], kernel[1], out_hw[0], out_hw[1])
-    strides = (sn, sc, sh * dilation[0], sw * dilation[1], sh * stride[0], sw * stride[1])
-    return xp.lib.stride_tricks.as_strided(xpad, shape=shape, strides=strides)
-
-
-def _columns(x, kernel, stride, padding, dilation, groups, out_hw):
-    """im2col: (N, G, C/G * kh * kw, Ho * Wo), row c*kh*kw + i*kw + j holding offset (i, j) of channel c."""
+def _row_tiles(x, geometry):
+    """Tiles of output rows, [(rows,), ...], each with about ``parallel.CONV_TILES.bytes`` of columns."""
     n, c = x.shape[:2]
-    views = _offset_views(_pad(x, *padding), kernel, stride, dilation, out_hw)
-    return views.reshape(n, groups, c // groups * kernel[0] * kernel[1], out_hw[0] * out_hw[1])  # one copy
+    kh, kw = geometry.kernel
+    row_bytes = n * c * kh * kw * geometry.out_hw[1] * x.dtype.itemsize
+    return parallel.tiles(get_array_module(x), parallel.CONV_TILES, geometry.out_hw[:1], row_bytes)
 
 
-def _output_hw(in_hw, kernel, stride, padding, dilation):
-    return tuple(conv_output_size(size, k, s, p, d) for size, k, s, p, d in zip(in_hw, kernel, stride, padding, dilation))
+def _columns(taps, rows, groups):
+    """im2col of the output rows ``rows``: (N, G, C/G*kh*kw, R*Wo), row c*kh*kw + i*kw + j holding tap (i, j) of c.
 
-
-# Stride-1 convolutions (almost all of a segmentation network) go through the columns in tiles of
-# a few output rows, each tile's columns (N, C*kh*kw, rows*Wo) about this many bytes: large enough
-# for a GEMM near BLAS's peak, small enough that the whole 9x column buffer (75 MB for a 16-channel
-# conv at 128x256) is never built. Measured on the U-Net step (2 cores): 1 MiB tiles were slower
-# than 4 MiB, 16 MiB too. The tiles go to host threads (``parallel.map_tiles``), copy and GEMM in one.
-TILE_BYTES = 1 << 22
-
-
-# On the host at least this many tiles, so that the small maps of the deep levels keep two cores
-# busy too (U-Net step on 2 cores: 427-431 ms with 2, 447-494 ms with 4). A constant, not the
-# thread count: where the tiles split decides how the weight gradient's partial sums are added,
-# so the same run gives the same bits on any number of threads.
-HOST_MIN_TILES = 2
-
-
-def _row_tiles(x, kernel, out_hw, tile_bytes=None):
-    """[(first_row, last_row + 1), ...] covering the Ho output rows in tiles of about ``tile_bytes``.
-
-    On the host, at least ``HOST_MIN_TILES`` where there are enough rows; on CuPy as few as the bytes allow.
+    ``taps`` is ``sliding.all_taps`` of the padded input; one strided copy into a fresh buffer (with
+    ``diagnostics.tune_host_allocator()``, as the CLI runs, that is the last tile's freed memory:
+    no new pages).
     """
-    tile_bytes = tile_bytes or TILE_BYTES
-    n, c = x.shape[:2]
-    row_bytes = n * c * kernel[0] * kernel[1] * out_hw[1] * x.dtype.itemsize
-    min_tiles = 1 if backend.module_name(get_array_module(x)) == "cupy" else HOST_MIN_TILES
-    rows = max(1, min(-(-out_hw[0] // min_tiles), tile_bytes // max(row_bytes, 1)))
-    return [(r, min(r + rows, out_hw[0])) for r in range(0, out_hw[0], rows)]
-
-
-def _tile_columns(views, tile, groups):
-    """The columns (N, G, C/G*kh*kw, rows*Wo) of output rows tile = (first, last); stride 1.
-
-    ``views`` is ``_offset_views`` of the padded input; one strided copy into a fresh buffer (with
-    ``backend.tune_host_allocator()``, as the CLI runs, that is the last tile's freed memory: no new pages).
-    """
-    xp = get_array_module(views)
-    n, c, kh, kw, _, out_w = views.shape
-    first, last = tile
-    columns = xp.empty((n, c, kh, kw, last - first, out_w), dtype=views.dtype)
-    columns[...] = views[:, :, :, :, first:last]
-    return columns.reshape(n, groups, c // groups * kh * kw, (last - first) * out_w)
+    xp = get_array_module(taps)
+    n, c, kh, kw, _, out_w = taps.shape
+    r = rows.stop - rows.start
+    columns = xp.empty((n, c, kh, kw, r, out_w), dtype=taps.dtype)
+    columns[...] = taps[:, :, :, :, rows]                                    # (N, C, kh, kw, R, Wo)
+    return columns.reshape(n, groups, c // groups * kh * kw, r * out_w)
 
 
 def _correlate(x, w, stride, padding, dilation, groups):
     """conv2d without bias: x (N, C, H, W), w (O, C/G, kh, kw) -> (N, O, Ho, Wo)."""
     xp = get_array_module(x)
     n, o = x.shape[0], w.shape[0]
-    kernel = w.shape[2:]
-    out_hw = _output_hw(x.shape[2:], kernel, stride, padding, dilation)
-    weight = w.reshape(groups, o // groups, -1)                                 # (G, O/G, K)
-    if stride != (1, 1):
-        columns = _columns(x, kernel, stride, padding, dilation, groups, out_hw)   # (N, G, K, L)
-        return (weight @ columns).reshape(n, o, *out_hw)                         # (N, O, Ho, Wo)
-    y = xp.empty((n, groups, o // groups, out_hw[0] * out_hw[1]), dtype=x.dtype)
-    views = _offset_views(_pad(x, *padding), kernel, stride, dilation, out_hw)   # (N, C, kh, kw, Ho, Wo)
+    geometry = sliding.windows(x.shape[2:], w.shape[2:], stride, padding, dilation)
+    out_w = geometry.out_hw[1]
+    weight = w.reshape(groups, o // groups, -1)                                   # (G, O/G, K)
+    taps = sliding.all_taps(sliding.pad(x, geometry), geometry)                   # (N, C, kh, kw, Ho, Wo), a view
+    y = xp.empty((n, groups, o // groups, geometry.out_hw[0] * out_w), dtype=x.dtype)   # (N, G, O/G, L)
 
     def correlate_tile(tile):  # each tile's GEMM writes its own columns of y
-        first, last = tile
-        xp.matmul(weight, _tile_columns(views, tile, groups), out=y[..., first * out_hw[1]:last * out_hw[1]])
-    parallel.map_tiles(xp, correlate_tile, _row_tiles(x, kernel, out_hw))
-    return y.reshape(n, o, *out_hw)
+        (rows,) = tile
+        xp.matmul(weight, _columns(taps, rows, groups), out=y[..., rows.start * out_w:rows.stop * out_w])
+    parallel.map_tiles(xp, correlate_tile, _row_tiles(x, geometry))
+    return y.reshape(n, o, *geometry.out_hw)                                      # (N, O, Ho, Wo)
 
 
 def _flipped(w, groups):
@@ -133,46 +86,48 @@ def _correlate_adjoint(g, w, stride, padding, dilation, groups, in_hw):
     """The transposed conv: g (N, O, Ho, Wo), w (O, C/G, kh, kw) -> (N, C, H, W) with H, W = ``in_hw``.
 
     At stride 1 it is itself a correlation: of g, padded by d(k-1) - p, with the flipped kernel
-    (``_flipped``), and takes the tiled path. Otherwise: columns = w^T g gives, for each input
-    pixel (u, v) and offset (i, j), the amount that pixel sends to xpad[u*s + i*d, v*s + j*d];
-    col2im adds each offset's (Ho, Wo) slab into that strided window of a zero image: kh*kw
-    strided adds, no scatter.
+    (``_flipped``), and takes ``_correlate``'s tiles. At a larger stride that correlation would
+    run over g with s-1 zeros put between its pixels, s*s times the work; instead, a few rows of g
+    at a time: columns = w^T g gives, for each pixel (u, v) of g and tap (i, j), the amount that
+    pixel sends to xpad[u*s + i*d, v*s + j*d], and col2im adds each tap's slab into that strided
+    window of a zero image (``sliding.add_taps``): kh*kw strided adds, no scatter. The windows of
+    neighbouring tiles overlap on the image, so these tiles run in turn, in order.
     """
     xp = get_array_module(g)
     n, o, out_h, out_w = g.shape
     c = w.shape[1] * groups
     kh, kw = w.shape[2:]
     full = tuple(d * (k - 1) - p for k, p, d in zip((kh, kw), padding, dilation))
-    if stride == (1, 1) and min(full) >= 0 and tuple(in_hw) == (out_h + full[0] - padding[0], out_w + full[1] - padding[1]):
+    fits = tuple(in_hw) == (out_h + full[0] - padding[0], out_w + full[1] - padding[1])   # no output_padding
+    if stride == (1, 1) and min(full) >= 0 and fits:
         return _correlate(g, _flipped(w, groups), stride, full, dilation, groups)
-    weight = w.reshape(groups, o // groups, -1)                                  # (G, O/G, K)
-    columns = weight.swapaxes(1, 2) @ g.reshape(n, groups, o // groups, out_h * out_w)   # (N, G, K, L)
-    columns = columns.reshape(n, c, kh, kw, out_h, out_w)
-    (ph, pw), (sh, sw), (dh, dw) = padding, stride, dilation
-    image = xp.zeros((n, c, in_hw[0] + 2 * ph, in_hw[1] + 2 * pw), dtype=g.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            image[:, :, i * dh:i * dh + sh * (out_h - 1) + 1:sh, j * dw:j * dw + sw * (out_w - 1) + 1:sw] += columns[:, :, i, j]
+    geometry = sliding.Windows(tuple(in_hw), (out_h, out_w), (kh, kw), stride, padding, dilation)
+    weight_t = w.reshape(groups, o // groups, -1).swapaxes(1, 2)                 # (G, K, O/G)
+    g = g.reshape(n, groups, o // groups, out_h * out_w)                         # (N, G, O/G, L)
+    image = xp.zeros((n, c) + geometry.padded_hw(), dtype=g.dtype)              # (N, C, Hp, Wp)
+    for (rows,) in _row_tiles(image, geometry):
+        r = rows.stop - rows.start
+        columns = weight_t @ g[..., rows.start * out_w:rows.stop * out_w]        # (N, G, K, R*Wo)
+        band = image[:, :, rows.start * stride[0]:]                              # where window row r0 starts
+        sliding.add_taps(band, columns.reshape(n, c, kh, kw, r, out_w), geometry._replace(out_hw=(r, out_w)))
+    (ph, pw) = padding
     return image[:, :, ph:ph + in_hw[0], pw:pw + in_hw[1]]
 
 
 def _weight_gradient(x, g, kernel, stride, padding, dilation, groups):
-    """dL/dw (O, C/G, kh, kw) = sum over n, u, v of g[n, o, u, v] * (offset (i, j) view of x)[n, c, u, v]."""
+    """dL/dw (O, C/G, kh, kw) = sum over n, u, v of g[n, o, u, v] * (tap (i, j) of x)[n, c, u, v]."""
     xp = get_array_module(g)
     n, o, out_h, out_w = g.shape
     c = x.shape[1]
-    g = xp.ascontiguousarray(g).reshape(n, groups, o // groups, out_h * out_w)            # (N, G, O/G, L)
-    if stride != (1, 1):
-        columns = _columns(x, kernel, stride, padding, dilation, groups, (out_h, out_w))   # (N, G, K, L)
-        grads = (g @ columns.swapaxes(2, 3)).sum(axis=0)                                   # (G, O/G, K)
-    else:
-        views = _offset_views(_pad(x, *padding), kernel, stride, dilation, (out_h, out_w))
+    geometry = sliding.Windows(tuple(x.shape[2:]), (out_h, out_w), tuple(kernel), stride, padding, dilation)
+    g = xp.ascontiguousarray(g).reshape(n, groups, o // groups, out_h * out_w)    # (N, G, O/G, L)
+    taps = sliding.all_taps(sliding.pad(x, geometry), geometry)                   # (N, C, kh, kw, Ho, Wo), a view
 
-        def tile_weight_gradient(tile):  # one tile's share of the sum over (n, u, v)
-            first, last = tile
-            columns = _tile_columns(views, tile, groups)
-            return (g[..., first * out_w:last * out_w] @ columns.swapaxes(2, 3)).sum(axis=0)
-        grads = sum(parallel.map_tiles(xp, tile_weight_gradient, _row_tiles(x, kernel, (out_h, out_w))))
+    def tile_weight_gradient(tile):  # one tile's share of the sum over (n, u, v)
+        (rows,) = tile
+        columns = _columns(taps, rows, groups)                                    # (N, G, K, R*Wo)
+        return (g[..., rows.start * out_w:rows.stop * out_w] @ columns.swapaxes(2, 3)).sum(axis=0)   # (G, O/G, K)
+    grads = sum(parallel.map_tiles(xp, tile_weight_gradient, _row_tiles(x, geometry)))
     return grads.reshape(o, c // groups, *kernel)
 
 

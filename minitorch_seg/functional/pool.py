@@ -4,12 +4,13 @@ Notation: x (N, C, H, W) input; kernel (kh, kw), stride (sh, sw), padding (ph, p
 (dh, dw); y (N, C, Ho, Wo) with Ho = ``shapes.pool_output_size(H, kh, sh, ph, dh, ceil_mode)``,
 likewise Wo. Window (u, v) covers the padded pixels
 
-    xpad[n, c, u*sh + i*dh, v*sw + j*dw]   for the kernel offsets i < kh, j < kw.
+    xpad[n, c, u*sh + i*dh, v*sw + j*dw]   for the kernel taps i < kh, j < kw.
 
-Every op here visits the windows offset by offset: for one offset (i, j), the strided slice
-``xpad[:, :, i*dh :: sh, j*dw :: sw]`` (cut to Ho x Wo) holds that element of *every* window at
-once, so a pass over the kernel is kh*kw array operations, with no copy of the windows
-("im2col") and no Python loop over pixels.
+Every op here visits the windows tap by tap: for one kernel tap (i, j), the strided slice
+``xpad[:, :, i*dh :: sh, j*dw :: sw]`` (cut to Ho x Wo; ``sliding.tap``) holds that element of
+*every* window at once, so a pass over the kernel is kh*kw array operations, with no copy of the
+windows ("im2col") and no Python loop over pixels. Where the windows sit, the padding and the
+tap views come from ``sliding``; this file adds pooling's rules and kernels.
 
 Max pool remembers where each window's maximum was, the notes' *switches*, encoded as torch
 does: the flat index h*W + w into the unpadded H x W plane. Max unpool puts values back at the
@@ -18,41 +19,17 @@ one gather, ``_gather_at_switches``, is max unpool's backward: max pool <-> max 
 other's backward.
 """
 import math
-from typing import NamedTuple
 
-from .. import backend
+from .. import backend, parallel
 from ..autograd import Function
 from ..backend import get_array_module, scatter_add
-from ..shapes import conv_transpose_output_size, pair, pool_output_size
+from ..shapes import conv_transpose_output_size, pair
+from . import sliding
+from .sliding import tap
 
 
-# ---- window geometry ---------------------------------------------------------------------------
-class _Windows(NamedTuple):
-    """Where the windows of one pooling call sit, per axis (h, w)."""
-
-    in_hw: tuple
-    out_hw: tuple
-    kernel: tuple
-    stride: tuple
-    padding: tuple
-    dilation: tuple
-
-    def offsets(self):
-        """The kernel offsets (i, j) in row-major order: offset number o = i * kw + j."""
-        return [(i, j) for i in range(self.kernel[0]) for j in range(self.kernel[1])]
-
-    def padded_hw(self):
-        """The padded extent every window fits in: ph + H + ph, or more when ceil_mode runs past it."""
-        return tuple(max(p + n + p, (o - 1) * s + d * (k - 1) + 1)
-                     for n, o, k, s, p, d in zip(self.in_hw, self.out_hw, self.kernel, self.stride,
-                                                 self.padding, self.dilation))
-
-    def overlap(self):
-        """True when one input pixel can fall in two windows (then gradients must add up)."""
-        return any(s < d * (k - 1) + 1 for k, s, d in zip(self.kernel, self.stride, self.dilation))
-
-
-def _windows(name, shape, kernel_size, stride, padding, dilation, ceil_mode):
+# ---- checking the arguments, placing the windows ---------------------------------------------
+def _pool_windows(name, shape, kernel_size, stride, padding, dilation, ceil_mode):
     """Check the arguments of a pooling call, one clear sentence per mistake, and place its windows."""
     if len(shape) != 4:
         raise ValueError(f"{name}: expected a 4-D input (N, C, H, W), got shape {tuple(shape)}.")
@@ -67,9 +44,8 @@ def _windows(name, shape, kernel_size, stride, padding, dilation, ceil_mode):
     if any(p > k // 2 for p, k in zip(padding, kernel)):
         raise ValueError(f"{name}: padding {padding} must be at most half the kernel size {kernel} "
                          "(torch's rule: each window keeps at least one input pixel).")
-    in_hw = tuple(shape[2:])
-    out_hw = tuple(pool_output_size(n, k, s, p, d, ceil_mode)
-                   for n, k, s, p, d in zip(in_hw, kernel, stride, padding, dilation))
+    geometry = sliding.windows(shape[2:], kernel, stride, padding, dilation, ceil_mode)
+    in_hw, out_hw = geometry.in_hw, geometry.out_hw
     if min(out_hw) < 1:
         span = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
         raise ValueError(f"{name}: the kernel spans {span[0]}x{span[1]} pixels (with dilation), more than "
@@ -81,37 +57,19 @@ def _windows(name, shape, kernel_size, stride, padding, dilation, ceil_mode):
         if empty is not None:
             raise ValueError(f"{name}: with dilation {dilation} and padding {padding}, window {empty} of an input "
                              f"side {n} holds no input pixel, only padding.")
-    return _Windows(in_hw, out_hw, kernel, stride, padding, dilation)
-
-
-def _pad(x, windows, value):
-    """x placed in a (N, C, Hp, Wp) array filled with ``value`` that every window fits in (x itself if it does)."""
-    (ph, pw), (h, w) = windows.padding, windows.in_hw
-    hp, wp = windows.padded_hw()
-    if (ph, pw, hp, wp) == (0, 0, h, w):
-        return x
-    xp = get_array_module(x)
-    padded = xp.full(x.shape[:2] + (hp, wp), value, dtype=x.dtype)
-    padded[:, :, ph:ph + h, pw:pw + w] = x
-    return padded
-
-
-def _offset_view(padded, i, j, windows):
-    """The (N, C, Ho, Wo) strided view holding kernel offset (i, j) of every window."""
-    (ho, wo), (sh, sw), (dh, dw) = windows.out_hw, windows.stride, windows.dilation
-    return padded[:, :, i * dh: i * dh + (ho - 1) * sh + 1: sh, j * dw: j * dw + (wo - 1) * sw + 1: sw]
+    return geometry
 
 
 def _first_inside(windows, xp, dtype):
-    """Per window (Ho, Wo): the offset number i*kw + j of its first pixel inside the input, row-major.
+    """Per window (Ho, Wo): the tap number i*kw + j of its first pixel inside the input, row-major.
 
     Torch starts each window's search there, so a window whose input pixels are all -inf still
-    reports an input pixel, never the padding. Without padding it is offset 0 everywhere (None).
-    Every window holds an input pixel (``_windows`` checks).
+    reports an input pixel, never the padding. Without padding it is tap 0 everywhere (None).
+    Every window holds an input pixel (``_pool_windows`` checks).
     """
     if windows.padding == (0, 0) and windows.padded_hw() == windows.in_hw:
         return None
-    firsts = []   # per axis, per window: the first kernel offset that lands inside the input
+    firsts = []   # per axis, per window: the first kernel tap that lands inside the input
     for n, o, s, p, d, k in zip(windows.in_hw, windows.out_hw, windows.stride, windows.padding,
                                 windows.dilation, windows.kernel):
         firsts.append(xp.asarray([next(i for i in range(k) if 0 <= u * s - p + i * d < n) for u in range(o)],
@@ -172,10 +130,11 @@ class MaxPool2d(Function):
     i.e. each g[n, c, u, v] is scattered to its switch, and where windows overlap and two windows
     share a switch their gradients add. That is ``max_unpool2d`` of g, with ``+=`` for repeats.
 
-    The forward runs one comparison per kernel offset, in row-major order, over whole arrays of
+    The forward runs one comparison per kernel tap, in row-major order, over whole arrays of
     windows: a value strictly greater than the best so far (or a NaN) takes over, so the first
-    maximum wins ties. On the host it goes a few planes at a time (``_plane_tiles``), so the
-    input is read from memory once and the kh*kw passes over it hit the cache.
+    maximum wins ties (``_max_over_windows``). On the host it goes a few planes at a time
+    (``parallel.POOL_TILES``), so the input is read from memory once and the kh*kw passes over it
+    hit the cache.
 
     Unlike PyTorch: 4-D input only (no unbatched (C, H, W)); a window holding only padding (possible
     with dilation) is an error, where torch returns -inf.
@@ -200,7 +159,7 @@ class MaxPool2d(Function):
         for tile in tiles:
             arg = _max_over_windows(x[tile], windows, y[tile], scratch)
             if want_switches:
-                _switches_from_offsets(arg, scratch, out=switches[tile])
+                _switches_from_taps(arg, scratch, out=switches[tile])
         if not want_switches:
             return y
         ctx.windows, ctx.in_shape = windows, x.shape
@@ -218,27 +177,27 @@ class MaxPool2d(Function):
                                     accumulate=ctx.windows.overlap())
 
 
-# On the host the pooling passes go through the planes in tiles of about this many input bytes:
-# small enough that a tile and its temporaries stay in the L2 cache across the kh*kw passes
-# (measured, CPU time of a 2x2 pool of 4x64x128x256 float32 with switches: 15 ms in tiles,
-# 30 ms in whole-array passes).
-TILE_BYTES = 1 << 19
-
-
 def _plane_tiles(x, windows):
-    """Index tuples (n_slice, c_slice) covering the N*C planes of x, a few planes each.
-
-    On CuPy one tile, the whole array: a GPU wants few large kernels, not many small ones.
-    """
-    xp = get_array_module(x)
+    """Index tuples (n_slice, c_slice) covering the N*C planes of x, a few padded planes each."""
     n, c = x.shape[:2]
-    if backend.module_name(xp) == "cupy":
-        return [(slice(None), slice(None))]
-    hp, wp = windows.padded_hw()
-    per_tile = max(1, min(c, TILE_BYTES // (hp * wp * x.dtype.itemsize)))
-    return [(slice(i, i + 1), slice(c0, c0 + per_tile)) for i in range(n) for c0 in range(0, c, per_tile)]
+    plane_bytes = math.prod(windows.padded_hw()) * x.dtype.itemsize
+    return parallel.tiles(get_array_module(x), parallel.POOL_TILES, (n, c), plane_bytes)
 
 
+# ---- max pool's forward: one comparison per tap ----------------------------------------------------
+# The idea, in whole arrays, with tap(i, j) the (N, C, Ho, Wo) view of tap (i, j) of every window
+# and o = i*kw + j the tap number:
+#
+#     best, arg = tap(0, 0), 0
+#     for o, (i, j) in enumerate(taps[1:], start=1):
+#         value = tap(i, j)
+#         better = (value > best) | isnan(value)      # strictly greater: the first maximum wins ties
+#         best = maximum(best, value)                 # a NaN propagates, as in torch
+#         arg = where(better, o, arg)
+#
+# ``_max_over_windows`` does exactly this, a few planes at a time, into buffers made once per call
+# (``_MaxScratch``) and reused by every tile and every tap; ``_switches_from_taps`` then turns each
+# window's tap number into torch's index h*W + w of the input pixel.
 class _MaxScratch:
     """Buffers for one tile, reused by every tile (the last, smaller tile uses their first planes)."""
 
@@ -249,16 +208,16 @@ class _MaxScratch:
         self.padded = None
         if windows.padded_hw() != windows.in_hw or windows.padding != (0, 0):
             self.padded = xp.full(planes + windows.padded_hw(), _lowest(x.dtype, xp), dtype=x.dtype)
-        self.offset_dtype = xp.uint8 if len(windows.offsets()) <= 256 else xp.int32
-        self.first = _first_inside(windows, xp, self.offset_dtype)
-        self.arg, self.step = (xp.empty(out_shape, dtype=self.offset_dtype) for _ in range(2))
+        self.tap_dtype = xp.uint8 if len(windows.taps()) <= 256 else xp.int32
+        self.first = _first_inside(windows, xp, self.tap_dtype)
+        self.arg, self.step = (xp.empty(out_shape, dtype=self.tap_dtype) for _ in range(2))
         self.arg_index = xp.empty(out_shape, dtype=xp.int64)
         self.value = xp.empty(out_shape, dtype=x.dtype)
         self.better, self.is_nan = (xp.empty(out_shape, dtype=bool) for _ in range(2))
-        # for _switches_from_offsets: window (u, v)'s offset o is the pixel corner[u, v] + offset_step[o]
+        # for _switches_from_taps: window (u, v)'s tap o is the pixel corner[u, v] + tap_step[o]
         (ho, wo), (sh, sw), (ph, pw), (dh, dw) = windows.out_hw, windows.stride, windows.padding, windows.dilation
         plane_w = windows.in_hw[1]
-        self.offset_step = xp.asarray([i * dh * plane_w + j * dw for i, j in windows.offsets()], dtype=xp.int64)
+        self.tap_step = xp.asarray([i * dh * plane_w + j * dw for i, j in windows.taps()], dtype=xp.int64)
         self.corner = (((xp.arange(ho, dtype=xp.int64) * sh - ph) * plane_w)[:, None]
                        + (xp.arange(wo, dtype=xp.int64) * sw - pw))          # (Ho, Wo)
 
@@ -267,7 +226,7 @@ class _MaxScratch:
 
 
 def _max_over_windows(x, windows, best, scratch):
-    """best[...] = the window maxima of the tile x; returns the offset number o = i*kw + j of each maximum."""
+    """best[...] = the window maxima of the tile x; returns the tap number o = i*kw + j of each maximum."""
     xp = get_array_module(x)
     planes = x.shape[:2]
     value, better, is_nan, step, arg = (scratch.for_tile(b, planes) for b in
@@ -278,32 +237,32 @@ def _max_over_windows(x, windows, best, scratch):
         (ph, pw), (h, w) = windows.padding, windows.in_hw
         padded[:, :, ph:ph + h, pw:pw + w] = x
 
-    offsets = windows.offsets()
-    best[...] = _offset_view(padded, *offsets[0], windows)
+    taps = windows.taps()
+    best[...] = tap(padded, windows, *taps[0])
     arg[...] = 0 if scratch.first is None else scratch.first   # where each window's search starts
-    for o, (i, j) in enumerate(offsets[1:], start=1):
-        value[...] = _offset_view(padded, i, j, windows)       # contiguous: compares ~8x faster
+    for o, (i, j) in enumerate(taps[1:], start=1):
+        value[...] = tap(padded, windows, i, j)                # contiguous: compares ~8x faster
         xp.greater(value, best, out=better)
         if x.dtype.kind == "f":
             better |= xp.isnan(value, out=is_nan)
         xp.maximum(best, value, out=best)                      # NaN propagates, as in torch
-        # arg = o where better: offsets come in increasing order, so o exceeds every offset
+        # arg = o where better: taps come in increasing order, so o exceeds every tap number
         # kept so far and a maximum does the select (much faster than a masked write).
-        xp.maximum(arg, xp.multiply(better, o, out=step, dtype=scratch.offset_dtype), out=arg)
+        xp.maximum(arg, xp.multiply(better, o, out=step, dtype=scratch.tap_dtype), out=arg)
     return arg
 
 
-def _switches_from_offsets(arg, scratch, out):
-    """Offset numbers o = i*kw + j per window -> torch's indices h*W + w (int64), written to ``out``.
+def _switches_from_taps(arg, scratch, out):
+    """Tap numbers o = i*kw + j per window -> torch's indices h*W + w (int64), written to ``out``.
 
-    Window (u, v)'s offset (i, j) is the pixel h = u*sh - ph + i*dh, w = v*sw - pw + j*dw, so
-    h*W + w = corner[u, v] + offset_step[o] with corner[u, v] = (u*sh - ph)*W + (v*sw - pw) and
-    offset_step[o] = i*dh*W + j*dw.
+    Window (u, v)'s tap (i, j) is the pixel h = u*sh - ph + i*dh, w = v*sw - pw + j*dw, so
+    h*W + w = corner[u, v] + tap_step[o] with corner[u, v] = (u*sh - ph)*W + (v*sw - pw) and
+    tap_step[o] = i*dh*W + j*dw.
     """
     xp = get_array_module(arg)
     index = scratch.for_tile(scratch.arg_index, arg.shape)
     index[...] = arg                     # take casts small-int indices itself, 4x slower than this
-    xp.take(scratch.offset_step, index, out=out)
+    xp.take(scratch.tap_step, index, out=out)
     out += scratch.corner
 
 
@@ -363,7 +322,7 @@ class AvgPool2d(Function):
     Shapes: x (N, C, H, W) -> y (N, C, Ho, Wo), Ho = ``shapes.pool_output_size(H, kh, sh, ph,
     ceil_mode=ceil_mode)``, likewise Wo.
 
-    Forward: the window sums, one strided add per kernel offset, times 1/D. The divisor D[u, v]
+    Forward: the window sums, one strided add per kernel tap, times 1/D. The divisor D[u, v]
     follows torch: the window's size clipped to the padded input (a ceil_mode window may run past
     it), or with ``count_include_pad=False`` only its pixels inside the input, or
     ``divisor_override``. D factors as D_h[u] * D_w[v] (or is a constant).
@@ -373,8 +332,9 @@ class AvgPool2d(Function):
 
         dL/dxpad[n, c, r, t] = sum of g[n, c, u, v] / D[u, v] over (u, v, i, j) with u*sh + i = r, v*sw + j = t:
 
-    for each offset (i, j), g / D is added into the (i, j) strided view of a zero dL/dxpad
-    (where windows overlap, the adds add up); dL/dx is the unpadded part of dL/dxpad.
+    for each tap (i, j), g / D is added into the (i, j) strided view of a zero dL/dxpad
+    (where windows overlap, the adds add up): col2im of g / D, the same for every tap
+    (``sliding.add_taps``). dL/dx is the unpadded part of dL/dxpad.
 
     Unlike PyTorch: 4-D input only.
 
@@ -389,11 +349,11 @@ class AvgPool2d(Function):
     @staticmethod
     def forward(ctx, x, windows, count_include_pad, divisor_override):
         xp = get_array_module(x)
-        padded = _pad(x, windows, 0)
-        offsets = windows.offsets()
-        total = _offset_view(padded, *offsets[0], windows).copy()     # (N, C, Ho, Wo)
-        for i, j in offsets[1:]:
-            total += _offset_view(padded, i, j, windows)
+        padded = sliding.pad(x, windows)
+        taps = windows.taps()
+        total = tap(padded, windows, *taps[0]).copy()                  # (N, C, Ho, Wo)
+        for i, j in taps[1:]:
+            total += tap(padded, windows, i, j)
         scale = _reciprocal_divisor(windows, count_include_pad, divisor_override, x.dtype, xp)
         total *= scale
         ctx.windows, ctx.scale, ctx.in_shape = windows, scale, x.shape
@@ -404,10 +364,9 @@ class AvgPool2d(Function):
         windows = ctx.windows
         xp = get_array_module(g)
         scaled = g * ctx.scale                                         # (N, C, Ho, Wo)
+        every_tap = xp.broadcast_to(scaled[:, :, None, None], scaled.shape[:2] + windows.kernel + scaled.shape[2:])
         grad = xp.zeros(ctx.in_shape[:2] + windows.padded_hw(), dtype=g.dtype)   # dL/dxpad
-        for i, j in windows.offsets():
-            view = _offset_view(grad, i, j, windows)
-            view += scaled
+        sliding.add_taps(grad, every_tap, windows)                     # (N, C, kh, kw, Ho, Wo) onto it
         (ph, pw), (h, w) = windows.padding, windows.in_hw
         return grad[:, :, ph:ph + h, pw:pw + w]
 
@@ -435,7 +394,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     With ``return_indices=True`` also returns the switches, int64 indices h*W + w into each
     input plane, for ``max_unpool2d``.
     """
-    windows = _windows("max_pool2d", input.shape, kernel_size, stride, padding, dilation, ceil_mode)
+    windows = _pool_windows("max_pool2d", input.shape, kernel_size, stride, padding, dilation, ceil_mode)
     return MaxPool2d.apply(input, windows=windows, return_indices=return_indices)
 
 
@@ -481,7 +440,7 @@ def _unpool_output_hw(in_hw, kernel, stride, padding, output_size):
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                divisor_override=None):
     """Mean over each kh x kw window (torch.nn.functional.avg_pool2d); see ``AvgPool2d``."""
-    windows = _windows("avg_pool2d", input.shape, kernel_size, stride, padding, 1, ceil_mode)
+    windows = _pool_windows("avg_pool2d", input.shape, kernel_size, stride, padding, 1, ceil_mode)
     if input.dtype.kind != "f":
         raise TypeError(f"avg_pool2d: expected a floating-point input, got {input.dtype} (as torch).")
     if divisor_override is not None and divisor_override <= 0:

@@ -119,25 +119,22 @@ def _times_transposed(m, a, bands, out=None):
     return out
 
 
-# On the host the planes go through the two products in tiles of about this many bytes of
-# input and output, so the transposed copies and the GEMMs' intermediate stay in the L2 cache
-# (measured, CPU time of a x2 bilinear forward + backward of 4x64x64x128 float32 with one BLAS
-# thread: 40 ms in tiles, 70 ms in whole-array passes).
-TILE_BYTES = 1 << 21
-
-
 def _resample_planes(x, a_h, bands_h, a_w, bands_w):
-    """a_h @ x[n, c] @ a_w.T for every plane: x (N, C, H, W) -> (N, C, P, Q), a few planes at a time."""
+    """a_h @ x[n, c] @ a_w.T for every plane: x (N, C, H, W) -> (N, C, P, Q), a few planes at a time.
+
+    The tiles (``parallel.UPSAMPLE_TILES``) keep the transposed copies and the GEMMs' intermediate
+    in the L2 cache, and run on the host threads under ``parallel.tile_threads()``.
+    """
     xp = get_array_module(x)
     n, c, h, w = x.shape
     p, q = a_h.shape[0], a_w.shape[0]
     planes = x.reshape(n * c, h, w)                                   # (B, H, W), a copy if x is not contiguous
     y = xp.empty((n * c, p, q), dtype=x.dtype)                        # (B, P, Q)
-    per_tile = n * c if backend.module_name(xp) == "cupy" else max(1, TILE_BYTES // ((h * w + p * q) * x.itemsize))
 
-    def resample_tile(b):  # planes b .. b + per_tile - 1, on a host thread under parallel.tile_threads()
-        _resample_tile(planes[b:b + per_tile], a_h, bands_h, a_w, bands_w, out=y[b:b + per_tile])
-    parallel.map_tiles(xp, resample_tile, list(range(0, n * c, per_tile)))
+    def resample_tile(tile):  # a few planes (B', H, W) -> (B', P, Q)
+        _resample_tile(planes[tile], a_h, bands_h, a_w, bands_w, out=y[tile])
+    plane_bytes = (h * w + p * q) * x.itemsize
+    parallel.map_tiles(xp, resample_tile, parallel.tiles(xp, parallel.UPSAMPLE_TILES, (n * c,), plane_bytes))
     return y.reshape(n, c, p, q)
 
 

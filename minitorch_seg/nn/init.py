@@ -7,6 +7,7 @@ import math
 
 from .. import backend
 from ..autograd import no_grad
+from ..random import host_generator
 
 
 def _fill(tensor, host_values):
@@ -26,16 +27,16 @@ def calculate_fan_in_and_fan_out(tensor):
 
 
 def uniform_(tensor, a=0.0, b=1.0):
-    return _fill(tensor, backend.host_generator().uniform(a, b, tensor.shape))
+    return _fill(tensor, host_generator().uniform(a, b, tensor.shape))
 
 
 def normal_(tensor, mean=0.0, std=1.0):
-    return _fill(tensor, backend.host_generator().normal(mean, std, tensor.shape))
+    return _fill(tensor, host_generator().normal(mean, std, tensor.shape))
 
 
 def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0):
     """Normal(mean, std) redrawn until inside [a, b] (the Swin code's initialiser)."""
-    generator = backend.host_generator()
+    generator = host_generator()
     values = generator.normal(mean, std, tensor.shape)
     outside = (values < a) | (values > b)
     while outside.any():

@@ -40,8 +40,9 @@ Unlike the official code:
 ((1, 40, 64), (5, 8))
 """
 from .. import functional as F
-from ..backend import get_array_module, random_uniform
+from ..backend import get_array_module
 from ..functional.windows import cached_window_mask, padded_size, relative_position_bias
+from ..random import random_uniform
 from ..shapes import pair
 from ..tensor import Tensor
 from . import init

@@ -9,6 +9,7 @@ apart: the notes' atrous convolution), each an int or an (h, w) pair.
   the padding is cropped off.
 - ``im2col``: the column matrix of a convolution, on raw arrays: one column per output pixel
   holding the window it reads, so that conv2d is one matrix product (torch's ``unfold`` layout).
+  It lives in ``functional.sliding``, beside its adjoint ``col2im``, and is re-exported here.
 - ``conv2d_im2col``: conv2d composed from differentiable minitorch_seg ops (pad, strided slices,
   stack, reshape, matmul), so autograd derives its backward; the tests check that it matches the
   hand-derived backward of ``functional.conv2d``.
@@ -18,7 +19,7 @@ The output sizes are ``shapes.conv_output_size`` and ``shapes.conv_transpose_out
 import numpy
 
 from .. import functional as F
-from ..backend import get_array_module
+from ..functional.sliding import im2col, tap, windows  # noqa: F401 - im2col is re-exported for the lessons
 from ..shapes import conv_output_size, conv_transpose_output_size, pair
 
 
@@ -98,59 +99,11 @@ def conv_transpose2d_loops(x, weight, bias=None, stride=1, padding=0, output_pad
     return y if bias is None else y + bias.reshape(-1, 1, 1)
 
 
-def im2col(input, kernel_size, stride=1, padding=0, dilation=1):
-    """The columns of a convolution ("im2col"): column (u, v) is the window output pixel (u, v) reads.
-
-    Shapes: input (N, C, H, W), a NumPy (or CuPy) array, not a Tensor -> (N, C*kh*kw, Ho*Wo), with
-    Ho, Wo the output size of conv2d (``shapes.conv_output_size``). ``kernel_size``, ``stride``,
-    ``padding`` and ``dilation`` are ints or (h, w) pairs. Row c*kh*kw + i*kw + j of column
-    u*Wo + v holds xpad[n, c, u*s + i*d, v*s + j*d] (xpad: p zeros around each side, zero outside
-    the image), the layout of ``torch.nn.functional.unfold``. So conv2d without bias is one matrix
-    product per image, the filter flattened to one row per output channel:
-
-        y[n].reshape(O, Ho*Wo) = weight.reshape(O, C*kh*kw) @ im2col(x, (kh, kw), s, p, d)[n]
-
-    Built from kh*kw strided slices of the padded input, one per kernel tap (i, j), each the
-    (N, C, Ho, Wo) grid of pixels that tap reads; the result is a copy, about kh*kw times the
-    input. No gradient: ``conv2d_im2col`` is the differentiable twin, on Tensors.
-
-    >>> x = numpy.arange(9.0).reshape(1, 1, 3, 3)
-    >>> im2col(x, 2)[0]                          # four 2x2 windows, one per column
-    array([[0., 1., 3., 4.],
-           [1., 2., 4., 5.],
-           [3., 4., 6., 7.],
-           [4., 5., 7., 8.]])
-    >>> rng = numpy.random.default_rng(0)
-    >>> x, w = rng.standard_normal((2, 3, 7, 6)), rng.standard_normal((4, 3, 3, 2))
-    >>> columns = im2col(x, (3, 2), stride=(2, 1), padding=1, dilation=(1, 2))      # (2, 18, 4 * 6)
-    >>> columns.shape
-    (2, 18, 24)
-    >>> y = (w.reshape(4, 18) @ columns).reshape(2, 4, 4, 6)
-    >>> numpy.allclose(y, conv2d_loops(x, w, stride=(2, 1), padding=1, dilation=(1, 2)))
-    True
-    """
-    (kh, kw), (sh, sw) = pair(kernel_size, "kernel_size"), pair(stride, "stride")
-    (ph, pw), (dh, dw) = pair(padding, "padding"), pair(dilation, "dilation")
-    if input.ndim != 4:
-        raise ValueError(f"im2col: expected a 4-D (N, C, H, W) array, got shape {input.shape}.")
-    xp = get_array_module(input)
-    batch, channels, height, width = input.shape
-    out_h, out_w = conv_output_size(height, kh, sh, ph, dh), conv_output_size(width, kw, sw, pw, dw)
-    if out_h < 1 or out_w < 1:
-        raise ValueError(f"im2col: the {kh}x{kw} kernel with dilation ({dh}, {dw}) does not fit the "
-                         f"{height}x{width} input padded by ({ph}, {pw}).")
-    xpad = xp.pad(input, ((0, 0), (0, 0), (ph, ph), (pw, pw)))              # (N, C, H + 2ph, W + 2pw)
-    taps = [xpad[:, :, i * dh:i * dh + sh * (out_h - 1) + 1:sh, j * dw:j * dw + sw * (out_w - 1) + 1:sw]
-            for i in range(kh) for j in range(kw)]                           # kh*kw of (N, C, Ho, Wo)
-    columns = xp.stack(taps, axis=2)                                         # (N, C, kh*kw, Ho, Wo)
-    return columns.reshape(batch, channels * kh * kw, out_h * out_w)         # (N, C*kh*kw, Ho*Wo)
-
-
 def conv2d_im2col(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """conv2d composed from differentiable ops on Tensors; autograd derives the backward.
 
     Shapes as ``conv2d_loops``. Each kernel tap (i, j) reads a strided slice of the padded input,
-    xpad[:, :, i*d :: s, j*d :: s] cut to (Ho, Wo); stacking the kh*kw slices gives the
+    xpad[:, :, i*d :: s, j*d :: s] cut to (Ho, Wo) (``sliding.tap``); stacking the kh*kw slices gives the
     "columns", and one batched matrix product per group with the flattened weight does the sums.
     No backward is written here: the slices' backward scatters, the stack's splits, the matmul's
     is two products; the tests compare the result with ``functional.conv2d``'s derived backward.
@@ -164,13 +117,12 @@ def conv2d_im2col(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=
     >>> x.grad[0, 0].tolist()
     [[1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 1.0]]
     """
-    (sh, sw), (ph, pw), (dh, dw) = pair(stride, "stride"), pair(padding, "padding"), pair(dilation, "dilation")
-    batch, _, height, width = x.shape
+    batch = x.shape[0]
     out_channels, group_channels, kh, kw = weight.shape
-    out_h, out_w = conv_output_size(height, kh, sh, ph, dh), conv_output_size(width, kw, sw, pw, dw)
+    geometry = windows(x.shape[2:], (kh, kw), stride, padding, dilation)  # where the Ho x Wo windows sit
+    (ph, pw), (out_h, out_w) = geometry.padding, geometry.out_hw
     xpad = F.pad(x, (pw, pw, ph, ph))                                      # (N, C, H + 2ph, W + 2pw)
-    taps = [xpad[:, :, i * dh:i * dh + sh * (out_h - 1) + 1:sh, j * dw:j * dw + sw * (out_w - 1) + 1:sw]
-            for i in range(kh) for j in range(kw)]                         # kh*kw of (N, C, Ho, Wo)
+    taps = [tap(xpad, geometry, i, j) for i, j in geometry.taps()]         # kh*kw of (N, C, Ho, Wo)
     columns = F.stack(taps, dim=2)                                         # (N, C, kh*kw, Ho, Wo)
     columns = columns.reshape(batch, groups, group_channels * kh * kw, out_h * out_w)   # (N, G, C/G*kh*kw, Ho*Wo)
     w = weight.reshape(groups, out_channels // groups, group_channels * kh * kw)        # (G, O/G, C/G*kh*kw)

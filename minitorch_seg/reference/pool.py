@@ -16,7 +16,8 @@ those outside the input being padding. Output sizes: ``shapes.pool_output_size``
 - ``avg_pool2d_loops`` / ``avg_pool2d_backward_loops``: window sums over torch's divisor, and
   the gradient spread evenly back over the window.
 - ``max_pool2d_composed`` / ``avg_pool2d_composed``: the pools built from differentiable
-  minitorch_seg ops (pad, strided slices, stack, max/mean), so autograd derives their backward.
+  minitorch_seg ops (pad, strided slices, stack, max/mean), so autograd derives their backward;
+  the windows and their strided slices are ``functional.sliding``'s, as in the fast pools.
 
 The loop functions take and return NumPy arrays.
 """
@@ -25,6 +26,7 @@ import math
 import numpy
 
 from .. import functional as F
+from ..functional.sliding import tap, windows
 from ..shapes import conv_transpose_output_size, pair, pool_output_size
 
 
@@ -171,28 +173,20 @@ def avg_pool2d_backward_loops(grad_output, input_shape, kernel_size, stride=None
 
 
 # ---- composed twins: autograd derives the backward ----------------------------------------------
-def _window_stack(x, kernel, stride, padding, dilation, out_hw, fill):
-    """(N, C, Ho, Wo, kh*kw): offset (i, j) of every window, stacked last in row-major order."""
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
-    ho, wo = out_hw
-    extra_h = max(0, (ho - 1) * sh + dh * (kh - 1) + 1 - x.shape[2] - 2 * ph)   # ceil_mode overhang
-    extra_w = max(0, (wo - 1) * sw + dw * (kw - 1) + 1 - x.shape[3] - 2 * pw)
-    xpad = F.pad(x, (pw, pw + extra_w, ph, ph + extra_h), value=fill)
-    views = [xpad[:, :, i * dh: i * dh + (ho - 1) * sh + 1: sh, j * dw: j * dw + (wo - 1) * sw + 1: sw]
-             for i in range(kh) for j in range(kw)]
-    return F.stack(views, dim=-1)
+def _window_stack(x, geometry, fill):
+    """(N, C, Ho, Wo, kh*kw): tap (i, j) of every window (``sliding.tap``), stacked last in row-major order."""
+    (ph, pw), (h, w), (hp, wp) = geometry.padding, geometry.in_hw, geometry.padded_hw()
+    xpad = F.pad(x, (pw, wp - w - pw, ph, hp - h - ph), value=fill)   # more on the right and bottom in ceil_mode
+    return F.stack([tap(xpad, geometry, i, j) for i, j in geometry.taps()], dim=-1)
 
 
 def max_pool2d_composed(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
     """max_pool2d of a Tensor from pad(-inf), strided slices, stack and max over the stacked offsets."""
-    kernel, stride, padding, dilation = _arguments(kernel_size, stride, padding, dilation)
-    out_hw = tuple(pool_output_size(n, k, s, p, d, ceil_mode)
-                   for n, k, s, p, d in zip(x.shape[2:], kernel, stride, padding, dilation))
-    return F.max(_window_stack(x, kernel, stride, padding, dilation, out_hw, -math.inf), dim=-1).values
+    geometry = windows(x.shape[2:], *_arguments(kernel_size, stride, padding, dilation), ceil_mode=ceil_mode)
+    return F.max(_window_stack(x, geometry, -math.inf), dim=-1).values
 
 
 def avg_pool2d_composed(x, kernel_size, stride=None, padding=0):
     """avg_pool2d of a Tensor (count_include_pad=True, floor mode) from pad, strided slices, stack and mean."""
-    kernel, stride, padding, dilation = _arguments(kernel_size, stride, padding, 1)
-    out_hw = tuple(pool_output_size(n, k, s, p) for n, k, s, p in zip(x.shape[2:], kernel, stride, padding))
-    return F.mean(_window_stack(x, kernel, stride, padding, dilation, out_hw, 0.0), dim=-1)
+    geometry = windows(x.shape[2:], *_arguments(kernel_size, stride, padding, 1))
+    return F.mean(_window_stack(x, geometry, 0.0), dim=-1)
