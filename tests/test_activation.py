@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import minitorch_seg as mt
-from minitorch_seg import backend as shim
 from minitorch_seg import functional as F
 from minitorch_seg.testing import layouts, make, shapes
 from torch_compare import compare
+from helpers import host
 
 pytestmark = pytest.mark.activation
 
@@ -66,10 +66,6 @@ def shaped(draw, max_dims=4, max_side=4):
 def shaped_with_dim(draw):
     shape, layout, seed = draw(shaped())
     return shape, layout, seed, draw(st.integers(-len(shape), len(shape) - 1))
-
-
-def host(t):
-    return shim.to_numpy(t.data)
 
 
 # ---- hand-computed ----------------------------------------------------------------------------

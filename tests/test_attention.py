@@ -11,7 +11,6 @@ name (the whole official segmentation backbone: tests/test_official_swin.py); an
 sentence each.
 """
 import math
-import re
 
 import numpy
 import pytest
@@ -25,6 +24,7 @@ from minitorch_seg.functional.windows import (cached_window_mask, mask_value, pa
                                               relative_position_index, window_mask)
 from minitorch_seg.reference.attention import window_attention_composed, window_attention_loops
 from minitorch_seg.testing import make
+from helpers import assert_one_sentence, host
 
 pytestmark = pytest.mark.attention
 
@@ -33,17 +33,6 @@ PROPERTY_EXAMPLES = 12
 BLOCK_EXAMPLES = 6
 seeds = st.integers(0, 2**16)
 windows = st.one_of(st.integers(1, 3), st.tuples(st.integers(1, 3), st.integers(1, 3)))
-
-
-def host(t):
-    return numpy.array(shim.to_numpy(t.data if isinstance(t, mt.Tensor) else t))
-
-
-def assert_one_sentence(error, *needles):
-    text = str(error.value)
-    assert text.endswith(".") and "\n" not in text and not re.search(r"\.\s+[A-Z]", text), text
-    for needle in needles:
-        assert needle in text, f"{needle!r} not named in: {text}"
 
 
 def pair(w):

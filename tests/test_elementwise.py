@@ -14,6 +14,7 @@ from minitorch_seg import backend as shim
 from minitorch_seg import functional as F
 from minitorch_seg.testing import broadcastable_pair, layouts, make, shapes
 from torch_compare import compare
+from helpers import host
 
 pytestmark = pytest.mark.elementwise
 
@@ -52,10 +53,6 @@ def pair_with_layouts(draw):
 def shape_with_layout(draw, max_dims=4, max_side=4):
     shape = draw(shapes(1, max_dims, 1, max_side))
     return shape, draw(layouts(len(shape))), draw(seeds)
-
-
-def host(t):
-    return shim.to_numpy(t.data)
 
 
 # ---- hand-computed cases ----------------------------------------------------------------------

@@ -4,10 +4,10 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import minitorch_seg as mt
-from minitorch_seg import backend as shim
 from minitorch_seg import functional as F
 from minitorch_seg.testing import broadcastable_pair, layouts, make, shapes
 from torch_compare import compare
+from helpers import host
 
 pytestmark = pytest.mark.elementwise   # no "linear" marker is registered; products sit with arithmetic
 
@@ -15,10 +15,6 @@ GRAD_EXAMPLES = 12
 TORCH_EXAMPLES = 6
 seeds = st.integers(0, 2**16)
 sides = st.integers(1, 4)
-
-
-def host(t):
-    return shim.to_numpy(t.data)
 
 
 @st.composite

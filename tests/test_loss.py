@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import minitorch_seg as mt
-from minitorch_seg import backend as shim
 from minitorch_seg import functional as F
 from minitorch_seg.testing import layouts, make
 from torch_compare import compare
+from helpers import host
 
 pytestmark = pytest.mark.loss
 
@@ -18,10 +18,6 @@ GRAD_EXAMPLES = 12
 TORCH_EXAMPLES = 6
 IGNORE = -100                  # torch's default ignore_index, which is ours
 seeds = st.integers(0, 2**16)
-
-
-def host(t):
-    return shim.to_numpy(t.data)
 
 
 @st.composite

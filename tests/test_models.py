@@ -15,11 +15,11 @@ import numpy
 import pytest
 
 import minitorch_seg as mt
-from minitorch_seg import backend as shim
 from minitorch_seg import functional as F
 from minitorch_seg import models, optim
 from minitorch_seg.models.summary import layer_table, trace
 from minitorch_seg.testing import make
+from helpers import assert_one_sentence, host
 
 pytestmark = pytest.mark.models
 
@@ -33,16 +33,6 @@ TINY = {
     "deeplab": dict(width=4, depth=1, dropout=0.0),
     "segnet": dict(width=4, depth=1),
 }
-
-
-def host(t):
-    return numpy.array(shim.to_numpy(t.data))
-
-
-def assert_one_sentence(message):
-    text = str(message)
-    assert text.endswith(".") and "\n" not in text, text
-    assert not re.search(r"\.\s+[A-Z]", text), f"more than one sentence: {text}"
 
 
 def count(model):

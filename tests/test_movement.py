@@ -8,20 +8,16 @@ import pytest
 from hypothesis import assume, given, settings, strategies as st
 
 import minitorch_seg as mt
-from minitorch_seg import backend as shim
 from minitorch_seg import functional as F
 from minitorch_seg.testing import layouts, make, shapes
 from torch_compare import compare
+from helpers import host
 
 pytestmark = pytest.mark.movement
 
 GRAD_EXAMPLES = 12
 TORCH_EXAMPLES = 6
 seeds = st.integers(0, 2**16)
-
-
-def host(t):
-    return shim.to_numpy(t.data)
 
 
 @st.composite

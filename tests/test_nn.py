@@ -5,7 +5,6 @@ Where a structure is compared with torch, one builder takes the namespace (``mt.
 ``torch.nn``) so both sides are built by the same lines.
 """
 import math
-import re
 
 import numpy
 import pytest
@@ -15,25 +14,12 @@ from minitorch_seg import backend as shim
 from minitorch_seg import nn
 from minitorch_seg.testing import make
 from torch_compare import compare
+from helpers import assert_one_sentence, host
 
 pytestmark = pytest.mark.nn
 
 
 # ---- helpers ----------------------------------------------------------------------------------
-def assert_one_sentence(message, *needles):
-    """A single sentence (one final full stop, no second sentence) that names every needle."""
-    text = str(message)
-    assert text.endswith("."), text
-    assert not re.search(r"\.\s+[A-Z]", text), f"more than one sentence: {text}"
-    assert "\n" not in text, text
-    for needle in needles:
-        assert needle in text, f"{needle!r} not named in: {text}"
-
-
-def host(tensor):
-    return numpy.array(shim.to_numpy(tensor.data))
-
-
 def torch_state(module):
     """torch's state_dict as host NumPy arrays (what a converted checkpoint holds)."""
     return {k: v.detach().numpy().copy() for k, v in module.state_dict().items()}

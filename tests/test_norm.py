@@ -6,7 +6,6 @@ Each op: a hand-computed case; float64 gradient checks of x, weight and bias on 
 The layers: torch's defaults, repr and state_dict names, a torch checkpoint loading, training
 steps then eval matching torch, and momentum=None's cumulative average.
 """
-import re
 
 import numpy
 import pytest
@@ -19,23 +18,13 @@ from minitorch_seg import nn
 from minitorch_seg.reference.norm import batch_norm_loops, group_norm_loops, layer_norm_loops
 from minitorch_seg.testing import layouts, make
 from torch_compare import compare
+from helpers import assert_one_sentence, host
 
 pytestmark = pytest.mark.norm
 
 GRAD_EXAMPLES = 10
 REFERENCE_EXAMPLES = 12
 seeds = st.integers(0, 2**16)
-
-
-def host(t):
-    return None if t is None else numpy.array(shim.to_numpy(t.data))
-
-
-def assert_one_sentence(error, *needles):
-    text = str(error.value)
-    assert text.endswith(".") and "\n" not in text and not re.search(r"\.\s+[A-Z]", text), text
-    for needle in needles:
-        assert needle in text, f"{needle!r} not named in: {text}"
 
 
 @st.composite

@@ -21,6 +21,7 @@ import pytest
 import minitorch_seg as mt
 from minitorch_seg import backend as shim
 from minitorch_seg.models import SwinTransformer
+from helpers import host
 
 pytestmark = pytest.mark.models
 
@@ -295,10 +296,6 @@ def official_swin(torch):
             return tuple(outs)
 
     return SwinTransformer
-
-
-def host(t):
-    return numpy.array(shim.to_numpy(t.data))
 
 
 def perturbed(model, seed, scale=0.05):

@@ -5,7 +5,6 @@ The optimizer tests run under the ``backend`` fixture: on "strict" an update tha
 array or read a device value back would raise, so passing there means the step runs on CuPy too.
 """
 import copy
-import re
 
 import numpy
 import pytest
@@ -14,6 +13,7 @@ import minitorch_seg as mt
 from minitorch_seg import backend as shim
 from minitorch_seg import nn, optim
 from minitorch_seg.optim import lr_scheduler
+from helpers import assert_one_sentence, host
 
 pytestmark = pytest.mark.optim
 
@@ -22,18 +22,6 @@ STEPS = 5
 
 
 # ---- helpers ----------------------------------------------------------------------------------
-def assert_one_sentence(message, *needles):
-    text = str(message)
-    assert text.endswith("."), text
-    assert not re.search(r"\.\s+[A-Z]", text), f"more than one sentence: {text}"
-    for needle in needles:
-        assert needle in text, f"{needle!r} not named in: {text}"
-
-
-def host(tensor):
-    return numpy.array(shim.to_numpy(tensor.data))
-
-
 def parameter_pair(torch, seed=0, shapes=SHAPES):
     """The same float64 starting values as our Parameters (current backend) and torch's."""
     rng = numpy.random.default_rng(seed)

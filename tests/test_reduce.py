@@ -4,10 +4,10 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import minitorch_seg as mt
-from minitorch_seg import backend as shim
 from minitorch_seg import functional as F
 from minitorch_seg.testing import distinct, layouts, make, shapes
 from torch_compare import compare
+from helpers import host
 
 pytestmark = pytest.mark.reduce
 
@@ -47,10 +47,6 @@ def distinct_with_layout(shape, layout, seed):
     """All-different values (no ties) stored in ``layout`` order: a non-contiguous leaf."""
     stored = distinct(tuple(shape[i] for i in layout), seed=seed)
     return mt.Tensor(stored.data.transpose(tuple(numpy.argsort(layout))), requires_grad=True)
-
-
-def host(t):
-    return shim.to_numpy(t.data)
 
 
 REDUCTIONS = {

@@ -1,6 +1,5 @@
 """minitorch_seg.utils.data (Dataset, TensorDataset, DataLoader, random_split, ...) against torch.utils.data,
 and utils.checkpoint.checkpoint."""
-import re
 
 import numpy
 import pytest
@@ -9,16 +8,9 @@ import minitorch_seg as mt
 from minitorch_seg.utils import checkpoint as mt_checkpoint
 from minitorch_seg.utils.data import (ConcatDataset, DataLoader, Dataset, Subset, TensorDataset, default_collate,
                                       random_split)
+from helpers import assert_one_sentence
 
 pytestmark = pytest.mark.data
-
-
-def assert_one_sentence(message, *needles):
-    text = str(message)
-    assert text.endswith("."), text
-    assert not re.search(r"\.\s+[A-Z]", text), f"more than one sentence: {text}"
-    for needle in needles:
-        assert needle in text, f"{needle!r} not named in: {text}"
 
 
 def plain(value):

@@ -6,7 +6,6 @@ import doctest
 import importlib
 import io
 import os
-import re
 
 import numpy
 import pytest
@@ -17,16 +16,9 @@ from minitorch_seg import nn
 from minitorch_seg.testing import Arguments, broadcastable_pair, check_gradients, tensors
 from hypothesis import strategies as st
 from torch_compare import compare
+from helpers import assert_one_sentence
 
 pytestmark = pytest.mark.autograd
-
-
-def assert_one_sentence(message, *needles):
-    text = str(message)
-    assert text.endswith("."), text
-    assert not re.search(r"\.\s+[A-Z]", text), f"more than one sentence: {text}"
-    for needle in needles:
-        assert needle in text, f"{needle!r} not named in: {text}"
 
 
 # ---- where ----------------------------------------------------------------------------------------

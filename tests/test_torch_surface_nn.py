@@ -2,7 +2,6 @@
 BCEWithLogitsLoss, Module.to(device=, dtype=), Module.requires_grad_; against torch in float64, with
 float64 gradient checks over drawn shapes for the new differentiable ops (prelu, BCE with logits).
 """
-import re
 
 import numpy
 import pytest
@@ -13,16 +12,9 @@ from minitorch_seg import functional as F
 from minitorch_seg import nn
 from minitorch_seg.testing import Arguments, check_gradients, shapes, tensors
 from torch_compare import compare
+from helpers import assert_one_sentence
 
 pytestmark = pytest.mark.nn
-
-
-def assert_one_sentence(message, *needles):
-    text = str(message)
-    assert text.endswith("."), text
-    assert not re.search(r"\.\s+[A-Z]", text), f"more than one sentence: {text}"
-    for needle in needles:
-        assert needle in text, f"{needle!r} not named in: {text}"
 
 
 def copy_weights(ours, theirs, torch):

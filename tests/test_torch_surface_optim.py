@@ -4,7 +4,6 @@ RMSprop runs under the ``backend`` fixture: on "strict" an update that made a ho
 device value back would raise, so passing there means the step runs on CuPy too.
 """
 import inspect
-import re
 
 import numpy
 import pytest
@@ -13,19 +12,12 @@ import minitorch_seg as mt
 from minitorch_seg import backend as shim
 from minitorch_seg import nn, optim
 from minitorch_seg.optim import lr_scheduler
+from helpers import assert_one_sentence
 
 pytestmark = pytest.mark.optim
 
 SHAPES = [(3, 4), (4,), (2, 1, 3)]
 STEPS = 6
-
-
-def assert_one_sentence(message, *needles):
-    text = str(message)
-    assert text.endswith("."), text
-    assert not re.search(r"\.\s+[A-Z]", text), f"more than one sentence: {text}"
-    for needle in needles:
-        assert needle in text, f"{needle!r} not named in: {text}"
 
 
 def defaults(callable_):

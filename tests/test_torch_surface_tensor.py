@@ -4,7 +4,6 @@ bool operators, in-place ops (and ``-=`` on a parameter under no_grad), int divi
 Values are compared with torch in float64; the new differentiable ops (clamp, min) get a float64
 gradient check over drawn shapes.
 """
-import re
 
 import numpy
 import pytest
@@ -16,16 +15,9 @@ from minitorch_seg import nn
 from minitorch_seg.backend import BackendError
 from minitorch_seg.testing import Arguments, check_gradients, shapes, tensors
 from torch_compare import compare
+from helpers import assert_one_sentence
 
 pytestmark = pytest.mark.autograd
-
-
-def assert_one_sentence(message, *needles):
-    text = str(message)
-    assert text.endswith("."), text
-    assert not re.search(r"\.\s+[A-Z]", text), f"more than one sentence: {text}"
-    for needle in needles:
-        assert needle in text, f"{needle!r} not named in: {text}"
 
 
 # ---- devices ------------------------------------------------------------------------------------
