@@ -66,13 +66,13 @@ def _read(path):
         raise GradeError(f"{path} is not a readable Jupyter notebook ({type(error).__name__}).") from None
 
 
-def grade_notebook(path, timeout=600, env=None):
+def grade_notebook(path, timeout=600, env=None, notebook=None):
     """[Outcome, ...] for one notebook: its exercises in the order of their check cells (then any other
-    exercise checked), then its predictions likewise."""
+    exercise checked), then its predictions likewise. ``notebook``: the notebook already read from ``path``."""
     from nbclient import NotebookClient
     from nbclient.exceptions import DeadKernelError
 
-    notebook = _read(path)
+    notebook = _read(path) if notebook is None else notebook
     kernel = notebook.metadata.get("kernelspec", {}).get("name", "python3")
     with tempfile.TemporaryDirectory(prefix="minitorch-seg-grade-") as scratch:
         log = Path(scratch) / "outcomes.jsonl"
@@ -112,7 +112,7 @@ def grade(paths, timeout=600, out=print):
     notebooks = [(path, _read(path)) for path in paths]        # every usage error before any work
     counts = {kind: {PASSED: 0, FAILED: 0, NOT_ATTEMPTED: 0} for kind in ("exercise", "prediction")}
     for path, notebook in notebooks:
-        outcomes = grade_notebook(path, timeout)
+        outcomes = grade_notebook(path, timeout, notebook=notebook)
         out(f"{path}")
         width = max((len(o.exercise) for o in outcomes), default=0)
         exercises = [o for o in outcomes if o.kind == "exercise"]

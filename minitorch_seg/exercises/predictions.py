@@ -33,11 +33,11 @@ from typing import Callable
 
 from .. import backend
 from ..grad_mode import enable_grad
-from .registry import _record
+from .registry import Registry, _record
 
 PASSED, FAILED, NOT_ATTEMPTED = "passed", "failed", "not attempted"
 KINDS = ("shape", "integer", "number", "choice")
-_PREDICTIONS: dict[str, "Prediction"] = {}
+PREDICTIONS = Registry("prediction")
 _TRUTHS: dict[str, object] = {}
 
 
@@ -78,24 +78,7 @@ class Verdict:
     report: str
 
 
-def register(prediction):
-    if prediction.name in _PREDICTIONS:
-        raise ValueError(f"prediction {prediction.name!r} is registered twice.")
-    _PREDICTIONS[prediction.name] = prediction
-    return prediction
-
-
-def names(lesson=None):
-    """The predictions' names in course order (those of one lesson, e.g. "05_upsampling", if given)."""
-    found = sorted(_PREDICTIONS.values(), key=lambda p: p.lesson)
-    return [p.name for p in found if lesson is None or p.lesson == lesson]
-
-
-def get(name):
-    try:
-        return _PREDICTIONS[name]
-    except KeyError:
-        raise ValueError(f"no prediction named {name!r}; the predictions are: {', '.join(names())}.") from None
+register, names, get = PREDICTIONS.register, PREDICTIONS.names, PREDICTIONS.get
 
 
 def true_value(name):
@@ -155,7 +138,7 @@ def judge_with(prediction, answer):
     given = _normalise(p, answer)
     if given is None:
         return Verdict(FAILED, f"{p.name}: your answer {answer!r} is not {_form(p)}.")
-    truth = true_value(p.name) if _PREDICTIONS.get(p.name) is p else _compute(p)     # cached when registered
+    truth = true_value(p.name) if p in PREDICTIONS else _compute(p)     # cached when registered
     if p.kind == "number":
         right = abs(given - truth) <= p.tolerance
     else:

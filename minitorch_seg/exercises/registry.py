@@ -29,7 +29,38 @@ from typing import Callable
 from .. import backend as shim
 from ..testing import CheckFailed, check_against, check_gradients
 
-_REGISTRY: dict[str, "Exercise"] = {}
+
+
+class Registry:
+    """Named entries that each belong to a ``lesson`` (exercises, predictions), listed in course order."""
+
+    def __init__(self, kind):
+        self.kind, self._entries = kind, {}
+
+    def register(self, entry):
+        if entry.name in self._entries:
+            raise ValueError(f"{self.kind} {entry.name!r} is registered twice.")
+        self._entries[entry.name] = entry
+        return entry
+
+    def names(self, lesson=None):
+        """The names in course order (those of one lesson, e.g. "02_cross_entropy", if given)."""
+        found = sorted(self._entries.values(), key=lambda e: e.lesson)
+        return [e.name for e in found if lesson is None or e.lesson == lesson]
+
+    def get(self, name):
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise ValueError(f"no {self.kind} named {name!r}; the {self.kind}s are: "
+                             f"{', '.join(self.names())}.") from None
+
+    def __contains__(self, entry):
+        return self._entries.get(entry.name) is entry
+
+
+EXERCISES = Registry("exercise")
+register, names, get = EXERCISES.register, EXERCISES.names, EXERCISES.get
 
 
 class ExerciseFailed(AssertionError):
@@ -76,26 +107,6 @@ class Exercise:
         if max_examples is not None:
             return max_examples
         return self.fast_examples if os.environ.get("LESSON_FAST") == "1" else self.max_examples
-
-
-def register(exercise):
-    if exercise.name in _REGISTRY:
-        raise ValueError(f"exercise {exercise.name!r} is registered twice.")
-    _REGISTRY[exercise.name] = exercise
-    return exercise
-
-
-def names(lesson=None):
-    """The exercises' names in course order (those of one lesson, e.g. "02_cross_entropy", if given)."""
-    found = sorted(_REGISTRY.values(), key=lambda e: e.lesson)
-    return [e.name for e in found if lesson is None or e.lesson == lesson]
-
-
-def get(name):
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"no exercise named {name!r}; the exercises are: {', '.join(names())}.") from None
 
 
 def describe(name):

@@ -285,11 +285,10 @@ def check_against(candidate, reference, inputs, max_examples=30, rtol=1e-6, atol
     def prop(example):
         mine, theirs = example.fresh(), example.fresh()
         expected = _flatten(theirs.call(reference))
-        before = [(name, _host(value).copy()) for name, value in mine.named(reference)
-                  if isinstance(value, (Tensor, numpy.ndarray))]
+        arrays = [(name, value) for name, value in mine.named(reference) if isinstance(value, (Tensor, numpy.ndarray))]
+        before = [_host(value).copy() for _, value in arrays]
         got = _flatten(mine.call(candidate))
-        for (name, old), (_, value) in zip(before, [(n, v) for n, v in mine.named(reference)
-                                                     if isinstance(v, (Tensor, numpy.ndarray))]):
+        for (name, value), old in zip(arrays, before):
             if not numpy.array_equal(old, _host(value), equal_nan=old.dtype.kind in "fc"):
                 raise Mismatch(f"your function changed `{name}` in place: its values differ after the call. "
                                "Compute into new arrays instead (x = x - m, not x -= m).")
