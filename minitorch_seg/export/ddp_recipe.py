@@ -19,10 +19,12 @@ steps:
 1. ``train.load_model`` rebuilds the model from its checkpoint (``checkpoint.save`` for your own).
 2. ``export.to_torch(model)``: the same architecture in torch, holding the same weights.
 3. ``torch.multiprocessing.spawn`` starts ``world_size`` processes (``_worker``); each joins the
-   process group (``gloo`` on CPUs; for GPUs use ``nccl``, one device per process, and for many
-   machines launch ``_worker``'s body with ``torchrun``, which sets the rank and the address),
-   wraps the twin in ``DistributedDataParallel`` and trains on its shard of the data
-   (``DistributedSampler``): DDP averages the gradients over the processes during ``backward``,
+   process group (``gloo`` on CPUs, meeting through a file in a temporary folder; for GPUs use
+   ``nccl``, one device per process, and for many machines launch ``_worker``'s body with
+   ``torchrun``, which sets the rank and the address), wraps the twin in
+   ``DistributedDataParallel`` and trains on its shard of the data (``DistributedSampler``):
+   after training, a barrier, so no process tears the group down while another still uses it.
+   DDP averages the gradients over the processes during ``backward``,
    so every replica takes the same step and the parameters stay identical.
 4. Rank 0's ``state_dict()`` (every rank's, in ``workdir``) is written with ``torch.save``.
 5. ``model.load_state_dict(state)``: the names are ours; the values land on our model's backend
@@ -33,7 +35,6 @@ BatchNorm runs per process on the process's batch (as in DDP without SyncBatchNo
 running statistics are rank 0's (DDP broadcasts buffers from rank 0 before every forward).
 """
 import os
-import socket
 import tempfile
 
 import numpy
@@ -45,14 +46,7 @@ from ..tensor import Tensor
 from .torch_model import to_torch, twin_class
 
 
-def free_port():
-    """A TCP port on 127.0.0.1 that was free a moment ago, for the process group's rendezvous."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _worker(rank, world_size, port, name, config, workdir, steps, lr, batch_size, seed):
+def _worker(rank, world_size, rendezvous, name, config, workdir, steps, lr, batch_size, seed):
     """One process of the group: DDP training of the twin on this rank's shard; writes rank{r}.pt."""
     import torch
     import torch.distributed as dist
@@ -62,7 +56,7 @@ def _worker(rank, world_size, port, name, config, workdir, steps, lr, batch_size
 
     torch.manual_seed(seed)
     torch.set_num_threads(1)                        # the processes share the cores
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size)
+    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world_size)
     try:
         state = torch.load(os.path.join(workdir, "initial.pt"), weights_only=True)
         twin = twin_class(name)(**config).to(next(v.dtype for v in state.values() if v.is_floating_point()))
@@ -86,6 +80,7 @@ def _worker(rank, world_size, port, name, config, workdir, steps, lr, batch_size
                     break
             epoch += 1
         torch.save(twin.state_dict(), os.path.join(workdir, f"rank{rank}.pt"))
+        dist.barrier()                              # no process tears the group down while another still uses it
     finally:
         dist.destroy_process_group()
 
@@ -107,7 +102,8 @@ def train_ddp(model, images, labels, steps, world_size=2, lr=0.01, batch_size=2,
         folder = workdir or scratch
         torch.save(to_torch(model).state_dict(), os.path.join(folder, "initial.pt"))
         numpy.savez(os.path.join(folder, "data.npz"), images=images, labels=labels)
-        mp.spawn(_worker, args=(world_size, free_port(), type(model).__name__, model.config, folder, steps, lr,
+        rendezvous = os.path.join(scratch, "rendezvous")     # a file store: no port to race for, no server to outlive
+        mp.spawn(_worker, args=(world_size, rendezvous, type(model).__name__, model.config, folder, steps, lr,
                                 batch_size, seed), nprocs=world_size, join=True)
         return torch.load(os.path.join(folder, "rank0.pt"), weights_only=True)
 
