@@ -1,4 +1,4 @@
-"""In-place tensor methods with torch's semantics: add_ sub_ mul_ div_ clamp_ zero_ fill_ copy_, and ``+=``.
+"""In-place tensor methods with torch's semantics: add_ sub_ mul_ div_ clamp_ zero_ fill_ copy_, ``+=`` and ``x[i] = v``.
 
 Two cases, as in torch:
 
@@ -170,4 +170,25 @@ def copy_(self, src, non_blocking=False):
         return _adopt(self, F.clone(moved))          # a writable array of its own, not a broadcast view
     source = _data(src)
     self.data[...] = backend.to_backend(source, self.backend) if backend.backend_name_or_none(source) else source
+    return self
+
+
+def setitem(self, index, value):
+    """``self[index] = value``: ``value`` (a tensor, array or number) broadcast to ``self[index]`` and cast to self's dtype.
+
+    Outside the graph the array is written (views see it); inside, the write is recorded
+    (``functional.indexing.SetItem``): the gradient reaches ``value`` through the written elements
+    and the rest of self through the others.
+    """
+    from .functional.indexing import _steps, _write, setitem as recorded
+    if _in_graph(self, value):
+        if not isinstance(value, _tensor_type()):
+            value = _tensor_type()(backend.to_backend(numpy.asarray(value, dtype=numpy.dtype(self.dtype)), self.backend))
+        elif value.backend != self.backend:
+            value = value.to(self.backend)
+        return _adopt(self, recorded(self, index, value))
+    value = _data(value)
+    if backend.backend_name_or_none(value):
+        value = backend.to_backend(value, self.backend)
+    _write(self.data, _steps(index), value)
     return self

@@ -224,6 +224,7 @@ class Tensor:
     def __neg__(self): return F.neg(self)
     def __abs__(self): return F.abs(self)
     def __getitem__(self, index): return F.getitem(self, index)
+    def __setitem__(self, index, value): inplace.setitem(self, index, value)
 
     # Logical and bitwise operators on bool (and integer) tensors, outside the graph, as in torch.
     def __and__(self, other): return F.bitwise_and(self, other)

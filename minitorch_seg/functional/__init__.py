@@ -14,8 +14,8 @@ from .loss import cross_entropy
 from .norm import batch_norm, group_norm, layer_norm
 from .pool import avg_pool2d, max_pool2d, max_unpool2d
 from .upsample import interpolate
-from .movement import (cat, expand, flatten, getitem, pad, permute, reshape, roll, squeeze, stack,
-                       t, transpose, unsqueeze)
+from .movement import cat, expand, flatten, pad, permute, reshape, roll, squeeze, stack, t, transpose, unsqueeze
+from .indexing import getitem
 from .reduce import all, amax, amin, any, argmax, argmin, max, mean, min, sum
 from .windows import window_partition, window_reverse
 from .attention import window_attention

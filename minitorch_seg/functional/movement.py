@@ -1,13 +1,11 @@
-"""Ops that move elements without changing them: reshape permute getitem cat stack pad roll.
+"""Ops that move elements without changing them: reshape permute cat stack pad roll (getitem: indexing.py).
 
 Their backward passes move the gradient back the same way, so each one's backward is its own
-inverse movement: reshape back, permute by the inverse permutation, scatter the slice into zeros,
-split the concatenation, crop the padding, roll the other way.
+inverse movement: reshape back, permute by the inverse permutation, split the concatenation,
+crop the padding, roll the other way.
 """
-import numbers
-
 from ..autograd import Function, sum_to_shape
-from ..backend import get_array_module, scatter_add
+from ..backend import get_array_module
 from .reduce import _axes
 
 
@@ -51,35 +49,6 @@ class Expand(Function):
     @staticmethod
     def backward(ctx, g):
         return sum_to_shape(g, ctx.shape)
-
-
-class GetItem(Function):
-    """y = x[index].  Backward: a zero array of x's shape with g written at ``index``.
-
-    Basic indices (ints, slices, None, Ellipsis) pick each element at most once, so a plain
-    assignment does. Integer-array indices may pick one element twice; their gradients must add,
-    so those go through a scatter-add.
-    """
-
-    @staticmethod
-    def forward(ctx, x, index):
-        ctx.shape, ctx.dtype, ctx.index = x.shape, x.dtype, index
-        return x[index]
-
-    @staticmethod
-    def backward(ctx, g):
-        xp = get_array_module(g)
-        grad = xp.zeros(ctx.shape, dtype=ctx.dtype)
-        if _is_basic(ctx.index):
-            grad[ctx.index] = g
-        else:
-            scatter_add(grad, ctx.index, g)
-        return grad
-
-
-def _is_basic(index):
-    items = index if isinstance(index, tuple) else (index,)
-    return all(i is None or i is Ellipsis or isinstance(i, (int, slice)) for i in items)
 
 
 class Cat(Function):
@@ -229,30 +198,6 @@ def expand(input, *shape):
     except ValueError:
         raise ValueError(f"expand: cannot expand shape {input.shape} to {_shape_arg(shape)}; only size-1 dims "
                          "can grow, and new dims go in front.") from None
-
-
-def _is_int(i):
-    return isinstance(i, numbers.Integral) and not isinstance(i, bool)
-
-
-def getitem(input, index):
-    """``x[index]``: ints, slices, None, Ellipsis, and integer or boolean index tensors.
-
-    Where ints and index tensors are mixed, the ints select first, as in torch: ``x[0, :, idx]`` on a
-    (1, 3, 2) tensor is ``x[0][:, idx]``, shape (3, 2). (NumPy counts the int as an index array too,
-    and moves the broadcast dims to the front: (2, 3).)
-    """
-    from ..tensor import Tensor
-    if isinstance(index, tuple):
-        index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
-        arrays = [i for i in index if hasattr(i, "shape") or isinstance(i, list)]
-        if arrays and any(_is_int(i) for i in index):
-            ints = tuple(i if _is_int(i) or i is None or i is Ellipsis else slice(None) for i in index)
-            rest = tuple(slice(None) if i is None else i for i in index if not _is_int(i))
-            return GetItem.apply(GetItem.apply(input, index=ints), index=rest)
-    elif isinstance(index, Tensor):
-        index = index.data
-    return GetItem.apply(input, index=index)
 
 
 def _tensor_list(name, tensors):
