@@ -11,8 +11,10 @@ from .select import clamp, clip, where
 from .elementwise import abs, add, cast, clone, div, exp, log, mul, neg, pow, sqrt, sub
 from .linear import linear, matmul
 from .loss import cross_entropy
-from .norm import batch_norm, group_norm, layer_norm
-from .pool import avg_pool2d, max_pool2d, max_unpool2d
+from .norm import batch_norm
+from .sample_norm import group_norm, layer_norm
+from .pool import max_pool2d, max_unpool2d
+from .avg_pool import avg_pool2d
 from .upsample import interpolate
 from .movement import cat, expand, flatten, pad, permute, reshape, roll, squeeze, stack, t, transpose, unsqueeze
 from .indexing import getitem

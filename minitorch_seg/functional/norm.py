@@ -1,4 +1,4 @@
-"""Normalisation: batch_norm layer_norm group_norm, three Functions sharing one core.
+"""Normalisation: the derivation and core that batch_norm, group_norm and layer_norm share; batch_norm.
 
 All three standardise sets of values and then scale and shift them. They differ only in which
 values form a set and in the shape of the affine parameters gamma (weight) and beta (bias):
@@ -8,6 +8,8 @@ values form a set and in the shape of the affine parameters gamma (weight) and b
     layer_norm  x (*, D...)  a set per leading index: the trailing D...     gamma, beta (D...)
 
 Each Function views x so that its sets lie along the last axis (batch norm: and along axis 0).
+Batch norm is here; group norm and layer norm, which standardise within each sample, are in
+``sample_norm.py``, on the same core.
 
 The derivation, once (each Function's docstring specialises it). For one set S of m values:
 
@@ -30,7 +32,7 @@ The derivation, once (each Function's docstring specialises it). For one set S o
 6. In the code, with xc = x - mu (so x_hat = xc / sigma):
        dL/dx = s (h - k0 - k1 xc),   s = 1/sigma,  h = g_hat,  k0 = mean(g_hat),
                                      k1 = mean(g_hat xc) / sigma^2,
-   constants per set, which ``_input_grad`` applies in four passes with no temporary.
+   constants per set, which ``input_grad`` applies in four passes with no temporary.
 
 Speed (BatchNorm's training step is the hot path of a U-Net):
 - float32 stays float32: every constant is a Python number (a "weak" scalar to NumPy and CuPy)
@@ -66,18 +68,18 @@ from ..tensor import Tensor
 
 
 # ---- the shared core ------------------------------------------------------------------------
-def _row_sums(a):
+def row_sums(a):
     """Sums over the last axis, (..., L) -> (...), as the BLAS product a @ 1 (one pass, threaded)."""
     xp = get_array_module(a)
     return a @ xp.ones(a.shape[-1], dtype=a.dtype)
 
 
-def _row_dots(a, b):
+def row_dots(a, b):
     """sum_l a[..., l] b[..., l], (..., L) twice -> (...), as batched (1, L) @ (L, 1) dot products."""
     return (a[..., None, :] @ b[..., :, None])[..., 0, 0]
 
 
-def _centre(x, eps, over_batch=False):
+def centre(x, eps, over_batch=False):
     """The sets along the last axis of x (..., K) (with ``over_batch``, along axis 0 as well).
 
     Returns xc = x - mu (shaped like x), and mu, the biased var and 1/sigma, each shaped like x
@@ -86,13 +88,13 @@ def _centre(x, eps, over_batch=False):
     xp = get_array_module(x)
     pool = (lambda sums: sums.sum(axis=0)) if over_batch else (lambda sums: sums)  # noqa: E731
     m = x.shape[-1] * (x.shape[0] if over_batch else 1)
-    mean = pool(_row_sums(x)) / m
+    mean = pool(row_sums(x)) / m
     centred = x - mean[..., None]
-    var = pool(_row_dots(centred, centred)) / m
+    var = pool(row_dots(centred, centred)) / m
     return centred, mean, var, 1 / xp.sqrt(var + eps)
 
 
-def _scale_shift(centred, scale, shift, in_place):
+def scale_shift(centred, scale, shift, in_place):
     """y = centred * scale + shift (broadcast; shift may be None), in centred's memory if allowed."""
     if in_place:
         centred *= scale
@@ -104,7 +106,7 @@ def _scale_shift(centred, scale, shift, in_place):
     return y
 
 
-def _input_grad(h, centred, scale, k1, k0):
+def input_grad(h, centred, scale, k1, k0):
     """dL/dx = scale (h - k0 - k1 centred), step 6: four passes, no array but the result."""
     dx = centred * k1
     dx += k0
@@ -113,7 +115,7 @@ def _input_grad(h, centred, scale, k1, k0):
     return dx
 
 
-def _column(p):
+def column(p):
     return None if p is None else p[:, None]                                   # (C,) -> (C, 1)
 
 
@@ -159,9 +161,9 @@ class BatchNorm(Function):
             shift = -mean * scale if bias is None else bias - mean * scale
             if saving:
                 ctx.save_for_backward(scale, x3 if ctx.needs_input_grad[1] else None, mean, inv_std)
-            return _scale_shift(x3, scale[:, None], shift[:, None], in_place=False).reshape(x.shape)
+            return scale_shift(x3, scale[:, None], shift[:, None], in_place=False).reshape(x.shape)
 
-        centred, mean, var, inv_std = _centre(x3, eps, over_batch=True)         # (N, C, L), (C,) x3
+        centred, mean, var, inv_std = centre(x3, eps, over_batch=True)         # (N, C, L), (C,) x3
         m = n * x3.shape[2]
         if running_mean is not None:
             running_mean *= 1 - momentum
@@ -172,7 +174,7 @@ class BatchNorm(Function):
         if saving:
             ctx.save_for_backward(centred, inv_std, weight)
         scale = inv_std if weight is None else weight * inv_std
-        return _scale_shift(centred, scale[:, None], _column(bias), in_place=not saving).reshape(x.shape)
+        return scale_shift(centred, scale[:, None], column(bias), in_place=not saving).reshape(x.shape)
 
     @staticmethod
     def backward(ctx, g):
@@ -182,139 +184,28 @@ class BatchNorm(Function):
         if not ctx.training:
             scale, x3, mean, inv_std = ctx.saved_arrays
             grad_x = (g3 * scale[:, None]).reshape(ctx.shape) if need_x else None
-            grad_w = inv_std * _row_dots(g3, x3 - mean[:, None]).sum(axis=0) if need_w else None
-            grad_b = _row_sums(g3).sum(axis=0) if need_b else None
+            grad_w = inv_std * row_dots(g3, x3 - mean[:, None]).sum(axis=0) if need_w else None
+            grad_b = row_sums(g3).sum(axis=0) if need_b else None
             return grad_x, grad_w, grad_b
 
         centred, inv_std, weight = ctx.saved_arrays
         m = n * g3.shape[2]
-        sum_g = _row_sums(g3).sum(axis=0) if (need_x or need_b) else None            # (C,) Sg
-        sum_gc = _row_dots(g3, centred).sum(axis=0) if (need_x or need_w) else None  # (C,) Sgc
+        sum_g = row_sums(g3).sum(axis=0) if (need_x or need_b) else None            # (C,) Sg
+        sum_gc = row_dots(g3, centred).sum(axis=0) if (need_x or need_w) else None  # (C,) Sgc
         grad_x = None
         if need_x:
             scale = inv_std if weight is None else weight * inv_std
             k1, k0 = sum_gc * inv_std * inv_std / m, sum_g / m
-            grad_x = _input_grad(g3, centred, scale[:, None], k1[:, None], k0[:, None]).reshape(ctx.shape)
+            grad_x = input_grad(g3, centred, scale[:, None], k1[:, None], k0[:, None]).reshape(ctx.shape)
         return grad_x, (sum_gc * inv_std if need_w else None), (sum_g if need_b else None)
 
 
-# ---- group norm -----------------------------------------------------------------------------
-class GroupNorm(Function):
-    """Group normalisation: each sample's channels split into G groups, each group standardised.
-
-    Notation: x (N, C, *) viewed as X (N, G, K), K = (C/G) L, a set per (n, group k) of m = K
-    values; the same memory viewed as (N, C, L) for the per-channel gamma, beta (C,).
-    Shapes: x (N, C, *) -> y (N, C, *).
-
-    Forward: y[n, c] = gamma_c (x[n, c] - mu[n, k(c)]) / sigma[n, k(c)] + beta_c.
-
-    Backward (the module docstring's derivation with S = (n, k)): gamma varies inside a set, so
-    h = g_hat = gamma g is formed. The means of step 6 are sums over the group's channels of
-    per-(n, c) sums, which also give the parameter gradients:
-        Sg[n, c] = sum_l g,   Sgc[n, c] = sum_l g xc
-        dL/dbeta_c = sum_n Sg[n, c],   dL/dgamma_c = sum_n Sgc[n, c] / sigma[n, k(c)]
-        k0[n, k] = (1/m) sum_{c in k} gamma_c Sg[n, c],   k1[n, k] = (1/(m sigma^2)) sum_{c in k} gamma_c Sgc[n, c]
-        dL/dx = (1/sigma) (gamma g - k0 - k1 xc)   on the (N, G, K) view.
-    """
-
-    @staticmethod
-    def forward(ctx, x, weight, bias, num_groups, eps):
-        xp = get_array_module(x)
-        n, channels = x.shape[:2]
-        per_group = channels // num_groups
-        centred, _, _, inv_std = _centre(x.reshape(n, num_groups, -1), eps)     # (N, G, K), (N, G)
-        saving = any(ctx.needs_input_grad)
-        if saving:
-            ctx.shape, ctx.groups = x.shape, num_groups
-            ctx.save_for_backward(centred, inv_std, weight)
-        scale = xp.repeat(inv_std, per_group, axis=1)                           # (N, C): 1/sigma per channel
-        if weight is not None:
-            scale *= weight
-        y = _scale_shift(centred.reshape(n, channels, -1), scale[..., None], _column(bias), in_place=not saving)
-        return y.reshape(x.shape)                                               # (N, C, L) -> (N, C, *)
-
-    @staticmethod
-    def backward(ctx, g):
-        xp = get_array_module(g)
-        need_x, need_w, need_b = ctx.needs_input_grad
-        centred, inv_std, weight = ctx.saved_arrays                             # (N, G, K), (N, G)
-        n, channels = ctx.shape[:2]
-        groups, per_group = ctx.groups, channels // ctx.groups
-        g3 = g.reshape(n, channels, -1)                                         # (N, C, L)
-        sum_g = _row_sums(g3) if (need_x or need_b) else None                   # (N, C) Sg
-        sum_gc = _row_dots(g3, centred.reshape(g3.shape)) if (need_x or need_w) else None  # (N, C) Sgc
-        grad_x = grad_w = None
-        if need_x:
-            m = centred.shape[2]
-            gamma = 1 if weight is None else weight
-            k0 = (gamma * sum_g).reshape(n, groups, per_group).sum(axis=2) / m                       # (N, G)
-            k1 = (gamma * sum_gc).reshape(n, groups, per_group).sum(axis=2) * (inv_std * inv_std) / m
-            h = g3 if weight is None else g3 * weight[:, None]                 # (N, C, L) g_hat
-            dx = _input_grad(h.reshape(centred.shape), centred, inv_std[..., None], k1[..., None], k0[..., None])
-            grad_x = dx.reshape(ctx.shape)                                      # (N, G, K) -> (N, C, *)
-        if need_w:
-            grad_w = (sum_gc * xp.repeat(inv_std, per_group, axis=1)).sum(axis=0)
-        return grad_x, grad_w, (sum_g.sum(axis=0) if need_b else None)
-
-
-# ---- layer norm -----------------------------------------------------------------------------
-class LayerNorm(Function):
-    """Layer normalisation: each sample standardised over its trailing ``normalized_shape`` dims.
-
-    Notation: x (*, D...) viewed as X (R, D), R the product of the leading sizes and D of the
-    normalised ones; a set per row r of m = D values; gamma, beta have the normalised shape
-    (viewed as (D,)) and act elementwise.
-    Shapes: x (*, D...) -> y (*, D...).
-
-    Forward: y[r, d] = gamma_d (x[r, d] - mu_r) / sigma_r + beta_d.
-
-    Backward (the module docstring's derivation with S = row r): gamma varies along the set, so
-    h = g_hat = g gamma is formed and step 6 applies row by row:
-        dL/dx = (1/sigma_r) (h - k0 - k1 xc),  k0 = mean_d(h),  k1 = mean_d(h xc) / sigma_r^2;
-        dL/dgamma_d = sum_r g xc / sigma_r  (a matrix-vector product (1/sigma) @ (g xc)),
-        dL/dbeta_d = sum_r g.
-    """
-
-    @staticmethod
-    def forward(ctx, x, weight, bias, normalized_ndim, eps):
-        size = math.prod(x.shape[x.ndim - normalized_ndim:])
-        centred, _, _, inv_std = _centre(x.reshape(-1, size), eps)              # (R, D), (R,)
-        saving = any(ctx.needs_input_grad)
-        if saving:
-            ctx.shape, ctx.param_shape = x.shape, x.shape[x.ndim - normalized_ndim:]
-            ctx.save_for_backward(centred, inv_std, None if weight is None else weight.reshape(size))
-        y = _scale_shift(centred, inv_std[:, None], None, in_place=not saving)
-        if weight is not None:
-            y *= weight.reshape(size)
-        if bias is not None:
-            y += bias.reshape(size)
-        return y.reshape(x.shape)                                               # (R, D) -> (*, D...)
-
-    @staticmethod
-    def backward(ctx, g):
-        need_x, need_w, need_b = ctx.needs_input_grad
-        centred, inv_std, gamma = ctx.saved_arrays                              # (R, D), (R,), (D,)
-        size = centred.shape[1]
-        g2 = g.reshape(-1, size)                                                # (R, D)
-        grad_x = grad_w = grad_b = None
-        if need_x:
-            h = g2 if gamma is None else g2 * gamma                             # (R, D) g_hat
-            k0 = _row_sums(h) / size
-            k1 = _row_dots(h, centred) * (inv_std * inv_std) / size
-            grad_x = _input_grad(h, centred, inv_std[:, None], k1[:, None], k0[:, None]).reshape(ctx.shape)
-        if need_w:
-            grad_w = (inv_std @ (g2 * centred)).reshape(ctx.param_shape)
-        if need_b:
-            grad_b = g2.sum(axis=0).reshape(ctx.param_shape)
-        return grad_x, grad_w, grad_b
-
-
 # ---- the functions (torch.nn.functional's signatures) ----------------------------------------
-def _data(t):
+def data(t):
     return t.data if isinstance(t, Tensor) else t
 
 
-def _check_per_channel(name, tensor, channels, what="elements"):
+def check_per_channel(name, tensor, channels, what="elements"):
     if tensor is not None and tensor.data.size != channels:
         raise ValueError(f"{name} should contain {channels} {what} not {tensor.data.size}: "
                          f"one per channel of the input.")
@@ -335,44 +226,15 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         raise TypeError("batch_norm: momentum must be a number; momentum=None (a cumulative average) needs the "
                         "batch count that BatchNorm2d(momentum=None) keeps.")
     channels = input.shape[1]
-    _check_per_channel("running_mean", running_mean, channels)
-    _check_per_channel("running_var", running_var, channels)
-    _check_per_channel("weight", weight, channels)
-    _check_per_channel("bias", bias, channels)
+    check_per_channel("running_mean", running_mean, channels)
+    check_per_channel("running_var", running_var, channels)
+    check_per_channel("weight", weight, channels)
+    check_per_channel("bias", bias, channels)
     if training and math.prod(input.shape) // channels == 1:
         raise ValueError(f"Expected more than 1 value per channel when training, got input size {input.shape}.")
     if not training and (running_mean is None or running_var is None):
         raise ValueError("running_mean and running_var must be given in evaluation mode (training=False).")
-    running = [_data(t) for t in (running_mean, running_var)]
-    get_array_module(_data(input), _data(weight), _data(bias), *running)  # one clear error on mixed backends
+    running = [data(t) for t in (running_mean, running_var)]
+    get_array_module(data(input), data(weight), data(bias), *running)  # one clear error on mixed backends
     return BatchNorm.apply(input, weight, bias, running_mean=running[0], running_var=running[1],
-                           training=training, momentum=_data(momentum), eps=eps)
-
-
-def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
-    """Normalise each group of ``C / num_groups`` channels of each sample of ``input`` (N, C, *)."""
-    if input.ndim < 2:
-        raise ValueError(f"group_norm expects an input of shape (N, C, *), got shape {input.shape}.")
-    n, channels = input.shape[:2]
-    if num_groups < 1 or channels % num_groups:
-        raise ValueError(f"Expected number of channels in input to be divisible by num_groups, but got input of "
-                         f"shape {input.shape} and num_groups={num_groups}.")
-    _check_per_channel("weight", weight, channels)
-    _check_per_channel("bias", bias, channels)
-    if n * (channels // num_groups) * math.prod(input.shape[2:]) == 1:  # torch's check, word for word
-        raise ValueError(f"Expected more than 1 value per channel when training, got input size {input.shape}.")
-    return GroupNorm.apply(input, weight, bias, num_groups=num_groups, eps=eps)
-
-
-def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
-    """Normalise ``input`` over its trailing dims ``normalized_shape`` (an int or a tuple)."""
-    normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
-    k = len(normalized_shape)
-    if k == 0 or k > input.ndim or input.shape[input.ndim - k:] != normalized_shape:
-        raise ValueError(f"Given normalized_shape={list(normalized_shape)}, expected input with shape "
-                         f"[*, {', '.join(map(str, normalized_shape))}], but got input of size {list(input.shape)}.")
-    for name, p in (("weight", weight), ("bias", bias)):
-        if p is not None and tuple(p.shape) != normalized_shape:
-            raise ValueError(f"Expected {name} to be of same shape as normalized_shape, but got {name} of shape "
-                             f"{list(p.shape)} and normalized_shape = {list(normalized_shape)}.")
-    return LayerNorm.apply(input, weight, bias, normalized_ndim=k, eps=eps)
+                           training=training, momentum=data(momentum), eps=eps)

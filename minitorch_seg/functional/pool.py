@@ -1,4 +1,4 @@
-"""Pooling and unpooling: max_pool2d max_unpool2d avg_pool2d.
+"""Max pooling and max unpooling: max_pool2d max_unpool2d, each the other's backward (avg_pool2d: avg_pool.py).
 
 Notation: x (N, C, H, W) input; kernel (kh, kw), stride (sh, sw), padding (ph, pw), dilation
 (dh, dw); y (N, C, Ho, Wo) with Ho = ``shapes.pool_output_size(H, kh, sh, ph, dh, ceil_mode)``,
@@ -6,11 +6,12 @@ likewise Wo. Window (u, v) covers the padded pixels
 
     xpad[n, c, u*sh + i*dh, v*sw + j*dw]   for the kernel taps i < kh, j < kw.
 
-Every op here visits the windows tap by tap: for one kernel tap (i, j), the strided slice
+Every pooling op visits the windows tap by tap: for one kernel tap (i, j), the strided slice
 ``xpad[:, :, i*dh :: sh, j*dw :: sw]`` (cut to Ho x Wo; ``sliding.tap``) holds that element of
 *every* window at once, so a pass over the kernel is kh*kw array operations, with no copy of the
 windows ("im2col") and no Python loop over pixels. Where the windows sit, the padding and the
-tap views come from ``sliding``; this file adds pooling's rules and kernels.
+tap views come from ``sliding``; ``pool_windows`` below checks a pooling call's arguments (for
+avg_pool.py too); max pool's forward kernel is ``max_pool_kernel.window_maxima``.
 
 Max pool remembers where each window's maximum was, the notes' *switches*, encoded as torch
 does: the flat index h*W + w into the unpadded H x W plane. Max unpool puts values back at the
@@ -20,16 +21,16 @@ other's backward.
 """
 import math
 
-from .. import backend, parallel
+from .. import backend
 from ..autograd import Function
 from ..backend import get_array_module, scatter_add
 from ..shapes import conv_transpose_output_size, pair
 from . import sliding
-from .sliding import tap
+from .max_pool_kernel import window_maxima
 
 
 # ---- checking the arguments, placing the windows ---------------------------------------------
-def _pool_windows(name, shape, kernel_size, stride, padding, dilation, ceil_mode):
+def pool_windows(name, shape, kernel_size, stride, padding, dilation, ceil_mode):
     """Check the arguments of a pooling call, one clear sentence per mistake, and place its windows."""
     if len(shape) != 4:
         raise ValueError(f"{name}: expected a 4-D input (N, C, H, W), got shape {tuple(shape)}.")
@@ -58,27 +59,6 @@ def _pool_windows(name, shape, kernel_size, stride, padding, dilation, ceil_mode
             raise ValueError(f"{name}: with dilation {dilation} and padding {padding}, window {empty} of an input "
                              f"side {n} holds no input pixel, only padding.")
     return geometry
-
-
-def _first_inside(windows, xp, dtype):
-    """Per window (Ho, Wo): the tap number i*kw + j of its first pixel inside the input, row-major.
-
-    Torch starts each window's search there, so a window whose input pixels are all -inf still
-    reports an input pixel, never the padding. Without padding it is tap 0 everywhere (None).
-    Every window holds an input pixel (``_pool_windows`` checks).
-    """
-    if windows.padding == (0, 0) and windows.padded_hw() == windows.in_hw:
-        return None
-    firsts = []   # per axis, per window: the first kernel tap that lands inside the input
-    for n, o, s, p, d, k in zip(windows.in_hw, windows.out_hw, windows.stride, windows.padding,
-                                windows.dilation, windows.kernel):
-        firsts.append(xp.asarray([next(i for i in range(k) if 0 <= u * s - p + i * d < n) for u in range(o)],
-                                 dtype=dtype))
-    return firsts[0][:, None] * windows.kernel[1] + firsts[1]      # (Ho, Wo)
-
-
-def _lowest(dtype, xp):
-    return -math.inf if dtype.kind == "f" else xp.iinfo(dtype).min
 
 
 # ---- switches: the scatter and the gather that max pool and max unpool share -----------------------
@@ -132,9 +112,7 @@ class MaxPool2d(Function):
 
     The forward runs one comparison per kernel tap, in row-major order, over whole arrays of
     windows: a value strictly greater than the best so far (or a NaN) takes over, so the first
-    maximum wins ties (``_max_over_windows``). On the host it goes a few planes at a time
-    (``parallel.POOL_TILES``), so the input is read from memory once and the kh*kw passes over it
-    hit the cache.
+    maximum wins ties (``max_pool_kernel.window_maxima``, a few planes at a time on the host).
 
     Unlike PyTorch: 4-D input only (no unbatched (C, H, W)); a window holding only padding (possible
     with dilation) is an error, where torch returns -inf.
@@ -150,17 +128,8 @@ class MaxPool2d(Function):
 
     @staticmethod
     def forward(ctx, x, windows, return_indices):
-        xp = get_array_module(x)
-        y = xp.empty(x.shape[:2] + windows.out_hw, dtype=x.dtype)              # (N, C, Ho, Wo)
-        want_switches = return_indices or ctx.needs_input_grad[0]
-        switches = xp.empty(y.shape, dtype=xp.int64) if want_switches else None
-        tiles = _plane_tiles(x, windows)
-        scratch = _MaxScratch(x, windows, tiles[0])
-        for tile in tiles:
-            arg = _max_over_windows(x[tile], windows, y[tile], scratch)
-            if want_switches:
-                _switches_from_taps(arg, scratch, out=switches[tile])
-        if not want_switches:
+        y, switches = window_maxima(x, windows, with_switches=return_indices or ctx.needs_input_grad[0])
+        if switches is None:                                                    # (N, C, Ho, Wo) both
             return y
         ctx.windows, ctx.in_shape = windows, x.shape
         ctx.save_for_backward(switches)
@@ -175,95 +144,6 @@ class MaxPool2d(Function):
         h, w = ctx.windows.in_hw
         return _scatter_to_switches(g, _flat_switches(switches, h * w), ctx.in_shape,
                                     accumulate=ctx.windows.overlap())
-
-
-def _plane_tiles(x, windows):
-    """Index tuples (n_slice, c_slice) covering the N*C planes of x, a few padded planes each."""
-    n, c = x.shape[:2]
-    plane_bytes = math.prod(windows.padded_hw()) * x.dtype.itemsize
-    return parallel.tiles(get_array_module(x), parallel.POOL_TILES, (n, c), plane_bytes)
-
-
-# ---- max pool's forward: one comparison per tap ----------------------------------------------------
-# The idea, in whole arrays, with tap(i, j) the (N, C, Ho, Wo) view of tap (i, j) of every window
-# and o = i*kw + j the tap number:
-#
-#     best, arg = tap(0, 0), 0
-#     for o, (i, j) in enumerate(taps[1:], start=1):
-#         value = tap(i, j)
-#         better = (value > best) | isnan(value)      # strictly greater: the first maximum wins ties
-#         best = maximum(best, value)                 # a NaN propagates, as in torch
-#         arg = where(better, o, arg)
-#
-# ``_max_over_windows`` does exactly this, a few planes at a time, into buffers made once per call
-# (``_MaxScratch``) and reused by every tile and every tap; ``_switches_from_taps`` then turns each
-# window's tap number into torch's index h*W + w of the input pixel.
-class _MaxScratch:
-    """Buffers for one tile, reused by every tile (the last, smaller tile uses their first planes)."""
-
-    def __init__(self, x, windows, tile):
-        xp = get_array_module(x)
-        planes = x[tile].shape[:2]
-        out_shape = planes + windows.out_hw
-        self.padded = None
-        if windows.padded_hw() != windows.in_hw or windows.padding != (0, 0):
-            self.padded = xp.full(planes + windows.padded_hw(), _lowest(x.dtype, xp), dtype=x.dtype)
-        self.tap_dtype = xp.uint8 if len(windows.taps()) <= 256 else xp.int32
-        self.first = _first_inside(windows, xp, self.tap_dtype)
-        self.arg, self.step = (xp.empty(out_shape, dtype=self.tap_dtype) for _ in range(2))
-        self.arg_index = xp.empty(out_shape, dtype=xp.int64)
-        self.value = xp.empty(out_shape, dtype=x.dtype)
-        self.better, self.is_nan = (xp.empty(out_shape, dtype=bool) for _ in range(2))
-        # for _switches_from_taps: window (u, v)'s tap o is the pixel corner[u, v] + tap_step[o]
-        (ho, wo), (sh, sw), (ph, pw), (dh, dw) = windows.out_hw, windows.stride, windows.padding, windows.dilation
-        plane_w = windows.in_hw[1]
-        self.tap_step = xp.asarray([i * dh * plane_w + j * dw for i, j in windows.taps()], dtype=xp.int64)
-        self.corner = (((xp.arange(ho, dtype=xp.int64) * sh - ph) * plane_w)[:, None]
-                       + (xp.arange(wo, dtype=xp.int64) * sw - pw))          # (Ho, Wo)
-
-    def for_tile(self, buffer, planes):
-        return buffer[:planes[0], :planes[1]]
-
-
-def _max_over_windows(x, windows, best, scratch):
-    """best[...] = the window maxima of the tile x; returns the tap number o = i*kw + j of each maximum."""
-    xp = get_array_module(x)
-    planes = x.shape[:2]
-    value, better, is_nan, step, arg = (scratch.for_tile(b, planes) for b in
-                                        (scratch.value, scratch.better, scratch.is_nan, scratch.step, scratch.arg))
-    padded = x
-    if scratch.padded is not None:       # the border stays -inf; only the inside is rewritten
-        padded = scratch.for_tile(scratch.padded, planes)
-        (ph, pw), (h, w) = windows.padding, windows.in_hw
-        padded[:, :, ph:ph + h, pw:pw + w] = x
-
-    taps = windows.taps()
-    best[...] = tap(padded, windows, *taps[0])
-    arg[...] = 0 if scratch.first is None else scratch.first   # where each window's search starts
-    for o, (i, j) in enumerate(taps[1:], start=1):
-        value[...] = tap(padded, windows, i, j)                # contiguous: compares ~8x faster
-        xp.greater(value, best, out=better)
-        if x.dtype.kind == "f":
-            better |= xp.isnan(value, out=is_nan)
-        xp.maximum(best, value, out=best)                      # NaN propagates, as in torch
-        # arg = o where better: taps come in increasing order, so o exceeds every tap number
-        # kept so far and a maximum does the select (much faster than a masked write).
-        xp.maximum(arg, xp.multiply(better, o, out=step, dtype=scratch.tap_dtype), out=arg)
-    return arg
-
-
-def _switches_from_taps(arg, scratch, out):
-    """Tap numbers o = i*kw + j per window -> torch's indices h*W + w (int64), written to ``out``.
-
-    Window (u, v)'s tap (i, j) is the pixel h = u*sh - ph + i*dh, w = v*sw - pw + j*dw, so
-    h*W + w = corner[u, v] + tap_step[o] with corner[u, v] = (u*sh - ph)*W + (v*sw - pw) and
-    tap_step[o] = i*dh*W + j*dw.
-    """
-    xp = get_array_module(arg)
-    index = scratch.for_tile(scratch.arg_index, arg.shape)
-    index[...] = arg                     # take casts small-int indices itself, 4x slower than this
-    xp.take(scratch.tap_step, index, out=out)
-    out += scratch.corner
 
 
 # ---- max unpool ----------------------------------------------------------------------------------
@@ -315,78 +195,6 @@ class MaxUnpool2d(Function):
         return _gather_at_switches(g, _flat_switches(switches, ctx.plane_size)), None
 
 
-# ---- average pool --------------------------------------------------------------------------------
-class AvgPool2d(Function):
-    """y[n, c, u, v] = (1 / D[u, v]) * sum_{i, j} xpad[n, c, u*sh + i, v*sw + j], xpad padded with zeros.
-
-    Shapes: x (N, C, H, W) -> y (N, C, Ho, Wo), Ho = ``shapes.pool_output_size(H, kh, sh, ph,
-    ceil_mode=ceil_mode)``, likewise Wo.
-
-    Forward: the window sums, one strided add per kernel tap, times 1/D. The divisor D[u, v]
-    follows torch: the window's size clipped to the padded input (a ceil_mode window may run past
-    it), or with ``count_include_pad=False`` only its pixels inside the input, or
-    ``divisor_override``. D factors as D_h[u] * D_w[v] (or is a constant).
-
-    Backward: xpad[n, c, u*sh + i, v*sw + j] enters y[n, c, u, v] with weight 1 / D[u, v], once
-    for every window (u, v) it lies in, so
-
-        dL/dxpad[n, c, r, t] = sum of g[n, c, u, v] / D[u, v] over (u, v, i, j) with u*sh + i = r, v*sw + j = t:
-
-    for each tap (i, j), g / D is added into the (i, j) strided view of a zero dL/dxpad
-    (where windows overlap, the adds add up): col2im of g / D, the same for every tap
-    (``sliding.add_taps``). dL/dx is the unpadded part of dL/dxpad.
-
-    Unlike PyTorch: 4-D input only.
-
-    >>> import minitorch_seg as mt
-    >>> x = mt.tensor([[[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]]], requires_grad=True)
-    >>> avg_pool2d(x, 2, stride=1).tolist()
-    [[[[3.0, 4.0]]]]
-    >>> avg_pool2d(x, 2, stride=1).sum().backward(); x.grad.tolist()
-    [[[[0.25, 0.5, 0.25], [0.25, 0.5, 0.25]]]]
-    """
-
-    @staticmethod
-    def forward(ctx, x, windows, count_include_pad, divisor_override):
-        xp = get_array_module(x)
-        padded = sliding.pad(x, windows)
-        taps = windows.taps()
-        total = tap(padded, windows, *taps[0]).copy()                  # (N, C, Ho, Wo)
-        for i, j in taps[1:]:
-            total += tap(padded, windows, i, j)
-        scale = _reciprocal_divisor(windows, count_include_pad, divisor_override, x.dtype, xp)
-        total *= scale
-        ctx.windows, ctx.scale, ctx.in_shape = windows, scale, x.shape
-        return total
-
-    @staticmethod
-    def backward(ctx, g):
-        windows = ctx.windows
-        xp = get_array_module(g)
-        scaled = g * ctx.scale                                         # (N, C, Ho, Wo)
-        every_tap = xp.broadcast_to(scaled[:, :, None, None], scaled.shape[:2] + windows.kernel + scaled.shape[2:])
-        grad = xp.zeros(ctx.in_shape[:2] + windows.padded_hw(), dtype=g.dtype)   # dL/dxpad
-        sliding.add_taps(grad, every_tap, windows)                     # (N, C, kh, kw, Ho, Wo) onto it
-        (ph, pw), (h, w) = windows.padding, windows.in_hw
-        return grad[:, :, ph:ph + h, pw:pw + w]
-
-
-def _reciprocal_divisor(windows, count_include_pad, divisor_override, dtype, xp):
-    """1 / D as a (Ho, Wo) array (or a Python float for ``divisor_override``); see AvgPool2d."""
-    if divisor_override:
-        return 1.0 / divisor_override
-    counts = []
-    for n, o, k, s, p in zip(windows.in_hw, windows.out_hw, windows.kernel, windows.stride, windows.padding):
-        starts = [u * s - p for u in range(o)]
-        if count_include_pad:   # clipped to the padded input only
-            counts.append([min(a + k, n + p) - a for a in starts])
-        else:                   # clipped to the input
-            counts.append([min(a + k, n) - max(a, 0) for a in starts])
-    count_h = xp.asarray(counts[0], dtype=dtype)[:, None]
-    count_w = xp.asarray(counts[1], dtype=dtype)
-    return 1 / (count_h * count_w)                                    # (Ho, Wo)
-
-
 # ---- public functions ----------------------------------------------------------------------------
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
     """Max over each kh x kw window (torch.nn.functional.max_pool2d); see ``MaxPool2d``.
@@ -394,7 +202,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     With ``return_indices=True`` also returns the switches, int64 indices h*W + w into each
     input plane, for ``max_unpool2d``.
     """
-    windows = _pool_windows("max_pool2d", input.shape, kernel_size, stride, padding, dilation, ceil_mode)
+    windows = pool_windows("max_pool2d", input.shape, kernel_size, stride, padding, dilation, ceil_mode)
     return MaxPool2d.apply(input, windows=windows, return_indices=return_indices)
 
 
@@ -435,15 +243,3 @@ def _unpool_output_hw(in_hw, kernel, stride, padding, output_size):
     if min(size) < 1:
         raise ValueError(f"max_unpool2d: the output size {size} must be positive.")
     return size
-
-
-def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
-               divisor_override=None):
-    """Mean over each kh x kw window (torch.nn.functional.avg_pool2d); see ``AvgPool2d``."""
-    windows = _pool_windows("avg_pool2d", input.shape, kernel_size, stride, padding, 1, ceil_mode)
-    if input.dtype.kind != "f":
-        raise TypeError(f"avg_pool2d: expected a floating-point input, got {input.dtype} (as torch).")
-    if divisor_override is not None and divisor_override <= 0:
-        raise ValueError(f"avg_pool2d: divisor_override must be positive, got {divisor_override}.")
-    return AvgPool2d.apply(input, windows=windows, count_include_pad=count_include_pad,
-                           divisor_override=divisor_override)

@@ -9,7 +9,10 @@ ValueError: hrnet expects images (N, 3, H, W) with H and W multiples of 32, got 
 """
 from .. import nn
 
-MULTIPLE = 32   # every model downsamples by at most 32 (five halvings), so multiples of 32 tile exactly
+# One input rule for every model, so predict.py pads every image the same way: HRNet's lowest branch
+# and Swin's last stage are at 1/32 (five halvings), the most any model here downsamples by default;
+# SegNet and DeepLab go to 1/16, U-Net to 1/8 (2**(depth - 1)), so for them 32 is more than enough.
+MULTIPLE = 32
 
 
 def check_input(name, x, channels=3, multiple=MULTIPLE):

@@ -3,10 +3,17 @@ from the contracting path" (Ronneberger et al., 2015), small enough to train on 
 
 The default (width 16, depth 4: channels 16-32-64-128) is the network of the spatial-ops benchmark.
 
+It halves the map depth - 1 times (to 1/8 by default) and takes, as every model here, sides that
+are multiples of 32 (``common.MULTIPLE``), so each halving is exact unless depth is 7 or more.
+Then a side such as 96 reaches an odd size (96 -> ... -> 3 -> 1), the transposed conv gives it back
+one pixel short (2, not 3), and ``Up`` pads it to the skip's size.
+
 >>> import minitorch_seg as mt
 >>> model = UNet(num_classes=19)
 >>> model(mt.zeros(1, 3, 32, 64)).shape
 (1, 19, 32, 64)
+>>> UNet(num_classes=19, width=2, depth=7).eval()(mt.zeros(1, 3, 96, 160)).shape   # 3 -> 1 -> 2, padded to 3
+(1, 19, 96, 160)
 """
 from .. import functional as F
 from .. import nn

@@ -87,8 +87,7 @@ class Module:
         self._buffers[name] = tensor
 
     def register_parameter(self, name, parameter):
-        if parameter is None:
-            self.__dict__.setdefault("_none_parameters", set()).add(name)
+        if parameter is None:   # an absent optional parameter (bias=False): a plain None attribute
             object.__setattr__(self, name, None)
         else:
             setattr(self, name, parameter)
