@@ -246,59 +246,81 @@ def topological_order(root):
     return order
 
 
-def _accumulate(slot, index, grad):
-    slot[index] = grad if slot[index] is None else slot[index] + grad
-
-
 def run_backward(root, gradient, retain_graph=False):
-    """Propagate ``gradient`` (an array shaped like ``root``) back to every leaf that wants one."""
+    """Propagate ``gradient`` (an array shaped like ``root``) back to every leaf that wants one.
+
+    micrograd's walk: visit the nodes output first (``topological_order``); call each one's
+    backward on the gradients its outputs received; route each input's gradient along its edge,
+    to the node that made that input or to the leaf, adding where several paths meet.
+    """
     if root._ctx is None:
         root._accumulate_grad(gradient)
         return
-    pending = {id(root._ctx): [None] * len(root._ctx.outputs)}
+    pending = {id(root._ctx): [None] * len(root._ctx.outputs)}   # node -> its outputs' gradients so far
     pending[id(root._ctx)][root._output_index] = gradient
     for node in topological_order(root._ctx):
         grads = pending.pop(id(node), None)
-        if grads is None:
+        if grads is None:          # no gradient reached it (only non-differentiable paths lead there)
             continue
-        if node.freed:
-            raise RuntimeError(f"Trying to backward through {node.name} a second time, after its saved arrays "
-                               "were freed; pass retain_graph=True to the first backward() to keep them.")
-        xp = backend.get_array_module(*[g for g in grads if g is not None])
-        for index, (shape, dtype, differentiable) in enumerate(node.outputs):
-            if grads[index] is None and differentiable:
-                grads[index] = xp.zeros(shape, dtype=dtype)
-            if node.retained and index in node.retained:
-                kept = node.retained[index]()
-                if kept is not None:
-                    kept._accumulate_grad(grads[index])
-        if _profile is None:
-            input_grads = node.function.backward(node, *grads)
-        else:
-            start = time.perf_counter()
-            input_grads = node.function.backward(node, *grads)
-            _record(node.name, 2, time.perf_counter() - start)
-        if not isinstance(input_grads, tuple):
-            input_grads = (input_grads,)
-        for edge, grad in zip(node.edges, input_grads):
+        for edge, grad in zip(node.edges, _call_backward(node, grads)):
             if edge is None or grad is None:
                 continue
-            target, index, shape = edge
-            if grad.shape != shape:
-                raise RuntimeError(f"{node.name}.backward returned a gradient of shape {tuple(grad.shape)} "
-                                   f"for an input of shape {tuple(shape)}.")
-            if backend.is_device_module(xp) and backend.backend_name_or_none(grad) != backend.module_name(xp):
-                raise backend.BackendError(f"{node.name}.backward returned a {type(grad).__name__} for gradients on "
-                                           f"{xp.__name__}; it made a host array on the device path.")
+            target, index, _ = edge
             if isinstance(target, Context):
                 _accumulate(pending.setdefault(id(target), [None] * len(target.outputs)), index, grad)
             else:
                 target._accumulate_grad(grad)
         if not retain_graph:
-            node.saved_arrays = ()
-            node.freed = True
-            for name in [k for k in vars(node) if k not in _NODE_FIELDS]:
-                delattr(node, name)  # arrays saved as attributes go too
+            _free(node)
+
+
+def _accumulate(slot, index, grad):
+    slot[index] = grad if slot[index] is None else slot[index] + grad
+
+
+def _call_backward(node, grads):
+    """``node``'s Function.backward on its outputs' gradients (timed while profiling): one gradient per input.
+
+    Outputs no gradient reached get zeros; a tensor that asked to ``retain_grad`` gets its
+    gradient here. What backward returns is checked: each gradient the shape of its input and on
+    the outputs' backend.
+    """
+    if node.freed:
+        raise RuntimeError(f"Trying to backward through {node.name} a second time, after its saved arrays "
+                           "were freed; pass retain_graph=True to the first backward() to keep them.")
+    xp = backend.get_array_module(*[g for g in grads if g is not None])
+    for index, (shape, dtype, differentiable) in enumerate(node.outputs):
+        if grads[index] is None and differentiable:
+            grads[index] = xp.zeros(shape, dtype=dtype)
+        if node.retained and index in node.retained:
+            kept = node.retained[index]()
+            if kept is not None:
+                kept._accumulate_grad(grads[index])
+    if _profile is None:
+        input_grads = node.function.backward(node, *grads)
+    else:
+        start = time.perf_counter()
+        input_grads = node.function.backward(node, *grads)
+        _record(node.name, 2, time.perf_counter() - start)
+    input_grads = input_grads if isinstance(input_grads, tuple) else (input_grads,)
+    for edge, grad in zip(node.edges, input_grads):
+        if edge is None or grad is None:
+            continue
+        if grad.shape != edge[2]:
+            raise RuntimeError(f"{node.name}.backward returned a gradient of shape {tuple(grad.shape)} "
+                               f"for an input of shape {tuple(edge[2])}.")
+        if backend.is_device_module(xp) and backend.backend_name_or_none(grad) != backend.module_name(xp):
+            raise backend.BackendError(f"{node.name}.backward returned a {type(grad).__name__} for gradients on "
+                                       f"{xp.__name__}; it made a host array on the device path.")
+    return input_grads
+
+
+def _free(node):
+    """Drop what ``node`` saved for its backward (``retain_graph=False``): a second backward through it raises."""
+    node.saved_arrays = ()
+    node.freed = True
+    for name in [k for k in vars(node) if k not in _NODE_FIELDS]:
+        delattr(node, name)  # arrays saved as attributes go too
 
 
 _NODE_FIELDS = frozenset(vars(Context(None, ())).keys()) | {"_non_differentiable"}

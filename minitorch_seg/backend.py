@@ -36,7 +36,8 @@ import numpy
 
 from .diagnostics import TransferCounter, blas_info, count_transfers, note_transfer, tune_host_allocator  # noqa: F401
 from .errors import BackendError
-from .random import get_rng_state, host_generator, manual_seed, random_uniform, set_rng_state  # noqa: F401
+from .random import (fork_rng, get_rng_state, host_generator, manual_seed, random_uniform, seed_state,  # noqa: F401
+                     set_rng_state)
 from .special import erf  # noqa: F401
 from .strict import StrictArray, strict_module
 

@@ -7,6 +7,18 @@ host NumPy arrays, so a checkpoint written on the GPU loads on the CPU and back.
 
 Writing is atomic: into a temporary file beside the target, flushed and fsync'ed, then renamed
 over it. A crash (or a kill) in the middle of a save leaves the previous checkpoint intact.
+
+The meta, one schema, each fact once:
+
+- the model, in every checkpoint: ``model_name``, ``model_options``, ``num_classes`` (and from
+  training ``normalization``), all ``load_model`` needs to rebuild it;
+- a training run's: ``config``, the ``TrainConfig`` without its two model fields, which are
+  the keys above; the run's state ``TRAINING_STATE`` and ``loss_sum``, ``loss_count``,
+  ``data_root``, ``class_weight_values``; ``optimizer`` (its scalars; its arrays are arrays);
+- ``rng`` (the generator when saved) and ``version``.
+
+Checkpoints written before this schema also hold the model in ``config`` (``config["model"]``,
+``config["model_options"]``); ``saved_config`` reads both, so they load and resume as before.
 """
 import io
 import json
@@ -16,7 +28,7 @@ import zipfile
 
 import numpy
 
-from . import __version__, backend
+from . import __version__, backend, models
 
 META_KEY = "__meta__.json"
 MODEL_PREFIX, OPTIMIZER_PREFIX = "model/", "optimizer/"
@@ -109,8 +121,25 @@ OPTIONS_BEFORE_THEY_EXISTED = {"input_scale": 1.0, "class_weights": "none"}
 
 
 def saved_config(meta):
-    """The training config a checkpoint's meta holds, with the options it predates filled in."""
-    return {**OPTIONS_BEFORE_THEY_EXISTED, **meta.get("config", {})}
+    """The training config a checkpoint's meta holds: its options, the ones it predates filled in,
+    and the model's two fields from the model's keys (in older checkpoints, in ``config`` too)."""
+    config = {**OPTIONS_BEFORE_THEY_EXISTED, **meta.get("config", {})}
+    if "model_name" in meta:
+        config["model"] = meta["model_name"]
+    if "model_options" in meta:
+        config["model_options"] = meta["model_options"]
+    return config
+
+
+TRAINING_STATE = ("epoch", "batch_in_epoch", "best_miou", "history", "scheduler", "rng")
+
+
+def check_training_meta(meta, path):
+    """Raise CheckpointError unless ``meta`` (from ``path``) holds what resuming a run needs."""
+    missing = [key for key in TRAINING_STATE if key not in meta]
+    if missing:
+        raise CheckpointError(f"Checkpoint {path} holds no training state ({', '.join(missing)}); "
+                              "resume from the last.npz of a run of minitorch-seg train.")
 
 
 def restore_optimizer(optimizer, meta, optimizer_arrays):
@@ -128,3 +157,27 @@ def restore_optimizer(optimizer, meta, optimizer_arrays):
         if "betas" in group:
             group["betas"] = tuple(group["betas"])
     optimizer.load_state_dict({"state": state, "param_groups": saved["param_groups"]})
+
+
+def load_model(path, backend_name=None):
+    """(model in eval mode, checkpoint meta) from a checkpoint file, on ``backend_name`` (default: current).
+
+    A file that is no checkpoint of a known model raises ``CheckpointError``.
+    """
+    meta, state, _ = read(path)
+    name, num_classes = meta.get("model_name"), meta.get("num_classes")
+    if name not in models.available() or not isinstance(num_classes, int):
+        raise CheckpointError(f"Checkpoint {path} names no known model (model_name {name!r}, num_classes "
+                              f"{num_classes!r}); expected a checkpoint of minitorch-seg train.")
+    with backend.use_backend(backend_name or backend.get_backend()):
+        model = models.build(name, num_classes=num_classes, **meta.get("model_options", {}))
+        own = model.state_dict()
+        missing = sum(key not in state for key in own)
+        unexpected = sum(key not in own for key in state)
+        resized = sum(key in state and tuple(state[key].shape) != tuple(value.shape) for key, value in own.items())
+        if missing or unexpected or resized:
+            raise CheckpointError(
+                f"Checkpoint {path} does not fit model {name!r}: of the model's {len(own)} tensors {missing} are "
+                f"missing and {resized} have another shape, and {unexpected} in the file are not the model's.")
+        model.load_state_dict(state)
+    return model.eval(), meta

@@ -15,9 +15,10 @@ multi-threaded GEMM followed by our threads leaves three busy threads on two cor
 U-Net step went from 430 to 650 ms. Hence a mode, switched on around a whole job:
 
     with parallel.tile_threads():       # BLAS on one thread; conv tiles over BLAS's former count
-        trainer.run()
+        metrics = evaluate(model, loader)
 
-``minitorch-seg`` (train, evaluate, predict), ``Trainer.run`` and the benchmarks run in it. On 2
+A ``Trainer`` runs in it (its scope, with its backend and generator), as do ``minitorch-seg``'s
+evaluate, predict and export (``cli.main`` enters it once for them) and the benchmarks. On 2
 cores (``benchmarks/README.md``) a 3x3 conv's forward + backward at (4, 64, 128, 256) went from 469
 ms to 247-388 ms, at 128 channels from 1469 to 915-1175 ms, and the U-Net step from 423-510 to
 403-472 ms (ranges over runs on a noisy machine); the bilinear upsampling's plane tiles use the

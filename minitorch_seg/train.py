@@ -9,7 +9,11 @@ intact. The folder is made when the first file is written, so a run that fails t
 none. ``resume=True`` continues from ``last.npz`` exactly where it stopped: weights, optimizer and
 scheduler state, the position in the epoch, and the random generator; the data order and
 augmentation are functions of (seed, epoch, index), so the resumed run sees the very batches the
-uninterrupted run would have seen.
+uninterrupted run would have seen (on CuPy, dropout's masks come from a GPU generator that cannot
+be saved, ``random.py``: a resumed run draws other ones there).
+
+A ``Trainer`` leaves the caller's state as it found it: it builds and trains in its own scope,
+the config's backend, the run's own generator (seeded with ``config.seed``) and ``parallel.py``'s threads.
 
 A run resumed with another number of epochs (``minitorch-seg train --resume --epochs N``) is
 extended (or shortened): the schedule is recomputed for the new total and continued from the step
@@ -26,27 +30,27 @@ rare classes up (ENet's weights, ``data/balance.py``). Measured on the built-in 
 8 epochs at full resolution reached val mIoU 0.178, 14 epochs with class weights 0.221, and 28
 half-resolution epochs with class weights 0.330 in about the same time.
 """
+import contextlib
 import math
 import os
-import signal
-import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
 
 from . import backend, checkpoint, models, optim, parallel, runs
 from . import functional as F
 from .autograd import no_grad
+from .checkpoint import check_training_meta, load_model  # noqa: F401 - public here too, as before
 from .creation import tensor
 from .data import Cityscapes, DataLoader, RandomScaleCropFlip, balance
+from .data.labels import IGNORE_INDEX, NUM_CLASSES
 from .data.transforms import normalize, to_chw_float32
-from .metrics import ConfusionMatrix
+from .evaluation import evaluate
+from .interrupt import graceful_interrupt
 from .outputs import writing
 from .predict import full_resolution_logits
 from .progress import Progress, count, duration
 from .tensor import Tensor
 
-NUM_CLASSES = 19
-IGNORE_INDEX = 255
 SAMPLE_IMAGES = 4   # validation images drawn into samples/ after every epoch
 
 
@@ -85,17 +89,6 @@ class TrainConfig:
             raise checkpoint.CheckpointError(f"{path} was saved with options this version does not know "
                                              f"({', '.join(unknown)}); resume it with the version that made it.")
         return cls(**saved)
-
-
-TRAINING_STATE = ("epoch", "batch_in_epoch", "best_miou", "history", "scheduler", "rng")
-
-
-def check_training_meta(meta, path):
-    """Raise CheckpointError unless ``meta`` (from ``path``) holds what resuming a run needs."""
-    missing = [key for key in TRAINING_STATE if key not in meta]
-    if missing:
-        raise checkpoint.CheckpointError(f"Checkpoint {path} holds no training state ({', '.join(missing)}); "
-                                         "resume from the last.npz of a run of minitorch-seg train.")
 
 
 def build_optimizer(config, model):
@@ -139,31 +132,6 @@ class _Subset:
         return self.dataset.target(index)
 
 
-@no_grad()
-def evaluate(model, loader, num_classes=NUM_CLASSES, input_scale=1.0, weight=None):
-    """Validation metrics of ``model`` over ``loader``: mIoU, pixel accuracy, per-class IoU and loss.
-
-    The predictions and the loss are taken at the labels' full resolution (``predict.
-    full_resolution_logits``); ``loss`` is the cross-entropy with class weights ``weight`` (those
-    of training, so the two losses compare), averaged over the images. ``loader`` may be any
-    iterable of (images, labels) batches, such as a progress bar around a DataLoader.
-    """
-    was_training = model.training
-    model.eval()
-    confusion = ConfusionMatrix(num_classes, IGNORE_INDEX)
-    dtype = next(iter(model.parameters())).dtype  # the loader makes float32; a float64 model needs float64 input
-    loss_sum, images_seen = 0.0, 0
-    for images, labels in loader:
-        if images.dtype != dtype:
-            images = images.to(dtype)
-        logits = full_resolution_logits(model, images, input_scale)
-        loss = F.cross_entropy(logits, labels, weight=weight, ignore_index=IGNORE_INDEX)
-        loss_sum, images_seen = loss_sum + loss.item() * images.shape[0], images_seen + images.shape[0]
-        confusion.update(logits.argmax(dim=1), labels)
-    model.train(was_training)
-    return {**confusion.compute(), "loss": loss_sum / max(images_seen, 1)}
-
-
 class Trainer:
     """One run: ``Trainer(config, data_root, out_dir).run(resume=False)``.
 
@@ -177,16 +145,30 @@ class Trainer:
         self.data_root = os.path.abspath(data_root)  # saved, so `train --resume` finds the run's own data
         if not 0 < config.input_scale <= 1:
             raise ValueError(f"input_scale must be in (0, 1], got {config.input_scale}.")
-        backend.set_backend(config.backend)
-        backend.manual_seed(config.seed)
+        self._rng_state = backend.seed_state(config.seed)
+        with self._scope():
+            self._build(config, data_root)
+
+    @contextlib.contextmanager
+    def _scope(self):
+        """The run's backend, its random generator and the host threads inside; the caller's after."""
+        with backend.use_backend(self.config.backend), backend.fork_rng(), parallel.tile_threads():
+            backend.set_rng_state(self._rng_state)
+            try:
+                yield
+            finally:
+                self._rng_state = backend.get_rng_state()
+
+    def _build(self, config, data_root):
+        """The data, the model (its weights drawn from the run's generator), the optimizer and the schedule."""
         self.stop_requested = False
         train_set = _Subset(Cityscapes(data_root, "train"), config.max_train_images)
         val_set = _Subset(Cityscapes(data_root, "val"), config.max_val_images)
         self.train_loader = DataLoader(train_set, config.batch_size, shuffle=True, drop_last=True, seed=config.seed,
                                        transform=RandomScaleCropFlip(tuple(config.crop), scale_range=(
                                            0.75 * config.input_scale, 1.25 * config.input_scale)),
-                                       prefetch=config.prefetch)
-        self.val_loader = DataLoader(val_set, config.batch_size, prefetch=config.prefetch)
+                                       prefetch=config.prefetch, backend=config.backend)
+        self.val_loader = DataLoader(val_set, config.batch_size, prefetch=config.prefetch, backend=config.backend)
         if len(self.train_loader) == 0:
             raise TrainingError(f"The training split has {len(train_set)} images, fewer than one batch of "
                                 f"{config.batch_size}; use a smaller batch size.")
@@ -208,10 +190,11 @@ class Trainer:
 
     def _save(self, name):
         path = os.path.join(self.out_dir, name)
+        config = asdict(self.config)
+        model_name, model_options = config.pop("model"), config.pop("model_options")  # the model's keys hold them
         with writing(path, self._advice()):
-            checkpoint.save(path, self.model, self.optimizer, self.schedule,
-                            config=asdict(self.config), model_name=self.config.model,
-                            model_options=self.config.model_options, num_classes=NUM_CLASSES,
+            checkpoint.save(path, self.model, self.optimizer, self.schedule, config=config,
+                            model_name=model_name, model_options=model_options, num_classes=NUM_CLASSES,
                             normalization={"mean": list(self.train_loader.mean), "std": list(self.train_loader.std)},
                             epoch=self.epoch, batch_in_epoch=self.batch_in_epoch, best_miou=self.best_miou,
                             history=self.history, loss_sum=self.loss_sum, loss_count=self.loss_count,
@@ -221,6 +204,7 @@ class Trainer:
             self.saved_at = (self.epoch, self.batch_in_epoch)
 
     def _restore(self, path):
+        """The run in ``path`` taken up: weights, optimizer, schedule, position, generator (in ``run``'s scope)."""
         meta, state, optimizer_arrays = checkpoint.read(path)
         check_training_meta(meta, path)
         if meta.get("model_name") != self.config.model:
@@ -255,6 +239,10 @@ class Trainer:
         checkpoint it saves is consistent (never half an optimizer update); a second one stops at
         once, raising KeyboardInterrupt whose message says what ``last.npz`` holds, if anything.
         """
+        with self._scope():
+            return self._run(resume)
+
+    def _run(self, resume):
         last = os.path.join(self.out_dir, runs.LAST)
         if resume:
             if not os.path.exists(last):
@@ -268,7 +256,7 @@ class Trainer:
                           f"{count(steps, 'step')} an epoch, {count(self.config.epochs, 'epoch')}; "
                           f"{count(len(self.val_loader.dataset), 'validation image')}; run folder {self.out_dir}")
         try:
-            with _graceful_interrupt(self), parallel.tile_threads():  # conv tiles over the cores (parallel.py)
+            with graceful_interrupt(self):
                 while self.epoch < self.config.epochs and not self.stop_requested:
                     self._train_epoch()
                     if not self.stop_requested:
@@ -360,47 +348,3 @@ class Trainer:
 def _position(epoch, batch_in_epoch):
     """Where a run stands, in words: "the end of epoch 3", "batch 5 of epoch 4"."""
     return f"the end of epoch {epoch}" if batch_in_epoch == 0 else f"batch {batch_in_epoch} of epoch {epoch + 1}"
-
-
-class _graceful_interrupt:  # noqa: N801 - a context manager used like a function
-    """While training, SIGINT sets ``trainer.stop_requested``; a second SIGINT raises KeyboardInterrupt."""
-
-    def __init__(self, trainer):
-        self.trainer, self.previous = trainer, None
-
-    def _handle(self, signum, frame):
-        if self.trainer.stop_requested:
-            raise KeyboardInterrupt
-        self.trainer.stop_requested = True
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handle)
-
-    def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-
-
-def load_model(path, backend_name=None):
-    """(model in eval mode, checkpoint meta) from a checkpoint file, on ``backend_name`` (default: current).
-
-    A file that is no checkpoint of a known model raises ``checkpoint.CheckpointError``.
-    """
-    meta, state, _ = checkpoint.read(path)
-    name, num_classes = meta.get("model_name"), meta.get("num_classes")
-    if name not in models.available() or not isinstance(num_classes, int):
-        raise checkpoint.CheckpointError(f"Checkpoint {path} names no known model (model_name {name!r}, num_classes "
-                                         f"{num_classes!r}); expected a checkpoint of minitorch-seg train.")
-    with backend.use_backend(backend_name or backend.get_backend()):
-        model = models.build(name, num_classes=num_classes, **meta.get("model_options", {}))
-        own = model.state_dict()
-        missing = sum(key not in state for key in own)
-        unexpected = sum(key not in own for key in state)
-        resized = sum(key in state and tuple(state[key].shape) != tuple(value.shape) for key, value in own.items())
-        if missing or unexpected or resized:
-            raise checkpoint.CheckpointError(
-                f"Checkpoint {path} does not fit model {name!r}: of the model's {len(own)} tensors {missing} are "
-                f"missing and {resized} have another shape, and {unexpected} in the file are not the model's.")
-        model.load_state_dict(state)
-    return model.eval(), meta
