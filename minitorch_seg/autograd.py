@@ -16,6 +16,10 @@ so an activation nobody saved is freed as soon as Python drops it.
 ops does not hit Python's recursion limit), and sums the gradients that reach one place from
 several paths: that ``+`` is the multivariate chain rule for fan-out.
 
+Whether ops record the graph at all (``no_grad``, ``is_grad_enabled``, and ``grad_mode.py``'s
+switches) is set per thread, as in torch: evaluating under ``no_grad`` in one thread leaves
+another thread's training step recording its graph.
+
 >>> import minitorch_seg as mt
 >>> x = mt.tensor([1.0, 2.0, 3.0], requires_grad=True)
 >>> y = (x * x).sum()        # y = sum x_i^2, so dy/dx_i = 2 x_i
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
 import time
 import weakref
 
@@ -34,7 +39,11 @@ import numpy
 
 from . import backend
 
-_grad_enabled = True
+class _GradMode(threading.local):
+    enabled = True           # each thread starts recording; ``no_grad`` in one thread is not seen by another
+
+
+_grad_mode = _GradMode()
 _profile = None  # while profiling: Function name -> [calls, forward seconds, backward seconds]
 
 
@@ -61,20 +70,24 @@ def _record(name, column, seconds):
 
 
 def is_grad_enabled():
-    """True unless inside ``no_grad()``."""
-    return _grad_enabled
+    """True unless inside ``no_grad()`` (or another switch of ``grad_mode.py``), in this thread."""
+    return _grad_mode.enabled
+
+
+def _set_grad_enabled(enabled):
+    """Switch graph recording on or off in this thread: what ``no_grad`` and ``grad_mode.py`` do."""
+    _grad_mode.enabled = enabled
 
 
 class no_grad:  # noqa: N801 - torch's name
-    """Context manager (and decorator) that records no graph: for evaluation and optimizer steps."""
+    """Context manager (and decorator) that records no graph, in this thread: for evaluation and optimizer steps."""
 
     def __enter__(self):
-        global _grad_enabled
-        self._previous, _grad_enabled = _grad_enabled, False
+        self._previous = is_grad_enabled()
+        _set_grad_enabled(False)
 
     def __exit__(self, *exc):
-        global _grad_enabled
-        _grad_enabled = self._previous
+        _set_grad_enabled(self._previous)
 
     def __call__(self, func):
         @functools.wraps(func)
@@ -154,7 +167,7 @@ class Function:
         arrays = [t.data if isinstance(t, Tensor) else t for t in inputs]
         xp = backend.get_array_module(*arrays)  # raises on mixed backends
         needs = tuple(isinstance(t, Tensor) and t.requires_grad for t in inputs)
-        record = _grad_enabled and any(needs)
+        record = _grad_mode.enabled and any(needs)
         ctx = Context(cls, needs if record else (False,) * len(inputs))
         if _profile is None:
             result = cls.forward(ctx, *arrays, **params)

@@ -1,7 +1,7 @@
 """torch's other switches of gradient recording: ``inference_mode``, ``enable_grad``, ``set_grad_enabled``.
 
-All three set the one switch ``autograd.no_grad`` sets (``autograd.is_grad_enabled()``), and work
-as context managers and as decorators.
+All three set the one switch ``autograd.no_grad`` sets (``autograd.is_grad_enabled()``), per
+thread as it is, and work as context managers and as decorators.
 
 Unlike PyTorch: ``inference_mode`` is ``no_grad`` (no graph is recorded); tensors made inside it
 are ordinary tensors that may later enter a graph.
@@ -30,11 +30,11 @@ class _GradMode:
     def __enter__(self):
         self._previous = autograd.is_grad_enabled()
         if self._enabled is not None:
-            autograd._grad_enabled = self._enabled
+            autograd._set_grad_enabled(self._enabled)
         return self
 
     def __exit__(self, *exc):
-        autograd._grad_enabled = self._previous
+        autograd._set_grad_enabled(self._previous)
 
     def __call__(self, func):
         enabled = self._enabled
@@ -66,11 +66,11 @@ class set_grad_enabled(_GradMode):  # noqa: N801 - torch's name
     def __init__(self, mode):
         super().__init__(bool(mode))
         self._previous = autograd.is_grad_enabled()
-        autograd._grad_enabled = bool(mode)
+        autograd._set_grad_enabled(bool(mode))
 
     def __enter__(self):
         return self
 
     def __call__(self, func):               # as a decorator: only inside the function (torch's behaviour)
-        autograd._grad_enabled = self._previous
+        autograd._set_grad_enabled(self._previous)
         return super().__call__(func)

@@ -1,13 +1,15 @@
 """Scoped state: a Trainer (and the command line) leaves the caller's backend, random generator and
-host threads as it found them, and a checkpoint's meta holds each fact once (old checkpoints, which
-held the model twice, still load and resume)."""
+host threads as it found them, the grad mode is per thread, and a checkpoint's meta holds each fact
+once (old checkpoints, which held the model twice, still load and resume)."""
 import dataclasses
 import json
 import os
+import threading
 
 import numpy
 import pytest
 
+import minitorch_seg as mt
 from minitorch_seg import backend, checkpoint, parallel
 from minitorch_seg.data import make_dataset
 from minitorch_seg.train import TrainConfig, Trainer, load_model
@@ -130,3 +132,37 @@ def test_a_checkpoint_of_the_old_schema_loads_and_resumes_as_the_new_one(finishe
     assert all(numpy.array_equal(old_weights[name], new_weights[name]) for name in new_weights)
     rewritten = checkpoint.read_meta(os.path.join(old_folder, "last.npz"))     # saved again: the one schema
     assert "model" not in rewritten["config"] and rewritten["model_name"] == "unet"
+
+
+# ---- the grad mode, per thread ----------------------------------------------------------------------
+def test_no_grad_in_one_thread_leaves_another_thread_recording():
+    evaluating, learnt = threading.Event(), threading.Event()
+    seen = {}
+
+    def evaluator():
+        with mt.no_grad():
+            evaluating.set()
+            learnt.wait(timeout=60)                      # the other thread's step runs while we are inside
+            seen["evaluator"] = (mt.is_grad_enabled(), (mt.ones(2, requires_grad=True) * 2).requires_grad)
+        seen["evaluator after"] = mt.is_grad_enabled()
+
+    def learner():
+        try:
+            evaluating.wait(timeout=60)
+            x = mt.tensor([1.0, 2.0], requires_grad=True)
+            y = (x * x).sum()
+            seen["learner"] = (mt.is_grad_enabled(), y.requires_grad)
+            y.backward()
+            seen["grad"] = x.grad.tolist()
+            mt.set_grad_enabled(False)                   # switched off for this thread only
+        finally:
+            learnt.set()
+
+    threads = [threading.Thread(target=evaluator), threading.Thread(target=learner)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert seen == {"evaluator": (False, False), "evaluator after": True, "learner": (True, True),
+                    "grad": [2.0, 4.0]}
+    assert mt.is_grad_enabled()                          # and this thread never saw either switch
