@@ -144,3 +144,12 @@ def test_the_value_is_cast_to_the_tensors_dtype_as_in_torch(backend, torch):
     expected[1] = 2.7
     numpy.testing.assert_array_equal(ints.numpy(), expected.numpy())
     assert ints.dtype == mt.int64
+
+
+def test_an_empty_selection_writes_nothing_and_gets_an_empty_gradient(backend):
+    x, v = make((2, 2), seed=0), make((0, 2), seed=1)
+    y = written(x, mt.tensor([False, False]), v)
+    numpy.testing.assert_array_equal(y.numpy(), host(x))
+    assert mt.gradcheck(lambda a, b: written(a, mt.tensor([False, False]), b), (x, v))
+    y.sum().backward()
+    assert v.grad.shape == (0, 2)
