@@ -1,11 +1,12 @@
 """Forward + backward of each spatial op: ours against PyTorch CPU, interleaved, medians and ratios.
 
-    python benchmarks/bench_ops.py [--rounds 5] [--only conv] [--json results/ops.json]
+    python benchmarks/bench_ops.py [--rounds 5] [--only conv] [--winograd] [--json results/ops.json]
 
 Each case runs ours, PyTorch with its default threads and PyTorch with one thread in turn, round
 after round (so a burst of load hits all three alike), and reports medians. The parent runs the
 cases twice in child processes: once with OpenBLAS choosing its own core and once pinned with
-OPENBLAS_CORETYPE=Haswell (it must be set before NumPy is imported).
+OPENBLAS_CORETYPE=Haswell (it must be set before NumPy is imported). ``--winograd`` adds, after each
+3x3 conv case, the same case with our conv2d through Winograd F(2x2, 3x3) (``functional/winograd.py``).
 """
 import argparse
 import json
@@ -22,7 +23,20 @@ TARGETS = {"conv2d 16ch": 3.0, "conv2d 32ch": 2.0, "conv2d 64ch": 1.5, "conv2d 1
            "bilinear x2": 1.0, "batch_norm": 1.5}
 
 
-def cases():
+def with_winograd(fn):
+    """``fn`` with every 3x3 stride-1 conv2d through Winograd F(2x2, 3x3) while it runs."""
+    from minitorch_seg.functional import conv
+
+    def switched():
+        conv.WINOGRAD_MIN_CHANNELS = 1
+        try:
+            return fn()
+        finally:
+            conv.WINOGRAD_MIN_CHANNELS = None
+    return switched
+
+
+def cases(winograd=False):
     """(name, flops or None, build) where build() returns (ours, theirs): two fwd+bwd closures."""
     import numpy
     import torch
@@ -62,6 +76,11 @@ def cases():
 
     for channels in (16, 32, 64, 128):
         yield f"conv2d {channels}ch", 3 * 2 * 4 * channels * channels * 9 * 128 * 256, lambda c=channels: conv(c)
+        if winograd:  # the same flops counted as direct, so the GFLOP/s compare as speed
+            def conv_winograd(c=channels):
+                ours, theirs = conv(c)
+                return with_winograd(ours), theirs
+            yield f"conv2d {channels}ch winograd", 3 * 2 * 4 * channels * channels * 9 * 128 * 256, conv_winograd
 
     def conv_transpose():
         o, t = pair(randn(4, 128, 16, 32), randn(128, 64, 2, 2))
@@ -104,7 +123,7 @@ def cases():
     yield "batch_norm", None, batch_norm
 
 
-def measure(rounds, only):
+def measure(rounds, only, winograd=False):
     import numpy
     import torch
 
@@ -112,7 +131,7 @@ def measure(rounds, only):
     backend.tune_host_allocator()  # as the CLI does (it helps PyTorch in this process too)
     default_threads = torch.get_num_threads()
     results = {}
-    for name, flops, build in cases():
+    for name, flops, build in cases(winograd):
         if only and only not in name:
             continue
         ours, theirs = build()
@@ -138,15 +157,17 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--only", help="run the cases whose name contains this")
+    parser.add_argument("--winograd", action="store_true", help="add each 3x3 conv case through Winograd F(2x2, 3x3)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     if args.child:
         from minitorch_seg import parallel
         with parallel.tile_threads():  # as the CLI runs, the whole process: BLAS on one thread, conv tiles over the cores
-            print(json.dumps(measure(args.rounds, args.only)))
+            print(json.dumps(measure(args.rounds, args.only, args.winograd)))
         return
     command = [sys.executable, os.path.abspath(__file__), "--child", "--rounds", str(args.rounds)] + (["--only", args.only] if args.only else [])
+    command += ["--winograd"] if args.winograd else []
     auto = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
     runs = {}
     for label, env in (("auto core", auto), ("pinned Haswell", dict(auto, OPENBLAS_CORETYPE="Haswell"))):

@@ -1,6 +1,6 @@
 """One U-Net training step (batch 4, 3x128x256, 19 classes): ours against PyTorch CPU.
 
-    python benchmarks/bench_step.py [--rounds 7] [--json results/step.json]
+    python benchmarks/bench_step.py [--rounds 7] [--winograd 64] [--json results/step.json]
 
 Runs, each in its own child process:
 - timing, twice: with OpenBLAS choosing its own core, and pinned with OPENBLAS_CORETYPE=Haswell
@@ -9,6 +9,10 @@ Runs, each in its own child process:
   the machine's NumPy float32 GEMM ceiling;
 - a per-op profile of our step (forward and backward seconds per Function);
 - peak RSS minus RSS after import, for each side alone.
+
+``--winograd C`` adds a fourth side to the timing rounds: our same step with the 3x3 convs of at
+least C input and output channels through Winograd F(2x2, 3x3) (``functional/winograd.py``), and
+runs the profile and our RSS with it on.
 """
 import argparse
 import json
@@ -107,7 +111,13 @@ def openblas_core():
         return str(config.get("Build Dependencies", {}).get("blas", {}).get("name"))
 
 
-def role_time(rounds):
+def set_winograd(min_channels):
+    """conv's dispatch threshold for Winograd F(2x2, 3x3); None: off (the library default)."""
+    from minitorch_seg.functional import conv
+    conv.WINOGRAD_MIN_CHANNELS = min_channels
+
+
+def role_time(rounds, winograd=None):
     import numpy
     import torch
     model, ours = our_step_fn()
@@ -117,9 +127,19 @@ def role_time(rounds):
     for fn in (ours, theirs):  # warm-up: first-touch of buffers, caches
         fn(), fn()
     times = {"ours": [], "torch": [], "torch_1thread": []}
+    if winograd is not None:
+        times["ours_winograd"] = []
+        set_winograd(winograd)   # its warm-up
+        ours()
+        set_winograd(None)
     for _ in range(rounds):  # pauses let the other side's spinning threads go to sleep first
         time.sleep(SETTLE)
         times["ours"].append(_timed(ours))
+        if winograd is not None:
+            set_winograd(winograd)
+            time.sleep(SETTLE)
+            times["ours_winograd"].append(_timed(ours))
+            set_winograd(None)
         torch.set_num_threads(default_threads)
         time.sleep(SETTLE)
         times["torch"].append(_timed(theirs))
@@ -128,7 +148,9 @@ def role_time(rounds):
         times["torch_1thread"].append(_timed(theirs))
     torch.set_num_threads(default_threads)
     median = {k: float(numpy.median(v)) * 1e3 for k, v in times.items()}
-    return {"ms": median, "ratio_vs_torch": median["ours"] / median["torch"],
+    extra = {"winograd_min_channels": winograd, "ratio_winograd_vs_torch": median["ours_winograd"] / median["torch"]} \
+        if winograd is not None else {}
+    return {**extra, "ms": median, "ratio_vs_torch": median["ours"] / median["torch"],
             "ratio_vs_torch_1thread": median["ours"] / median["torch_1thread"],
             "torch_threads": default_threads,
             "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "(auto)")}
@@ -172,6 +194,7 @@ def main():
     parser.add_argument("--role", default="all", choices=["all", "time", "profile", "rss"])
     parser.add_argument("--side", default="ours", choices=["ours", "torch"])
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--winograd", type=int, metavar="C", help="also time our step with Winograd for >= C channels")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     if args.role == "rss" and args.side == "torch":  # torch's own process: nothing of ours imported
@@ -180,23 +203,30 @@ def main():
     if args.role != "all":  # a child process: our side runs as the CLI runs it (parallel.tile_threads)
         from minitorch_seg import parallel
         machine = {"gemm_gflops": gemm_gflops(), "blas": openblas_core()} if args.role == "time" else {}  # BLAS's own threads
+        if args.role != "time":
+            set_winograd(args.winograd)
         with parallel.tile_threads():
-            role = {"time": lambda: role_time(args.rounds), "profile": role_profile, "rss": lambda: role_rss(args.side)}
+            role = {"time": lambda: role_time(args.rounds, args.winograd), "profile": role_profile,
+                    "rss": lambda: role_rss(args.side)}
             print(json.dumps(dict(role[args.role](), **machine)))
         return
 
     auto = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
     pinned = dict(auto, OPENBLAS_CORETYPE="Haswell")
-    results = {"timing_auto_core": child("time", "--rounds", str(args.rounds), env=auto),
-               "timing_pinned_haswell": child("time", "--rounds", str(args.rounds), env=pinned),
-               "profile": child("profile", env=auto),
-               "rss_ours": child("rss", "--side", "ours", env=auto),
+    switch = ["--winograd", str(args.winograd)] if args.winograd is not None else []
+    results = {"timing_auto_core": child("time", "--rounds", str(args.rounds), *switch, env=auto),
+               "timing_pinned_haswell": child("time", "--rounds", str(args.rounds), *switch, env=pinned),
+               "profile": child("profile", *switch, env=auto),
+               "rss_ours": child("rss", "--side", "ours", *switch, env=auto),
                "rss_torch": child("rss", "--side", "torch", env=auto)}
     for label in ("timing_auto_core", "timing_pinned_haswell"):
         t = results[label]
         print(f"{label}: ours {t['ms']['ours']:.0f} ms, torch {t['ms']['torch']:.0f} ms ({t['torch_threads']} threads), "
               f"torch 1 thread {t['ms']['torch_1thread']:.0f} ms -> ratio {t['ratio_vs_torch']:.2f}x "
               f"({t['ratio_vs_torch_1thread']:.2f}x vs 1 thread); NumPy GEMM {t['gemm_gflops']:.0f} GFLOP/s [{t['blas']}]")
+        if args.winograd is not None:
+            print(f"  with Winograd for >= {args.winograd} channels: ours {t['ms']['ours_winograd']:.0f} ms -> ratio "
+                  f"{t['ratio_winograd_vs_torch']:.2f}x")
     print(f"peak RSS above import: ours {results['rss_ours']['peak_above_import_mib']:.0f} MiB, "
           f"torch {results['rss_torch']['peak_above_import_mib']:.0f} MiB "
           f"(after import: {results['rss_ours']['rss_after_import_mib']:.0f} / {results['rss_torch']['rss_after_import_mib']:.0f} MiB)")

@@ -181,6 +181,66 @@ ax.set_xlabel("milliseconds (log scale)")
 ax.set_title(f"one 3x3 conv, {batch} x {channels} x {side} x {side}");
 
 # %% [markdown]
+# ### Fewer multiplications: Winograd's minimal filtering
+#
+# im2col does exactly the multiplications of the formula: $k^2$ per output per input channel.
+# Winograd's algorithm (Lavin & Gray, 2016) does fewer. In one dimension, two outputs of a 3-tap
+# filter $g$ over four inputs $d$ take 6 multiplications,
+#
+# $$y_0 = d_0 g_0 + d_1 g_1 + d_2 g_2, \qquad y_1 = d_1 g_0 + d_2 g_1 + d_3 g_2,$$
+#
+# but 4 are enough (**F(2, 3)**):
+#
+# $$m_0 = (d_0 - d_2)\, g_0,\quad m_1 = (d_1 + d_2)\,\tfrac{g_0 + g_1 + g_2}{2},\quad
+# m_2 = (d_2 - d_1)\,\tfrac{g_0 - g_1 + g_2}{2},\quad m_3 = (d_1 - d_3)\, g_2,$$
+# $$y_0 = m_0 + m_1 + m_2, \qquad y_1 = m_1 - m_2 - m_3.$$
+#
+# Check it by expanding: $m_1 + m_2 = d_1 g_1 + d_2 (g_0 + g_2)$, so $y_0 = d_0 g_0 + d_1 g_1 +
+# d_2 g_2$; $m_1 - m_2 = d_1 (g_0 + g_2) + d_2 g_1$, so $y_1 = d_1 g_0 + d_2 g_1 + d_3 g_2$. The
+# filter's sums are computed once per filter, not once per window, and the input's sums are
+# additions only; the multiplications are what a convolution spends its time on.
+
+# %%
+d, g = numpy.array([3.0, -1.0, 4.0, 2.0]), numpy.array([0.5, -2.0, 1.5])
+m = [(d[0] - d[2]) * g[0], (d[1] + d[2]) * (g[0] + g[1] + g[2]) / 2,
+     (d[2] - d[1]) * (g[0] - g[1] + g[2]) / 2, (d[1] - d[3]) * g[2]]                # 4 multiplications
+print("direct, 6 multiplications: ", [float(d[0:3] @ g), float(d[1:4] @ g)])
+print("F(2, 3), 4 multiplications:", [float(m[0] + m[1] + m[2]), float(m[1] - m[2] - m[3])])
+
+# %% [markdown]
+# In matrices, $y = A^\top [(G g) \odot (B^\top d)]$, with $\odot$ elementwise and
+# $B^\top$, $A^\top$ holding only $0$ and $\pm 1$. Applying it along the rows and then along the
+# columns of a 4 x 4 patch gives **F(2x2, 3x3)**: $Y = A^\top [(G g G^\top) \odot (B^\top d B)] A$,
+# a 2 x 2 block of outputs of a 3 x 3 filter from $4 \times 4 = 16$ multiplications instead of
+# $4 \times 9 = 36$: 2.25x fewer. Summed over input channels, the 16 products of every patch
+# become 16 matrix products, one per position of the 4 x 4 transformed patch, each with
+# $C_{in}$ (not $9 C_{in}$) as its inner size. Its backward is the same algorithm: the input
+# gradient of a stride-1 conv is a conv with the flipped filter. The library has it in
+# `functional/winograd.py` for 3 x 3, stride-1 convolutions:
+
+# %%
+from minitorch_seg.functional import winograd
+
+x = numpy.random.default_rng(0).standard_normal((2, 8, 12, 10))                      # float64 (N, C, H, W)
+w = numpy.random.default_rng(1).standard_normal((4, 8, 3, 3))
+by_winograd = winograd.conv3x3(x, w, padding=(1, 1))
+direct = conv2d_loops(x, w, padding=1)
+print("largest difference from the loops, float64:", numpy.abs(by_winograd - direct).max())
+x32, w32 = x.astype(numpy.float32), w.astype(numpy.float32)
+for name, y32 in [("Winograd", winograd.conv3x3(x32, w32, padding=(1, 1))), ("loops   ", conv2d_loops(x32, w32, padding=1))]:
+    print(f"{name} in float32, largest error / largest output: {numpy.abs(y32 - direct).max() / numpy.abs(direct).max():.1e}")
+
+# %% [markdown]
+# Fewer multiplications is not the same as faster. The 16 matrix products have an inner size of
+# $C_{in}$, and a BLAS library runs such skinny products well below its peak, and the transforms
+# are extra passes over four times the input and output. On a 2-core x86-64 VM (2026-12-02,
+# loaded by other jobs; CPU time), it was 1.1 to 3 times slower than im2col below 64 channels and within about 10% of it
+# at 64 to 128, with no gain on a U-Net training step (`benchmarks/results/2026-12-02-winograd.md`),
+# so `F.conv2d` uses it only when switched on:
+# `F.conv.WINOGRAD_MIN_CHANNELS = 64` sends every 3 x 3 stride-1 conv with at least 64 input and
+# output channels through it. Measure before you believe an operation count.
+
+# %% [markdown]
 # ## 4. The backward
 #
 # The formula is linear in $x$ and in $w$, so both gradients are sums of the same products
@@ -408,6 +468,8 @@ except exercises.NotAttempted as todo:
 #   weights at every position; its output has
 #   $\lfloor (H + 2p - d(k-1) - 1)/s \rfloor + 1$ rows.
 # - im2col copies every window into a column, and the convolution becomes one matrix product.
+#   Winograd's F(2x2, 3x3) computes a 3 x 3 conv with 16 multiplications per 2 x 2 outputs
+#   instead of 36; whether that is faster depends on the machine, so it is measured.
 # - Its backward: the weight gradient correlates input and output gradient; the input gradient
 #   is the transposed convolution, which stamps a weighted copy of the filter per output pixel.
 # - Convolution and transposed convolution are adjoint: each is the other's backward, and

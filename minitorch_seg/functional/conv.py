@@ -23,12 +23,33 @@ column buffer of a whole map is never built, and the tiles run on the host threa
 (``parallel.map_tiles``). Conv2d uses the kernels as (forward, dL/dx, dL/dw) = (_correlate,
 _correlate_adjoint, _weight_gradient); ConvTranspose2d as (_correlate_adjoint, _correlate,
 _weight_gradient with x and g swapped).
+
+A 3x3 kernel at stride 1 can instead go through Winograd's F(2x2, 3x3) (``winograd.py``): 16
+multiplications per 2x2 outputs instead of 36. ``_use_winograd`` is the dispatch rule, for
+_correlate (so for dL/dx too: at stride 1 that is a correlation with the flipped kernel) and
+_weight_gradient. It is off by default (``WINOGRAD_MIN_CHANNELS``): on the 2-core development
+machine it did not pay, see ``benchmarks/results/2026-12-02-winograd.md``.
 """
 from .. import parallel
 from ..autograd import Function
 from ..backend import get_array_module
 from ..shapes import conv_transpose_output_size, pair
-from . import sliding
+from . import sliding, winograd
+
+# F(2x2, 3x3) for a 3x3, stride-1, dilation-1, ungrouped conv whose input and output channels are
+# both at least this many; None: never (the default). Measured 2026-12-02 on the 2-core machine
+# (loaded; benchmarks/results/2026-12-02-winograd.md), CPU time of forward + both gradients on the
+# U-Net's shapes: 1.1-3x slower than im2col below 64 channels, 0.89-0.99x at 64-128; the whole
+# U-Net step took 1406 ms of CPU with every 3x3 conv through it, 1201 with >= 64 channels, 1120
+# without. Its 16 GEMMs have C, not 9C, as their inner size and ran at 0.4-0.8x the im2col GEMM's
+# GFLOP/s, and its transforms (passes over 4x the input and output) cost as much as its GEMMs.
+WINOGRAD_MIN_CHANNELS = None
+
+
+def _use_winograd(weight_shape, stride, dilation, groups):
+    """The dispatch rule: Winograd where it applies and ``WINOGRAD_MIN_CHANNELS`` allows it."""
+    return (WINOGRAD_MIN_CHANNELS is not None and winograd.applies(weight_shape, stride, dilation, groups)
+            and min(weight_shape[:2]) >= WINOGRAD_MIN_CHANNELS)
 
 
 # ---- the three kernels --------------------------------------------------------------------------
@@ -57,6 +78,8 @@ def _columns(taps, rows, groups):
 
 def _correlate(x, w, stride, padding, dilation, groups):
     """conv2d without bias: x (N, C, H, W), w (O, C/G, kh, kw) -> (N, O, Ho, Wo)."""
+    if _use_winograd(w.shape, stride, dilation, groups):
+        return winograd.conv3x3(x, w, padding)
     xp = get_array_module(x)
     n, o = x.shape[0], w.shape[0]
     geometry = sliding.windows(x.shape[2:], w.shape[2:], stride, padding, dilation)
@@ -91,7 +114,8 @@ def _correlate_adjoint(g, w, stride, padding, dilation, groups, in_hw):
     at a time: columns = w^T g gives, for each pixel (u, v) of g and tap (i, j), the amount that
     pixel sends to xpad[u*s + i*d, v*s + j*d], and col2im adds each tap's slab into that strided
     window of a zero image (``sliding.add_taps``): kh*kw strided adds, no scatter. The windows of
-    neighbouring tiles overlap on the image, so these tiles run in turn, in order.
+    neighbouring tiles overlap on the image, so these tiles run in turn, in order. Where the copies
+    tile the image exactly (stride = kernel), ``_stamp_disjoint`` writes them without adds.
     """
     xp = get_array_module(g)
     n, o, out_h, out_w = g.shape
@@ -102,6 +126,8 @@ def _correlate_adjoint(g, w, stride, padding, dilation, groups, in_hw):
     if stride == (1, 1) and min(full) >= 0 and fits:
         return _correlate(g, _flipped(w, groups), stride, full, dilation, groups)
     geometry = sliding.Windows(tuple(in_hw), (out_h, out_w), (kh, kw), stride, padding, dilation)
+    if stride == (kh, kw) and dilation == (1, 1) and padding == (0, 0) and tuple(in_hw) == (out_h * kh, out_w * kw):
+        return _stamp_disjoint(g, w, groups, geometry)
     weight_t = w.reshape(groups, o // groups, -1).swapaxes(1, 2)                 # (G, K, O/G)
     g = g.reshape(n, groups, o // groups, out_h * out_w)                         # (N, G, O/G, L)
     image = xp.zeros((n, c) + geometry.padded_hw(), dtype=g.dtype)              # (N, C, Hp, Wp)
@@ -114,8 +140,34 @@ def _correlate_adjoint(g, w, stride, padding, dilation, groups, in_hw):
     return image[:, :, ph:ph + in_hw[0], pw:pw + in_hw[1]]
 
 
+def _stamp_disjoint(g, w, groups, geometry):
+    """The transposed conv whose filter copies tile the output exactly (stride = kernel, no dilation,
+    padding or output_padding: the U-Net's 2x2, stride-2 upsampling).
+
+    Each output pixel (u*kh + i, v*kw + j) receives one value, tap (i, j) of input pixel (u, v), so
+    a tile of g's rows writes its GEMM's columns straight to its own output rows, one strided copy:
+    no zero image, no adds, and tiles that never overlap, so they run on the host threads.
+    """
+    xp = get_array_module(g)
+    n, o, out_h, out_w = g.shape
+    c, (kh, kw) = w.shape[1] * groups, w.shape[2:]
+    weight_t = w.reshape(groups, o // groups, -1).swapaxes(1, 2)                 # (G, K, O/G)
+    g = g.reshape(n, groups, o // groups, out_h * out_w)                         # (N, G, O/G, L)
+    image = xp.empty((n, c, out_h, kh, out_w, kw), dtype=g.dtype)               # (N, C, u, i, v, j)
+
+    def stamp_tile(tile):
+        (rows,) = tile
+        columns = weight_t @ g[..., rows.start * out_w:rows.stop * out_w]        # (N, G, K, R*Wo)
+        r = rows.stop - rows.start
+        image[:, :, rows] = columns.reshape(n, c, kh, kw, r, out_w).transpose(0, 1, 4, 2, 5, 3)   # (N, C, R, kh, Wo, kw)
+    parallel.map_tiles(xp, stamp_tile, _row_tiles(image, geometry))
+    return image.reshape(n, c, out_h * kh, out_w * kw)                           # (N, C, H, W)
+
+
 def _weight_gradient(x, g, kernel, stride, padding, dilation, groups):
     """dL/dw (O, C/G, kh, kw) = sum over n, u, v of g[n, o, u, v] * (tap (i, j) of x)[n, c, u, v]."""
+    if _use_winograd((g.shape[1], x.shape[1] // groups) + tuple(kernel), stride, dilation, groups):
+        return winograd.weight_gradient(x, g, padding)
     xp = get_array_module(g)
     n, o, out_h, out_w = g.shape
     c = x.shape[1]
