@@ -3,7 +3,7 @@
 Each function takes NumPy arrays and follows its definition line by line: pick out one set of
 values (a channel across the batch, a sample's trailing dims, a sample's group of channels),
 standardise it with its own mean and biased variance, then scale and shift. The fast versions
-in ``functional/norm.py`` must agree with these (the tests check it).
+in ``functional/norm.py`` and ``functional/sample_norm.py`` must agree with these (the tests check it).
 
 >>> x = numpy.array([[1.0, 10.0], [3.0, 30.0]])      # (N=2, C=2)
 >>> y, mean, var = batch_norm_loops(x, numpy.zeros(2), numpy.ones(2), training=True, eps=0.0)
