@@ -1,14 +1,27 @@
 # Lesson 7 source: python lessons/build_notebooks.py turns this file into lessons/07_atrous.ipynb.
 
 # %%
-# Lesson 7 · Atrous convolution and DeepLab. Run this cell first.
-# LESSON_FAST=1 (the test suite sets it) only shrinks image and map sizes.
+# Lesson 7 · Atrous convolution and DeepLab. Run this cell first: it is the only one that reads the environment.
+# LESSON_FAST=1 (the test suite sets it) only shrinks image and map sizes, and section 8's data and training.
+# LESSON_BACKEND: "numpy" (the CPU, default) or "cupy" (an NVIDIA GPU, lesson 11) for section 8's training runs.
+# LESSON_RECORDS, LESSON_RECORD_NOTE: set by lessons/records/record.py, which runs this notebook solved and in full;
+# section 8 then saves its comparison in that folder as 07_aspp.json, with the note (the machine, in words).
 import os
+import tempfile
 
 FAST = os.environ.get("LESSON_FAST") == "1"
+BACKEND = os.environ.get("LESSON_BACKEND") or "numpy"
+RECORDS = os.environ.get("LESSON_RECORDS") or None
+RECORD_NOTE = os.environ.get("LESSON_RECORD_NOTE") or ""
 SIZE = (64, 128) if FAST else (128, 256)          # (height, width) of the street scene filtered in section 1
 FIELD = 41 if FAST else 71                        # side of the input for the receptive-field pictures
 COST_SIZE = (64, 128) if FAST else (128, 256)     # (height, width) of the input whose costs section 3 counts
+# Section 8: the built-in data (make_dataset()'s defaults, 300 train and 50 val images of 128 x 256, in the user's
+# cache); in FAST mode a tiny set in a temporary folder. STEPS: optimizer steps per run, about 2 minutes each on
+# two quiet CPU cores.
+SCRATCH = tempfile.TemporaryDirectory(prefix="lesson07-")   # FAST data; removed with the kernel
+DATA = dict(out=os.path.join(SCRATCH.name, "data"), train=8, val=4, size=(64, 128)) if FAST else dict()
+STEPS = 4 if FAST else 2400
 
 # %% [markdown]
 # # Lesson 7 · Atrous convolution and DeepLab
@@ -28,15 +41,19 @@ COST_SIZE = (64, 128) if FAST else (128, 256)     # (height, width) of the input
 #    and a picture of which pixels each branch reads;
 # 5. why the rates must be scaled to the map: $2r + 1$ must fit it;
 # 6. the image-pooling branch; then you write it, and the atrous branches, as functions of their
-#    weights.
+#    weights (section 7);
+# 8. you build a small DeepLab whose ASPP head runs your two functions, and measure the claim
+#    behind ASPP: trained beside a single-scale head of the same size, two seeds each.
 #
-# About 35 minutes to read, and 20 for the exercises (section 7).
+# About 35 minutes to read, 20 for the exercises (section 7), and about 8 minutes of the
+# computer's time for section 8's four short training runs (on two CPU cores).
 
 # %%
 # %matplotlib inline
 import ast
 import inspect
 import io
+import pathlib
 
 import matplotlib.pyplot as plt
 import numpy
@@ -44,8 +61,8 @@ from matplotlib.patches import Rectangle
 
 import minitorch_seg as mt
 import minitorch_seg.functional as F
-from minitorch_seg import Function, exercises, gradcheck, models, shapes
-from minitorch_seg.data import generate_scene
+from minitorch_seg import Function, exercises, experiment, gradcheck, models, nn, shapes
+from minitorch_seg.data import generate_scene, make_dataset
 from minitorch_seg.models.deeplab import ASPP, DilatedResNet, ImagePooling
 from minitorch_seg.models.summary import layer_table
 from minitorch_seg.nn import Conv2d, MaxPool2d
@@ -561,6 +578,184 @@ except exercises.NotAttempted as todo:
 # you can call your function on it by hand: `failure.example.call(image_pooling)`.
 
 # %% [markdown]
+# ## 8. Build, then measure: your ASPP in a network
+#
+# The notes' claim, in DeepLab's words: reading the map at **several rates in parallel**, plus the
+# image's average, gives every pixel context at several scales at once, which one 3 x 3 filter
+# does not. Section 5 showed which cells each branch reads; whether that helps is a question for a
+# measurement. Here you assemble a small segmentation network around your two functions, then
+# train it beside the same network with a **single-scale head** of about the same size:
+#
+# - **a backbone** to output stride 8: four 3 x 3 conv-BN-ReLUs (16, 32, 64 and 64 channels), the
+#   first three with stride 2. A 64 x 128 input (the built-in scenes at half scale) gives an
+#   8 x 16 map, on which the rates (1, 2, 3) fit (section 5: $2r + 1 \le 8$);
+# - **the head**, ASPP from your functions: a 1 x 1 branch, your `atrous_pyramid` at rates
+#   (1, 2, 3), a BatchNorm and ReLU (one BatchNorm over the concatenation is a BatchNorm per
+#   branch: it works channel by channel), your `image_pooling`; all concatenated and projected by a
+#   1 x 1 conv-BN-ReLU to 32 channels, as `models.deeplab.ASPP` does (without its dropout);
+# - **a 1 x 1 classifier** to the 19 classes, and bilinear upsampling of the logits to the input.
+#
+# The head keeps its weights in library layers (`nn.Conv2d`, so that `parameters()` finds them and
+# the optimizer updates them); `forward` hands those weights to your functions. While a function is
+# still its stub, the head runs the library's layers holding the same weights instead (the same
+# numbers, as the exercise checks compare), and the next cell says so: fill in the exercises to
+# train your own code.
+#
+# The receptive fields, with section 2's rule ($R \leftarrow R + d(k - 1)j$): the backbone's
+# convolutions reach $1 + 2(1 + 2 + 4 + 8) = 31$ pixels; a 3 x 3 head at $j = 8$ adds 16 (47
+# pixels), ASPP's rate-3 branch adds 48 (79 pixels, more than the 64-pixel height), and image
+# pooling reads the whole image. The single-scale head is a 3 x 3 conv-BN-ReLU (dilation 1) wide
+# enough to hold about as many weights as ASPP's branches, then the same 1 x 1 projection, so the
+# comparison is about the context, not the size.
+
+# %%
+def written(function, *args, **kwargs):
+    """False while ``function`` is still its stub (it raises NotImplementedError), True otherwise."""
+    try:
+        function(*args, **kwargs)
+    except NotImplementedError:
+        return False
+    return True
+
+
+probe = mt.randn(1, 2, 5, 5)
+YOURS = {"atrous_pyramid": written(atrous_pyramid, probe, mt.randn(2, 3, 2, 3, 3), None, (1, 2)),
+         "image_pooling": written(image_pooling, probe, mt.randn(3, 2, 1, 1))}
+for name, yours in YOURS.items():
+    print(f"{name}: " + ("yours, as written in section 7" if yours else
+                         "still the stub: the head runs the library's layers holding the same weights instead"))
+
+
+def conv_bn_relu(in_channels, out_channels, kernel_size=3, stride=1):
+    """A convolution (padding that keeps the size at stride 1, no bias), BatchNorm, ReLU."""
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride,
+                                   padding=kernel_size // 2, bias=False),
+                         nn.BatchNorm2d(out_channels), nn.ReLU())
+
+
+class YourASPP(nn.Module):
+    """ASPP from your functions: 1x1 branch, atrous_pyramid at ``rates``, image_pooling; concatenated, projected 1x1.
+
+    (N, in_channels, h, w) -> (N, channels, h, w). The weights live in library layers; forward hands them over.
+    """
+
+    def __init__(self, in_channels, channels, rates=(1, 2, 3)):
+        super().__init__()
+        self.rates = tuple(rates)
+        self.point = nn.Conv2d(in_channels, channels, 1, bias=False)                    # the 1x1 branch
+        self.atrous = nn.ModuleList([nn.Conv2d(in_channels, channels, 3, padding=r, dilation=r, bias=False)
+                                     for r in self.rates])                               # one bank per rate
+        self.norm = nn.BatchNorm2d((1 + len(self.rates)) * channels)                     # 1x1 and atrous branches
+        self.pooling = ImagePooling(in_channels, channels)                               # 1x1 conv (bias) + ReLU
+        self.project = conv_bn_relu((2 + len(self.rates)) * channels, channels, kernel_size=1)
+
+    def forward(self, x):
+        if YOURS["atrous_pyramid"]:
+            weight = mt.stack([conv.weight for conv in self.atrous])                      # (R, O, C, 3, 3)
+            atrous = atrous_pyramid(x, weight, None, self.rates)                          # (N, R O, h, w)
+        else:
+            atrous = F.cat([conv(x) for conv in self.atrous], dim=1)                      # (N, R O, h, w)
+        local = F.relu(self.norm(F.cat([self.point(x), atrous], dim=1)))                  # (N, (1 + R) O, h, w)
+        conv = self.pooling.conv[0]
+        context = image_pooling(x, conv.weight, conv.bias) if YOURS["image_pooling"] else self.pooling(x)
+        return self.project(F.cat([local, context], dim=1))                              # (N, O, h, w)
+
+
+def single_scale_head(in_channels, channels, weights):
+    """A 3x3 conv-BN-ReLU (dilation 1) about as wide as ``weights`` allows, then the same 1x1 projection."""
+    width = round((weights - 2 * channels) / (9 * in_channels + 2 + channels))   # 9 C W + 2 W + W O + 2 O = weights
+    return nn.Sequential(conv_bn_relu(in_channels, width), conv_bn_relu(width, channels, kernel_size=1))
+
+
+class SmallDeepLab(nn.Module):
+    """Backbone to output stride 8, ``head`` (64 -> 32 channels), 1x1 classifier, logits upsampled to the input."""
+
+    def __init__(self, head, num_classes=19):
+        super().__init__()
+        self.backbone = nn.Sequential(conv_bn_relu(3, 16, stride=2), conv_bn_relu(16, 32, stride=2),
+                                      conv_bn_relu(32, 64, stride=2), conv_bn_relu(64, 64))
+        self.head = head
+        self.classifier = nn.Conv2d(32, num_classes, 1)
+
+    def forward(self, x):
+        logits = self.classifier(self.head(self.backbone(x)))                            # (N, 19, H/8, W/8)
+        return F.interpolate(logits, size=x.shape[2:], mode="bilinear", align_corners=False)
+
+
+def count(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+aspp_weights = count(YourASPP(64, 32))
+variants = {"multi-scale: ASPP": lambda: SmallDeepLab(YourASPP(64, 32)),
+            "single-scale: 3x3 head": lambda: SmallDeepLab(single_scale_head(64, 32, aspp_weights))}
+x = mt.randn(2, 3, 64, 128)
+for name, build in variants.items():
+    model = build()
+    with mt.no_grad():
+        features = model.backbone(x)
+        shapes_seen = [x.shape, features.shape, model.head(features).shape, model(x).shape]
+    print(f"{name:24s} head {count(model.head):6,} weights, network {count(model):7,}:  "
+          + " -> ".join(str(tuple(s)) for s in shapes_seen))
+
+# %% [markdown]
+# Now the measurement, with `experiment.compare`: each network is trained for `STEPS` steps of the
+# default job's recipe (SGD with momentum, warm-up then the poly schedule, random scale, crop and
+# flip, ENet's class weights, lesson 6) on the built-in scenes at half scale, then scored on the 50
+# validation images (validation mIoU). Twice each, with seeds 0 and 1: the seed draws the initial
+# weights and the batches' order and augmentation, and two seeds of one network can differ by as much
+# as two networks do. The verdict says "better" or "worse" only when both seeds of one network score
+# above both of the other; otherwise "within the seeds' spread", which means this experiment cannot
+# tell them apart. Four runs of about 2 minutes each on two CPU cores (a few seconds under
+# `LESSON_FAST`, where the numbers mean nothing).
+
+# %%
+root = make_dataset(**DATA)
+comparison = experiment.compare(variants, root, steps=STEPS, seeds=(0, 1), batch_size=4, lr=0.01, input_scale=0.5,
+                                class_weights="enet", backend=BACKEND)
+print(comparison.table())
+if RECORDS:
+    comparison.save(os.path.join(RECORDS, "07_aspp.json"), note=f"{RECORD_NOTE}; your functions: {YOURS}; "
+                    f"load average at the end: {', '.join(f'{v:.1f}' for v in os.getloadavg())}")
+
+# %% [markdown]
+# Your run, beside the one recorded with these settings (`lessons/records/07_aspp.json`: this
+# notebook run in full with the solutions filled in, as `lessons/records/record.py` does; its date,
+# machine and seconds per run are in the file):
+
+# %%
+record = pathlib.Path("records", "07_aspp.json")            # beside this notebook, or beside the package's source
+if not record.exists():
+    record = pathlib.Path(mt.__file__).resolve().parents[1] / "lessons" / "records" / "07_aspp.json"
+recorded = experiment.load(record)
+print(f"recorded {recorded.recorded['date']} on {recorded.recorded['machine']['cpu_count']} CPUs "
+      f"({recorded.recorded['machine']['platform']}):")
+print(recorded.table())
+fig, (mine, theirs) = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True, layout="constrained")
+comparison.plot(ax=mine)
+mine.set_title(f"your run, {comparison.settings['steps']} steps: bar = mean, dot = one seed", fontsize=10)
+recorded.plot(ax=theirs)
+theirs.set_title(f"recorded, {recorded.settings['steps']} steps: bar = mean, dot = one seed", fontsize=10);
+
+# %% [markdown]
+# **What the recorded run says** (recorded on 2026-12-02 on a 2-core x86-64 VM loaded by other jobs,
+# `lessons/records/07_aspp.json`; each run took 400 to 750 seconds of wall time there, about 2
+# minutes on two quiet cores by its CPU time per step). After 2400 steps the ASPP network scored
+# 0.288 and 0.297 (seeds 0 and 1, mean 0.292), the single-scale head 0.283 and 0.298 (mean 0.290).
+# That is **within the seeds' spread**: changing the seed moved each network's score more than
+# changing its head did. So this experiment neither confirms the claim nor refutes it; it cannot
+# see a difference this small.
+#
+# Why it may not show here, and what would show it: our scenes are small (64 pixels high at half
+# scale), so the backbone's 31 pixels and a 3 x 3 head's 47 already see much of the image; they are
+# drawn by a program from polygons in flat colours, far simpler than photographs; and two minutes
+# of training from random weights leave both networks far from what they could learn. DeepLab's
+# gains were measured on 513 x 513 crops of real photographs, whose objects range over many scales,
+# with a backbone pretrained on ImageNet. More seeds and longer runs would narrow the spread; a
+# difference that survives them would be evidence. Your own run above, with your functions, is
+# another pair of seeds' worth of the same question (under `LESSON_FAST` its numbers mean nothing).
+
+# %% [markdown]
 # ## What you have seen
 #
 # - An atrous (dilated) convolution spreads a filter's taps $d$ apart: $2d + 1$ pixels for 9
@@ -579,6 +774,10 @@ except exercises.NotAttempted as todo:
 # - Image pooling's backward spreads the upstream gradient over the whole map: every input pixel
 #   influences every output pixel. You wrote it, and ASPP's atrous branches, as functions of
 #   their weights.
+# - You built a small DeepLab whose ASPP runs your two functions, and trained it beside a
+#   single-scale head of the same size, two seeds each: on the built-in scenes, after 2-minute
+#   runs, the difference was within the seeds' spread. A claim is tested by a measurement that
+#   could tell; this one could not, and says so.
 #
 # **Next:** lesson 8 replaces convolutions altogether: transformers, their token-size dilemma,
 # and attention inside windows; lesson 9 then builds Swin on them.

@@ -5,7 +5,9 @@
 # LESSON_FAST=1 (the test suite sets it) only shrinks the data, the network and the training.
 # CITYSCAPES_ROOT: a real Cityscapes folder (holding leftImg8bit/ and gtFine/; see DATASET.md) to train and
 # predict on instead of the built-in synthetic scenes. LESSON_BACKEND: "numpy" (the CPU, default) or "cupy"
-# (an NVIDIA GPU, lesson 11) for the training run.
+# (an NVIDIA GPU, lesson 11) for the training runs. LESSON_RECORDS, LESSON_RECORD_NOTE: set by
+# lessons/records/record.py, which runs this notebook solved and in full; section 5 then saves its comparison in
+# that folder as 10_fusion.json, with the note (the machine, in words), and section 6 trains for one epoch only.
 import os
 import tempfile
 
@@ -19,6 +21,14 @@ DATA = dict(out=os.path.join(SCRATCH.name, "data"), train=8, val=4, size=(64, 12
 MODEL = dict(width=8, stem_width=16, depth=1) if FAST else dict()     # full: the CLI's default HRNet
 BATCH = 4 if FAST else 8
 EPOCHS = 2 if FAST else 4
+RECORDS = os.environ.get("LESSON_RECORDS") or None
+RECORD_NOTE = os.environ.get("LESSON_RECORD_NOTE") or ""
+if RECORDS:
+    EPOCHS = 1                             # section 6 records nothing
+# Section 5's ablation, always on the built-in data: the widths of the two branches, convs per branch and module,
+# modules; STEPS: optimizer steps per run, about 2 minutes each on two quiet CPU cores.
+ABLATION = dict(channels=(8, 16), depth=1, modules=2) if FAST else dict(channels=(16, 32), depth=2, modules=3)
+STEPS = 4 if FAST else 2400
 if CITYSCAPES_ROOT is None:                # built-in scenes of 128x256, at full resolution
     JOB = dict(input_scale=1.0, crop=(64, 128) if FAST else (128, 128))
     VIEW = None                            # the validation images are shown to the model as they are
@@ -45,16 +55,19 @@ else:                                      # real photographs, 1024x2048: the mo
 #
 # and add: *downsampling uses strided convolution.* In this lesson you will find each of the three
 # in the project's `models/hrnet.py`, see the parallel branches' feature maps, read the fusion as a
-# table, write the two kinds of fusion term yourself (forward and backward), train a small HRNet
-# on street scenes, and set its result beside the paper's on **Cityscapes**, honestly. About 50
-# to 65 minutes with the two exercises and their derivations on paper, plus a few minutes of the
-# computer's time for the training run (on two CPU cores). The first cell reads `CITYSCAPES_ROOT`
+# table, write the two kinds of fusion term yourself (forward and backward), build a two-branch
+# HRNet from them and test the three differences by taking each away (section 5), train a small
+# HRNet on street scenes, and set its result beside the paper's on **Cityscapes**, honestly.
+# About 50 to 65 minutes with the two exercises and their derivations on paper, plus about 12
+# minutes of the computer's time for section 5's six short runs and a few more for the training
+# run (on two CPU cores). The first cell reads `CITYSCAPES_ROOT`
 # to train on real Cityscapes photographs instead (what they are, and how to get a subset:
 # [DATASET.md](../DATASET.md)) and `LESSON_BACKEND=cupy` to train on a GPU (lesson 11).
 
 # %%
 # %matplotlib inline
 import inspect
+import pathlib
 import time
 
 import matplotlib.pyplot as plt
@@ -63,7 +76,7 @@ from matplotlib.patches import FancyArrowPatch
 
 import minitorch_seg as mt
 import minitorch_seg.functional as F
-from minitorch_seg import Function, exercises, viz
+from minitorch_seg import Function, exercises, experiment, nn, viz
 from minitorch_seg.data import Cityscapes, Resize, make_dataset, normalize_chw
 from minitorch_seg.models.hrnet import HighResolutionModule, HRNet, transition
 from minitorch_seg.models.summary import layer_table, trace
@@ -307,7 +320,217 @@ except exercises.NotAttempted as todo:
 # ```
 
 # %% [markdown]
-# ## 5. Training an HRNet on street scenes
+# ## 5. Build, then measure: your two-branch module and the notes' three differences
+#
+# The notes name three differences; each is a claim that a measurement can test. Here you assemble
+# a small two-branch HRNet whose fusion is **your** `fuse_up` and `fuse_down`, then train it beside
+# two networks built from the same layers, each giving up what one claim says matters:
+#
+# - a **stem** to 1/4 of the input (two stride-2 3 x 3 conv-BN-ReLUs) and a **transition** that grows
+#   the 1/8 branch from it (a stride-2 3 x 3 conv-BN-ReLU, with twice the channels);
+# - **modules** of two branches side by side, a few 3 x 3 conv-BN-ReLUs each, ending in the fusion
+#   of section 3 written with your functions:
+#   $\text{high}' = \operatorname{relu}(\texttt{fuse\_up}(\text{high}, \text{low}, w_\uparrow))$ and
+#   $\text{low}' = \operatorname{relu}(\text{low} + \texttt{fuse\_down}(\text{high}, w_\downarrow))$;
+# - HRNet's **head**: the low branch upsampled to 1/4 and concatenated with the high one, a 1 x 1
+#   conv-BN-ReLU, a 1 x 1 classifier, the logits upsampled to the input.
+#
+# The three variants, named after the claim each tests:
+#
+# 1. **HRNet: fused after every module**, as above: branches in parallel, the 1/4 branch kept from
+#    the stem to the head, and repeated fusion.
+# 2. **fused once, at the end**: the same modules, but only the last one fuses; until then the two
+#    branches run side by side without exchanging anything. It tests the third difference,
+#    *multi-resolution representations are fused repeatedly*.
+# 3. **in series, as a U-Net**: the same convolutions one after the other: half of the 1/4
+#    convolutions, down to 1/8 through the transition, all the 1/8 convolutions, back up to 1/4 with
+#    your `fuse_up` (the 1/4 map before the descent added as a skip connection, as lesson 6's U-Net
+#    does by concatenation), then the other half of the 1/4 convolutions. It tests the first two differences
+#    together, *in parallel rather than in series* and *high resolution maintained throughout instead
+#    of recovered from low resolution*: they are two sides of one design (a network that runs its
+#    resolutions in series must recover the high one), so one variant gives up both.
+#
+# Same widths, the same branch convolutions and the same head; variants 2 and 3 have fewer weights,
+# exactly the fusion layers they do not use (printed below). As in lesson 7, the modules keep their
+# weights in library layers and hand them to your functions; while a function is still its stub,
+# they run the library's layers holding the same weights instead, and the next cell says so.
+
+# %%
+def written(function, *args, **kwargs):
+    """False while ``function`` is still its stub (it raises NotImplementedError), True otherwise."""
+    try:
+        function(*args, **kwargs)
+    except NotImplementedError:
+        return False
+    return True
+
+
+YOURS = {"fuse_up": written(fuse_up, mt.randn(1, 2, 4, 6), mt.randn(1, 3, 2, 3), mt.randn(2, 3, 1, 1)),
+         "fuse_down": written(fuse_down, mt.randn(1, 2, 4, 6), mt.randn(3, 2, 3, 3))}
+for name, yours in YOURS.items():
+    print(f"{name}: " + ("yours, as written in section 4" if yours else
+                         "still the stub: the modules run the library's layers holding the same weights instead"))
+
+
+def conv_bn_relu(in_channels, out_channels, stride=1):
+    """A 3x3 convolution (padding 1, no bias), BatchNorm, ReLU."""
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False),
+                         nn.BatchNorm2d(out_channels), nn.ReLU())
+
+
+def convs(channels, count):
+    return nn.Sequential(*[conv_bn_relu(channels, channels) for _ in range(count)])
+
+
+def up(high, low, layer):
+    """high + nearest_upsample(layer(low)): your fuse_up with layer's weight."""
+    if YOURS["fuse_up"]:
+        return fuse_up(high, low, layer.weight)
+    return high + F.interpolate(layer(low), scale_factor=high.shape[2] // low.shape[2], mode="nearest")
+
+
+def down(high, layer):
+    """The stride-2 3x3 conv of high: your fuse_down with layer's weight."""
+    return fuse_down(high, layer.weight) if YOURS["fuse_down"] else layer(high)
+
+
+class TwoBranchModule(nn.Module):
+    """Two branches side by side, ``depth`` conv-BN-ReLUs each, then (if ``fuse``) your fusion.
+
+    high (N, C0, H, W), low (N, C1, H/2, W/2) -> the same shapes.
+    """
+
+    def __init__(self, channels, depth, fuse=True):
+        super().__init__()
+        (c0, c1), self.fuse = channels, fuse
+        self.high, self.low = convs(c0, depth), convs(c1, depth)
+        if fuse:
+            self.up = nn.Conv2d(c1, c0, 1, bias=False)                                   # f_01: low -> high
+            self.down = nn.Conv2d(c0, c1, 3, stride=2, padding=1, bias=False)            # f_10: high -> low
+
+    def forward(self, high, low):
+        high, low = self.high(high), self.low(low)                                      # in parallel
+        if not self.fuse:
+            return high, low
+        return F.relu(up(high, low, self.up)), F.relu(low + down(high, self.down))
+
+
+class TwoBranchNet(nn.Module):
+    """Stem to 1/4, transition to 1/8, then ``layout`` ("repeated", "once" or "series"), HRNet's head.
+
+    (N, 3, H, W), H and W multiples of 8 -> logits (N, num_classes, H, W).
+    """
+
+    def __init__(self, layout, channels=(16, 32), depth=2, modules=3, num_classes=19):
+        super().__init__()
+        (c0, c1), self.layout = channels, layout
+        self.stem = nn.Sequential(conv_bn_relu(3, c0, stride=2), conv_bn_relu(c0, c0, stride=2))
+        self.transition = conv_bn_relu(c0, c1, stride=2)
+        if layout == "series":
+            half = modules * depth // 2
+            self.encoder, self.bottom = convs(c0, half), convs(c1, modules * depth)
+            self.up = nn.Conv2d(c1, c0, 1, bias=False)
+            self.decoder = convs(c0, modules * depth - half)
+        else:
+            fused = [True] * modules if layout == "repeated" else [False] * (modules - 1) + [True]
+            self.stage = nn.ModuleList([TwoBranchModule(channels, depth, fuse) for fuse in fused])
+        self.head = nn.Sequential(nn.Conv2d(c0 + c1, c0 + c1, 1, bias=False), nn.BatchNorm2d(c0 + c1), nn.ReLU(),
+                                  nn.Conv2d(c0 + c1, num_classes, 1))
+
+    def branches(self, x):
+        """The two maps the head reads: (N, C0, H/4, W/4) and (N, C1, H/8, W/8)."""
+        high = self.stem(x)                                                             # (N, C0, H/4, W/4)
+        if self.layout == "series":
+            skip = self.encoder(high)
+            low = self.bottom(self.transition(skip))                                     # (N, C1, H/8, W/8)
+            return self.decoder(F.relu(up(skip, low, self.up))), low                     # recovered from 1/8
+        low = self.transition(high)
+        for module in self.stage:
+            high, low = module(high, low)
+        return high, low
+
+    def forward(self, x):
+        high, low = self.branches(x)
+        low = F.interpolate(low, size=high.shape[2:], mode="bilinear", align_corners=False)
+        logits = self.head(F.cat([high, low], dim=1))                                   # (N, 19, H/4, W/4)
+        return F.interpolate(logits, size=x.shape[2:], mode="bilinear", align_corners=False)
+
+
+variants = {"HRNet: fused after every module": lambda: TwoBranchNet("repeated", **ABLATION),
+            "fused once, at the end": lambda: TwoBranchNet("once", **ABLATION),
+            "in series, as a U-Net": lambda: TwoBranchNet("series", **ABLATION)}
+x = mt.randn(2, 3, 64, 128)
+for name, build in variants.items():
+    network = build()
+    with mt.no_grad():
+        high, low = network.branches(x)
+        logits = network(x)
+    print(f"{name:32s} {sum(p.numel() for p in network.parameters()):7,} weights: {tuple(x.shape)} -> high "
+          f"{tuple(high.shape)}, low {tuple(low.shape)} -> {tuple(logits.shape)}")
+
+# %% [markdown]
+# Now the measurement, with `experiment.compare`: each network trained for `STEPS` steps of the
+# default job's recipe (SGD with momentum, warm-up then the poly schedule, random scale, crop and
+# flip, ENet's class weights) on the built-in scenes at half scale (64 x 128: the branches at
+# 16 x 32 and 8 x 16), then scored on the 50 validation images. Twice each, with seeds 0 and 1,
+# which draw the initial weights and the batches' order and augmentation; the verdict says
+# "better" or "worse" only when both seeds of one network score above both of the other, and
+# otherwise "within the seeds' spread": this experiment cannot tell them apart. Six runs of about
+# 2 minutes each on two CPU cores (a few seconds under `LESSON_FAST`, where the numbers mean
+# nothing).
+
+# %%
+ablation_root = make_dataset(**DATA)            # the built-in scenes, even with CITYSCAPES_ROOT set
+comparison = experiment.compare(variants, ablation_root, steps=STEPS, seeds=(0, 1), batch_size=4, lr=0.01,
+                                input_scale=0.5, class_weights="enet", backend=BACKEND)
+print(comparison.table())
+if RECORDS:
+    comparison.save(os.path.join(RECORDS, "10_fusion.json"), note=f"{RECORD_NOTE}; {ABLATION}; your functions: "
+                    f"{YOURS}; load average at the end: {', '.join(f'{v:.1f}' for v in os.getloadavg())}")
+
+# %% [markdown]
+# Your run, beside the one recorded with these settings (`lessons/records/10_fusion.json`: this
+# notebook run in full with the solutions filled in, as `lessons/records/record.py` does; its date,
+# machine and seconds per run are in the file):
+
+# %%
+record = pathlib.Path("records", "10_fusion.json")          # beside this notebook, or beside the package's source
+if not record.exists():
+    record = pathlib.Path(mt.__file__).resolve().parents[1] / "lessons" / "records" / "10_fusion.json"
+recorded = experiment.load(record)
+print(f"recorded {recorded.recorded['date']} on {recorded.recorded['machine']['cpu_count']} CPUs "
+      f"({recorded.recorded['machine']['platform']}):")
+print(recorded.table())
+fig, (mine, theirs) = plt.subplots(1, 2, figsize=(12, 3.8), sharey=True, layout="constrained")
+comparison.plot(ax=mine)
+mine.set_title(f"your run, {comparison.settings['steps']} steps: bar = mean, dot = one seed", fontsize=10)
+recorded.plot(ax=theirs)
+theirs.set_title(f"recorded, {recorded.settings['steps']} steps: bar = mean, dot = one seed", fontsize=10);
+
+# %% [markdown]
+# **What the recorded run says** (recorded on 2026-12-02 on a 2-core x86-64 VM loaded by other jobs,
+# `lessons/records/10_fusion.json`; each run took 350 to 990 seconds of wall time there, about 2
+# minutes on two quiet cores by its CPU time per step). After 2400 steps HRNet with repeated fusion
+# scored 0.275 and 0.304 (seeds 0 and 1, mean 0.290), the network fused once 0.288 and 0.283 (mean
+# 0.285), the one in series 0.279 and 0.277 (mean 0.278). Both verdicts are **within the seeds'
+# spread**. HRNet's mean is the highest, as the notes would predict, but its own two seeds lie
+# further apart than the means of any two variants, and its seed 0 scored below both seeds of each
+# of the others: with two seeds, that order could be chance. This experiment cannot tell the three
+# designs apart; it neither confirms the notes' three differences nor speaks against them.
+#
+# Why it may not show here, and what would show it: the network is small (branches of 16 and 32
+# channels, three modules) and sees simple generated scenes at 64 x 128 for two minutes from random
+# weights; its low branch is only one halving below the high one; and every variant ends in the
+# same head, which concatenates both branches, itself a fusion at the end. The paper's evidence
+# comes from four branches and networks with hundreds of times our weights, trained far longer on
+# real photographs, where thin and distant objects reward precise positions at high resolution.
+# More seeds would narrow the spread, and longer runs on larger images would give the
+# high-resolution branch more to do; a difference that survived them would be evidence. Your own
+# run above, with your `fuse_up` and `fuse_down`, adds another pair of seeds (under `LESSON_FAST`
+# its numbers mean nothing).
+
+# %% [markdown]
+# ## 6. Training an HRNet on street scenes
 #
 # The same training job as lesson 6, with `model="hrnet"`: SGD with momentum and the poly
 # learning-rate schedule (HRNet's own recipe, after a short warm-up), random scale, crop and flip,
@@ -339,7 +562,7 @@ right_ax.set_ylabel("validation mIoU (%)")
 fig.suptitle("HRNet training");
 
 # %% [markdown]
-# ## 6. The parallel branches, seen
+# ## 7. The parallel branches, seen
 #
 # A forward pass of the trained network on a validation scene, and three channels of each branch
 # as the last module leaves them (the three with the largest variance over the image), each drawn
@@ -351,7 +574,7 @@ val = Cityscapes(root, split="val", transforms=None if VIEW is None else Resize(
 image, label = val[0]
 model = trainer.model.eval()
 with mt.no_grad():
-    logits, calls = trace(model, mt.tensor(normalize_chw(image[None])))
+    logits, calls = trace(model, mt.tensor(normalize_chw(image[None]), device=BACKEND))
 branches = stage_output({call.name: call.output for call in calls}, model.num_stages)
 fig, axes = plt.subplots(len(branches), 4, figsize=(13, 1.7 * len(branches)), layout="constrained")
 for b, (row, branch) in enumerate(zip(axes, branches)):
@@ -373,7 +596,7 @@ for ax in axes.ravel():
 viz.show_segmentation(image, label, logits[0])
 
 # %% [markdown]
-# ## 7. On Cityscapes: the paper's numbers, and ours
+# ## 8. On Cityscapes: the paper's numbers, and ours
 #
 # The notes end the HRNet section with its results on **Cityscapes**. The paper's table of
 # Cityscapes validation results (single scale, no flipping; Wang et al., TPAMI 2020) compares
@@ -444,6 +667,10 @@ print(f"{ours:36s}{100 * our_miou:>11.1f}%{flops * scale / 1e9:>24.0f}{weights:>
 # - You wrote both kinds of fusion term: `fuse_up`, whose backward through nearest upsampling by
 #   $r$ is a sum over each $r \times r$ block (a copy fans out, so gradients add), and `fuse_down`,
 #   a chain of strided 3 x 3 convolutions with a ReLU between them and none after the last.
+# - You built a two-branch HRNet from them and took each difference away in turn: fusion only
+#   once, and the resolutions in series as a U-Net. On the built-in scenes, after 2-minute runs
+#   with two seeds each, both differences were within the seeds' spread: this small experiment
+#   cannot tell the designs apart, and says so.
 # - On Cityscapes the paper reports 81.1 mIoU at 696 GFLOPs against 78.5 at 1779 (DeepLabv3) and
 #   79.7 at 2018 (PSPNet); our small run (on synthetic data, or on a small real subset) is a
 #   different experiment.
