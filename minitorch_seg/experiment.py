@@ -117,7 +117,7 @@ class Comparison:
         """The comparison as text: one row per variant, mIoU per seed, mean, verdict against the first, time."""
         seeds, rows = self.seeds(), self.summary()
         width = max(len("variant"), *(len(row["name"]) for row in rows))
-        verdict_width = max(len(row["verdict"]) for row in rows)
+        verdict_width = max(len("verdict vs " + self.names[0]), *(len(row["verdict"]) for row in rows))
         header = (f"{'variant':<{width}}  " + "  ".join(f"{'seed ' + str(s):>7}" for s in seeds) +
                   f"  {'mean':>6}  {'verdict vs ' + self.names[0]:<{verdict_width}}  {'s/run':>6}  {'weights':>9}")
         lines = [header]
