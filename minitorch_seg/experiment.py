@@ -169,6 +169,34 @@ def load(path):
     return Comparison(runs, payload.get("settings", {}), payload.get("recorded", {}))
 
 
+def load_record(name):
+    """A lesson's recorded run, ``records/NAME.json``: beside the notebook (the folder Jupyter runs it
+    in), else in the ``lessons/records`` of the checkout the package is in; None when neither holds it."""
+    for folder in ("records", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lessons",
+                                           "records")):
+        path = os.path.join(folder, f"{name}.json")
+        if os.path.exists(path):
+            return load(path)
+    return None
+
+
+def beside_record(comparison, name):
+    """Your ``comparison`` beside a lesson's recorded one (``load_record(name)``): the record's date,
+    machine, note and table printed, then the two figures side by side; returns the Figure."""
+    import matplotlib.pyplot as plt
+    recorded = load_record(name)
+    if recorded is None:
+        print(f"No record {name}.json in records/ beside this notebook or in the checkout's lessons/records.")
+        return comparison.plot().figure
+    when = recorded.recorded
+    print(f"recorded {when['date'][:10]} on {when['machine']['cpu_count']} CPUs ({when['machine']['platform']}); "
+          f"{when.get('note') or ''}\n{recorded.table()}")
+    fig, axes = plt.subplots(1, 2, figsize=(13, 3.8), sharey=True, layout="constrained")
+    for ax, run, who in zip(axes, (comparison, recorded), ("your run", "recorded")):
+        run.plot(ax=ax).set_title(f"{who}, {run.settings['steps']} steps: bar = mean, dot = one seed", fontsize=10)
+    return fig
+
+
 def _plain(value):
     """``value`` with NaN as None, for JSON."""
     if isinstance(value, float) and math.isnan(value):

@@ -132,6 +132,23 @@ def test_save_and_load_round_trip(tmp_path, comparison):
     assert means["plain"] == pytest.approx(sum(comparison.scores("plain")) / 2)
 
 
+def test_a_lessons_record_is_found_beside_the_notebook_and_shown_beside_the_run(tmp_path, monkeypatch, capsys,
+                                                                              comparison):
+    pytest.importorskip("matplotlib")
+    import matplotlib
+    matplotlib.use("Agg")
+    monkeypatch.chdir(tmp_path)
+    assert experiment.load_record("no_such_record") is None
+    assert experiment.load_record("06_decoders").settings["steps"] > 0      # the checkout's lessons/records
+    comparison.save(tmp_path / "records" / "06_decoders.json", note="beside the notebook")
+    assert experiment.load_record("06_decoders").table() == comparison.table()   # the notebook's folder first
+    figure = experiment.beside_record(comparison, "06_decoders")
+    printed = capsys.readouterr().out
+    assert "beside the notebook" in printed and comparison.table() in printed and len(figure.axes) == 2
+    experiment.beside_record(comparison, "no_such_record")
+    assert "No record no_such_record.json" in capsys.readouterr().out
+
+
 def test_load_refuses_a_file_that_is_no_record(tmp_path):
     path = tmp_path / "other.json"
     path.write_text(json.dumps({"runs": []}))

@@ -80,7 +80,6 @@ if RECORDS:
 # %matplotlib inline
 import inspect
 import time
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy
@@ -738,18 +737,9 @@ ax.set_title(f"Per-class IoU after {BALANCE_EPOCHS} epoch{'s' * (BALANCE_EPOCHS 
 # write exercise 2 and run this section again to train yours.
 
 # %%
-def written(function, *args, **kwargs):
-    """False while ``function`` is an exercise stub (it raises NotImplementedError), else True."""
-    try:
-        function(*args, **kwargs)
-    except NotImplementedError:
-        return False
-    return True
-
-
 # x (1, 2, 2, 2), skip (1, 1, 4, 4), up_weight (2, 1, 2, 2), up_bias (1,), weight (1, 2, 3, 3), bias (1,)
-YOUR_UNET_UP = written(unet_up, mt.zeros(1, 2, 2, 2), mt.zeros(1, 1, 4, 4), mt.zeros(2, 1, 2, 2), mt.zeros(1),
-                       mt.zeros(1, 2, 3, 3), mt.zeros(1), padding=1)
+YOUR_UNET_UP = exercises.attempted(unet_up, mt.zeros(1, 2, 2, 2), mt.zeros(1, 1, 4, 4), mt.zeros(2, 1, 2, 2),
+                                   mt.zeros(1), mt.zeros(1, 2, 3, 3), mt.zeros(1), padding=1)
 print("the transposed-conv decoders call your unet_up" if YOUR_UNET_UP else
       "unet_up is not written yet (exercise 2): until it is, the transposed-conv decoders use the library's "
       "layers for that step")
@@ -850,22 +840,7 @@ if RECORDS:                                    # lessons/records/record.py is re
 # numbers when the machine's arithmetic is the same.
 
 # %%
-RECORD_FILE = Path("records", "06_decoders.json")              # beside this notebook, where Jupyter runs it
-if not RECORD_FILE.exists():                                    # run from elsewhere: the checkout the package is in
-    RECORD_FILE = Path(mt.__file__).resolve().parents[1] / "lessons" / "records" / "06_decoders.json"
-recorded = experiment.load(RECORD_FILE) if RECORD_FILE.exists() else None
-fig, axes = plt.subplots(1, 2 if recorded else 1, figsize=(14 if recorded else 7, 3.6), layout="constrained",
-                         squeeze=False)
-comparison.plot(ax=axes[0, 0]).set_title(f"this run: {ABLATION_STEPS} steps per run", fontsize=10)
-if recorded:
-    when = recorded.recorded
-    recorded.plot(ax=axes[0, 1]).set_title(f"recorded {when['date'][:10]}: "
-                                           f"{recorded.settings['steps']} steps per run", fontsize=10)
-    print(f"recorded on {when['date'][:10]}, {when.get('note', '')} ({when['machine']['cpu_count']} CPUs); "
-          f"{recorded.settings['train_images']} training images:")
-    print(recorded.table())
-else:
-    print(f"no record at {RECORD_FILE}")
+experiment.beside_record(comparison, "06_decoders");            # records/ beside this notebook, else in the checkout
 
 # %% [markdown]
 # **What the record says.** Recorded on 2026-12-02 on a 2-core x86-64 VM loaded by other jobs

@@ -53,7 +53,6 @@ STEPS = 4 if FAST else 2400
 import ast
 import inspect
 import io
-import pathlib
 
 import matplotlib.pyplot as plt
 import numpy
@@ -609,18 +608,9 @@ except exercises.NotAttempted as todo:
 # comparison is about the context, not the size.
 
 # %%
-def written(function, *args, **kwargs):
-    """False while ``function`` is still its stub (it raises NotImplementedError), True otherwise."""
-    try:
-        function(*args, **kwargs)
-    except NotImplementedError:
-        return False
-    return True
-
-
 probe = mt.randn(1, 2, 5, 5)
-YOURS = {"atrous_pyramid": written(atrous_pyramid, probe, mt.randn(2, 3, 2, 3, 3), None, (1, 2)),
-         "image_pooling": written(image_pooling, probe, mt.randn(3, 2, 1, 1))}
+YOURS = {"atrous_pyramid": exercises.attempted(atrous_pyramid, probe, mt.randn(2, 3, 2, 3, 3), None, (1, 2)),
+         "image_pooling": exercises.attempted(image_pooling, probe, mt.randn(3, 2, 1, 1))}
 for name, yours in YOURS.items():
     print(f"{name}: " + ("yours, as written in section 7" if yours else
                          "still the stub: the head runs the library's layers holding the same weights instead"))
@@ -724,18 +714,7 @@ if RECORDS:
 # machine and seconds per run are in the file):
 
 # %%
-record = pathlib.Path("records", "07_aspp.json")            # beside this notebook, or beside the package's source
-if not record.exists():
-    record = pathlib.Path(mt.__file__).resolve().parents[1] / "lessons" / "records" / "07_aspp.json"
-recorded = experiment.load(record)
-print(f"recorded {recorded.recorded['date']} on {recorded.recorded['machine']['cpu_count']} CPUs "
-      f"({recorded.recorded['machine']['platform']}):")
-print(recorded.table())
-fig, (mine, theirs) = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True, layout="constrained")
-comparison.plot(ax=mine)
-mine.set_title(f"your run, {comparison.settings['steps']} steps: bar = mean, dot = one seed", fontsize=10)
-recorded.plot(ax=theirs)
-theirs.set_title(f"recorded, {recorded.settings['steps']} steps: bar = mean, dot = one seed", fontsize=10);
+experiment.beside_record(comparison, "07_aspp");            # records/ beside this notebook, else in the checkout
 
 # %% [markdown]
 # **What the recorded run says** (recorded on 2026-12-02 on a 2-core x86-64 VM loaded by other jobs,

@@ -67,7 +67,6 @@ else:                                      # real photographs, 1024x2048: the mo
 # %%
 # %matplotlib inline
 import inspect
-import pathlib
 import time
 
 import matplotlib.pyplot as plt
@@ -356,17 +355,8 @@ except exercises.NotAttempted as todo:
 # they run the library's layers holding the same weights instead, and the next cell says so.
 
 # %%
-def written(function, *args, **kwargs):
-    """False while ``function`` is still its stub (it raises NotImplementedError), True otherwise."""
-    try:
-        function(*args, **kwargs)
-    except NotImplementedError:
-        return False
-    return True
-
-
-YOURS = {"fuse_up": written(fuse_up, mt.randn(1, 2, 4, 6), mt.randn(1, 3, 2, 3), mt.randn(2, 3, 1, 1)),
-         "fuse_down": written(fuse_down, mt.randn(1, 2, 4, 6), mt.randn(3, 2, 3, 3))}
+YOURS = {"fuse_up": exercises.attempted(fuse_up, mt.randn(1, 2, 4, 6), mt.randn(1, 3, 2, 3), mt.randn(2, 3, 1, 1)),
+         "fuse_down": exercises.attempted(fuse_down, mt.randn(1, 2, 4, 6), mt.randn(3, 2, 3, 3))}
 for name, yours in YOURS.items():
     print(f"{name}: " + ("yours, as written in section 4" if yours else
                          "still the stub: the modules run the library's layers holding the same weights instead"))
@@ -494,18 +484,7 @@ if RECORDS:
 # machine and seconds per run are in the file):
 
 # %%
-record = pathlib.Path("records", "10_fusion.json")          # beside this notebook, or beside the package's source
-if not record.exists():
-    record = pathlib.Path(mt.__file__).resolve().parents[1] / "lessons" / "records" / "10_fusion.json"
-recorded = experiment.load(record)
-print(f"recorded {recorded.recorded['date']} on {recorded.recorded['machine']['cpu_count']} CPUs "
-      f"({recorded.recorded['machine']['platform']}):")
-print(recorded.table())
-fig, (mine, theirs) = plt.subplots(1, 2, figsize=(12, 3.8), sharey=True, layout="constrained")
-comparison.plot(ax=mine)
-mine.set_title(f"your run, {comparison.settings['steps']} steps: bar = mean, dot = one seed", fontsize=10)
-recorded.plot(ax=theirs)
-theirs.set_title(f"recorded, {recorded.settings['steps']} steps: bar = mean, dot = one seed", fontsize=10);
+experiment.beside_record(comparison, "10_fusion");            # records/ beside this notebook, else in the checkout
 
 # %% [markdown]
 # **What the recorded run says** (recorded on 2026-12-02 on a 2-core x86-64 VM loaded by other jobs,

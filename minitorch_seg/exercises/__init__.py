@@ -18,11 +18,11 @@ minitorch_seg.exercises.registry.NotAttempted: interpolate: not attempted yet. W
 >>> exercises.check_prediction("dilated_receptive_field", 15)
 dilated_receptive_field: right. The true value is 15.
 """
-from .registry import Exercise, ExerciseFailed, NotAttempted, check, describe, get, names, register
+from .registry import Exercise, ExerciseFailed, NotAttempted, attempted, check, describe, get, names, register
 # each module registers one lesson's exercises
 from . import autograd, losses, metrics, convolution, upsampling, unet, atrous, transformers, swin, hrnet, device  # noqa: E402,F401,I001
 from . import predictions, course_predictions  # noqa: E402,F401,I001  the lessons' "predict first" questions
 from .predictions import Prediction, check_prediction  # noqa: E402
 
-__all__ = ["Exercise", "ExerciseFailed", "NotAttempted", "Prediction", "check", "check_prediction", "describe", "get",
+__all__ = ["Exercise", "ExerciseFailed", "NotAttempted", "Prediction", "attempted", "check", "check_prediction", "describe", "get",
            "names", "predictions", "register"]

@@ -173,3 +173,21 @@ def _check(e, candidate, examples, seed=None):
             except CheckFailed as failure:
                 where = f" on the {backend} backend" if len(e.backends) > 1 else ""
                 raise ExerciseFailed(f"{e.name}: wrong{where}: {failure.report}", failure.example) from None
+
+
+def attempted(function, *args, **kwargs):
+    """False while ``function`` is still its exercise stub (calling it raises NotImplementedError), else True.
+
+    A lesson that builds a network from the learner's functions asks this first, with small inputs,
+    and uses the library's layers in the meantime.
+
+    >>> def stub(x):
+    ...     raise NotImplementedError
+    >>> attempted(stub, 1), attempted(abs, -1)
+    (False, True)
+    """
+    try:
+        function(*args, **kwargs)
+    except NotImplementedError:
+        return False
+    return True
