@@ -6,14 +6,19 @@ For each seed: our run (the CLI's defaults), then PyTorch's: the same initial we
 over, the same batches in the same order (our DataLoader feeds both), the same schedule and
 loss; both validated with our metrics. Beside them, two baselines that need no learning: the
 position prior (each pixel's most frequent training class) and a per-pixel colour classifier
-(nearest class-mean RGB). Reports images/s and the final validation mIoU.
+(nearest class-mean RGB). Reports images/s, the final validation mIoU and, the figure of record
+for speed, each seed's time ratio (our seconds over PyTorch's, run back to back under the same load);
+the JSON also records the date, the CPU, the load average and the job's settings.
 """
 import argparse
+import datetime
 import json
 import os
+import platform
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 
 import numpy
 
@@ -47,6 +52,25 @@ def baselines(root):
     distances = ((val_images[..., None, :].astype(numpy.float32) - means) ** 2).sum(axis=-1)
     colour = distances.argmin(axis=-1)
     return {"position_prior_miou": miou(prior, val_labels), "colour_classifier_miou": miou(colour, val_labels)}
+
+
+def cpu_name():
+    """The CPU's model name as /proc/cpuinfo gives it (what ``lscpu`` prints), or platform's guess elsewhere."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine():
+    """When and where: the date, the CPU, its cores and the load average (1, 5, 15 minutes) now."""
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "cpu": cpu_name(), "machine": platform.machine(), "cores": os.cpu_count(), "load_average": load}
 
 
 def ours(root, seed, epochs, out):
@@ -134,9 +158,13 @@ def main():
 
     from minitorch_seg import backend
     from minitorch_seg.data import make_dataset
+    from minitorch_seg.train import TrainConfig
     backend.tune_host_allocator()
     root = make_dataset(log=print)
-    results = {"baselines": baselines(root), "runs": []}
+    config = asdict(TrainConfig())
+    if args.epochs:
+        config["epochs"] = args.epochs
+    results = {"start": machine(), "config": config, "baselines": baselines(root), "runs": []}
     print(f"position prior mIoU {results['baselines']['position_prior_miou']:.3f}, "
           f"colour classifier mIoU {results['baselines']['colour_classifier_miou']:.3f}")
     for seed in args.seeds:
@@ -148,16 +176,22 @@ def main():
         line = f"seed {seed}: ours mIoU {run['ours']['final_miou']:.3f} ({run['ours']['images_per_second']:.1f} img/s, " \
                f"{run['ours']['seconds']:.0f} s)"
         if "torch" in run:
+            run["time_ratio"] = run["ours"]["seconds"] / run["torch"]["seconds"]
             line += f"; torch mIoU {run['torch']['final_miou']:.3f} ({run['torch']['images_per_second']:.1f} img/s, " \
-                    f"{run['torch']['seconds']:.0f} s)"
+                    f"{run['torch']['seconds']:.0f} s); ours/torch time {run['time_ratio']:.2f}"
         print(line, flush=True)
+        write(args.json, {**results, "end": machine()})  # after every seed: a stopped run keeps what it measured
     finals = [r["ours"]["final_miou"] for r in results["runs"]]
     print(f"ours: mean final mIoU {numpy.mean(finals):.3f} over seeds {args.seeds}")
     if not args.no_torch:
         print(f"torch: mean final mIoU {numpy.mean([r['torch']['final_miou'] for r in results['runs']]):.3f}")
-    if args.json:
+
+
+def write(path, results):
+    """The results as JSON at ``path`` (written atomically), if a path was given."""
+    if path:
         from minitorch_seg.checkpoint import atomic_write_bytes
-        atomic_write_bytes(args.json, json.dumps(results, indent=2).encode())
+        atomic_write_bytes(path, json.dumps(results, indent=2).encode())
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ def holds_run(folder):
 
 
 def describe(folder):
-    """A few words on the run in ``folder``: "unet, 24 of 24 epochs done, best val mIoU 0.343"."""
+    """A few words on the run in ``folder``: "unet, 16 of 16 epochs done, best val mIoU 0.296"."""
     for name in (LAST, BEST):
         try:
             meta = checkpoint.read_meta(os.path.join(folder, name))

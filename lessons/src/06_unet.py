@@ -692,7 +692,7 @@ ax.set_title(f"Per-class IoU after {BALANCE_EPOCHS} epoch{'s' * (BALANCE_EPOCHS 
 # - **What the verdicts allow.** Only rows marked "better" are differences larger than the seed
 #   to seed spread of these runs, and with two seeds per loss even they could be luck; "within the
 #   seeds' spread" means this experiment cannot tell the losses apart on that class. A serious
-#   comparison runs more seeds and longer (the benchmark's default job trains 24 epochs,
+#   comparison runs more seeds and longer (the benchmark's default job trains 16 epochs,
 #   `benchmarks/README.md`).
 # - **mIoU against pixel accuracy.** The weighted loss serves the average over classes that mIoU
 #   is; pixel accuracy, dominated by the frequent classes, can go the other way (the lines printed
