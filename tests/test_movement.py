@@ -11,7 +11,7 @@ import minitorch_seg as mt
 from minitorch_seg import functional as F
 from minitorch_seg.testing import layouts, make, shapes
 from torch_compare import compare
-from helpers import host
+from helpers import basic_index, host
 
 pytestmark = pytest.mark.movement
 
@@ -176,27 +176,6 @@ def test_permute_transpose_match_torch(backend, torch, drawn, data):
 
 
 # ---- getitem ------------------------------------------------------------------------------------
-@st.composite
-def basic_index(draw, shape, allow_negative_steps=True):
-    """Ints, slices (negative steps too), None and at most one Ellipsis, for ``shape``."""
-    steps = [-2, -1, 1, 2] if allow_negative_steps else [1, 2]
-    items = []
-    for n in shape:
-        kind = draw(st.sampled_from(["int", "slice", "full"]))
-        if kind == "int":
-            items.append(draw(st.integers(-n, n - 1)))
-        elif kind == "slice":
-            start = draw(st.none() | st.integers(-n, n))
-            stop = draw(st.none() | st.integers(-n, n))
-            items.append(slice(start, stop, draw(st.sampled_from(steps))))
-        else:
-            items.append(slice(None))
-    if items and draw(st.booleans()):                 # replace a run of trailing dims with ...
-        cut = draw(st.integers(0, len(items) - 1))
-        items = items[:cut] + [Ellipsis]
-    for _ in range(draw(st.integers(0, 2))):
-        items.insert(draw(st.integers(0, len(items))), None)
-    return tuple(items)
 
 
 @settings(max_examples=GRAD_EXAMPLES)

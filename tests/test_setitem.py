@@ -12,7 +12,7 @@ from hypothesis import given, settings, strategies as st
 import minitorch_seg as mt
 from minitorch_seg.testing import layouts, make, shapes
 from torch_compare import compare
-from helpers import host
+from helpers import basic_index, host
 
 pytestmark = pytest.mark.movement
 
@@ -21,31 +21,11 @@ TORCH_EXAMPLES = 10
 
 
 @st.composite
-def basic_items(draw, shape):
-    """Ints and slices (positive steps: torch has no negative ones), a trailing Ellipsis sometimes, and a None."""
-    items = []
-    for n in shape:
-        kind = draw(st.sampled_from(["int", "slice", "full"]))
-        if kind == "int":
-            items.append(draw(st.integers(-n, n - 1)))
-        elif kind == "slice":
-            items.append(slice(draw(st.none() | st.integers(-n, n)), draw(st.none() | st.integers(-n, n)),
-                               draw(st.sampled_from([1, 2]))))
-        else:
-            items.append(slice(None))
-    if draw(st.booleans()):
-        items = items[:draw(st.integers(0, len(items) - 1))] + [Ellipsis]
-    if draw(st.booleans()):
-        items.insert(draw(st.integers(0, len(items))), None)
-    return tuple(items)
-
-
-@st.composite
 def index_for(draw, shape):
     """A torch index of one of four kinds for ``shape``, with no element named twice."""
     kind = draw(st.sampled_from(["basic", "tensor", "mask", "int and tensor"]))
     if kind == "basic":
-        return draw(basic_items(shape))
+        return draw(basic_index(shape, allow_negative_steps=False))   # torch has no negative steps
     if kind == "mask":
         return mt.tensor(draw(st.lists(st.booleans(), min_size=shape[0], max_size=shape[0])))
     rows = draw(st.lists(st.integers(0, shape[-1] - 1), min_size=1, max_size=shape[-1], unique=True))
