@@ -33,7 +33,8 @@ from .backend import use_backend
 from .checkpoint import atomic_write_bytes
 from .data import Cityscapes, DataLoader, RandomScaleCropFlip
 from .random import fork_rng, manual_seed
-from .train import IGNORE_INDEX, TrainConfig, build_class_weights, build_optimizer, build_schedule, evaluate
+from .train import (IGNORE_INDEX, FirstImages, TrainConfig, build_class_weights, build_optimizer, build_schedule,
+                    evaluate)
 
 __all__ = ["Comparison", "Run", "compare", "load", "verdict"]
 
@@ -208,13 +209,6 @@ def _plain(value):
     return value
 
 
-def _first_images(dataset, count):
-    """``dataset`` cut to its first ``count`` images (all of them for None)."""
-    if count is not None:
-        dataset.images, dataset.targets = dataset.images[:count], dataset.targets[:count]
-    return dataset
-
-
 def compare(builders, root, steps, seeds=(0, 1), batch_size=4, lr=0.01, input_scale=0.5, class_weights="enet",
             backend="numpy", max_train_images=None, max_val_images=None, log=print, crop=None,
             weight_decay=1e-4, warmup_steps=None):
@@ -236,8 +230,8 @@ def compare(builders, root, steps, seeds=(0, 1), batch_size=4, lr=0.01, input_sc
     if steps < 1:
         raise ValueError(f"compare: steps must be at least 1, got {steps}.")
     log = log or (lambda line: None)
-    train_set = _first_images(Cityscapes(root, "train"), max_train_images)
-    val_set = _first_images(Cityscapes(root, "val"), max_val_images)
+    train_set = FirstImages(Cityscapes(root, "train"), max_train_images)
+    val_set = FirstImages(Cityscapes(root, "val"), max_val_images)
     if len(train_set) < batch_size:
         raise ValueError(f"compare: the training split has {len(train_set)} images, fewer than one batch of "
                          f"{batch_size}; use a smaller batch_size.")

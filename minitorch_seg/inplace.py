@@ -182,8 +182,9 @@ def setitem(self, index, value):
     """
     from .functional.indexing import _steps, _write, setitem as recorded
     if _in_graph(self, value):
-        if not isinstance(value, _tensor_type()):
-            value = _tensor_type()(backend.to_backend(numpy.asarray(value, dtype=numpy.dtype(self.dtype)), self.backend))
+        if not isinstance(value, _tensor_type()):      # a number or an array of either backend, never via the host
+            array = value if backend.backend_name_or_none(value) else numpy.asarray(value, dtype=numpy.dtype(self.dtype))
+            value = _tensor_type()(backend.to_backend(array, self.backend))
         elif value.backend != self.backend:
             value = value.to(self.backend)
         return _adopt(self, recorded(self, index, value))

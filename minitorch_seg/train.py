@@ -120,7 +120,9 @@ def build_class_weights(config, train_set):
     raise ValueError(f"Unknown class_weights {config.class_weights!r}; expected 'none' or 'enet'.")
 
 
-class _Subset:
+class FirstImages:
+    """The first ``count`` images of ``dataset`` (all of them for 0 or None): quick runs on less data."""
+
     def __init__(self, dataset, count):
         self.dataset, self.count = dataset, min(count, len(dataset)) if count else len(dataset)
 
@@ -164,8 +166,8 @@ class Trainer:
     def _build(self, config, data_root):
         """The data, the model (its weights drawn from the run's generator), the optimizer and the schedule."""
         self.stop_requested = False
-        train_set = _Subset(Cityscapes(data_root, "train"), config.max_train_images)
-        val_set = _Subset(Cityscapes(data_root, "val"), config.max_val_images)
+        train_set = FirstImages(Cityscapes(data_root, "train"), config.max_train_images)
+        val_set = FirstImages(Cityscapes(data_root, "val"), config.max_val_images)
         self.train_loader = DataLoader(train_set, config.batch_size, shuffle=True, drop_last=True, seed=config.seed,
                                        transform=RandomScaleCropFlip(tuple(config.crop), scale_range=(
                                            0.75 * config.input_scale, 1.25 * config.input_scale)),
