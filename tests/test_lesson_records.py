@@ -59,7 +59,7 @@ def test_numbers_quoted_from_a_record_are_in_it(text):
     assert not unrecorded(text), f"3-decimal numbers not in the cited records: {unrecorded(text)}"
 
 
-@pytest.mark.parametrize("path", sorted(RECORDS.glob("*.json")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(RECORDS.glob("[0-9][0-9]_*.json")), ids=lambda p: p.name)
 def test_each_record_is_a_comparison_with_its_settings_and_machine(path):
     comparison = experiment.load(path)
     assert comparison.runs and comparison.settings["steps"] >= 1
@@ -74,3 +74,17 @@ def test_the_check_catches_a_number_that_is_not_in_the_record(tmp_path):
     assert unrecorded("No citation here: 0.999.", tmp_path) == []
     with pytest.raises(AssertionError, match="do not exist"):
         unrecorded("See records/missing.json: 0.100.", tmp_path)
+
+
+TIME_ROW = re.compile(r"^\| (\d+) [^|]+\| ([\d,]+) s\b", re.MULTILINE)
+
+
+def test_the_lessons_readme_quotes_the_recorded_compute_times():
+    """Each row of lessons/README.md's table of full runs gives the seconds records/times.json holds (to the second)."""
+    times = json.loads((RECORDS / "times.json").read_text())
+    section = (LESSONS / "README.md").read_text().split("### The computer's time", 1)[1].split("\n#", 1)[0]
+    quoted = {f"{int(lesson):02d}": int(seconds.replace(",", "")) for lesson, seconds in TIME_ROW.findall(section)}
+    assert sorted(quoted) == sorted(times), (sorted(quoted), sorted(times))
+    wrong = {lesson: (quoted[lesson], entry["seconds"]) for lesson, entry in times.items()
+             if abs(quoted[lesson] - entry["seconds"]) >= 1}
+    assert not wrong, f"lessons/README.md quotes other seconds than records/times.json: {wrong}"

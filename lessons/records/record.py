@@ -1,23 +1,31 @@
-"""Record a lesson's full measurements: ``python lessons/records/record.py 06 --note "a 2-core x86-64 VM"``.
+"""Record lessons' full measurements and times: ``python lessons/records/record.py 06 07 --note "a 2-core VM"``.
 
-Builds the solved notebook of lesson NN (every exercise stub replaced by its solution, as
+Builds the solved notebook of each lesson NN (every exercise stub replaced by its solution, as
 ``build_notebooks.py --solved`` does) and executes it top to bottom in a fresh ``python3`` kernel
-without LESSON_FAST, so every cell runs with the lesson's full settings. The kernel gets
-``LESSON_RECORDS`` (this folder) and ``LESSON_RECORD_NOTE`` (``--note``: the machine, in words,
-and whether other work loaded it); the lesson's measuring cells save their ``experiment.Comparison``
-here as ``NN_*.json`` when LESSON_RECORDS is set, and its first cell may shorten the sections that
-record nothing. Markdown that quotes a record's numbers names the file, and
+without LESSON_FAST, so every cell runs with the lesson's full settings: the run a learner makes
+once the exercises are done. The kernel gets ``LESSON_RECORDS`` (this folder) and
+``LESSON_RECORD_NOTE`` (``--note``: the machine, in words, and whether other work loaded it); the
+lesson's measuring cells save their ``experiment.Comparison`` here as ``NN_*.json`` when
+LESSON_RECORDS is set. Markdown that quotes a record's numbers names the file, and
 ``tests/test_lesson_records.py`` checks every quoted number against it.
 
-It takes as long as the lesson's training: minutes to an hour on two CPU cores. Each code cell's
-time is printed as it finishes; a failing cell stops the run with its error (exit status 1).
+Each lesson's compute time (kernel start to last cell) goes into ``times.json`` here, with the
+date, the note, the machine, the load average when it ended and the commit; lessons/README.md
+quotes it. It takes as long as the lessons' training: minutes to an hour on two CPU cores. Each
+code cell's time is printed as it finishes; a failing cell stops the run with its error (exit
+status 1) and records no time for that lesson.
 """
 import argparse
 import importlib.util
+import json
 import os
+import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
+
+from minitorch_seg.checkpoint import atomic_write_bytes
 
 RECORDS = Path(__file__).resolve().parent
 LESSONS = RECORDS.parent
@@ -30,22 +38,14 @@ def _builder():
     return module
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("lesson", help="the lesson's number, e.g. 06")
-    parser.add_argument("--note", default="", help="the machine, in words (e.g. 'a 2-core x86-64 VM, loaded')")
-    parser.add_argument("--timeout", type=int, default=3 * 3600, help="seconds one cell may take (default 3 h)")
-    args = parser.parse_args(argv)
-    builder = _builder()
-    sources = sorted(builder.SOURCES.glob(f"{args.lesson}_*.py"))
-    if len(sources) != 1:
-        parser.error(f"expected one lesson source lessons/src/{args.lesson}_*.py, found {len(sources)}")
+def run_lesson(builder, source, note, timeout):
+    """Execute the solved notebook of ``source`` in full; its seconds, or None when a cell failed."""
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
-    notebook = builder.build(sources[0], solved=True)
+    notebook = builder.build(source, solved=True)
     env = {key: value for key, value in os.environ.items() if key != "LESSON_FAST"}
-    env.update(LESSON_RECORDS=str(RECORDS), LESSON_RECORD_NOTE=args.note, MPLBACKEND="Agg")
-    client = NotebookClient(notebook, kernel_name="python3", timeout=args.timeout,
+    env.update(LESSON_RECORDS=str(RECORDS), LESSON_RECORD_NOTE=note, MPLBACKEND="Agg")
+    client = NotebookClient(notebook, kernel_name="python3", timeout=timeout,
                             resources={"metadata": {"path": str(LESSONS)}})
     start = time.perf_counter()
     with client.setup_kernel(env=env):
@@ -57,9 +57,43 @@ def main(argv=None):
                 client.execute_cell(cell, index)
             except CellExecutionError as error:
                 print(f"cell {index} failed:\n{error}", file=sys.stderr)
-                return 1
-            print(f"cell {index}: {time.perf_counter() - began:.0f} s", flush=True)
-    print(f"{sources[0].stem}: {time.perf_counter() - start:.0f} s; records in {RECORDS}")
+                return None
+            print(f"{source.stem} cell {index}: {time.perf_counter() - began:.0f} s", flush=True)
+    return time.perf_counter() - start
+
+
+def record_time(lesson, seconds, note):
+    """Put one lesson's compute time into times.json (read, update, atomic write)."""
+    path = RECORDS / "times.json"
+    times = json.loads(path.read_text()) if path.exists() else {}
+    commit = subprocess.run(["git", "describe", "--always", "--dirty"], check=False, cwd=LESSONS,
+                            capture_output=True, text=True)
+    times[lesson] = {"seconds": round(seconds, 1), "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "note": note,
+                     "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
+                     "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
+                     "commit": commit.stdout.strip() or None}
+    atomic_write_bytes(path, (json.dumps(dict(sorted(times.items())), indent=1) + "\n").encode())
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("lessons", nargs="+", help="the lessons' numbers, e.g. 06 07")
+    parser.add_argument("--note", default="", help="the machine, in words (e.g. 'a 2-core x86-64 VM, loaded')")
+    parser.add_argument("--timeout", type=int, default=3 * 3600, help="seconds one cell may take (default 3 h)")
+    args = parser.parse_args(argv)
+    builder = _builder()
+    sources = []
+    for lesson in args.lessons:
+        found = sorted(builder.SOURCES.glob(f"{lesson}_*.py"))
+        if len(found) != 1:
+            parser.error(f"expected one lesson source lessons/src/{lesson}_*.py, found {len(found)}")
+        sources.append((lesson, found[0]))
+    for lesson, source in sources:
+        seconds = run_lesson(builder, source, args.note, args.timeout)
+        if seconds is None:
+            return 1
+        record_time(lesson, seconds, args.note)
+        print(f"{source.stem}: {seconds:.0f} s; records in {RECORDS}", flush=True)
     return 0
 
 

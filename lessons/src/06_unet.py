@@ -28,18 +28,14 @@ else:                                      # real photographs, 1024x2048: the mo
     JOB = BALANCE_JOB = dict(input_scale=0.25, crop=(64, 128) if FAST else (128, 256),
                              max_train_images=8 if FAST else 200, max_val_images=4 if FAST else 50)
     VIEW = (256, 512)
-ABLATION_STEPS = 4 if FAST else 150       # section 9: optimizer steps of each run (4 decoders x 2 seeds)
+ABLATION_STEPS = 4 if FAST else 400       # section 9: optimizer steps of each run (4 decoders x 2 seeds)
 ABLATION_JOB = dict(input_scale=0.5) if CITYSCAPES_ROOT is None else dict(   # built-in: the whole half-size frame
     input_scale=0.25, crop=(64, 128) if FAST else (128, 256), max_train_images=8 if FAST else 200,
     max_val_images=4 if FAST else 50)
-# lessons/records/record.py runs this notebook in full, solved, to record section 9's comparison: it sets
-# LESSON_RECORDS (the folder to save it in) and LESSON_RECORD_NOTE (the machine, in words). Sections 6 and 8
-# are not recorded, so that run trains them for one epoch on a few images only.
+# lessons/records/record.py runs this notebook in full, solved, to record section 9's comparison and the
+# lesson's time: it sets LESSON_RECORDS (the folder to save it in) and LESSON_RECORD_NOTE (the machine, in words).
 RECORDS = os.environ.get("LESSON_RECORDS") or None
 RECORD_NOTE = os.environ.get("LESSON_RECORD_NOTE") or None
-if RECORDS:
-    EPOCHS = BALANCE_EPOCHS = 1
-    JOB, BALANCE_JOB = (dict(job, max_train_images=2 * BATCH, max_val_images=BATCH) for job in (JOB, BALANCE_JOB))
 
 # %% [markdown]
 # # Lesson 6 · U-Net
@@ -69,9 +65,10 @@ if RECORDS:
 #    of: transposed convolutions against nearest-neighbour upsampling and against SegNet's max
 #    unpooling with switches, and the U-Net without its skip connections.
 #
-# About 75 to 90 minutes with the two exercises and the derivations on paper (sections 5 and
+# About 60 to 75 minutes with the two exercises and the derivations on paper (sections 5 and
 # 8), plus the computer's time for the training runs of sections 6, 8 and 9, which you can read
-# on while they run: a few minutes each on two CPU cores (section 9 trains eight short runs).
+# on while they run: on two quiet CPU cores about 3, 5 and 25 minutes (section 9 trains eight
+# short runs), 33 minutes in all.
 # The first cell reads `CITYSCAPES_ROOT` to train on real Cityscapes photographs instead (what
 # they are, and how to get a subset: [DATASET.md](../DATASET.md)) and `LESSON_BACKEND=cupy` to
 # train on a GPU (lesson 11).
@@ -821,9 +818,9 @@ for decoder in DECODERS:
 # gives the same numbers; the seed draws the initial weights and the batches' order and
 # augmentation. The table's verdict compares each decoder with the first, transposed conv, and
 # says "better" or "worse" only when both seeds of one are above both seeds of the other, as in
-# section 8. In the full lesson a run is 150 steps, and there are eight runs: read on while they
-# train. The table prints the seconds each run took here (the record below, those of a busy
-# two-core machine).
+# section 8. In the full lesson a run is 400 steps, and there are eight runs of about 3 minutes
+# each on two CPU cores: read on while they train. The table prints the seconds each run took
+# here (the record below, those of a quiet two-core machine).
 
 # %%
 builders = {decoder: (lambda decoder=decoder: MiniUNet(decoder)) for decoder in DECODERS}
@@ -843,36 +840,38 @@ if RECORDS:                                    # lessons/records/record.py is re
 experiment.beside_record(comparison, "06_decoders");            # records/ beside this notebook, else in the checkout
 
 # %% [markdown]
-# **What the record says.** Recorded on 2026-12-02 on a 2-core x86-64 VM loaded by other jobs
-# (`lessons/records/06_decoders.json`, 150 steps per run; its seconds per run reflect that load,
-# not the decoders' speed), validation mIoU for seeds 0 and 1:
+# **What the record says.** Recorded on 2026-12-02 on a quiet 2-core x86-64 VM
+# (`lessons/records/06_decoders.json`, 400 steps per run, 154 to 225 seconds each), validation
+# mIoU for seeds 0 and 1:
 #
 # | decoder | seed 0 | seed 1 | mean | against transposed conv |
 # |---|---|---|---|---|
-# | transposed conv (U-Net) | 0.197 | 0.209 | 0.203 | |
-# | nearest + conv | 0.195 | 0.213 | 0.204 | within the seeds' spread |
-# | max unpooling (SegNet) | 0.174 | 0.157 | 0.166 | worse |
-# | no skips | 0.176 | 0.186 | 0.181 | worse |
+# | transposed conv (U-Net) | 0.272 | 0.281 | 0.276 | |
+# | nearest + conv | 0.279 | 0.274 | 0.276 | within the seeds' spread |
+# | max unpooling (SegNet) | 0.208 | 0.194 | 0.201 | worse |
+# | no skips | 0.226 | 0.232 | 0.229 | worse |
 #
 # - **Transposed convolution or nearest neighbour plus a convolution: no difference this
-#   experiment can see.** The two means differ in the third decimal and the seeds overlap. The
-#   notes' "deconvolutions" are one good way to grow the map, not the only one: a fixed
-#   upsampling followed by a learned convolution did as well here, with 12% more weights.
+#   experiment can see.** The two means agree to the third decimal and each decoder has one seed
+#   above the other's. The notes' "deconvolutions" are one good way to grow the map, not the only
+#   one: a fixed upsampling followed by a learned convolution did as well here, with 12% more
+#   weights.
 # - **The concatenated features matter.** Both decoders that get nothing but the bottom of the
 #   network, or nothing but the switches, scored below both U-Net seeds with both of theirs. The
 #   switches say *where* each maximum was, but not what the map looked like around it; the skip
 #   brings the whole high-resolution map. The record's per-class IoU shows where it counts: the
-#   thin poles scored 0.055 and 0.128 with the U-Net and 0.000 in all four runs without skips
-#   or with switches only, and terrain 0.094 and 0.121 against 0.000 in all four; the large
-#   classes (road, sky, car) kept an IoU above 0.4 in every one of the eight runs.
-# - **Pixel accuracy does not see it.** The runs without skips reached pixel accuracy 0.699 and
-#   0.717, the U-Net 0.702 and 0.711: pixel accuracy is dominated by the large regions, which
+#   thin poles scored 0.185 and 0.173 with the U-Net, 0.000 in both runs without skips and
+#   0.000 and 0.042 with switches only; terrain 0.178 and 0.199 against at most 0.008 in those
+#   four runs, and traffic signs 0.141 and 0.135 against at most 0.030. The large classes (road,
+#   sky, car) kept an IoU above 0.5 in every one of the eight runs.
+# - **Pixel accuracy barely sees it.** The runs without skips reached pixel accuracy 0.743 and
+#   0.754, the U-Net 0.758 and 0.759: pixel accuracy is dominated by the large regions, which
 #   come out right either way, while mIoU weighs a pole as much as the road.
 #
-# The limits: 150 steps is the start of training (the default job takes about 900), so a
-# difference here can be a faster start rather than a better end; two seeds per decoder make a
-# weak test; and this is one synthetic data set. Your own table above, with your steps, is a
-# second opinion on every line.
+# The limits: 400 steps is two thirds of the default job (about 600 steps), so a difference here
+# can be a faster start rather than a better end; two seeds per decoder make a weak test; and
+# this is one synthetic data set. Your own table above, with your steps, is a second opinion on
+# every line.
 
 # %% [markdown]
 # ## What you have seen

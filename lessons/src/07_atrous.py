@@ -45,8 +45,8 @@ STEPS = 4 if FAST else 2400
 # 8. you build a small DeepLab whose ASPP head runs your two functions, and measure the claim
 #    behind ASPP: trained beside a single-scale head of the same size, two seeds each.
 #
-# About 35 minutes to read, 20 for the exercises (section 7), and about 8 minutes of the
-# computer's time for section 8's four short training runs (on two CPU cores).
+# About 35 minutes to read, 20 for the exercises (section 7), and about 7 minutes of the
+# computer's time for section 8's four short training runs (on two quiet CPU cores).
 
 # %%
 # %matplotlib inline
@@ -717,9 +717,10 @@ if RECORDS:
 experiment.beside_record(comparison, "07_aspp");            # records/ beside this notebook, else in the checkout
 
 # %% [markdown]
-# **What the recorded run says** (recorded on 2026-12-02 on a 2-core x86-64 VM loaded by other jobs,
-# `lessons/records/07_aspp.json`; each run took 400 to 750 seconds of wall time there, about 2
-# minutes on two quiet cores by its CPU time per step). After 2400 steps the ASPP network scored
+# **What the recorded run says** (recorded on 2026-12-02 on a quiet 2-core x86-64 VM,
+# `lessons/records/07_aspp.json`; each run took 86 to 112 seconds. An earlier recording the same
+# day, on the same VM loaded by other jobs, took 400 to 750 seconds a run and gave the same four
+# scores to the last digit: a run is fixed by its seed and steps.) After 2400 steps the ASPP network scored
 # 0.288 and 0.297 (seeds 0 and 1, mean 0.292), the single-scale head 0.283 and 0.298 (mean 0.290).
 # That is **within the seeds' spread**: changing the seed moved each network's score more than
 # changing its head did. So this experiment neither confirms the claim nor refutes it; it cannot

@@ -7,7 +7,7 @@
 # predict on instead of the built-in synthetic scenes. LESSON_BACKEND: "numpy" (the CPU, default) or "cupy"
 # (an NVIDIA GPU, lesson 11) for the training runs. LESSON_RECORDS, LESSON_RECORD_NOTE: set by
 # lessons/records/record.py, which runs this notebook solved and in full; section 5 then saves its comparison in
-# that folder as 10_fusion.json, with the note (the machine, in words), and section 6 trains for one epoch only.
+# that folder as 10_fusion.json, with the note (the machine, in words).
 import os
 import tempfile
 
@@ -23,8 +23,6 @@ BATCH = 4 if FAST else 8
 EPOCHS = 2 if FAST else 4
 RECORDS = os.environ.get("LESSON_RECORDS") or None
 RECORD_NOTE = os.environ.get("LESSON_RECORD_NOTE") or ""
-if RECORDS:
-    EPOCHS = 1                             # section 6 records nothing
 # Section 5's ablation, always on the built-in data: the widths of the two branches, convs per branch and module,
 # modules; STEPS: optimizer steps per run, about 2 minutes each on two quiet CPU cores.
 ABLATION = dict(channels=(8, 16), depth=1, modules=2) if FAST else dict(channels=(16, 32), depth=2, modules=3)
@@ -58,9 +56,9 @@ else:                                      # real photographs, 1024x2048: the mo
 # table, write the two kinds of fusion term yourself (forward and backward), build a two-branch
 # HRNet from them and test the three differences by taking each away (section 5), train a small
 # HRNet on street scenes, and set its result beside the paper's on **Cityscapes**, honestly.
-# About 50 to 65 minutes with the two exercises and their derivations on paper, plus about 12
-# minutes of the computer's time for section 5's six short runs and a few more for the training
-# run (on two CPU cores). The first cell reads `CITYSCAPES_ROOT`
+# About 50 to 65 minutes with the two exercises and their derivations on paper, plus about 14
+# minutes of the computer's time for section 5's six short runs and 2 more for the training
+# run (on two quiet CPU cores). The first cell reads `CITYSCAPES_ROOT`
 # to train on real Cityscapes photographs instead (what they are, and how to get a subset:
 # [DATASET.md](../DATASET.md)) and `LESSON_BACKEND=cupy` to train on a GPU (lesson 11).
 
@@ -487,9 +485,10 @@ if RECORDS:
 experiment.beside_record(comparison, "10_fusion");            # records/ beside this notebook, else in the checkout
 
 # %% [markdown]
-# **What the recorded run says** (recorded on 2026-12-02 on a 2-core x86-64 VM loaded by other jobs,
-# `lessons/records/10_fusion.json`; each run took 350 to 990 seconds of wall time there, about 2
-# minutes on two quiet cores by its CPU time per step). After 2400 steps HRNet with repeated fusion
+# **What the recorded run says** (recorded on 2026-12-02 on a quiet 2-core x86-64 VM,
+# `lessons/records/10_fusion.json`; each run took 133 to 162 seconds. An earlier recording the
+# same day, on the same VM loaded by other jobs, took 350 to 990 seconds a run and gave the same
+# six scores to the last digit: a run is fixed by its seed and steps.) After 2400 steps HRNet with repeated fusion
 # scored 0.275 and 0.304 (seeds 0 and 1, mean 0.290), the network fused once 0.288 and 0.283 (mean
 # 0.285), the one in series 0.279 and 0.277 (mean 0.278). Both verdicts are **within the seeds'
 # spread**. HRNet's mean is the highest, as the notes would predict, but its own two seeds lie
