@@ -52,3 +52,16 @@ def torch():
 @pytest.fixture
 def rng():
     return numpy.random.default_rng(0)
+
+
+@pytest.hookimpl(tryfirst=True)       # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(items):
+    """Under pytest-xdist's ``--dist loadgroup``, keep the tests that share one executed notebook on one worker.
+
+    ``tests/test_lessons.py`` runs each notebook once (its module-scoped ``executed`` fixture) and
+    asserts several things about that run; split across workers, each would run it again.
+    """
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "executed" in callspec.params:
+            item.add_marker(pytest.mark.xdist_group(f"notebook-{callspec.params['executed'].stem}"))
