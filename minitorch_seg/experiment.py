@@ -36,7 +36,7 @@ from .random import fork_rng, manual_seed
 from .train import (IGNORE_INDEX, FirstImages, TrainConfig, build_class_weights, build_optimizer, build_schedule,
                     evaluate)
 
-__all__ = ["Comparison", "Run", "compare", "load", "verdict"]
+__all__ = ["Comparison", "Run", "compare", "load", "recorded_now", "verdict"]
 
 BETTER, WORSE, SPREAD = "better", "worse", "within the seeds' spread"
 ONE_SEED, UNSCORED = "one seed: no spread to judge by", "not scored in every run"
@@ -149,15 +149,21 @@ class Comparison:
 
     def save(self, path, note=None):
         """Write the record as JSON (atomically): runs, settings, summary, date, machine, package version."""
-        recorded = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": {
-            "platform": platform.platform(), "processor": platform.machine(), "cpu_count": os.cpu_count()},
-            "version": __version__}
-        if note:
-            recorded["note"] = note
-        self.recorded = recorded
-        payload = {"format": FORMAT, "recorded": recorded, "settings": self.settings,
+        self.recorded = recorded_now(note)
+        payload = {"format": FORMAT, "recorded": self.recorded, "settings": self.settings,
                    "runs": [_plain(asdict(run)) for run in self.runs], "summary": _plain(self.summary())}
         atomic_write_bytes(path, (json.dumps(payload, indent=1) + "\n").encode())
+
+
+def recorded_now(note=None):
+    """When, where and with what a measurement is made: the date, the machine, the package's version
+    and ``note`` (the machine in words, its load), as a record keeps them."""
+    recorded = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": {
+        "platform": platform.platform(), "processor": platform.machine(), "cpu_count": os.cpu_count()},
+        "version": __version__}
+    if note:
+        recorded["note"] = note
+    return recorded
 
 
 def load(path):

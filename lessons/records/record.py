@@ -9,8 +9,9 @@ lesson's measuring cells save their ``experiment.Comparison`` here as ``NN_*.jso
 LESSON_RECORDS is set. Markdown that quotes a record's numbers names the file, and
 ``tests/test_lesson_records.py`` checks every quoted number against it.
 
-Each lesson's compute time (kernel start to last cell) goes into ``times.json`` here, with the
-date, the note, the machine, the load average when it ended and the commit; lessons/README.md
+Each lesson's compute time (kernel start to last cell) goes into ``times.json`` here, with what
+a record keeps (``experiment.recorded_now``: date, machine, version, note), the load average when
+it ended and the commit; lessons/README.md
 quotes it. It takes as long as the lessons' training: minutes to an hour on two CPU cores. Each
 code cell's time is printed as it finishes; a failing cell stops the run with its error (exit
 status 1) and records no time for that lesson.
@@ -19,12 +20,12 @@ import argparse
 import importlib.util
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from minitorch_seg import experiment
 from minitorch_seg.checkpoint import atomic_write_bytes
 
 RECORDS = Path(__file__).resolve().parent
@@ -68,8 +69,7 @@ def record_time(lesson, seconds, note):
     times = json.loads(path.read_text()) if path.exists() else {}
     commit = subprocess.run(["git", "describe", "--always", "--dirty"], check=False, cwd=LESSONS,
                             capture_output=True, text=True)
-    times[lesson] = {"seconds": round(seconds, 1), "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "note": note,
-                     "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
+    times[lesson] = {"seconds": round(seconds, 1), **experiment.recorded_now(note),
                      "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
                      "commit": commit.stdout.strip() or None}
     atomic_write_bytes(path, (json.dumps(dict(sorted(times.items())), indent=1) + "\n").encode())
