@@ -1,4 +1,6 @@
 """Softmax cross-entropy over classes, per pixel, with class weights and an ignore index."""
+import math
+
 from ..autograd import Function
 from ..backend import get_array_module, is_device_module
 
@@ -30,16 +32,18 @@ class CrossEntropy(Function):
         xp = get_array_module(x, target, weight)
         keep = target != ignore_index                                  # (N, *S)
         safe = xp.where(keep, target, 0)
+        x = xp.ascontiguousarray(x)
+        picked = _own_class_positions(x.shape, safe)                   # (N * prod(S),)
         top = x.max(axis=1, keepdims=True)                             # m, (N, 1, *S)
-        x_y = xp.take_along_axis(x, safe[:, None], axis=1)             # (N, 1, *S)
+        x_y = xp.take(x.reshape(-1), picked).reshape(safe.shape)       # (N, *S)
         exps = x - top                                                 # (N, C, *S)
         xp.exp(exps, out=exps)                                         # e^(x - m) <= 1, in place
         sums = exps.sum(axis=1)                                        # (N, *S)
-        nll = xp.log(sums) - (x_y - top)[:, 0]                         # -log softmax(x)_y
+        nll = xp.log(sums) - (x_y - top[:, 0])                         # -log softmax(x)_y
         pixel_weight = (weight[safe] * keep) if weight is not None else keep.astype(x.dtype)
         losses = nll * pixel_weight
         ctx.reduction = reduction
-        ctx.save_for_backward(exps, sums, safe, pixel_weight)  # softmax = exps / sums, divided in backward
+        ctx.save_for_backward(exps, sums, picked, pixel_weight)  # softmax = exps / sums, divided in backward
         if reduction == "none":
             return losses
         total = losses.sum()
@@ -51,17 +55,27 @@ class CrossEntropy(Function):
 
     @staticmethod
     def backward(ctx, g):
-        exps, sums, safe, pixel_weight = ctx.saved_arrays
-        xp = get_array_module(exps)
+        exps, sums, picked, pixel_weight = ctx.saved_arrays
         coefficient = g * pixel_weight                                  # (N, *S)
         if ctx.reduction == "mean":
             coefficient = coefficient / ctx.denominator
-        grad = exps * (coefficient / sums)[:, None]                     # softmax * coefficient, (N, C, *S)
+        grad = exps * (coefficient / sums)[:, None]                     # softmax * coefficient, (N, C, *S), a new array
         # Subtract the one-hot part at each pixel's own class. Each (n, pixel) names one position,
-        # so a plain fancy-index update does (no scatter-add), on any memory layout of grad.
-        axes = [xp.arange(n).reshape((-1,) + (1,) * (safe.ndim - 1 - i)) for i, n in enumerate(safe.shape)]
-        grad[(axes[0], safe, *axes[1:])] -= coefficient
+        # so a plain indexed update does (no scatter-add).
+        grad.reshape(-1)[picked] -= coefficient.reshape(-1)
         return grad, None
+
+
+def _own_class_positions(shape, safe):
+    """The flat index in a C-contiguous x (N, C, *S) of x[n, safe[n, p], p] for every (n, p): the class kept at each pixel.
+
+    One gather (``take``) and one indexed update read and write these; ``take_along_axis`` and
+    an update through broadcast index arrays did the same 4-10 times slower (NumPy, 4x19x128x256).
+    """
+    xp = get_array_module(safe)
+    (n, classes), plane = shape[:2], math.prod(shape[2:])
+    within = xp.arange(plane, dtype=xp.int64) + xp.arange(n, dtype=xp.int64)[:, None] * (classes * plane)
+    return (within + safe.reshape(n, plane).astype(xp.int64, copy=False) * plane).reshape(-1)
 
 
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean"):
