@@ -78,7 +78,11 @@ def pad(x, geometry):
     if (ph, pw, hp, wp) == (0, 0, h, w):
         return x
     xp = get_array_module(x)
-    padded = xp.zeros(x.shape[:2] + (hp, wp), dtype=x.dtype)
+    padded = xp.empty(x.shape[:2] + (hp, wp), dtype=x.dtype)
+    padded[:, :, :ph] = 0                                  # the border only: zeroing the whole array
+    padded[:, :, ph + h:] = 0                              # first would write every pixel twice
+    padded[:, :, ph:ph + h, :pw] = 0
+    padded[:, :, ph:ph + h, pw + w:] = 0
     padded[:, :, ph:ph + h, pw:pw + w] = x
     return padded
 
