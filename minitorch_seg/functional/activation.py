@@ -21,9 +21,11 @@ class ReLU(Function):
     @staticmethod
     def forward(ctx, x):
         xp = get_array_module(x)
-        passes = ~(x <= 0)
-        ctx.save_for_backward(passes)
-        return xp.maximum(x, x.dtype.type(0))
+        y = xp.maximum(x, x.dtype.type(0))
+        # The gradient passes where x > 0 or x is NaN: exactly where y is not 0 (y is +-0 wherever
+        # x <= 0, x itself above 0, NaN at NaN). One pass over y, not two over x (~(x <= 0)).
+        ctx.save_for_backward(y != 0)
+        return y
 
     @staticmethod
     def backward(ctx, g):
