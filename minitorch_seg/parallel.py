@@ -72,6 +72,13 @@ CONV_TILES = Tiling(1 << 22, host_min=2, on_gpu=True)
 # tiles, 30 ms in whole-array passes).
 POOL_TILES = Tiling(1 << 19)
 
+# batch norm: whole channels, in two halves where an activation holds 8 MiB or more (the U-Net's
+# two largest levels), one tile below 4 MiB. Its passes are bound by memory, which two threads
+# share, so smaller tiles did not pay: the U-Net step (2 cores, interleaved in one process, medians
+# of the paired differences) took 26-29 ms less with 4 MiB tiles than whole arrays, 8-30 ms less
+# with 2 MiB, 7-14 ms more or less with 0.5-1 MiB.
+NORM_TILES = Tiling(1 << 22, host_min=2)
+
 # upsample: a few planes of input and output, so that the transposed copies and the GEMMs'
 # intermediate stay in the L2 cache (CPU time of a x2 bilinear forward + backward of 4x64x64x128
 # float32 with one BLAS thread: 40 ms in tiles, 70 ms in whole-array passes).

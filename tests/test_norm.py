@@ -7,6 +7,8 @@ The layers: torch's defaults, repr and state_dict names, a torch checkpoint load
 steps then eval matching torch, and momentum=None's cumulative average.
 """
 
+from unittest import mock
+
 import numpy
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -14,7 +16,8 @@ from hypothesis import given, settings, strategies as st
 import minitorch_seg as mt
 from minitorch_seg import backend as shim
 from minitorch_seg import functional as F
-from minitorch_seg import nn
+from minitorch_seg import nn, parallel
+from minitorch_seg.functional.norm import channel_tiles
 from minitorch_seg.reference.norm import batch_norm_loops, group_norm_loops, layer_norm_loops
 from minitorch_seg.testing import layouts, make
 from torch_compare import compare
@@ -160,6 +163,30 @@ def test_gradcheck_without_affine(backend):
     assert mt.gradcheck(lambda x: F.batch_norm(x, None, None, training=True), (x,))
     assert mt.gradcheck(lambda x: F.group_norm(x, 2), (x,))
     assert mt.gradcheck(lambda x: F.layer_norm(x, (2, 2)), (x,))
+
+
+@settings(max_examples=GRAD_EXAMPLES)
+@given(case=channel_cases(), threads=st.sampled_from([1, 3]), with_running=st.booleans())
+def test_batch_norm_in_tiles_of_one_channel_on_several_threads(backend, case, threads, with_running):
+    """Training batch norm runs in tiles of whole channels (``parallel.NORM_TILES``) on the host
+    threads. In tiles of one channel, on one thread and on three: the gradients check, and the
+    forward and the running statistics equal the loops'."""
+    shape, layout, seed = case
+    x = make(shape, seed, layout=layout)
+    w, b = affine((shape[1],), seed)
+    mean, var = running_stats(shape[1], seed) if with_running else (None, None)
+    with mock.patch.object(parallel, "NORM_TILES", parallel.NORM_TILES._replace(bytes=1)), \
+            mock.patch.object(parallel, "host_threads", lambda: threads):
+        assert len(channel_tiles(x.data.reshape(shape[0], shape[1], -1))) == shape[1]
+        assert mt.gradcheck(lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True), (x, w, b))
+        y = F.batch_norm(x, mean, var, w, b, training=True, momentum=0.3, eps=1e-3)
+    before = running_stats(shape[1], seed) if with_running else (None, None)   # the statistics' values before
+    expected, expected_mean, expected_var = batch_norm_loops(host(x), *map(host, before), host(w), host(b), True,
+                                                             momentum=0.3, eps=1e-3)
+    numpy.testing.assert_allclose(host(y), expected, rtol=1e-10, atol=1e-12)
+    if with_running:
+        numpy.testing.assert_allclose(host(mean), expected_mean, rtol=1e-10, atol=1e-12)
+        numpy.testing.assert_allclose(host(var), expected_var, rtol=1e-10, atol=1e-12)
 
 
 # ---- forward against the plain-loop references ------------------------------------------------

@@ -39,7 +39,7 @@ Speed (BatchNorm's training step is the hot path of a U-Net):
   or an array of the input's dtype, never a NumPy float64 scalar.
 - Statistics: per-row sums as one BLAS matrix-vector product x @ 1, then mu, then xc = x - mu
   written once, then its sums of squares as batched row-by-row dot products. The BLAS calls
-  are multi-threaded and accumulate in blocks, so float32 stays accurate. "Sum and sum of
+  accumulate in blocks, so float32 stays accurate. "Sum and sum of
   squares" would save writing xc, but var = E[x^2] - mu^2 cancels catastrophically in float32
   when |mu| >> sigma; xc is needed below anyway.
 - Saved: xc and 1/sigma, neither x_hat nor x. x_hat = xc / sigma only ever appears multiplied
@@ -49,6 +49,8 @@ Speed (BatchNorm's training step is the hot path of a U-Net):
   before saves its own input, the ReLU after a boolean mask).
 - Backward reads g in two reductions, sum g and sum g xc, which give dL/dbeta, dL/dgamma and
   both means of step 5 at once; then four passes for dL/dx.
+- Batch norm's channels are independent sets, so forward and backward run in tiles of whole
+  channels on the host threads (``channel_tiles``; group and layer norm run whole).
 
 >>> import minitorch_seg as mt
 >>> import minitorch_seg.functional as F
@@ -62,6 +64,7 @@ Speed (BatchNorm's training step is the hot path of a U-Net):
 """
 import math
 
+from .. import parallel
 from ..autograd import Function
 from ..backend import get_array_module
 from ..tensor import Tensor
@@ -79,40 +82,44 @@ def row_dots(a, b):
     return (a[..., None, :] @ b[..., :, None])[..., 0, 0]
 
 
-def centre(x, eps, over_batch=False):
+def centre(x, eps, over_batch=False, out=None):
     """The sets along the last axis of x (..., K) (with ``over_batch``, along axis 0 as well).
 
-    Returns xc = x - mu (shaped like x), and mu, the biased var and 1/sigma, each shaped like x
-    without the pooled axes.
+    Returns xc = x - mu (shaped like x; written to ``out`` if given), and mu, the biased var and
+    1/sigma, each shaped like x without the pooled axes.
     """
     xp = get_array_module(x)
     pool = (lambda sums: sums.sum(axis=0)) if over_batch else (lambda sums: sums)  # noqa: E731
     m = x.shape[-1] * (x.shape[0] if over_batch else 1)
     mean = pool(row_sums(x)) / m
-    centred = x - mean[..., None]
+    centred = xp.subtract(x, mean[..., None], out=out)
     var = pool(row_dots(centred, centred)) / m
     return centred, mean, var, 1 / xp.sqrt(var + eps)
 
 
-def scale_shift(centred, scale, shift, in_place):
-    """y = centred * scale + shift (broadcast; shift may be None), in centred's memory if allowed."""
-    if in_place:
-        centred *= scale
-        y = centred
-    else:
-        y = centred * scale
+def scale_shift(centred, scale, shift, in_place, out=None):
+    """y = centred * scale + shift (broadcast; shift may be None): in centred's memory if
+    ``in_place``, else in ``out`` if given, else in a new array."""
+    y = get_array_module(centred).multiply(centred, scale, out=centred if in_place else out)
     if shift is not None:
         y += shift
     return y
 
 
-def input_grad(h, centred, scale, k1, k0):
-    """dL/dx = scale (h - k0 - k1 centred), step 6: four passes, no array but the result."""
-    dx = centred * k1
+def input_grad(h, centred, scale, k1, k0, out=None):
+    """dL/dx = scale (h - k0 - k1 centred), step 6: four passes, no array but the result (``out`` if given)."""
+    dx = get_array_module(centred).multiply(centred, k1, out=out)
     dx += k0
     get_array_module(dx).subtract(h, dx, out=dx)
     dx *= scale
     return dx
+
+
+def channel_tiles(x3):
+    """Tiles of whole channels of x3 (N, C, L), [(channels,), ...]: a channel's values are one set,
+    so each tile is a whole batch norm of its own (``parallel.NORM_TILES``)."""
+    n, channels, size = x3.shape
+    return parallel.tiles(get_array_module(x3), parallel.NORM_TILES, (channels,), n * size * x3.dtype.itemsize)
 
 
 def column(p):
@@ -163,7 +170,16 @@ class BatchNorm(Function):
                 ctx.save_for_backward(scale, x3 if ctx.needs_input_grad[1] else None, mean, inv_std)
             return scale_shift(x3, scale[:, None], shift[:, None], in_place=False).reshape(x.shape)
 
-        centred, mean, var, inv_std = centre(x3, eps, over_batch=True)         # (N, C, L), (C,) x3
+        centred, (mean, var, inv_std) = xp.empty_like(x3), xp.empty((3, channels), dtype=x.dtype)  # (N, C, L), (C,) x3
+        y = xp.empty_like(x3) if saving else centred
+
+        def normalise(tile):  # channels are independent sets: each tile is a whole BatchNorm
+            (cs,) = tile
+            _, mean[cs], var[cs], inv_std[cs] = centre(x3[:, cs], eps, over_batch=True, out=centred[:, cs])
+            scale = inv_std[cs] if weight is None else weight[cs] * inv_std[cs]
+            scale_shift(centred[:, cs], scale[:, None], column(None if bias is None else bias[cs]), in_place=not saving,
+                        out=y[:, cs])
+        parallel.map_tiles(xp, normalise, channel_tiles(x3))
         m = n * x3.shape[2]
         if running_mean is not None:
             running_mean *= 1 - momentum
@@ -173,8 +189,7 @@ class BatchNorm(Function):
             running_var += (momentum * m / (m - 1)) * var                      # the unbiased variance
         if saving:
             ctx.save_for_backward(centred, inv_std, weight)
-        scale = inv_std if weight is None else weight * inv_std
-        return scale_shift(centred, scale[:, None], column(bias), in_place=not saving).reshape(x.shape)
+        return y.reshape(x.shape)
 
     @staticmethod
     def backward(ctx, g):
@@ -188,15 +203,25 @@ class BatchNorm(Function):
             grad_b = row_sums(g3).sum(axis=0) if need_b else None
             return grad_x, grad_w, grad_b
 
+        xp = get_array_module(g3)
         centred, inv_std, weight = ctx.saved_arrays
         m = n * g3.shape[2]
-        sum_g = row_sums(g3).sum(axis=0) if (need_x or need_b) else None            # (C,) Sg
-        sum_gc = row_dots(g3, centred).sum(axis=0) if (need_x or need_w) else None  # (C,) Sgc
-        grad_x = None
-        if need_x:
-            scale = inv_std if weight is None else weight * inv_std
-            k1, k0 = sum_gc * inv_std * inv_std / m, sum_g / m
-            grad_x = input_grad(g3, centred, scale[:, None], k1[:, None], k0[:, None]).reshape(ctx.shape)
+        sum_g, sum_gc = xp.empty((2, channels), dtype=g3.dtype)                     # (C,) Sg, Sgc
+        grad_x = xp.empty_like(centred) if need_x else None
+        scale = inv_std if weight is None else weight * inv_std
+
+        def differentiate(tile):
+            (cs,) = tile
+            g_tile, centred_tile = g3[:, cs], centred[:, cs]
+            if need_x or need_b:
+                sum_g[cs] = row_sums(g_tile).sum(axis=0)
+            if need_x or need_w:
+                sum_gc[cs] = row_dots(g_tile, centred_tile).sum(axis=0)
+            if need_x:
+                k1, k0 = sum_gc[cs] * inv_std[cs] * inv_std[cs] / m, sum_g[cs] / m
+                input_grad(g_tile, centred_tile, scale[cs, None], k1[:, None], k0[:, None], out=grad_x[:, cs])
+        parallel.map_tiles(xp, differentiate, channel_tiles(g3))
+        grad_x = None if grad_x is None else grad_x.reshape(ctx.shape)
         return grad_x, (sum_gc * inv_std if need_w else None), (sum_g if need_b else None)
 
 
