@@ -72,12 +72,13 @@ CONV_TILES = Tiling(1 << 22, host_min=2, on_gpu=True)
 # tiles, 30 ms in whole-array passes).
 POOL_TILES = Tiling(1 << 19)
 
-# batch norm: whole channels, in two halves where an activation holds 8 MiB or more (the U-Net's
-# two largest levels), one tile below 4 MiB. Its passes are bound by memory, which two threads
-# share, so smaller tiles did not pay: the U-Net step (2 cores, interleaved in one process, medians
-# of the paired differences) took 26-29 ms less with 4 MiB tiles than whole arrays, 8-30 ms less
-# with 2 MiB, 7-14 ms more or less with 0.5-1 MiB.
-NORM_TILES = Tiling(1 << 22, host_min=2)
+# passes bound by memory over large activations (batch norm's channels, ReLU's runs of values):
+# two halves where an array holds 8 MiB or more (the U-Net's two largest levels), one tile below
+# 4 MiB. Measured on the U-Net step (2 cores, interleaved in one process, medians of 16-24 paired
+# differences): batch norm took 26-29 ms less in 4 MiB tiles than in whole arrays, 8-30 ms less
+# in 2 MiB, 7-14 ms more or less in 0.5-1 MiB (each tile's handful of calls costs too); ReLU
+# 20-34 ms less in 4 MiB runs.
+STREAM_TILES = Tiling(1 << 22, host_min=2)
 
 # upsample: a few planes of input and output, so that the transposed copies and the GEMMs'
 # intermediate stay in the L2 cache (CPU time of a x2 bilinear forward + backward of 4x64x64x128
@@ -152,6 +153,12 @@ def tile_threads(threads=None):
             yield
         finally:
             _active_threads = 0
+
+
+def map_runs(xp, work, size, item_bytes):
+    """``work(run)`` for the contiguous runs (slices) that cover ``range(size)``, ``STREAM_TILES``
+    each, on the host threads: an elementwise pass over flat arrays, a run at a time."""
+    map_tiles(xp, lambda tile: work(tile[0]), tiles(xp, STREAM_TILES, (size,), item_bytes))
 
 
 def map_tiles(xp, work, tiles):

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import minitorch_seg as mt
-from minitorch_seg import functional as F
+from minitorch_seg import functional as F, parallel
 from minitorch_seg.testing import layouts, make, shapes
 from torch_compare import compare
 from helpers import host
@@ -79,6 +79,23 @@ def test_hand_computed(backend):
     numpy.testing.assert_array_equal(x.grad.numpy(), [0, 0, 0, 1, 1])    # 0 at the kink, as torch
     y = F.softmax(mt.tensor([[0.0, math.log(3.0)]], dtype="float64"), 1)
     numpy.testing.assert_allclose(y.numpy(), [[0.25, 0.75]])
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_relu_in_runs_of_two_values_on_several_threads(backend, threads, monkeypatch):
+    """ReLU goes through its values in runs (``parallel.map_runs``). In runs of two values, on one
+    host thread and on three, over a non-contiguous input that holds -0, +-inf and NaN: the output
+    and the gradient (passed at x > 0 and at NaN, stopped at x <= 0) are the elementwise ones."""
+    monkeypatch.setattr(parallel, "STREAM_TILES", parallel.STREAM_TILES._replace(bytes=16))   # 2 float64s a run
+    monkeypatch.setattr(parallel, "host_threads", lambda: threads)
+    values = numpy.array([-2.0, -0.0, 0.0, 0.5, numpy.inf, -numpy.inf, numpy.nan, 3.0, -1.0, 1e-300, 7.0])
+    x = mt.tensor(numpy.stack([values, -values]).T, requires_grad=True)          # (11, 2), transposed memory
+    g = numpy.arange(1.0, 23.0).reshape(11, 2)
+    y = F.relu(x)
+    y.backward(mt.tensor(g))
+    numpy.testing.assert_array_equal(host(y), numpy.maximum(host(x), 0))
+    passes = (host(x) > 0) | numpy.isnan(host(x))
+    numpy.testing.assert_array_equal(host(x.grad), numpy.where(passes, g, 0))
 
 
 # ---- gradient checks ------------------------------------------------------------------------------

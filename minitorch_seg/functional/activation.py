@@ -5,6 +5,7 @@ their *output* (their derivatives are functions of it), relu saves a boolean mas
 """
 import math
 
+from .. import parallel
 from ..autograd import Function
 from ..backend import get_array_module
 from ..random import random_uniform
@@ -15,22 +16,33 @@ class ReLU(Function):
     """y = max(x, 0).  Backward: dL/dx = g unless x <= 0 (0 at x = 0, as torch).
 
     Written as torch writes it, so that the edge cases agree: relu(-inf) = 0 (not -inf * 0 = nan),
-    relu(nan) = nan, and at a NaN input the gradient passes through (nan <= 0 is false).
+    relu(nan) = nan, and at a NaN input the gradient passes through (nan <= 0 is false). That is
+    exactly where y != 0 (y is +-0 wherever x <= 0, x itself above 0, NaN at NaN): the mask is one
+    pass over y, not two over x. Both directions go through the values in runs on the host
+    threads (``parallel.map_runs``).
     """
 
     @staticmethod
     def forward(ctx, x):
         xp = get_array_module(x)
-        y = xp.maximum(x, x.dtype.type(0))
-        # The gradient passes where x > 0 or x is NaN: exactly where y is not 0 (y is +-0 wherever
-        # x <= 0, x itself above 0, NaN at NaN). One pass over y, not two over x (~(x <= 0)).
-        ctx.save_for_backward(y != 0)
-        return y
+        shape, x = x.shape, xp.ascontiguousarray(x).reshape(-1)
+        y, passes = xp.empty_like(x), xp.empty(x.shape, dtype=bool)
+
+        def run(r):
+            xp.maximum(x[r], x.dtype.type(0), out=y[r])
+            xp.not_equal(y[r], 0, out=passes[r])
+        parallel.map_runs(xp, run, x.size, x.itemsize)
+        ctx.save_for_backward(passes.reshape(shape))
+        return y.reshape(shape)
 
     @staticmethod
     def backward(ctx, g):
         (passes,) = ctx.saved_arrays
-        return g * passes
+        xp = get_array_module(g)
+        g, flat_passes = xp.ascontiguousarray(g).reshape(-1), passes.reshape(-1)
+        grad = xp.empty(g.shape, dtype=xp.result_type(g.dtype, passes.dtype))
+        parallel.map_runs(xp, lambda r: xp.multiply(g[r], flat_passes[r], out=grad[r]), g.size, g.itemsize)
+        return grad.reshape(passes.shape)
 
 
 class LeakyReLU(Function):
