@@ -12,9 +12,10 @@ and o = i*kw + j the tap number:
         arg = where(better, o, arg)
 
 ``_max_over_windows`` does exactly this, a few planes at a time (``parallel.POOL_TILES``, so the
-input is read from memory once and the kh*kw passes over it hit the cache), into buffers made
-once per call (``_MaxScratch``) and reused by every tile and every tap; ``_switches_from_taps``
-then turns each window's tap number into torch's index h*W + w of the input pixel.
+input is read from memory once and the kh*kw passes over it hit the cache), the tiles on the host
+threads, into buffers made once per call and thread (``_MaxScratch``) and reused by every tile
+and tap it runs; ``_switches_from_taps`` then turns each window's tap number into torch's index
+h*W + w of the input pixel.
 
 >>> import numpy
 >>> from minitorch_seg.functional.sliding import windows
@@ -24,6 +25,7 @@ then turns each window's tap number into torch's index h*W + w of the input pixe
 ([[[[2.0]]]], [[[[1]]]])
 """
 import math
+import threading
 
 from .. import parallel
 from ..backend import get_array_module
@@ -37,11 +39,15 @@ def window_maxima(x, windows, with_switches):
     y = xp.empty(x.shape[:2] + windows.out_hw, dtype=x.dtype)              # (N, C, Ho, Wo)
     switches = xp.empty(y.shape, dtype=xp.int64) if with_switches else None
     tiles = _plane_tiles(x, windows)
-    scratch = _MaxScratch(x, windows, tiles[0])
-    for tile in tiles:
-        arg = _max_over_windows(x[tile], windows, y[tile], scratch)
+    scratches = threading.local()        # each host thread its own buffers, made at its first tile
+
+    def pool_tile(tile):
+        if not hasattr(scratches, "buffers"):
+            scratches.buffers = _MaxScratch(x, windows, tiles[0])
+        arg = _max_over_windows(x[tile], windows, y[tile], scratches.buffers)
         if with_switches:
-            _switches_from_taps(arg, scratch, out=switches[tile])
+            _switches_from_taps(arg, scratches.buffers, out=switches[tile])
+    parallel.map_tiles(xp, pool_tile, tiles)
     return y, switches
 
 
@@ -74,7 +80,7 @@ def _lowest(dtype, xp):
 
 
 class _MaxScratch:
-    """Buffers for one tile, reused by every tile (the last, smaller tile uses their first planes)."""
+    """Buffers for one tile, reused by every tile one thread runs (a smaller last tile uses their first planes)."""
 
     def __init__(self, x, windows, tile):
         xp = get_array_module(x)
