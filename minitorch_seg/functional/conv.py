@@ -61,8 +61,9 @@ def _row_tiles(x, geometry):
     return parallel.tiles(get_array_module(x), parallel.CONV_TILES, geometry.out_hw[:1], row_bytes)
 
 
-def _columns(taps, rows, groups):
-    """im2col of the output rows ``rows``: (N, G, C/G*kh*kw, R*Wo), row c*kh*kw + i*kw + j holding tap (i, j) of c.
+def _columns(taps, rows, groups, samples_inside=False):
+    """im2col of the output rows ``rows``: (N, G, C/G*kh*kw, R*Wo), row c*kh*kw + i*kw + j holding tap (i, j) of c;
+    with ``samples_inside``, (G, C/G*kh*kw, N*R*Wo), every sample's columns side by side in each row.
 
     ``taps`` is ``sliding.all_taps`` of the padded input; one strided copy into a fresh buffer (with
     ``diagnostics.tune_host_allocator()``, as the CLI runs, that is the last tile's freed memory:
@@ -71,8 +72,13 @@ def _columns(taps, rows, groups):
     xp = get_array_module(taps)
     n, c, kh, kw, _, out_w = taps.shape
     r = rows.stop - rows.start
-    columns = xp.empty((n, c, kh, kw, r, out_w), dtype=taps.dtype)
-    columns[...] = taps[:, :, :, :, rows]                                    # (N, C, kh, kw, R, Wo)
+    tile = taps[:, :, :, :, rows]                                              # (N, C, kh, kw, R, Wo), a view
+    if samples_inside:
+        columns = xp.empty((c, kh, kw, n, r, out_w), dtype=taps.dtype)
+        columns[...] = tile.transpose(1, 2, 3, 0, 4, 5)                        # (C, kh, kw, N, R, Wo)
+        return columns.reshape(groups, c // groups * kh * kw, n * r * out_w)
+    columns = xp.empty(tile.shape, dtype=taps.dtype)
+    columns[...] = tile
     return columns.reshape(n, groups, c // groups * kh * kw, r * out_w)
 
 
@@ -172,13 +178,14 @@ def _weight_gradient(x, g, kernel, stride, padding, dilation, groups):
     n, o, out_h, out_w = g.shape
     c = x.shape[1]
     geometry = sliding.Windows(tuple(x.shape[2:]), (out_h, out_w), tuple(kernel), stride, padding, dilation)
-    g = xp.ascontiguousarray(g).reshape(n, groups, o // groups, out_h * out_w)    # (N, G, O/G, L)
+    g = g.reshape(n, groups, o // groups, out_h * out_w)                          # (N, G, O/G, L)
     taps = sliding.all_taps(sliding.pad(x, geometry), geometry)                   # (N, C, kh, kw, Ho, Wo), a view
 
-    def tile_weight_gradient(tile):  # one tile's share of the sum over (n, u, v)
+    def tile_weight_gradient(tile):  # one tile's share of the sum over (n, u, v), as one GEMM per group
         (rows,) = tile
-        columns = _columns(taps, rows, groups)                                    # (N, G, K, R*Wo)
-        return (g[..., rows.start * out_w:rows.stop * out_w] @ columns.swapaxes(2, 3)).sum(axis=0)   # (G, O/G, K)
+        columns = _columns(taps, rows, groups, samples_inside=True)               # (G, K, N*R*Wo)
+        g_tile = g[..., rows.start * out_w:rows.stop * out_w].transpose(1, 2, 0, 3)  # (G, O/G, N, R*Wo)
+        return xp.ascontiguousarray(g_tile).reshape(columns.shape[0], o // groups, -1) @ columns.swapaxes(1, 2)
     grads = sum(parallel.map_tiles(xp, tile_weight_gradient, _row_tiles(x, geometry)))
     return grads.reshape(o, c // groups, *kernel)
 
