@@ -48,9 +48,11 @@ def batch(seed=0):
     return images, labels
 
 
-def our_step_fn():
-    import minitorch_seg as mt
-    from minitorch_seg import functional as F, models, optim
+def our_step_fn(mt=None):
+    """(model, step) of our library, or of ``mt``, another copy of it under its own name (``bench_ab.py``)."""
+    import importlib
+    mt = mt or importlib.import_module("minitorch_seg")
+    F, models, optim = (importlib.import_module(f"{mt.__name__}.{name}") for name in ("functional", "models", "optim"))
     mt.backend.tune_host_allocator()  # as the CLI does
     mt.manual_seed(0)
     model = models.build("unet", num_classes=CLASSES)

@@ -1,0 +1,79 @@
+"""Is a change faster? Our U-Net step (``bench_step.py``'s) at a base revision and at the working tree, interleaved in one process.
+
+    python benchmarks/bench_ab.py [--base HEAD] [--rounds 30] [--json results/ab.json]
+
+On the shared 2-core machine our step moved by 10-20% from one process to the next and from one
+minute to the next: more than most changes gain. Timing two versions one after the other (or
+each against PyTorch in its own process, ``bench_step.py``'s ratio) then needs many runs to tell
+a 5% change from noise. Here the base revision's package is unpacked (``git archive``) under
+another name, ``minitorch_seg_base``; both versions build the same model from the same seed and
+take turns, a step each, in the order ABBA, after a pause (``bench_step.SETTLE``). Each version
+runs in its own ``parallel.tile_threads`` (BLAS on one thread for both). The figure is the median
+of the paired differences; the losses of the last step are printed beside it, to show the two
+computed the same thing.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def unpack(revision, folder):
+    """The package at ``revision``, importable as ``minitorch_seg_base`` (it imports itself relatively)."""
+    archive = subprocess.run(["git", "-C", ROOT, "archive", revision, "minitorch_seg"], check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
+    os.rename(os.path.join(folder, "minitorch_seg"), os.path.join(folder, "minitorch_seg_base"))
+    sys.path.insert(0, folder)
+    import minitorch_seg_base
+    return minitorch_seg_base
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--base", default="HEAD", help="the git revision to compare the working tree with")
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args()
+    sys.path[:0] = [ROOT, HERE]                      # the working tree's package, and bench_step
+    import numpy
+    import bench_step
+    import minitorch_seg
+    with tempfile.TemporaryDirectory() as folder:
+        base = unpack(args.base, folder)
+        with base.parallel.tile_threads(), minitorch_seg.parallel.tile_threads(2):   # the second: BLAS is on 1 now
+            steps = {"base": bench_step.our_step_fn(base)[1], "tree": bench_step.our_step_fn(minitorch_seg)[1]}
+            for step in steps.values():           # warm-up: first touch of buffers, caches
+                step(), step()
+            times, losses = {name: [] for name in steps}, {}
+            for round_ in range(args.rounds):
+                for name in (("base", "tree") if round_ % 2 == 0 else ("tree", "base")):
+                    time.sleep(bench_step.SETTLE)
+                    start = time.perf_counter()
+                    losses[name] = steps[name]()
+                    times[name].append(time.perf_counter() - start)
+    ms = {name: numpy.array(values) * 1e3 for name, values in times.items()}
+    difference = ms["tree"] - ms["base"]
+    results = {"base": args.base, "rounds": args.rounds, "median_ms": {k: float(numpy.median(v)) for k, v in ms.items()},
+               "paired_difference_ms": {"median": float(numpy.median(difference)),
+                                        "quartiles": [float(q) for q in numpy.percentile(difference, [25, 75])]},
+               "last_loss": losses}
+    print(f"base ({args.base}) {results['median_ms']['base']:.0f} ms, working tree {results['median_ms']['tree']:.0f} ms "
+          f"(medians of {args.rounds}); paired difference, tree - base: median {numpy.median(difference):+.1f} ms, "
+          f"quartiles {results['paired_difference_ms']['quartiles'][0]:+.1f} / "
+          f"{results['paired_difference_ms']['quartiles'][1]:+.1f} ms; last losses {losses['base']:.6f} / {losses['tree']:.6f}")
+    if args.json:
+        from minitorch_seg.checkpoint import atomic_write_bytes
+        from minitorch_seg.experiment import recorded_now
+        results["recorded"] = recorded_now(f"bench_ab.py --base {args.base} --rounds {args.rounds}")
+        atomic_write_bytes(args.json, json.dumps(results, indent=2).encode())
+
+
+if __name__ == "__main__":
+    main()
