@@ -1,4 +1,4 @@
-"""Tiles: how conv, pool and upsample cut their work (``tiles``), and the host threads that run them.
+"""Tiles: how the kernels cut their work (``tiles``), and the host threads that run them.
 
 A kernel that goes through its work in tiles of a few MiB keeps its buffers in the cache and
 never builds a whole big temporary (conv's kh*kw-fold im2col columns). ``tiles`` plans them, one
@@ -22,7 +22,10 @@ evaluate, predict and export (``cli.main`` enters it once for them) and the benc
 cores (``benchmarks/README.md``) a 3x3 conv's forward + backward at (4, 64, 128, 256) went from 469
 ms to 247-388 ms, at 128 channels from 1469 to 915-1175 ms, and the U-Net step from 423-510 to
 403-472 ms (ranges over runs on a noisy machine); the bilinear upsampling's plane tiles use the
-threads too. Outside the mode, ``map_tiles`` runs the tiles one after another in the caller's
+threads too. Later, the passes bound by memory went on them as well (batch norm's channels,
+ReLU's runs of values, max pool's planes): with nothing else running, the first of two cores
+left the second idle through them, and splitting even a pass that streams from memory in two
+took 13-34 ms off the step each (``benchmarks/results/2026-12-02-host-passes.md``). Outside the mode, ``map_tiles`` runs the tiles one after another in the caller's
 thread and BLAS uses its own threads, as NumPy always does. On CuPy the GPU parallelises each
 kernel, so the tiles run in turn there too.
 
