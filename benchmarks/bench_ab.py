@@ -1,4 +1,4 @@
-"""Is a change faster? Our U-Net step (``bench_step.py``'s) at a base revision and at the working tree, interleaved in one process.
+"""Is a change faster? ``bench_step.py``'s U-Net step at a base revision and at the working tree, in one process.
 
     python benchmarks/bench_ab.py [--base HEAD] [--rounds 30] [--json results/ab.json]
 
@@ -10,7 +10,9 @@ another name, ``minitorch_seg_base``; both versions build the same model from th
 take turns, a step each, in the order ABBA, after a pause (``bench_step.SETTLE``). Each version
 runs in its own ``parallel.tile_threads`` (BLAS on one thread for both). The figure is the median
 of the paired differences; the losses of the last step are printed beside it, to show the two
-computed the same thing.
+computed the same thing. Two A/A runs (the base the working tree itself, 24 and 30 rounds, on
+steps of about 800 ms) gave -17 and -5 ms, quartiles about -50 / +10 ms: read a difference under
+about 15 ms as none.
 """
 import argparse
 import json
@@ -60,14 +62,13 @@ def main():
                     times[name].append(time.perf_counter() - start)
     ms = {name: numpy.array(values) * 1e3 for name, values in times.items()}
     difference = ms["tree"] - ms["base"]
-    results = {"base": args.base, "rounds": args.rounds, "median_ms": {k: float(numpy.median(v)) for k, v in ms.items()},
-               "paired_difference_ms": {"median": float(numpy.median(difference)),
-                                        "quartiles": [float(q) for q in numpy.percentile(difference, [25, 75])]},
-               "last_loss": losses}
-    print(f"base ({args.base}) {results['median_ms']['base']:.0f} ms, working tree {results['median_ms']['tree']:.0f} ms "
-          f"(medians of {args.rounds}); paired difference, tree - base: median {numpy.median(difference):+.1f} ms, "
-          f"quartiles {results['paired_difference_ms']['quartiles'][0]:+.1f} / "
-          f"{results['paired_difference_ms']['quartiles'][1]:+.1f} ms; last losses {losses['base']:.6f} / {losses['tree']:.6f}")
+    low, high = (float(q) for q in numpy.percentile(difference, [25, 75]))
+    medians = {name: float(numpy.median(values)) for name, values in ms.items()}
+    results = {"base": args.base, "rounds": args.rounds, "median_ms": medians, "last_loss": losses,
+               "paired_difference_ms": {"median": float(numpy.median(difference)), "quartiles": [low, high]}}
+    print(f"base ({args.base}) {medians['base']:.0f} ms, working tree {medians['tree']:.0f} ms (medians of "
+          f"{args.rounds}); paired difference, tree - base: median {numpy.median(difference):+.1f} ms, quartiles "
+          f"{low:+.1f} / {high:+.1f} ms; last losses {losses['base']:.6f} / {losses['tree']:.6f}")
     if args.json:
         from minitorch_seg.checkpoint import atomic_write_bytes
         from minitorch_seg.experiment import recorded_now

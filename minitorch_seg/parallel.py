@@ -22,12 +22,12 @@ evaluate, predict and export (``cli.main`` enters it once for them) and the benc
 cores (``benchmarks/README.md``) a 3x3 conv's forward + backward at (4, 64, 128, 256) went from 469
 ms to 247-388 ms, at 128 channels from 1469 to 915-1175 ms, and the U-Net step from 423-510 to
 403-472 ms (ranges over runs on a noisy machine); the bilinear upsampling's plane tiles use the
-threads too. Later, the passes bound by memory went on them as well (batch norm's channels,
-ReLU's runs of values, max pool's planes): with nothing else running, the first of two cores
-left the second idle through them, and splitting even a pass that streams from memory in two
-took 13-34 ms off the step each (``benchmarks/results/2026-12-02-host-passes.md``). Outside the mode, ``map_tiles`` runs the tiles one after another in the caller's
-thread and BLAS uses its own threads, as NumPy always does. On CuPy the GPU parallelises each
-kernel, so the tiles run in turn there too.
+threads too. Later the passes bound by memory went on them as well (batch norm's channels,
+ReLU's runs of values, max pool's planes): run by the caller alone, they left the second core
+idle, and even split in just two halves each took 13-34 ms off the step
+(``benchmarks/results/2026-12-02-host-passes.md``). Outside the mode, ``map_tiles`` runs the
+tiles one after another in the caller's thread and BLAS uses its own threads, as NumPy always
+does. On CuPy the GPU parallelises each kernel, so the tiles run in turn there too.
 
 >>> import numpy
 >>> [(n.start, c.start, c.stop) for n, c in tiles(numpy, Tiling(bytes=100), (2, 5), item_bytes=40)]

@@ -39,9 +39,9 @@ Speed (BatchNorm's training step is the hot path of a U-Net):
   or an array of the input's dtype, never a NumPy float64 scalar.
 - Statistics: per-row sums as one BLAS matrix-vector product x @ 1, then mu, then xc = x - mu
   written once, then its sums of squares as batched row-by-row dot products. The BLAS calls
-  accumulate in blocks, so float32 stays accurate. "Sum and sum of
-  squares" would save writing xc, but var = E[x^2] - mu^2 cancels catastrophically in float32
-  when |mu| >> sigma; xc is needed below anyway.
+  accumulate in blocks, so float32 stays accurate. "Sum and sum of squares" would save writing
+  xc, but var = E[x^2] - mu^2 cancels catastrophically in float32 when |mu| >> sigma; xc is
+  needed below anyway.
 - Saved: xc and 1/sigma, neither x_hat nor x. x_hat = xc / sigma only ever appears multiplied
   by a per-set constant (in y, in sum g x_hat, in dL/dx), where 1/sigma folds into that
   constant, so forming x_hat would be a wasted pass; recomputing xc from x in backward would
@@ -170,7 +170,7 @@ class BatchNorm(Function):
                 ctx.save_for_backward(scale, x3 if ctx.needs_input_grad[1] else None, mean, inv_std)
             return scale_shift(x3, scale[:, None], shift[:, None], in_place=False).reshape(x.shape)
 
-        centred, (mean, var, inv_std) = xp.empty_like(x3), xp.empty((3, channels), dtype=x.dtype)  # (N, C, L), (C,) x3
+        centred, (mean, var, inv_std) = xp.empty_like(x3), xp.empty((3, channels), dtype=x.dtype)  # (N, C, L), (C,)
         y = xp.empty_like(x3) if saving else centred
 
         def normalise(tile):  # channels are independent sets: each tile is a whole BatchNorm
