@@ -185,7 +185,7 @@ def _weight_gradient(x, g, kernel, stride, padding, dilation, groups):
         (rows,) = tile
         columns = _columns(taps, rows, groups, samples_inside=True)               # (G, K, N*R*Wo)
         g_tile = g[..., rows.start * out_w:rows.stop * out_w].transpose(1, 2, 0, 3)  # (G, O/G, N, R*Wo)
-        return xp.ascontiguousarray(g_tile).reshape(columns.shape[0], o // groups, -1) @ columns.swapaxes(1, 2)
+        return xp.ascontiguousarray(g_tile).reshape(groups, o // groups, -1) @ columns.swapaxes(1, 2)   # (G, O/G, K)
     grads = sum(parallel.map_tiles(xp, tile_weight_gradient, _row_tiles(x, geometry)))
     return grads.reshape(o, c // groups, *kernel)
 
