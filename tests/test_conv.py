@@ -159,6 +159,29 @@ def test_gradients_do_not_depend_on_the_upstream_gradients_layout(backend, trans
         numpy.testing.assert_allclose(grad, reference_grad, rtol=1e-12, atol=1e-12)
 
 
+@settings(max_examples=GRAD_EXAMPLES)
+@given(config=conv_configs(max_stride=1), seed=seeds)
+def test_both_gradients_from_one_im2col_equal_each_gradient_alone(backend, config, seed):
+    """At stride 1 conv2d takes dL/dx and dL/dw from the same columns of g (where the adjoint is a
+    correlation: padding at most d(k-1)); with the input or the weight frozen, each gradient comes
+    from its own kernel. The two ways agree in float64."""
+    u = make(ours(config)(*drawn_inputs(config, seed)).shape, seed=seed + 3, requires_grad=False)
+    kernel, padding, dilation = config["weight_shape"][2:], config["padding"], config["dilation"]
+    shared = all(p <= d * (k - 1) for k, p, d in zip(kernel, padding, dilation))
+    assert conv_module._shares_columns(config["x_shape"], config["weight_shape"], (1, 1), padding, dilation,
+                                       config["groups"]) == shared
+    grads = []
+    for frozen in (None, 0, 1):
+        x, w, b = drawn_inputs(config, seed)
+        if frozen is not None:
+            (x, w)[frozen].requires_grad_(False)
+        (ours(config)(x, w, b) * u).sum().backward()
+        grads.append([None if t.grad is None else host(t.grad) for t in (x, w)])
+    assert grads[1][0] is None and grads[2][1] is None
+    numpy.testing.assert_allclose(grads[0][0], grads[2][0], rtol=1e-12, atol=1e-12)   # dL/dx, w frozen
+    numpy.testing.assert_allclose(grads[0][1], grads[1][1], rtol=1e-12, atol=1e-12)   # dL/dw, x frozen
+
+
 @both_ops
 @pytest.mark.parametrize("threads", [1, 3])
 @pytest.mark.parametrize("dilation, padding", [(1, 1), (2, 1)])

@@ -22,7 +22,9 @@ Each goes through its work a few output rows at a time (``parallel.tiles``): the
 column buffer of a whole map is never built, and the tiles run on the host threads
 (``parallel.map_tiles``). Conv2d uses the kernels as (forward, dL/dx, dL/dw) = (_correlate,
 _correlate_adjoint, _weight_gradient); ConvTranspose2d as (_correlate_adjoint, _correlate,
-_weight_gradient with x and g swapped).
+_weight_gradient with x and g swapped). At stride 1, where dL/dx is itself a correlation of g,
+Conv2d takes dL/dw from that correlation's columns too (``_input_and_weight_gradients``): one
+im2col for the backward instead of two.
 
 A 3x3 kernel at stride 1 can instead go through Winograd's F(2x2, 3x3) (``winograd.py``): 16
 multiplications per 2x2 outputs instead of 36. ``_use_winograd`` is the dispatch rule, for
@@ -33,7 +35,7 @@ machine it did not pay, see ``benchmarks/results/2026-12-02-winograd.md``.
 from .. import parallel
 from ..autograd import Function
 from ..backend import get_array_module
-from ..shapes import conv_transpose_output_size, pair
+from ..shapes import conv_output_size, conv_transpose_output_size, pair
 from . import sliding, winograd
 
 # F(2x2, 3x3) for a 3x3, stride-1, dilation-1, ungrouped conv whose input and output channels are
@@ -82,8 +84,13 @@ def _columns(taps, rows, groups, samples_inside=False):
     return columns.reshape(n, groups, c // groups * kh * kw, r * out_w)
 
 
-def _correlate(x, w, stride, padding, dilation, groups):
-    """conv2d without bias: x (N, C, H, W), w (O, C/G, kh, kw) -> (N, O, Ho, Wo)."""
+def _correlate(x, w, stride, padding, dilation, groups, partner=None):
+    """conv2d without bias: x (N, C, H, W), w (O, C/G, kh, kw) -> (N, O, Ho, Wo).
+
+    With ``partner`` (N, P, Ho, Wo), P a multiple of G, also returns what the same columns give
+    for it: sum over n, u, v of partner[n, p, u, v] * columns[n, k, (u, v)], (G, P/G, C/G*kh*kw),
+    each tile's columns used twice before they are freed (``_input_and_weight_gradients``).
+    """
     if _use_winograd(w.shape, stride, dilation, groups):
         return winograd.conv3x3(x, w, padding)
     xp = get_array_module(x)
@@ -96,9 +103,17 @@ def _correlate(x, w, stride, padding, dilation, groups):
 
     def correlate_tile(tile):  # each tile's GEMM writes its own columns of y
         (rows,) = tile
-        xp.matmul(weight, _columns(taps, rows, groups), out=y[..., rows.start * out_w:rows.stop * out_w])
-    parallel.map_tiles(xp, correlate_tile, _row_tiles(x, geometry))
-    return y.reshape(n, o, *geometry.out_hw)                                      # (N, O, Ho, Wo)
+        columns = _columns(taps, rows, groups)                                    # (N, G, K, R*Wo)
+        xp.matmul(weight, columns, out=y[..., rows.start * out_w:rows.stop * out_w])
+        if partner is not None:  # (N, G, P/G, R*Wo) @ (N, G, R*Wo, K), summed over the samples
+            r = rows.stop - rows.start
+            shared = partner[:, :, rows].reshape(n, groups, partner.shape[1] // groups, r * out_w)
+            return (shared @ columns.swapaxes(2, 3)).sum(axis=0)
+    products = parallel.map_tiles(xp, correlate_tile, _row_tiles(x, geometry))
+    y = y.reshape(n, o, *geometry.out_hw)                                         # (N, O, Ho, Wo)
+    if partner is None:
+        return y
+    return y, sum(products) if products else xp.zeros((groups, partner.shape[1] // groups, weight.shape[2]), x.dtype)
 
 
 def _flipped(w, groups):
@@ -127,9 +142,8 @@ def _correlate_adjoint(g, w, stride, padding, dilation, groups, in_hw):
     n, o, out_h, out_w = g.shape
     c = w.shape[1] * groups
     kh, kw = w.shape[2:]
-    full = tuple(d * (k - 1) - p for k, p, d in zip((kh, kw), padding, dilation))
-    fits = tuple(in_hw) == (out_h + full[0] - padding[0], out_w + full[1] - padding[1])   # no output_padding
-    if stride == (1, 1) and min(full) >= 0 and fits:
+    full = _adjoint_padding(g.shape[2:], w.shape[2:], stride, padding, dilation, in_hw)
+    if full is not None:
         return _correlate(g, _flipped(w, groups), stride, full, dilation, groups)
     geometry = sliding.Windows(tuple(in_hw), (out_h, out_w), (kh, kw), stride, padding, dilation)
     if stride == (kh, kw) and dilation == (1, 1) and padding == (0, 0) and tuple(in_hw) == (out_h * kh, out_w * kw):
@@ -144,6 +158,43 @@ def _correlate_adjoint(g, w, stride, padding, dilation, groups, in_hw):
         sliding.add_taps(band, columns.reshape(n, c, kh, kw, r, out_w), geometry._replace(out_hw=(r, out_w)))
     (ph, pw) = padding
     return image[:, :, ph:ph + in_hw[0], pw:pw + in_hw[1]]
+
+
+def _adjoint_padding(g_hw, kernel, stride, padding, dilation, in_hw):
+    """The padding d(k-1) - p under which the transposed conv is a stride-1 correlation of g with the
+    flipped kernel, or None where it is not one (a larger stride, p > d(k-1), an output_padding)."""
+    full = tuple(d * (k - 1) - p for k, p, d in zip(kernel, padding, dilation))
+    fits = tuple(in_hw) == tuple(size + f - p for size, f, p in zip(g_hw, full, padding))
+    return full if stride == (1, 1) and min(full) >= 0 and fits else None
+
+
+def _shares_columns(x_shape, w_shape, stride, padding, dilation, groups):
+    """Whether a conv's two gradients come from one im2col: at stride 1, where dL/dx is a correlation
+    (``_adjoint_padding``), and off Winograd, whose kernels do not share columns."""
+    out_hw = tuple(conv_output_size(*args) for args in zip(x_shape[2:], w_shape[2:], stride, padding, dilation))
+    flipped = (w_shape[1] * groups, w_shape[0] // groups) + tuple(w_shape[2:])
+    on_winograd = _use_winograd(w_shape, stride, dilation, groups) or _use_winograd(flipped, stride, dilation, groups)
+    return not on_winograd and _adjoint_padding(out_hw, w_shape[2:], stride, padding, dilation, x_shape[2:]) is not None
+
+
+def _input_and_weight_gradients(g, x, w, padding, dilation, groups):
+    """Both gradients of a stride-1 conv from one im2col: the columns of g that dL/dx is built from.
+
+    dL/dx is the correlation of g, padded by d(k-1) - p, with the flipped kernel w' (``_flipped``).
+    Its columns hold cols[(o, i', j'), (n, a, b)] = gpad[n, o, a + i'd, b + j'd] = g[n, o, a + p - id,
+    b + p - jd] with i = k-1-i', so the weight gradient is a product with the same columns:
+
+        dL/dw[o, c, i, j] = sum_{n,a,b} x[n, c, a, b] g[n, o, a + p - id, b + p - jd]
+                          = sum_{n,a,b} x[n, c, a, b] cols[(o, k-1-i, k-1-j), (n, a, b)],
+
+    i.e. (x @ cols^T) laid out as w' is: dL/dw' (C, O/G, kh, kw), which ``_flipped`` turns back
+    into dL/dw. One im2col instead of two (the one of x, 9x the input, is never built), and the
+    forward need only keep x. g (N, O, Ho, Wo), x (N, C, H, W), w (O, C/G, kh, kw) -> (dL/dx, dL/dw).
+    """
+    o, c = w.shape[0], x.shape[1]
+    full = _adjoint_padding(g.shape[2:], w.shape[2:], (1, 1), padding, dilation, x.shape[2:])
+    grad_x, grad_flipped = _correlate(g, _flipped(w, groups), (1, 1), full, dilation, groups, partner=x)
+    return grad_x, _flipped(grad_flipped.reshape(c, o // groups, *w.shape[2:]), groups)
 
 
 def _stamp_disjoint(g, w, groups, geometry):
@@ -198,17 +249,21 @@ class Conv2d(Function):
     - dL/dxpad[n,c,a,b] = sum of g[n,o,u,v] w[o,c,i,j] over all (o,u,v,i,j) with u*s+i*d = a and
       v*s+j*d = b: every output gradient sends a weighted copy of the filter back, i.e. the
       *transposed* convolution of g with the same w (``_correlate_adjoint``); crop the padding.
-    - dL/dw[o,c,i,j] = sum_{n,u,v} g[n,o,u,v] xpad[n,c,u*s+i*d,v*s+j*d] (``_weight_gradient``).
+    - dL/dw[o,c,i,j] = sum_{n,u,v} g[n,o,u,v] xpad[n,c,u*s+i*d,v*s+j*d] (``_weight_gradient``);
+      at stride 1, where the first is a correlation of g, from that correlation's own columns
+      (``_input_and_weight_gradients``).
     - dL/db[o] = sum_{n,u,v} g[n,o,u,v].
     """
 
     @staticmethod
     def forward(ctx, x, weight, bias, stride, padding, dilation, groups):
-        # Padded once: the weight gradient reads the same padded input as the forward, so that is
-        # what is saved (a border wider than x: 3% at 128x256, 6% at 16x32, for one pass less).
+        # Padded once for the forward. The backward keeps x where both gradients come from one
+        # im2col (``_input_and_weight_gradients``); else the padded input, which the weight
+        # gradient reads (a border wider than x: 3% at 128x256, 6% at 16x32, for one pass less).
         padded = sliding.pad(x, sliding.windows(x.shape[2:], weight.shape[2:], stride, padding, dilation))
         ctx.params, ctx.in_hw = (stride, padding, dilation, groups), x.shape[2:]
-        ctx.save_for_backward(padded, weight)
+        ctx.shared = all(ctx.needs_input_grad[:2]) and _shares_columns(x.shape, weight.shape, *ctx.params)
+        ctx.save_for_backward(x if ctx.shared else padded, weight)
         y = _correlate(padded, weight, stride, (0, 0), dilation, groups)
         if bias is not None:
             y += bias.reshape(-1, 1, 1)
@@ -216,11 +271,14 @@ class Conv2d(Function):
 
     @staticmethod
     def backward(ctx, g):
-        padded, weight = ctx.saved_arrays
+        saved, weight = ctx.saved_arrays
         stride, padding, dilation, groups = ctx.params
         need_x, need_w, need_b = ctx.needs_input_grad
-        grad_x = _correlate_adjoint(g, weight, stride, padding, dilation, groups, ctx.in_hw) if need_x else None
-        grad_w = _weight_gradient(padded, g, weight.shape[2:], stride, (0, 0), dilation, groups) if need_w else None
+        if ctx.shared:
+            grad_x, grad_w = _input_and_weight_gradients(g, saved, weight, padding, dilation, groups)
+        else:
+            grad_x = _correlate_adjoint(g, weight, stride, padding, dilation, groups, ctx.in_hw) if need_x else None
+            grad_w = _weight_gradient(saved, g, weight.shape[2:], stride, (0, 0), dilation, groups) if need_w else None
         grad_b = g.sum(axis=(0, 2, 3)) if need_b else None
         return grad_x, grad_w, grad_b
 
