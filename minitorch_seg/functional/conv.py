@@ -105,15 +105,18 @@ def _correlate(x, w, stride, padding, dilation, groups, partner=None):
         (rows,) = tile
         columns = _columns(taps, rows, groups)                                    # (N, G, K, R*Wo)
         xp.matmul(weight, columns, out=y[..., rows.start * out_w:rows.stop * out_w])
-        if partner is not None:  # (N, G, P/G, R*Wo) @ (N, G, R*Wo, K), summed over the samples
+        # With a partner: (N, G, K, R*Wo) @ (N, G, R*Wo, P/G), summed over the samples. The tall
+        # operand first: OpenBLAS ran this 1.2-1.7x faster than the product with P/G rows.
+        if partner is not None:
             r = rows.stop - rows.start
             shared = partner[:, :, rows].reshape(n, groups, partner.shape[1] // groups, r * out_w)
-            return (shared @ columns.swapaxes(2, 3)).sum(axis=0)
+            return (columns @ shared.swapaxes(2, 3)).sum(axis=0)
     products = parallel.map_tiles(xp, correlate_tile, _row_tiles(x, geometry))
     y = y.reshape(n, o, *geometry.out_hw)                                         # (N, O, Ho, Wo)
     if partner is None:
         return y
-    return y, sum(products) if products else xp.zeros((groups, partner.shape[1] // groups, weight.shape[2]), x.dtype)
+    total = sum(products) if products else xp.zeros((groups, weight.shape[2], partner.shape[1] // groups), x.dtype)
+    return y, total.swapaxes(1, 2)
 
 
 def _flipped(w, groups):
@@ -236,9 +239,9 @@ def _weight_gradient(x, g, kernel, stride, padding, dilation, groups):
         (rows,) = tile
         columns = _columns(taps, rows, groups, samples_inside=True)               # (G, K, N*R*Wo)
         g_tile = g[..., rows.start * out_w:rows.stop * out_w].transpose(1, 2, 0, 3)  # (G, O/G, N, R*Wo)
-        return xp.ascontiguousarray(g_tile).reshape(groups, o // groups, -1) @ columns.swapaxes(1, 2)   # (G, O/G, K)
-    grads = sum(parallel.map_tiles(xp, tile_weight_gradient, _row_tiles(x, geometry)))
-    return grads.reshape(o, c // groups, *kernel)
+        return columns @ xp.ascontiguousarray(g_tile).reshape(groups, o // groups, -1).swapaxes(1, 2)   # (G, K, O/G)
+    grads = sum(parallel.map_tiles(xp, tile_weight_gradient, _row_tiles(x, geometry)))   # (G, K, O/G): see _correlate
+    return grads.swapaxes(1, 2).reshape(o, c // groups, *kernel)
 
 
 # ---- the two Functions --------------------------------------------------------------------------
