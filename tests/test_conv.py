@@ -198,6 +198,8 @@ def test_feature_maps_large_enough_to_be_processed_in_tiles(backend, transposed,
     x, b = make((2, 8, 48, 40), seed=1), make((4,), seed=3)
     geometry = sliding.windows((48, 40), 3, padding=padding, dilation=dilation)
     assert len(conv_module._row_tiles(x.data, geometry)) > threads
+    assert len({samples.start for samples, _ in conv_module._sample_row_tiles(x.data, geometry)}) == 2
+    assert len(conv_module._sample_row_tiles(x.data, geometry)) > 2 * threads
     w = make((8, 4, 3, 3) if transposed else (4, 8, 3, 3), seed=2)          # 8 channels in, 4 out
     kwargs = dict(padding=padding, dilation=dilation)
     op = F.conv_transpose2d if transposed else F.conv2d
@@ -223,7 +225,7 @@ def test_feature_maps_large_enough_to_be_processed_in_tiles(backend, transposed,
 @pytest.mark.parametrize("threads", [1, 3])
 def test_the_tiles_are_exact_at_any_stride_dilation_and_groups(backend, threads, monkeypatch):
     """Each kernel has one tiled path. At stride (2, 3), dilation (2, 1) and groups 2, in tiles of
-    one output row, on one host thread and on three: conv2d's forward equals the loops and its
+    one output row (of one sample, for the correlation), on one host thread and on three: conv2d's forward equals the loops and its
     gradients the composed twin's; conv_transpose2d's forward (the adjoint's col2im tiles, whose
     windows overlap from one tile to the next) equals the loops, output_padding included."""
     monkeypatch.setattr(parallel, "CONV_TILES", parallel.CONV_TILES._replace(bytes=1))     # one row a tile
@@ -232,6 +234,7 @@ def test_the_tiles_are_exact_at_any_stride_dilation_and_groups(backend, threads,
     x, w, b = make((2, 4, 23, 19), seed=1), make((6, 2, 3, 2), seed=2), make((6,), seed=3)
     geometry = sliding.windows((23, 19), (3, 2), (2, 3), (1, 2), (2, 1))
     assert len(conv_module._row_tiles(x.data, geometry)) == geometry.out_hw[0] == 11
+    assert len(conv_module._sample_row_tiles(x.data, geometry)) == 2 * 11
     y = F.conv2d(x, w, b, **kwargs)
     numpy.testing.assert_allclose(host(y), conv2d_loops(host(x), host(w), host(b), **kwargs), rtol=1e-12, atol=1e-12)
     u = make(y.shape, seed=4, requires_grad=False)
