@@ -159,17 +159,21 @@ def test_gradients_do_not_depend_on_the_upstream_gradients_layout(backend, trans
         numpy.testing.assert_allclose(grad, reference_grad, rtol=1e-12, atol=1e-12)
 
 
+@both_ops
 @settings(max_examples=GRAD_EXAMPLES)
-@given(config=conv_configs(max_stride=1), seed=seeds)
-def test_both_gradients_from_one_im2col_equal_each_gradient_alone(backend, config, seed):
-    """At stride 1 conv2d takes dL/dx and dL/dw from the same columns of g (where the adjoint is a
-    correlation: padding at most d(k-1)); with the input or the weight frozen, each gradient comes
-    from its own kernel. The two ways agree in float64."""
+@given(data=st.data(), seed=seeds)
+def test_both_gradients_from_one_im2col_equal_each_gradient_alone(backend, transposed, data, seed):
+    """dL/dx and dL/dw come from the same columns of g where dL/dx is a correlation of g: conv2d at
+    stride 1 with padding at most d(k-1), conv_transpose2d at any stride unless an output_padding
+    left rows of g no input reached. With the input or the weight frozen, each gradient comes from
+    its own kernel. The two ways agree in float64."""
+    config = data.draw(conv_configs(transposed=transposed, max_stride=3 if transposed else 1), label="config")
     u = make(ours(config)(*drawn_inputs(config, seed)).shape, seed=seed + 3, requires_grad=False)
-    kernel, padding, dilation = config["weight_shape"][2:], config["padding"], config["dilation"]
-    shared = all(p <= d * (k - 1) for k, p, d in zip(kernel, padding, dilation))
-    assert conv_module._shares_columns(config["x_shape"], config["weight_shape"], (1, 1), padding, dilation,
-                                       config["groups"]) == shared
+    if not transposed:
+        kernel, padding, dilation = config["weight_shape"][2:], config["padding"], config["dilation"]
+        shared = all(p <= d * (k - 1) for k, p, d in zip(kernel, padding, dilation))
+        assert conv_module._shares_columns(config["x_shape"], config["weight_shape"], (1, 1), padding, dilation,
+                                           config["groups"]) == shared
     grads = []
     for frozen in (None, 0, 1):
         x, w, b = drawn_inputs(config, seed)

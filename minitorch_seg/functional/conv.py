@@ -20,11 +20,12 @@ both ops:
 
 Each goes through its work a few output rows at a time (``parallel.tiles``; ``_correlate`` a
 few rows of one sample, the others of every sample): the kh*kw-fold column buffer of a whole
-map is never built, and the tiles run on the host threads (``parallel.map_tiles``). Conv2d uses the kernels as (forward, dL/dx, dL/dw) = (_correlate,
-_correlate_adjoint, _weight_gradient); ConvTranspose2d as (_correlate_adjoint, _correlate,
-_weight_gradient with x and g swapped). At stride 1, where dL/dx is itself a correlation of g,
-Conv2d takes dL/dw from that correlation's columns too (``_input_and_weight_gradients``): one
-im2col for the backward instead of two.
+map is never built, and the tiles run on the host threads (``parallel.map_tiles``). Conv2d uses
+the kernels as (forward, dL/dx, dL/dw) = (_correlate, _correlate_adjoint, _weight_gradient);
+ConvTranspose2d as (_correlate_adjoint, _correlate, _weight_gradient with x and g swapped).
+Where dL/dx is a correlation of g (at stride 1 for Conv2d, nearly always for ConvTranspose2d),
+dL/dw comes from that correlation's own columns (its ``partner``; ``_input_and_weight_gradients``):
+one im2col for the backward instead of two.
 
 A 3x3 kernel at stride 1 can instead go through Winograd's F(2x2, 3x3) (``winograd.py``): 16
 multiplications per 2x2 outputs instead of 36. ``_use_winograd`` is the dispatch rule, for
@@ -307,7 +308,10 @@ class ConvTranspose2d(Function):
     Backward: y = A x for the linear map A = conv^T, so dL/dx = A^T g = conv(g, w): the forward
     convolution with the same weight, read as a conv weight (O = C_in, C/G = C_out/G).
     dL/dw is conv's weight gradient with the roles of input and output swapped:
-    dL/dw[c_in, c_out, i, j] = sum_{n,u,v} x[n, c_in, u, v] gpad[n, c_out, u*s+i*d, v*s+j*d].
+    dL/dw[c_in, c_out, i, j] = sum_{n,u,v} x[n, c_in, u, v] gpad[n, c_out, u*s+i*d, v*s+j*d],
+    and gpad[n, c_out, u*s+i*d, v*s+j*d] is row (c_out, i, j), column (n, u, v) of that conv's
+    im2col columns: both gradients come from one im2col of g (``_correlate``'s partner), unless an
+    output_padding left rows of g that no input reached.
     """
 
     @staticmethod
@@ -326,10 +330,17 @@ class ConvTranspose2d(Function):
         x, weight = ctx.saved_arrays
         stride, padding, dilation, groups = ctx.params
         need_x, need_w, need_b = ctx.needs_input_grad
-        grad_x = None
-        if need_x:  # an output_padding of at least the stride adds rows no input reached: crop them
-            grad_x = _correlate(g, weight, stride, padding, dilation, groups)[:, :, :x.shape[2], :x.shape[3]]
-        grad_w = _weight_gradient(g, x, weight.shape[2:], stride, padding, dilation, groups) if need_w else None
+        grad_x, grad_w = None, None
+        out_hw = tuple(conv_output_size(*sizes) for sizes in zip(g.shape[2:], weight.shape[2:], *ctx.params[:3]))
+        shared = out_hw == x.shape[2:] and not _use_winograd(weight.shape, stride, dilation, groups)
+        if need_x and need_w and shared:
+            # dL/dw from dL/dx's own columns of g: the conv weight gradient above, its partner x
+            grad_x, grad_w = _correlate(g, weight, stride, padding, dilation, groups, partner=x)
+            grad_w = grad_w.reshape(weight.shape)
+        else:
+            if need_x:  # an output_padding of at least the stride adds rows no input reached: crop them
+                grad_x = _correlate(g, weight, stride, padding, dilation, groups)[:, :, :x.shape[2], :x.shape[3]]
+            grad_w = _weight_gradient(g, x, weight.shape[2:], stride, padding, dilation, groups) if need_w else None
         grad_b = g.sum(axis=(0, 2, 3)) if need_b else None
         return grad_x, grad_w, grad_b
 
