@@ -74,9 +74,8 @@ def _sample_row_tiles(x, geometry):
     return parallel.tiles(get_array_module(x), parallel.CONV_TILES, (n,) + geometry.out_hw[:1], row_bytes)
 
 
-def _columns(taps, rows, groups, samples_inside=False):
-    """im2col of the output rows ``rows``: (N, G, C/G*kh*kw, R*Wo), row c*kh*kw + i*kw + j holding tap (i, j) of c;
-    with ``samples_inside``, (G, C/G*kh*kw, N*R*Wo), every sample's columns side by side in each row.
+def _columns(taps, rows, groups):
+    """im2col of the output rows ``rows``: (N, G, C/G*kh*kw, R*Wo), row c*kh*kw + i*kw + j holding tap (i, j) of c.
 
     ``taps`` is ``sliding.all_taps`` of the padded input; one strided copy into a fresh buffer (with
     ``diagnostics.tune_host_allocator()``, as the CLI runs, that is the last tile's freed memory:
@@ -84,50 +83,56 @@ def _columns(taps, rows, groups, samples_inside=False):
     """
     xp = get_array_module(taps)
     n, c, kh, kw, _, out_w = taps.shape
-    r = rows.stop - rows.start
     tile = taps[:, :, :, :, rows]                                              # (N, C, kh, kw, R, Wo), a view
-    if samples_inside:
-        columns = xp.empty((c, kh, kw, n, r, out_w), dtype=taps.dtype)
-        columns[...] = tile.transpose(1, 2, 3, 0, 4, 5)                        # (C, kh, kw, N, R, Wo)
-        return columns.reshape(groups, c // groups * kh * kw, n * r * out_w)
     columns = xp.empty(tile.shape, dtype=taps.dtype)
     columns[...] = tile
-    return columns.reshape(n, groups, c // groups * kh * kw, r * out_w)
+    return columns.reshape(n, groups, c // groups * kh * kw, (rows.stop - rows.start) * out_w)
+
+
+def _column_products(x, geometry, groups, weight=None, partner=None):
+    """The products of x's im2col columns, a few rows of one sample at a time (``_sample_row_tiles``).
+
+    x (N, C, H, W) and its ``geometry`` (padding, output grid) give columns (N, G, K, L), K = C/G*kh*kw,
+    L = Ho*Wo. Returns (y, p): with ``weight`` (G, O/G, K), y = weight @ columns, (N, G, O/G, L),
+    the correlation (each tile's GEMM writes its own columns of y); with ``partner`` (N, P, Ho, Wo),
+    P a multiple of G, p = sum over n of columns @ partner^T, (G, P/G, K): a weight gradient
+    (``_weight_gradient``; ``_input_and_weight_gradients`` gets both from the same columns).
+    The other is None.
+    """
+    xp = get_array_module(x)
+    n, out_w = x.shape[0], geometry.out_hw[1]
+    taps = sliding.all_taps(sliding.pad(x, geometry), geometry)                   # (N, C, kh, kw, Ho, Wo), a view
+    y = None if weight is None else xp.empty((n,) + weight.shape[:2] + (geometry.out_hw[0] * out_w,), dtype=x.dtype)
+
+    def tile_products(tile):
+        samples, rows = tile
+        columns = _columns(taps[samples], rows, groups)                           # (1, G, K, R*Wo)
+        if y is not None:
+            xp.matmul(weight, columns, out=y[samples, ..., rows.start * out_w:rows.stop * out_w])
+        if partner is not None:  # (1, G, K, R*Wo) @ (1, G, R*Wo, P/G). The tall operand first: OpenBLAS
+            shared = partner[samples, :, rows].reshape(-1, groups, partner.shape[1] // groups, columns.shape[3])
+            return (columns @ shared.swapaxes(2, 3)).sum(axis=0)  # ran it 1.2-1.7x faster than the P/G-row one
+    products = parallel.map_tiles(xp, tile_products, _sample_row_tiles(x, geometry))
+    if partner is None:
+        return y, None
+    k = x.shape[1] // groups * geometry.kernel[0] * geometry.kernel[1]
+    total = sum(products) if products else xp.zeros((groups, k, partner.shape[1] // groups), dtype=x.dtype)
+    return y, total.swapaxes(1, 2)
 
 
 def _correlate(x, w, stride, padding, dilation, groups, partner=None):
     """conv2d without bias: x (N, C, H, W), w (O, C/G, kh, kw) -> (N, O, Ho, Wo).
 
-    With ``partner`` (N, P, Ho, Wo), P a multiple of G, also returns what the same columns give
-    for it: sum over n, u, v of partner[n, p, u, v] * columns[n, k, (u, v)], (G, P/G, C/G*kh*kw),
-    each tile's columns used twice before they are freed (``_input_and_weight_gradients``).
+    With ``partner`` (N, P, Ho, Wo), P a multiple of G, returns (y, p), p the product of the same
+    columns with the partner (``_column_products``): each tile's columns used twice before they
+    are freed (``_input_and_weight_gradients``).
     """
     if _use_winograd(w.shape, stride, dilation, groups):
         return winograd.conv3x3(x, w, padding)
-    xp = get_array_module(x)
-    n, o = x.shape[0], w.shape[0]
     geometry = sliding.windows(x.shape[2:], w.shape[2:], stride, padding, dilation)
-    out_w = geometry.out_hw[1]
-    weight = w.reshape(groups, o // groups, -1)                                   # (G, O/G, K)
-    taps = sliding.all_taps(sliding.pad(x, geometry), geometry)                   # (N, C, kh, kw, Ho, Wo), a view
-    y = xp.empty((n, groups, o // groups, geometry.out_hw[0] * out_w), dtype=x.dtype)   # (N, G, O/G, L)
-
-    def correlate_tile(tile):  # each tile's GEMM writes its own columns of y
-        samples, rows = tile
-        columns = _columns(taps[samples], rows, groups)                           # (n, G, K, R*Wo)
-        xp.matmul(weight, columns, out=y[samples, ..., rows.start * out_w:rows.stop * out_w])
-        # With a partner: (n, G, K, R*Wo) @ (n, G, R*Wo, P/G), summed over the samples. The tall
-        # operand first: OpenBLAS ran this 1.2-1.7x faster than the product with P/G rows.
-        if partner is not None:
-            r = rows.stop - rows.start
-            shared = partner[samples, :, rows].reshape(-1, groups, partner.shape[1] // groups, r * out_w)
-            return (columns @ shared.swapaxes(2, 3)).sum(axis=0)
-    products = parallel.map_tiles(xp, correlate_tile, _sample_row_tiles(x, geometry))
-    y = y.reshape(n, o, *geometry.out_hw)                                         # (N, O, Ho, Wo)
-    if partner is None:
-        return y
-    total = sum(products) if products else xp.zeros((groups, weight.shape[2], partner.shape[1] // groups), x.dtype)
-    return y, total.swapaxes(1, 2)
+    y, product = _column_products(x, geometry, groups, w.reshape(groups, w.shape[0] // groups, -1), partner)
+    y = y.reshape(x.shape[0], w.shape[0], *geometry.out_hw)                       # (N, O, Ho, Wo)
+    return y if partner is None else (y, product)
 
 
 def _flipped(w, groups):
@@ -236,23 +241,13 @@ def _stamp_disjoint(g, w, groups, geometry):
 
 
 def _weight_gradient(x, g, kernel, stride, padding, dilation, groups):
-    """dL/dw (O, C/G, kh, kw) = sum over n, u, v of g[n, o, u, v] * (tap (i, j) of x)[n, c, u, v]."""
+    """dL/dw (O, C/G, kh, kw) = sum over n, u, v of g[n, o, u, v] * (tap (i, j) of x)[n, c, u, v]:
+    x's im2col columns times g (``_column_products`` with g as the partner)."""
     if _use_winograd((g.shape[1], x.shape[1] // groups) + tuple(kernel), stride, dilation, groups):
         return winograd.weight_gradient(x, g, padding)
-    xp = get_array_module(g)
-    n, o, out_h, out_w = g.shape
-    c = x.shape[1]
-    geometry = sliding.Windows(tuple(x.shape[2:]), (out_h, out_w), tuple(kernel), stride, padding, dilation)
-    g = g.reshape(n, groups, o // groups, out_h * out_w)                          # (N, G, O/G, L)
-    taps = sliding.all_taps(sliding.pad(x, geometry), geometry)                   # (N, C, kh, kw, Ho, Wo), a view
-
-    def tile_weight_gradient(tile):  # one tile's share of the sum over (n, u, v), as one GEMM per group
-        (rows,) = tile
-        columns = _columns(taps, rows, groups, samples_inside=True)               # (G, K, N*R*Wo)
-        g_tile = g[..., rows.start * out_w:rows.stop * out_w].transpose(1, 2, 0, 3)  # (G, O/G, N, R*Wo)
-        return columns @ xp.ascontiguousarray(g_tile).reshape(groups, o // groups, -1).swapaxes(1, 2)   # (G, K, O/G)
-    grads = sum(parallel.map_tiles(xp, tile_weight_gradient, _row_tiles(x, geometry)))   # (G, K, O/G): see _correlate
-    return grads.swapaxes(1, 2).reshape(o, c // groups, *kernel)
+    geometry = sliding.Windows(tuple(x.shape[2:]), tuple(g.shape[2:]), tuple(kernel), stride, padding, dilation)
+    _, product = _column_products(x, geometry, groups, partner=g)                 # (G, O/G, K)
+    return product.reshape(g.shape[1], x.shape[1] // groups, *kernel)
 
 
 # ---- the two Functions --------------------------------------------------------------------------
