@@ -65,7 +65,9 @@ class Tiling(NamedTuple):
 # 4 MiB, 16 MiB too. At least two tiles on the host, so that the small maps of the deep levels keep
 # two cores busy too (427-431 ms with 2, 447-494 ms with 4); not below half a tile each, where
 # handing a tile to a second thread costs more than it gives (a 2x2, stride-2 transposed conv of
-# 4x128x16x32, forward and backward: 5.2 ms in one tile, 5.9 ms in two). A constant, not the thread count:
+# 4x128x16x32, forward and backward: 5.2 ms in one tile, 5.9 ms in two). On a 2-core AVX-512 Xeon
+# (2 MiB L2; the correlation's tiles each one sample's rows), 8, 16 and 32 MiB tiles were within
+# noise of 4 MiB on the step (benchmarks/results/2026-12-02-xeon-shared-columns.md). A constant, not the thread count:
 # where the tiles split decides how the weight gradient's partial sums are added, so the same run
 # gives the same bits on any number of threads.
 CONV_TILES = Tiling(1 << 22, host_min=2, on_gpu=True)

@@ -229,9 +229,10 @@ def test_feature_maps_large_enough_to_be_processed_in_tiles(backend, transposed,
 @pytest.mark.parametrize("threads", [1, 3])
 def test_the_tiles_are_exact_at_any_stride_dilation_and_groups(backend, threads, monkeypatch):
     """Each kernel has one tiled path. At stride (2, 3), dilation (2, 1) and groups 2, in tiles of
-    one output row (of one sample, for the correlation), on one host thread and on three: conv2d's forward equals the loops and its
-    gradients the composed twin's; conv_transpose2d's forward (the adjoint's col2im tiles, whose
-    windows overlap from one tile to the next) equals the loops, output_padding included."""
+    one output row (of one sample, for the correlation), on one host thread and on three: conv2d's
+    forward equals the loops and its gradients the composed twin's; conv_transpose2d's forward (the
+    adjoint's col2im tiles, whose windows overlap from one tile to the next) equals the loops,
+    output_padding included."""
     monkeypatch.setattr(parallel, "CONV_TILES", parallel.CONV_TILES._replace(bytes=1))     # one row a tile
     monkeypatch.setattr(parallel, "host_threads", lambda: threads)
     kwargs = dict(stride=(2, 3), padding=(1, 2), dilation=(2, 1), groups=2)

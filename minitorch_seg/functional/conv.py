@@ -109,9 +109,10 @@ def _column_products(x, geometry, groups, weight=None, partner=None):
         columns = _columns(taps[samples], rows, groups)                           # (1, G, K, R*Wo)
         if y is not None:
             xp.matmul(weight, columns, out=y[samples, ..., rows.start * out_w:rows.stop * out_w])
-        if partner is not None:  # (1, G, K, R*Wo) @ (1, G, R*Wo, P/G). The tall operand first: OpenBLAS
+        if partner is not None:  # (1, G, K, R*Wo) @ (1, G, R*Wo, P/G): the tall operand first, which
+            # OpenBLAS ran 1.2-1.7x faster than the (P/G, R*Wo) @ (R*Wo, K) product
             shared = partner[samples, :, rows].reshape(-1, groups, partner.shape[1] // groups, columns.shape[3])
-            return (columns @ shared.swapaxes(2, 3)).sum(axis=0)  # ran it 1.2-1.7x faster than the P/G-row one
+            return (columns @ shared.swapaxes(2, 3)).sum(axis=0)
     products = parallel.map_tiles(xp, tile_products, _sample_row_tiles(x, geometry))
     if partner is None:
         return y, None
