@@ -186,6 +186,27 @@ def test_both_gradients_from_one_im2col_equal_each_gradient_alone(backend, trans
     numpy.testing.assert_allclose(grads[0][1], grads[1][1], rtol=1e-12, atol=1e-12)   # dL/dw, x frozen
 
 
+@pytest.mark.parametrize("threads", [1, 3])
+@settings(max_examples=FORWARD_EXAMPLES)
+@given(data=st.data(), seed=seeds, one_row=st.booleans())
+def test_the_shifted_sum_is_the_im2col_correlation(backend, threads, data, seed, one_row, monkeypatch):
+    """The forward where it has no more output than input channels (``conv._correlate_shifted``: one
+    GEMM of every tap's weights, then shifted adds) equals the im2col correlation in float64, at
+    any kernel, padding and dilation, in tiles of one output row or whole, on 1 or 3 threads."""
+    config = data.draw(conv_configs(max_stride=1, max_groups=1), label="config")
+    monkeypatch.setattr(parallel, "host_threads", lambda: threads)
+    if one_row:
+        monkeypatch.setattr(parallel, "SHIFTED_TILES", parallel.SHIFTED_TILES._replace(bytes=1))
+    x, w, _ = drawn_inputs(config, seed, bias=False)
+    geometry = sliding.windows(config["x_shape"][2:], config["weight_shape"][2:], (1, 1), config["padding"],
+                               config["dilation"])
+    shifted = conv_module._correlate_shifted(sliding.pad(x.data, geometry), w.data, geometry)
+    o = config["weight_shape"][0]
+    im2col, _ = conv_module._column_products(x.data, geometry, 1, w.data.reshape(1, o, -1))
+    numpy.testing.assert_allclose(host(shifted), host(im2col).reshape(shifted.shape), rtol=1e-12, atol=1e-12)
+    assert conv_module._use_shifted_sum(config["weight_shape"], (1, 1), 1) == (o <= config["x_shape"][1] and o <= 64)
+
+
 @both_ops
 @pytest.mark.parametrize("threads", [1, 3])
 @pytest.mark.parametrize("dilation, padding", [(1, 1), (2, 1)])

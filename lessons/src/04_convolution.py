@@ -241,6 +241,20 @@ for name, y32 in [("Winograd", winograd.conv3x3(x32, w32, padding=(1, 1))), ("lo
 # output channels through it. Measure before you believe an operation count.
 
 # %% [markdown]
+# ### No copy at all: one product, then shifted sums
+#
+# im2col's cost is often not its multiplications but its copy: $k^2 C_{in}$ values written and read
+# per output pixel. Swap the order instead. First multiply every tap's weights with the *unshifted*
+# input, $Z_{ij} = w[:, :, i, j]\, x_{pad}$: one product with $k^2 C_{out}$ rows and no copy. Then
+# $y[u, v] = \sum_{i,j} Z_{ij}[u + i d, v + j d]$. Seen as a flat array of the padded image, each
+# term is $Z_{ij}$ shifted by a constant, $i d W_p + j d$, so the sum is $k^2$ additions of
+# contiguous slices. (Pixels near the right edge wrap into the next row; they are computed and
+# dropped.) This writes $k^2 C_{out}$ values per pixel instead of copying $k^2 C_{in}$, so it pays
+# where a conv has no more outputs than inputs, as a U-Net's decoder convs do. On a 2-core AVX-512
+# machine, a 32 -> 16 conv at 4 x 128 x 256 took 9 ms this way against 17 ms through im2col, and
+# `F.conv2d` uses it for such convs (`benchmarks/results/2026-12-02-xeon-shared-columns.md`).
+
+# %% [markdown]
 # ## 4. The backward
 #
 # The formula is linear in $x$ and in $w$, so both gradients are sums of the same products
