@@ -147,7 +147,8 @@ def _correlate(x, w, stride, padding, dilation, groups, partner=None):
 # 2-core AVX-512 Xeon, forward alone, against the im2col tiles (ms): 32 -> 16 at 4x128x256 9.0
 # against 17.2, 64 -> 32 at 4x64x128 6.2 against 10.2, 128 -> 64 at 4x32x64 5.4 against 6.8,
 # 16 -> 16 6.8 against 7.7, 64 -> 64 3.4 against 3.9; slower with more outputs than inputs (16 -> 32:
-# 3.3 against 2.5) and at 128 -> 128 on 16x32 (3.6 against 2.9).
+# 3.3 against 2.5) and at 128 -> 128 on 16x32 (3.6 against 2.9). Not yet measured on a machine
+# without AVX-512; 0 turns it off (for a benchmark's A/B, say).
 SHIFTED_SUM_MAX_OUT = 64
 
 
