@@ -188,9 +188,9 @@ def _correlate_shifted(xpad, w, geometry):
         band = flat[samples.start, :, rows.start * wp:(rows.stop + dh * (kh - 1)) * wp]   # (C, (R + dh(kh-1)) Wp)
         z = (taps @ band).reshape(kh * kw, o, -1)                                # (kh*kw, O, (R + dh(kh-1)) Wp)
         valid = r * wp - dw * (kw - 1)                                            # through the last row's Wo-th pixel
-        total = z[0, :, :valid]                                                   # tap (0, 0) has offset 0
+        summed = z[0, :, :valid]                  # tap (0, 0) has offset 0: the sum builds up in its plane of Z
         for tap, offset in enumerate(offsets[1:], 1):
-            total += z[tap, :, offset:offset + valid]
+            summed += z[tap, :, offset:offset + valid]
         y[samples.start, :, rows] = z[0, :, :r * wp].reshape(o, r, wp)[:, :, :out_w]
     row_bytes = kh * kw * o * wp * xpad.dtype.itemsize
     parallel.map_tiles(xp, tile_shifted, parallel.tiles(xp, parallel.SHIFTED_TILES, (n, out_h), row_bytes))
