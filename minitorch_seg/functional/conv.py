@@ -28,8 +28,9 @@ dL/dw comes from that correlation's own columns (its ``partner``; ``_input_and_w
 one im2col for the backward instead of two.
 
 A stride-1 correlation with no more output than input channels (in the U-Net, every forward conv
-but the first of each encoder level and the 128-channel one) skips im2col: one GEMM of every tap's weights with the unshifted input, then
-kh*kw adds of shifted slices (``_correlate_shifted``; ``_use_shifted_sum`` is the rule).
+but the first of each encoder level and the 128-channel one) skips im2col: one GEMM of every
+tap's weights with the unshifted input, then kh*kw adds of shifted slices (``_correlate_shifted``;
+``_use_shifted_sum`` is the rule).
 
 A 3x3 kernel at stride 1 can instead go through Winograd's F(2x2, 3x3) (``winograd.py``): 16
 multiplications per 2x2 outputs instead of 36. ``_use_winograd`` is the dispatch rule, for
