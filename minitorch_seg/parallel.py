@@ -67,9 +67,9 @@ class Tiling(NamedTuple):
 # handing a tile to a second thread costs more than it gives (a 2x2, stride-2 transposed conv of
 # 4x128x16x32, forward and backward: 5.2 ms in one tile, 5.9 ms in two). On a 2-core AVX-512 Xeon
 # (2 MiB L2; the correlation's tiles each one sample's rows), 8, 16 and 32 MiB tiles were within
-# noise of 4 MiB on the step (benchmarks/results/2026-12-02-xeon-shared-columns.md). A constant, not the thread count:
-# where the tiles split decides how the weight gradient's partial sums are added, so the same run
-# gives the same bits on any number of threads.
+# noise of 4 MiB on the step (benchmarks/results/2026-12-02-xeon-shared-columns.md). A constant,
+# not the thread count: where the tiles split decides how the weight gradient's partial sums are
+# added, so the same run gives the same bits on any number of threads.
 CONV_TILES = Tiling(1 << 22, host_min=2, on_gpu=True)
 
 # conv's shifted sum (``conv._correlate_shifted``): each tile's GEMM output Z, kh*kw planes of a few

@@ -133,7 +133,7 @@ def _correlate(x, w, stride, padding, dilation, groups, partner=None):
     columns with the partner (``_column_products``): each tile's columns used twice before they
     are freed (``_input_and_weight_gradients``).
     """
-    if _use_winograd(w.shape, stride, dilation, groups):
+    if partner is None and _use_winograd(w.shape, stride, dilation, groups):   # Winograd has no columns to share
         return winograd.conv3x3(x, w, padding)
     geometry = sliding.windows(x.shape[2:], w.shape[2:], stride, padding, dilation)
     if partner is None and _use_shifted_sum(w.shape, stride, groups):
