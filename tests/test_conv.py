@@ -17,7 +17,7 @@ from hypothesis import given, settings, strategies as st
 import minitorch_seg as mt
 from minitorch_seg import backend as shim
 from minitorch_seg import functional as F
-from minitorch_seg.functional import conv as conv_module, sliding
+from minitorch_seg.functional import conv as conv_module, mec, sliding
 from minitorch_seg import nn, parallel
 from minitorch_seg.reference.conv import conv2d_im2col, conv2d_loops, conv_transpose2d_loops
 from minitorch_seg.reference.conv import im2col as reference_im2col
@@ -190,7 +190,7 @@ def test_both_gradients_from_one_im2col_equal_each_gradient_alone(backend, trans
 @settings(max_examples=FORWARD_EXAMPLES)
 @given(data=st.data(), seed=seeds, one_row=st.booleans())
 def test_the_shifted_sum_is_the_im2col_correlation(backend, threads, data, seed, one_row, monkeypatch):
-    """The forward where it has no more output than input channels (``conv._correlate_shifted``: one
+    """The forward where it has fewer output than input channels (``conv._correlate_shifted``: one
     GEMM of every tap's weights, then shifted adds) equals the im2col correlation in float64, at
     any kernel, padding and dilation, in tiles of one output row or whole, on 1 or 3 threads."""
     config = data.draw(conv_configs(max_stride=1, max_groups=1), label="config")
@@ -202,9 +202,37 @@ def test_the_shifted_sum_is_the_im2col_correlation(backend, threads, data, seed,
                                config["dilation"])
     shifted = conv_module._correlate_shifted(sliding.pad(x.data, geometry), w.data, geometry)
     o = config["weight_shape"][0]
-    im2col, _ = conv_module._column_products(x.data, geometry, 1, w.data.reshape(1, o, -1))
+    im2col, _ = conv_module._im2col_products(x.data, geometry, 1, w.data.reshape(1, o, -1))
     numpy.testing.assert_allclose(host(shifted), host(im2col).reshape(shifted.shape), rtol=1e-12, atol=1e-12)
-    assert conv_module._use_shifted_sum(config["weight_shape"], (1, 1), 1) == (o <= config["x_shape"][1] and o <= 64)
+    assert conv_module._use_shifted_sum(config["weight_shape"], (1, 1), 1) == (o < config["x_shape"][1] and o <= 64)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+@settings(max_examples=FORWARD_EXAMPLES)
+@given(data=st.data(), seed=seeds, one_row=st.booleans(), side_by_side=st.sampled_from([1, 2, 64]))
+def test_mec_gives_the_im2col_products(backend, threads, data, seed, one_row, side_by_side, monkeypatch):
+    """MEC's lowered rows (``mec.products``: kw copies, the kernel's rows found by where each GEMM
+    starts reading) give the same correlation and the same partner product (a weight gradient) as
+    im2col's columns, in float64, at any kernel, stride, padding and dilation in width; in tiles of
+    one output row or as few as possible, with 1, 2 or every sample side by side in a GEMM, on 1 or
+    3 threads. And it is used exactly where it applies: no groups, no dilation in height."""
+    config = data.draw(conv_configs(max_batch=3, max_groups=1), label="config")
+    monkeypatch.setattr(parallel, "host_threads", lambda: threads)
+    monkeypatch.setattr(mec, "WIDE", side_by_side)
+    if one_row:
+        monkeypatch.setattr(mec, "MAX_BYTES", 1)
+    dilation = (1, config["dilation"][1])            # the kernel fits: it spans no more rows than drawn
+    geometry = sliding.windows(config["x_shape"][2:], config["weight_shape"][2:], config["stride"],
+                               config["padding"], dilation)
+    x, w, _ = drawn_inputs(config, seed, bias=False)
+    partner = make((config["x_shape"][0], 3) + geometry.out_hw, seed=seed + 3)
+    o = config["weight_shape"][0]
+    ours = mec.products(x.data, geometry, w.data.reshape(1, o, -1), partner.data)
+    theirs = conv_module._im2col_products(x.data, geometry, 1, w.data.reshape(1, o, -1), partner.data)
+    for got, expected in zip(ours, theirs):
+        assert got.shape == expected.shape
+        numpy.testing.assert_allclose(host(got), host(expected), rtol=1e-12, atol=1e-12)
+    assert mec.applies(1, dilation) and not mec.applies(2, dilation) and not mec.applies(1, (2, 1))
 
 
 @both_ops

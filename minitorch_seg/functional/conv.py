@@ -20,15 +20,18 @@ both ops:
 
 Each goes through its work a few output rows at a time (``parallel.tiles``; ``_correlate`` a
 few rows of one sample, the others of every sample): the kh*kw-fold column buffer of a whole
-map is never built, and the tiles run on the host threads (``parallel.map_tiles``). Conv2d uses
+map is never built, and the tiles run on the host threads (``parallel.map_tiles``). Where a conv
+has no groups and no dilation in height, the columns' products come from MEC (``mec.py``)
+instead: only the kw horizontal taps are copied, and each output row's GEMM finds the kernel's
+rows by where it starts reading in that copy; a third of im2col's copies for a 3x3 kernel. Conv2d uses
 the kernels as (forward, dL/dx, dL/dw) = (_correlate, _correlate_adjoint, _weight_gradient);
 ConvTranspose2d as (_correlate_adjoint, _correlate, _weight_gradient with x and g swapped).
 Where dL/dx is a correlation of g (at stride 1 for Conv2d, nearly always for ConvTranspose2d),
 dL/dw comes from that correlation's own columns (its ``partner``; ``_input_and_weight_gradients``):
-one im2col for the backward instead of two.
+one im2col (or MEC lowering) for the backward instead of two.
 
-A stride-1 correlation with no more output than input channels (in the U-Net, every forward conv
-but the first of each encoder level and the 128-channel one) skips im2col: one GEMM of every
+A stride-1 correlation with fewer output than input channels (in the U-Net, the first conv of
+each decoder level, whose input is the skip and the upsampled map side by side) skips both: one GEMM of every
 tap's weights with the unshifted input, then kh*kw adds of shifted slices (``_correlate_shifted``;
 ``_use_shifted_sum`` is the rule).
 
@@ -42,7 +45,7 @@ from .. import parallel
 from ..autograd import Function
 from ..backend import get_array_module
 from ..shapes import conv_output_size, conv_transpose_output_size, pair
-from . import sliding, winograd
+from . import mec, sliding, winograd
 
 # F(2x2, 3x3) for a 3x3, stride-1, dilation-1, ungrouped conv whose input and output channels are
 # both at least this many; None: never (the default). Measured 2026-12-02 on the 2-core machine
@@ -95,15 +98,23 @@ def _columns(taps, rows, groups):
 
 
 def _column_products(x, geometry, groups, weight=None, partner=None):
-    """The products of x's im2col columns, a few rows of one sample at a time (``_sample_row_tiles``).
+    """The products of x's im2col columns: by MEC where it applies (``mec.py``: a third of the
+    copies for a 3x3 kernel, and no pad pass), else by im2col (``_im2col_products``).
 
     x (N, C, H, W) and its ``geometry`` (padding, output grid) give columns (N, G, K, L), K = C/G*kh*kw,
     L = Ho*Wo. Returns (y, p): with ``weight`` (G, O/G, K), y = weight @ columns, (N, G, O/G, L),
-    the correlation (each tile's GEMM writes its own columns of y); with ``partner`` (N, P, Ho, Wo),
-    P a multiple of G, p = sum over n of columns @ partner^T, (G, P/G, K): a weight gradient
-    (``_weight_gradient``; ``_input_and_weight_gradients`` gets both from the same columns).
-    The other is None.
+    the correlation; with ``partner`` (N, P, Ho, Wo), P a multiple of G, p = sum over n of
+    columns @ partner^T, (G, P/G, K): a weight gradient (``_weight_gradient``;
+    ``_input_and_weight_gradients`` gets both from the same columns). The other is None.
     """
+    if mec.applies(groups, geometry.dilation):
+        return mec.products(x, geometry, weight, partner)
+    return _im2col_products(x, geometry, groups, weight, partner)
+
+
+def _im2col_products(x, geometry, groups, weight=None, partner=None):
+    """``_column_products`` by im2col, a few rows of one sample at a time (``_sample_row_tiles``):
+    each tile's GEMM writes its own columns of y."""
     xp = get_array_module(x)
     n, out_w = x.shape[0], geometry.out_hw[1]
     taps = sliding.all_taps(sliding.pad(x, geometry), geometry)                   # (N, C, kh, kw, Ho, Wo), a view
@@ -143,19 +154,20 @@ def _correlate(x, w, stride, padding, dilation, groups, partner=None):
     return y if partner is None else (y, product)
 
 
-# The shifted sum (``_correlate_shifted``) where a stride-1, ungrouped correlation has at most as many
-# output channels as input channels, and at most this many output channels. Measured 2026-12-02 on the
-# 2-core AVX-512 Xeon, forward alone, against the im2col tiles (ms): 32 -> 16 at 4x128x256 9.0
-# against 17.2, 64 -> 32 at 4x64x128 6.2 against 10.2, 128 -> 64 at 4x32x64 5.4 against 6.8,
-# 16 -> 16 6.8 against 7.7, 64 -> 64 3.4 against 3.9; slower with more outputs than inputs (16 -> 32:
-# 3.3 against 2.5) and at 128 -> 128 on 16x32 (3.6 against 2.9). Not yet measured on a machine
-# without AVX-512; 0 turns it off (for a benchmark's A/B, say).
+# The shifted sum (``_correlate_shifted``) where a stride-1, ungrouped correlation has fewer output
+# than input channels, and at most this many output channels. Measured 2026-12-02 on the 2-core
+# AVX-512 Xeon, forward alone, against the im2col tiles (ms): 32 -> 16 at 4x128x256 9.0 against
+# 17.2, 64 -> 32 at 4x64x128 6.2 against 10.2, 128 -> 64 at 4x32x64 5.4 against 6.8. Against MEC
+# (``mec.py``), later that day, on 2 threads: 9.8 against 10.3, 6.6 against 7.6, 5.7 against 6.1;
+# but with as many outputs as inputs MEC won (one thread, 4x16x128x256: 6.9 against 12.9; 32 and
+# 64 channels: 7.0 against 8.3, 5.9 against 6.2), and with more outputs im2col already did. Not yet
+# measured on a machine without AVX-512; 0 turns it off (for a benchmark's A/B, say).
 SHIFTED_SUM_MAX_OUT = 64
 
 
 def _use_shifted_sum(weight_shape, stride, groups):
     o, c = weight_shape[:2]
-    return stride == (1, 1) and groups == 1 and o <= c and o <= SHIFTED_SUM_MAX_OUT
+    return stride == (1, 1) and groups == 1 and o < c and o <= SHIFTED_SUM_MAX_OUT
 
 
 def _correlate_shifted(xpad, w, geometry):
@@ -329,14 +341,19 @@ class Conv2d(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, stride, padding, dilation, groups):
-        # Padded once for the forward. The backward keeps x where both gradients come from one
-        # im2col (``_input_and_weight_gradients``); else the padded input, which the weight
-        # gradient reads (a border wider than x: 3% at 128x256, 6% at 16x32, for one pass less).
-        padded = sliding.pad(x, sliding.windows(x.shape[2:], weight.shape[2:], stride, padding, dilation))
+        # The backward keeps x where both gradients come from one im2col or MEC lowering of g
+        # (``_input_and_weight_gradients``), and the forward pads x in its tiles (MEC) or itself.
+        # Else it keeps the padded input, which the weight gradient reads (a border wider than x:
+        # 3% at 128x256, 6% at 16x32, for one pass less).
         ctx.params, ctx.in_hw = (stride, padding, dilation, groups), x.shape[2:]
         ctx.shared = all(ctx.needs_input_grad[:2]) and _shares_columns(x.shape, weight.shape, *ctx.params)
-        ctx.save_for_backward(x if ctx.shared else padded, weight)
-        y = _correlate(padded, weight, stride, (0, 0), dilation, groups)
+        if ctx.shared:
+            ctx.save_for_backward(x, weight)
+            y = _correlate(x, weight, stride, padding, dilation, groups)
+        else:
+            padded = sliding.pad(x, sliding.windows(x.shape[2:], weight.shape[2:], stride, padding, dilation))
+            ctx.save_for_backward(padded, weight)
+            y = _correlate(padded, weight, stride, (0, 0), dilation, groups)
         if bias is not None:
             y += bias.reshape(-1, 1, 1)
         return y

@@ -1,0 +1,127 @@
+"""MEC, memory-efficient convolution (Cho & Brand, 2017): im2col along the width only.
+
+im2col copies every kernel tap of every pixel, kh*kw copies of the input (9x for a 3x3 kernel).
+Most of that is redundant: output row u+1 reads the same padded rows as row u, shifted down by
+the stride. MEC copies only the kw horizontal taps, and lets the GEMMs find the vertical ones
+by where they start reading.
+
+The lowered band, for the padded rows a of some samples n (channels c, taps j < kw, outputs v):
+
+    L[a, c, j, n, v] = xpad[n, c, a, v*sw + j*dw]                     (A, C, kw, M, Wo), kw copies
+
+In L's flat layout, entry (a, c, j, n, v) sits at ((a*C + c)*kw + j)*M*Wo + n*Wo + v. Output row u
+reads the padded rows a = u*sh + i for i < kh (no dilation in height), so its patch entry
+k = (i*C + c)*kw + j, for column q = n*Wo + v, sits at
+
+    (u*sh*C*kw + k)*M*Wo + q:
+
+for each u, a (K, M*Wo) matrix with K = kh*C*kw, row stride M*Wo and unit column stride, a view
+that BLAS reads as it is; the next row's matrix starts sh*C*kw*M*Wo further on. All of them are
+one strided view V (Ho, K, M*Wo), overlapping, no copy. Then, with W' = w laid out (O, kh, C, kw):
+
+    y[n, :, u, v] = (W' @ V[u])[:, n*Wo + v]        one batched matmul over u
+    p = sum_u V[u] @ P[u]^T                          P[u] the partner's row u: a weight gradient
+
+Per output pixel MEC copies kw*C values instead of kh*kw*C (a third, for 3x3), and there is no
+pad pass: ``lower`` reads the unpadded x and writes the zeros itself. The price is smaller GEMMs,
+one per output row with M*Wo columns, so narrow maps put several samples side by side
+(``WIDE``). It applies to ungrouped convs without dilation in height (``applies``); the others
+take im2col.
+"""
+from ..backend import get_array_module, module_name
+from .. import parallel
+
+# Samples side by side in each GEMM until it has at least this many columns. Measured on the
+# U-Net's shapes (2-core AVX-512 Xeon, forward + backward): 128 and 512 within noise of 256.
+WIDE = 256
+
+# Tiles: ``SPLIT`` of them at least on the host, as few as that allows, but no tile's lowered band
+# over ``MAX_BYTES``. Per-tile work (a few copies, one batched matmul) is short, and Python's
+# share of it runs one thread at a time: on the U-Net (4x16x128x256, 2 cores) 1 MiB tiles took 7
+# ms more per 16-channel conv than whole samples, and 4 tiles a group 3 ms more in all than 2.
+SPLIT = 2
+MAX_BYTES = 1 << 25
+
+
+def applies(groups, dilation):
+    """MEC's view needs one channel index across the kernel's rows: no groups, no dilation in height."""
+    return groups == 1 and dilation[0] == 1
+
+
+def lower(x, geometry, samples, rows):
+    """The lowered band of output rows ``rows`` of ``samples``, read from the unpadded x (N, C, H, W):
+    (A, C, kw, M, Wo), A = (R-1)*sh + kh padded rows, M samples. The padding's zeros are written here.
+    """
+    xp = get_array_module(x)
+    c, h, w = x.shape[1:]
+    (kh, kw), (sh, sw), (ph, pw), dw = geometry.kernel, geometry.stride, geometry.padding, geometry.dilation[1]
+    out_w = geometry.out_hw[1]
+    band_rows = (rows.stop - rows.start - 1) * sh + kh
+    top = rows.start * sh - ph                                      # x's row at the band's first row
+    lo, hi = max(0, -top), max(0, min(band_rows, h - top))          # the band's rows inside x
+    band = xp.empty((band_rows, c, kw, samples.stop - samples.start, out_w), dtype=x.dtype)
+    band[:lo] = 0
+    band[max(lo, hi):] = 0
+    if hi <= lo:
+        return band
+    source = x[samples, :, top + lo:top + hi].transpose(2, 1, 0, 3)           # (rows, C, M, W), a view
+    for j in range(kw):
+        shift = j * dw - pw                                          # column v reads x's column v*sw + shift
+        first = min(out_w, max(0, -(shift // sw)))                   # the first v inside x
+        last = max(first, min(out_w, (w - 1 - shift) // sw + 1))     # one past the last
+        band[lo:hi, :, j, :, :first] = 0
+        band[lo:hi, :, j, :, last:] = 0
+        if last > first:
+            start = first * sw + shift
+            band[lo:hi, :, j, :, first:last] = source[..., start:start + (last - first - 1) * sw + 1:sw]
+    return band
+
+
+def _plan(xp, n, out_h, out_w, row_bytes):
+    """The tiles, [(samples, rows), ...]: groups of samples side by side (``WIDE``), rows split per ``SPLIT``
+    and ``MAX_BYTES``. On CuPy every sample in one group and rows only split for memory."""
+    per = n if module_name(xp) == "cupy" else max(1, min(n, -(-WIDE // max(out_w, 1))))
+    groups = [slice(a, min(a + per, n)) for a in range(0, n, per)]
+    splits = 1 if module_name(xp) == "cupy" else -(-SPLIT // max(len(groups), 1))
+    step = max(1, min(MAX_BYTES // max(row_bytes * per, 1), -(-out_h // splits)))
+    return [(samples, slice(r, min(r + step, out_h))) for samples in groups for r in range(0, out_h, step)]
+
+
+def products(x, geometry, weight=None, partner=None):
+    """``conv._column_products`` by MEC, for an ungrouped conv: x (N, C, H, W) and its ``geometry``.
+
+    Returns (y, p): with ``weight`` (1, O, K), K = C*kh*kw in im2col's (c, i, j) order, y (N, 1, O, Ho*Wo),
+    the correlation; with ``partner`` (N, P, Ho, Wo), p (1, P, K) = sum over n, u, v of the partner
+    times the patch: a weight gradient. The other is None.
+    """
+    xp = get_array_module(x)
+    n, c = x.shape[:2]
+    (kh, kw), sh = geometry.kernel, geometry.stride[0]
+    out_h, out_w = geometry.out_hw
+    k, size = kh * c * kw, x.dtype.itemsize
+    lowered_weight = None if weight is None else xp.ascontiguousarray(
+        weight.reshape(-1, c, kh, kw).transpose(0, 2, 1, 3)).reshape(-1, k)     # (O, K), K in (i, c, j) order
+    y = None if weight is None else xp.empty((n, lowered_weight.shape[0], out_h, out_w), dtype=x.dtype)
+
+    def tile_products(tile):
+        samples, rows = tile
+        m, r = samples.stop - samples.start, rows.stop - rows.start
+        band = lower(x, geometry, samples, rows)
+        width = m * out_w
+        views = xp.lib.stride_tricks.as_strided(band, shape=(r, k, width),                   # V (R, K, M*Wo)
+                                                strides=(sh * c * kw * width * size, width * size, size))
+        if y is not None and m == 1:                            # straight into y's rows, (R, O, Wo)
+            xp.matmul(lowered_weight, views, out=y[samples.start, :, rows].transpose(1, 0, 2))
+        elif y is not None:
+            y[samples, :, rows] = (lowered_weight @ views).reshape(r, -1, m, out_w).transpose(2, 1, 0, 3)
+        if partner is not None:                                 # P[u]^T, (R, M*Wo, P)
+            shared = partner[samples, :, rows].transpose(2, 0, 3, 1).reshape(r, width, partner.shape[1])
+            return (views @ shared).sum(axis=0)                 # (K, P)
+    plan = _plan(xp, n, out_h, out_w, sh * c * kw * out_w * size)
+    sums = parallel.map_tiles(xp, tile_products, plan)
+    y = None if y is None else y.reshape(n, 1, lowered_weight.shape[0], out_h * out_w)
+    if partner is None:
+        return y, None
+    p = partner.shape[1]
+    total = sum(sums) if sums else xp.zeros((k, p), dtype=x.dtype)
+    return y, total.reshape(kh, c, kw, p).transpose(3, 1, 0, 2).reshape(1, p, c * kh * kw)
