@@ -250,9 +250,51 @@ for name, y32 in [("Winograd", winograd.conv3x3(x32, w32, padding=(1, 1))), ("lo
 # term is $Z_{ij}$ shifted by a constant, $i d W_p + j d$, so the sum is $k^2$ additions of
 # contiguous slices. (Pixels near the right edge wrap into the next row; they are computed and
 # dropped.) This writes $k^2 C_{out}$ values per pixel instead of copying $k^2 C_{in}$, so it pays
-# where a conv has no more outputs than inputs, as a U-Net's decoder convs do. On a 2-core AVX-512
-# machine, a 32 -> 16 conv at 4 x 128 x 256 took 9 ms this way against 17 ms through im2col, and
-# `F.conv2d` uses it for such convs (`benchmarks/results/2026-12-02-xeon-shared-columns.md`).
+# where a conv has fewer outputs than inputs, as the first conv of each U-Net decoder level has
+# (its input is the skip and the upsampled map side by side). On a 2-core AVX-512 machine, a
+# 32 -> 16 conv at 4 x 128 x 256 took 9 ms this way against 17 ms through im2col, and `F.conv2d`
+# uses it for such convs (`benchmarks/results/2026-12-02-xeon-shared-columns.md`).
+
+# %% [markdown]
+# ### A third of the copy: MEC
+#
+# The copy im2col makes is mostly repeats. Output row $u$ reads padded rows $u, u+1, u+2$ (a
+# 3 x 3 kernel, stride 1); output row $u+1$ reads rows $u+1, u+2, u+3$. im2col copies row $u+1$
+# into both rows' columns, and into a third. **MEC** (memory-efficient convolution, Cho and Brand,
+# 2017) copies each padded row once for each *horizontal* tap only:
+#
+# $$L[a, c, j, v] = x_{pad}[c,\ a,\ v + j],$$
+#
+# $k$ copies of the input instead of $k^2$. Laid out in that order, the $k$ rows $a = u, \dots,
+# u+k-1$ that output row $u$ needs sit one after another in memory: row $u$'s patch matrix, of
+# shape $(k C_{in} k) \times W_o$, is a *view* of $L$ starting $C_{in} k W_o$ values further
+# on for each next output row. No copy for the vertical taps: the GEMMs find them by where they
+# start reading. With the filter laid out to match, $w'[o, (i, c, j)] = w[o, c, i, j]$, output
+# row $u$ is one matrix product, $y[:, u, :] = w' L_u$, and NumPy's `matmul` runs all the rows'
+# products from one strided view:
+
+# %%
+from numpy.lib.stride_tricks import as_strided
+
+x, w = numpy.random.default_rng(2).standard_normal((1, 3, 6, 7)), numpy.random.default_rng(3).standard_normal((4, 3, 3, 3))
+c_in, k, out_h, out_w = 3, 3, 6, 7                      # padding 1 keeps the 6 x 7 size
+x_pad = numpy.pad(x[0], ((0, 0), (1, 1), (1, 1)))       # (C, H + 2, W + 2)
+lowered = numpy.stack([x_pad[:, :, j:j + out_w] for j in range(k)], axis=2).transpose(1, 0, 2, 3).copy()  # (H + 2, C, k, W)
+item = lowered.itemsize
+patches = as_strided(lowered, shape=(out_h, k * c_in * k, out_w),              # one (K, W) view per output row
+                     strides=(c_in * k * out_w * item, out_w * item, item))
+w_rows = w.transpose(0, 2, 1, 3).reshape(4, k * c_in * k)                    # w'[o, (i, c, j)]
+y = (w_rows @ patches).transpose(1, 0, 2)                                    # (out_h, 4, W) -> (4, out_h, W)
+print("largest difference from the loops:", numpy.abs(y - conv2d_loops(x, w, padding=1)[0]).max())
+print(f"values copied: im2col {k * k * c_in * out_h * out_w}, MEC {lowered.size}")
+
+# %% [markdown]
+# The price is smaller products: one per output row, $W_o$ columns wide, where im2col's span
+# several rows. For narrow maps the library puts several samples side by side in each product
+# (`functional/mec.py`). `F.conv2d` computes every ungrouped convolution without dilation in
+# height this way, its backward too (both gradients of section 4 come from MEC's copy of
+# $\bar y$). On the 2-core test machine that took about 20 ms off a 305 ms U-Net step
+# (`benchmarks/results/2026-12-02-xeon-mec.md`).
 
 # %% [markdown]
 # ## 4. The backward
