@@ -83,6 +83,11 @@ def _worker(rank, world_size, rendezvous, name, config, workdir, steps, lr, batc
         dist.barrier()                              # no process tears the group down while another still uses it
     finally:
         dist.destroy_process_group()
+    # Its result is on disk: leave without the interpreter's teardown, where gloo's threads and the
+    # DDP reducer can still be alive and abort the process ("terminate called without an active
+    # exception", SIGABRT: seen twice under the full test suite's load). An error above still
+    # propagates to mp.spawn with its traceback.
+    os._exit(0)
 
 
 def train_ddp(model, images, labels, steps, world_size=2, lr=0.01, batch_size=2, seed=0, workdir=None):
