@@ -26,7 +26,7 @@ Per output pixel MEC copies kw*C values instead of kh*kw*C (a third, for 3x3), a
 pad pass: ``lower`` reads the unpadded x and writes the zeros itself. The price is smaller GEMMs,
 one per output row with M*Wo columns, so narrow maps put several samples side by side
 (``WIDE``). It applies to ungrouped convs without dilation in height (``applies``); the others
-take im2col.
+take im2col, as everything does on CuPy.
 """
 from ..backend import get_array_module, module_name
 from .. import parallel
@@ -43,9 +43,11 @@ SPLIT = 2
 MAX_BYTES = 1 << 25
 
 
-def applies(groups, dilation):
-    """MEC's view needs one channel index across the kernel's rows: no groups, no dilation in height."""
-    return groups == 1 and dilation[0] == 1
+def applies(xp, groups, dilation):
+    """MEC's view needs one channel index across the kernel's rows: no groups, no dilation in height.
+    And the host: on CuPy, im2col's one large GEMM per tile is what cuBLAS runs best, and MEC's
+    overlapping views have not yet run on a GPU."""
+    return module_name(xp) != "cupy" and groups == 1 and dilation[0] == 1
 
 
 def lower(x, geometry, samples, rows):
@@ -77,12 +79,12 @@ def lower(x, geometry, samples, rows):
     return band
 
 
-def _plan(xp, n, out_h, out_w, row_bytes):
+def _plan(n, out_h, out_w, row_bytes):
     """The tiles, [(samples, rows), ...]: groups of samples side by side (``WIDE``), rows split per ``SPLIT``
-    and ``MAX_BYTES``. On CuPy every sample in one group and rows only split for memory."""
-    per = n if module_name(xp) == "cupy" else max(1, min(n, -(-WIDE // max(out_w, 1))))
+    and ``MAX_BYTES``."""
+    per = max(1, min(n, -(-WIDE // max(out_w, 1))))
     groups = [slice(a, min(a + per, n)) for a in range(0, n, per)]
-    splits = 1 if module_name(xp) == "cupy" else -(-SPLIT // max(len(groups), 1))
+    splits = -(-SPLIT // max(len(groups), 1))
     step = max(1, min(MAX_BYTES // max(row_bytes * per, 1), -(-out_h // splits)))
     return [(samples, slice(r, min(r + step, out_h))) for samples in groups for r in range(0, out_h, step)]
 
@@ -117,7 +119,7 @@ def products(x, geometry, weight=None, partner=None):
         if partner is not None:                                 # P[u]^T, (R, M*Wo, P)
             shared = partner[samples, :, rows].transpose(2, 0, 3, 1).reshape(r, width, partner.shape[1])
             return (views @ shared).sum(axis=0)                 # (K, P)
-    plan = _plan(xp, n, out_h, out_w, sh * c * kw * out_w * size)
+    plan = _plan(n, out_h, out_w, sh * c * kw * out_w * size)
     sums = parallel.map_tiles(xp, tile_products, plan)
     y = None if y is None else y.reshape(n, 1, lowered_weight.shape[0], out_h * out_w)
     if partner is None:
