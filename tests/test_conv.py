@@ -215,7 +215,8 @@ def test_mec_gives_the_im2col_products(backend, threads, data, seed, one_row, si
     starts reading) give the same correlation and the same partner product (a weight gradient) as
     im2col's columns, in float64, at any kernel, stride, padding and dilation in width; in tiles of
     one output row or as few as possible, with 1, 2 or every sample side by side in a GEMM, on 1 or
-    3 threads. And it is used exactly where it applies: on the host, no groups, no dilation in height."""
+    3 threads. And it is used exactly where it applies: on the host, no groups, no dilation in height,
+    output rows that share input rows."""
     config = data.draw(conv_configs(max_batch=3, max_groups=1), label="config")
     monkeypatch.setattr(parallel, "host_threads", lambda: threads)
     monkeypatch.setattr(mec, "WIDE", side_by_side)
@@ -233,8 +234,9 @@ def test_mec_gives_the_im2col_products(backend, threads, data, seed, one_row, si
         assert got.shape == expected.shape
         numpy.testing.assert_allclose(host(got), host(expected), rtol=1e-12, atol=1e-12)
     xp = shim.get_array_module(x.data)
-    assert mec.applies(xp, 1, dilation) == (shim.module_name(xp) != "cupy")
-    assert not mec.applies(xp, 2, dilation) and not mec.applies(xp, 1, (2, 1))
+    shares_rows = config["stride"][0] < config["weight_shape"][2]
+    assert mec.applies(xp, 1, geometry) == (shim.module_name(xp) != "cupy" and shares_rows)
+    assert not mec.applies(xp, 2, geometry) and not mec.applies(xp, 1, geometry._replace(dilation=(2, 1)))
 
 
 @both_ops
