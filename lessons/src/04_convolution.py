@@ -276,10 +276,12 @@ for name, y32 in [("Winograd", winograd.conv3x3(x32, w32, padding=(1, 1))), ("lo
 # %%
 from numpy.lib.stride_tricks import as_strided
 
-x, w = numpy.random.default_rng(2).standard_normal((1, 3, 6, 7)), numpy.random.default_rng(3).standard_normal((4, 3, 3, 3))
+x = numpy.random.default_rng(2).standard_normal((1, 3, 6, 7))
+w = numpy.random.default_rng(3).standard_normal((4, 3, 3, 3))
 c_in, k, out_h, out_w = 3, 3, 6, 7                      # padding 1 keeps the 6 x 7 size
 x_pad = numpy.pad(x[0], ((0, 0), (1, 1), (1, 1)))       # (C, H + 2, W + 2)
-lowered = numpy.stack([x_pad[:, :, j:j + out_w] for j in range(k)], axis=2).transpose(1, 0, 2, 3).copy()  # (H + 2, C, k, W)
+taps = numpy.stack([x_pad[:, :, j:j + out_w] for j in range(k)], axis=2)      # (C, H + 2, k, W): the k horizontal taps
+lowered = taps.transpose(1, 0, 2, 3).copy()                                  # (H + 2, C, k, W), one copy
 item = lowered.itemsize
 patches = as_strided(lowered, shape=(out_h, k * c_in * k, out_w),              # one (K, W) view per output row
                      strides=(c_in * k * out_w * item, out_w * item, item))
