@@ -21,13 +21,14 @@ both ops:
 Each goes through its work a few output rows at a time (``parallel.tiles``; ``_correlate`` a
 few rows of one sample, the others of every sample): the kh*kw-fold column buffer of a whole
 map is never built, and the tiles run on the host threads (``parallel.map_tiles``). On the host,
-where a conv has no groups, no dilation in height and a stride below its height (``mec.applies``),
-the columns' products come from MEC (``mec.py``) instead: only the kw horizontal taps are copied,
-and each output row's GEMM finds the kernel's rows by where it starts reading in that copy; a
-third of im2col's copies for a 3x3 kernel. Conv2d uses the kernels as (forward, dL/dx, dL/dw)
-= (_correlate, _correlate_adjoint, _weight_gradient); ConvTranspose2d as (_correlate_adjoint,
-_correlate, _weight_gradient with x and g swapped).
-Where dL/dx is a correlation of g (at stride 1 for Conv2d, nearly always for ConvTranspose2d),
+where a conv has no groups and a kernel taller than 1, at stride 1 with no dilation in height
+(``mec.applies``), the columns' products come from MEC (``mec.py``) instead: only the kw
+horizontal taps are copied, and each output row's GEMM finds the kernel's rows by where it starts
+reading in that copy; a third of im2col's copies for a 3x3 kernel.
+
+Conv2d uses the kernels as (forward, dL/dx, dL/dw) = (_correlate, _correlate_adjoint,
+_weight_gradient); ConvTranspose2d as (_correlate_adjoint, _correlate, _weight_gradient with x
+and g swapped). Where dL/dx is a correlation of g (at stride 1 for Conv2d, nearly always for ConvTranspose2d),
 dL/dw comes from that correlation's own columns (its ``partner``; ``_input_and_weight_gradients``):
 one im2col (or MEC lowering) for the backward instead of two.
 
