@@ -27,15 +27,15 @@ horizontal taps are copied, and each output row's GEMM finds the kernel's rows b
 reading in that copy; a third of im2col's copies for a 3x3 kernel.
 
 Conv2d uses the kernels as (forward, dL/dx, dL/dw) = (_correlate, _correlate_adjoint,
-_weight_gradient); ConvTranspose2d as (_correlate_adjoint, _correlate, _weight_gradient with x
-and g swapped). Where dL/dx is a correlation of g (at stride 1 for Conv2d, nearly always for ConvTranspose2d),
-dL/dw comes from that correlation's own columns (its ``partner``; ``_input_and_weight_gradients``):
-one im2col (or MEC lowering) for the backward instead of two.
+_weight_gradient); ConvTranspose2d as (_correlate_adjoint, _correlate, _weight_gradient with x and
+g swapped). Where dL/dx is a correlation of g (at stride 1 for Conv2d, nearly always for
+ConvTranspose2d), dL/dw comes from that correlation's own columns (its ``partner``;
+``_input_and_weight_gradients``): one im2col (or MEC lowering) for the backward instead of two.
 
-A stride-1 correlation with fewer output than input channels (in the U-Net, the first conv of
-each decoder level, whose input is the skip and the upsampled map side by side) skips both: one GEMM of every
-tap's weights with the unshifted input, then kh*kw adds of shifted slices (``_correlate_shifted``;
-``_use_shifted_sum`` is the rule).
+A stride-1 correlation with fewer output than input channels (in the U-Net, the first conv of each
+decoder level, whose input is the skip and the upsampled map side by side) skips both: one GEMM of
+every tap's weights with the unshifted input, then kh*kw adds of shifted slices
+(``_correlate_shifted``; ``_use_shifted_sum`` is the rule).
 
 A 3x3 kernel at stride 1 can instead go through Winograd's F(2x2, 3x3) (``winograd.py``): 16
 multiplications per 2x2 outputs instead of 36. ``_use_winograd`` is the dispatch rule, for
