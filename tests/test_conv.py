@@ -215,8 +215,8 @@ def test_mec_gives_the_im2col_products(backend, threads, data, seed, one_row, si
     starts reading) give the same correlation and the same partner product (a weight gradient) as
     im2col's columns, in float64, at any kernel, stride, padding and dilation in width; in tiles of
     one output row or as few as possible, with 1, 2 or every sample side by side in a GEMM, on 1 or
-    3 threads. And it is used exactly where it applies: on the host, no groups, no dilation in height,
-    output rows that share input rows."""
+    3 threads. And it is used exactly where it applies: on the host, no groups, a kernel taller than
+    one row, stride 1 and no dilation in height."""
     config = data.draw(conv_configs(max_batch=3, max_groups=1), label="config")
     monkeypatch.setattr(parallel, "host_threads", lambda: threads)
     monkeypatch.setattr(mec, "WIDE", side_by_side)
