@@ -30,6 +30,9 @@ pytestmark = pytest.mark.conv
 GRAD_EXAMPLES = 15
 FORWARD_EXAMPLES = 15
 TORCH_EXAMPLES = 8
+# Set on every example, not only where a draw asks for a change: a test's monkeypatch is undone
+# when the test ends, after all its hypothesis examples, so a change made once would stay.
+SHIFTED_TILES, MEC_MAX_BYTES = parallel.SHIFTED_TILES, mec.MAX_BYTES
 seeds = st.integers(0, 2**16)
 both_ops = pytest.mark.parametrize("transposed", [False, True], ids=["conv2d", "conv_transpose2d"])
 
@@ -187,20 +190,26 @@ def test_both_gradients_from_one_im2col_equal_each_gradient_alone(backend, trans
 
 
 @pytest.mark.parametrize("threads", [1, 3])
-@settings(max_examples=FORWARD_EXAMPLES)
-@given(data=st.data(), seed=seeds, one_row=st.booleans())
-def test_the_shifted_sum_is_the_im2col_correlation(backend, threads, data, seed, one_row, monkeypatch):
+@settings(max_examples=3 * FORWARD_EXAMPLES)     # fast; the flat runs' edge cases need the draws
+@given(data=st.data(), seed=seeds, one_row=st.booleans(), same_width=st.booleans())
+def test_the_shifted_sum_is_the_im2col_correlation(backend, threads, data, seed, one_row, same_width, monkeypatch):
     """The forward where it has fewer output than input channels (``conv._correlate_shifted``: one
     GEMM of every tap's weights, then shifted adds) equals the im2col correlation in float64, at
-    any kernel, padding and dilation, in tiles of one output row or whole, on 1 or 3 threads."""
+    any kernel, padding and dilation, in tiles of one output row or whole, on 1 or 3 threads; with
+    the output as wide as the input (one flat run per tap) or not (a rectangle per tap)."""
     config = data.draw(conv_configs(max_stride=1, max_groups=1), label="config")
+    if same_width:   # a kernel row of 2-5 taps, the padding that keeps the width: shifted flat runs
+        kw, dw = data.draw(st.sampled_from([(2, 2), (3, 1), (3, 2), (3, 3), (4, 2), (5, 1)]), label="kw, dw")
+        pw = dw * (kw - 1) // 2                # rows up to that wide too, where runs would wrap twice
+        config["weight_shape"] = config["weight_shape"][:3] + (kw,)
+        config["x_shape"] = config["x_shape"][:3] + (data.draw(st.integers(1, pw + 5), label="W"),)
+        config["padding"], config["dilation"] = (config["padding"][0], pw), (config["dilation"][0], dw)
     monkeypatch.setattr(parallel, "host_threads", lambda: threads)
-    if one_row:
-        monkeypatch.setattr(parallel, "SHIFTED_TILES", parallel.SHIFTED_TILES._replace(bytes=1))
+    monkeypatch.setattr(parallel, "SHIFTED_TILES", SHIFTED_TILES._replace(bytes=1) if one_row else SHIFTED_TILES)
     x, w, _ = drawn_inputs(config, seed, bias=False)
     geometry = sliding.windows(config["x_shape"][2:], config["weight_shape"][2:], (1, 1), config["padding"],
                                config["dilation"])
-    shifted = conv_module._correlate_shifted(sliding.pad(x.data, geometry), w.data, geometry)
+    shifted = conv_module._correlate_shifted(x.data, w.data, geometry)
     o = config["weight_shape"][0]
     im2col, _ = conv_module._im2col_products(x.data, geometry, 1, w.data.reshape(1, o, -1))
     numpy.testing.assert_allclose(host(shifted), host(im2col).reshape(shifted.shape), rtol=1e-12, atol=1e-12)
@@ -220,8 +229,7 @@ def test_mec_gives_the_im2col_products(backend, threads, data, seed, one_row, si
     config = data.draw(conv_configs(max_batch=3, max_groups=1), label="config")
     monkeypatch.setattr(parallel, "host_threads", lambda: threads)
     monkeypatch.setattr(mec, "WIDE", side_by_side)
-    if one_row:
-        monkeypatch.setattr(mec, "MAX_BYTES", 1)
+    monkeypatch.setattr(mec, "MAX_BYTES", 1 if one_row else MEC_MAX_BYTES)
     dilation = (1, config["dilation"][1])            # the kernel fits: it spans no more rows than drawn
     geometry = sliding.windows(config["x_shape"][2:], config["weight_shape"][2:], config["stride"],
                                config["padding"], dilation)

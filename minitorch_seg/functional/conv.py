@@ -150,7 +150,7 @@ def _correlate(x, w, stride, padding, dilation, groups, partner=None):
         return winograd.conv3x3(x, w, padding)
     geometry = sliding.windows(x.shape[2:], w.shape[2:], stride, padding, dilation)
     if partner is None and _use_shifted_sum(w.shape, stride, groups):
-        return _correlate_shifted(sliding.pad(x, geometry), w, geometry)
+        return _correlate_shifted(x, w, geometry)
     y, product = _column_products(x, geometry, groups, w.reshape(groups, w.shape[0] // groups, -1), partner)
     y = y.reshape(x.shape[0], w.shape[0], *geometry.out_hw)                       # (N, O, Ho, Wo)
     return y if partner is None else (y, product)
@@ -172,44 +172,109 @@ def _use_shifted_sum(weight_shape, stride, groups):
     return stride == (1, 1) and groups == 1 and o < c and o <= SHIFTED_SUM_MAX_OUT
 
 
-def _correlate_shifted(xpad, w, geometry):
-    """The stride-1 correlation as one GEMM of every tap's weights with the unshifted input, then a
-    shifted sum: no im2col. xpad (N, C, Hp, Wp), w (O, C, kh, kw) -> (N, O, Ho, Wo).
+def _correlate_shifted(x, w, geometry):
+    """The stride-1 correlation as one GEMM of every tap's weights with the input, then a shifted
+    sum: no im2col, no padding. x (N, C, H, W), w (O, C, kh, kw) -> (N, O, Ho, Wo).
 
-    With Z[(i, j), o, p] = sum_c w[o, c, i, j] xpad[c, p] (one GEMM, (kh*kw*O, C) @ (C, pixels)):
+    With Z[(i, j), o, a, b] = sum_c w[o, c, i, j] x[c, a, b] (one GEMM, (kh*kw*O, C) @ (C, pixels)):
 
         y[o, u, v] = sum_{c,i,j} w[o, c, i, j] xpad[c, u + i*dh, v + j*dw]
-                   = sum_{i,j} Z[(i, j), o, (u + i*dh, v + j*dw)].
+                   = sum_{i,j} Z[(i, j), o, u + i*dh - ph, v + j*dw - pw],
 
-    In xpad's flat layout, pixel (u + i*dh, v + j*dw) sits at u*Wp + v + (i*dh*Wp + j*dw): each tap's
-    plane of Z, shifted by a constant, so the sum is kh*kw adds of contiguous slices. It is computed
-    at every v < Wp; the outputs at v >= Wo wrap into the next row and are dropped. Per output pixel
-    the im2col path copies kh*kw*C values and multiplies by O rows; this one writes kh*kw*O values
-    from a GEMM with kh*kw*O rows: less memory traffic and a taller GEMM where O <= C. The tiles are
-    a few output rows of one sample (``parallel.SHIFTED_TILES`` bytes of Z).
+    the terms whose pixel falls in the padding left out (they are zeros). Each tap adds its plane
+    of Z, shifted by (i*dh - ph, j*dw - pw), onto the pixels of y it reaches. Where y is as wide as
+    x (a "same" conv), a shift is a constant offset in both flat layouts, so each tap is one add of
+    a contiguous run of whole rows (``_flat_runs``). A run shifted s columns right reads, at the
+    last s columns of each output row, the first s columns of the next input row: values that no
+    output reads, so they are set to zero first, and the run adds nothing there (left: the last
+    -s columns of the row before). Other widths add each tap's rectangle (``_rectangles``), whose
+    short strided rows NumPy adds 3x slower. The first piece that covers all of the tile is copied
+    instead of added (``_shifted_sum``).
+
+    Per output pixel the im2col path copies kh*kw*C values and multiplies by O rows; this one writes
+    kh*kw*O values from a GEMM with kh*kw*O rows: less memory traffic and a taller GEMM where O <= C.
+    The tiles are a few output rows of one sample (``parallel.SHIFTED_TILES`` bytes of Z), each with
+    the input rows it reads.
     """
-    xp = get_array_module(xpad)
-    n, c, hp, wp = xpad.shape
-    o, (kh, kw), (dh, dw) = w.shape[0], geometry.kernel, geometry.dilation
+    xp = get_array_module(x)
+    n, c, h, w_in = x.shape
+    o, (kh, kw), (dh, dw), (ph, pw) = w.shape[0], geometry.kernel, geometry.dilation, geometry.padding
     out_h, out_w = geometry.out_hw
     taps = xp.ascontiguousarray(w.transpose(2, 3, 0, 1)).reshape(kh * kw * o, c)   # rows (i, j, o)
-    flat = xpad.reshape(n, c, hp * wp)
-    y = xp.empty((n, o, out_h, out_w), dtype=xpad.dtype)
-    offsets = [i * dh * wp + j * dw for i, j in geometry.taps()]
+    y = xp.empty((n, o, out_h, out_w), dtype=x.dtype)
+    flat = out_w == w_in and pw < w_in        # then every shift, -pw to pw, is less than a row
+    shifts = [j * dw - pw for j in range(kw)]                                   # input column = output column + shift
 
     def tile_shifted(tile):
         samples, rows = tile
-        r = rows.stop - rows.start
-        band = flat[samples.start, :, rows.start * wp:(rows.stop + dh * (kh - 1)) * wp]   # (C, (R + dh(kh-1)) Wp)
-        z = (taps @ band).reshape(kh * kw, o, -1)                                # (kh*kw, O, (R + dh(kh-1)) Wp)
-        valid = r * wp - dw * (kw - 1)                                            # through the last row's Wo-th pixel
-        summed = z[0, :, :valid]                  # tap (0, 0) has offset 0: the sum builds up in its plane of Z
-        for tap, offset in enumerate(offsets[1:], 1):
-            summed += z[tap, :, offset:offset + valid]
-        y[samples.start, :, rows] = z[0, :, :r * wp].reshape(o, r, wp)[:, :, :out_w]
-    row_bytes = kh * kw * o * wp * xpad.dtype.itemsize
+        first, last = max(0, rows.start - ph), min(h, rows.stop - 1 - ph + dh * (kh - 1) + 1)   # input rows read
+        if last <= first:                                                         # every tap in the padding
+            y[samples.start, :, rows] = 0
+            return
+        z = (taps @ x[samples.start, :, first:last].reshape(c, -1)).reshape(kh * kw, o, last - first, w_in)
+        if not flat:
+            _shifted_sum(y[samples.start, :, rows], z, _rectangles(geometry, rows, first))
+            return
+        planes = z.reshape(kh, kw, o, last - first, w_in)
+        for j, shift in enumerate(shifts):      # the columns a run wraps into, read by no output: zero
+            if 0 < shift < w_in:
+                planes[:, j, :, :, :shift] = 0
+            elif -w_in < shift < 0:
+                planes[:, j, :, :, shift:] = 0
+        runs = y.reshape(n, o, -1)[samples.start, :, rows.start * out_w:rows.stop * out_w]   # (O, R*Wo), a view
+        _shifted_sum(runs, z.reshape(kh * kw, o, -1), _flat_runs(geometry, rows, first))
+    row_bytes = kh * kw * o * w_in * x.dtype.itemsize
     parallel.map_tiles(xp, tile_shifted, parallel.tiles(xp, parallel.SHIFTED_TILES, (n, out_h), row_bytes))
     return y
+
+
+def _shifted_sum(out, z, pieces):
+    """out[target] = sum over taps of z[tap, :][source], for pieces {tap: (target, source)} (index
+    tuples after the channel axis); the first piece that covers all of out is copied, not added."""
+    whole = tuple(slice(0, size) for size in out.shape[1:])
+    covering = next((tap for tap, (target, _) in pieces.items() if target == whole), None)
+    if covering is None:
+        out[...] = 0
+    else:
+        out[...] = z[(covering, slice(None)) + pieces.pop(covering)[1]]
+    for tap, (target, source) in pieces.items():
+        out[(slice(None),) + target] += z[(tap, slice(None)) + source]
+
+
+def _rectangles(geometry, rows, first):
+    """The shifted sum's pieces (``_shifted_sum``) for the tile's output rows ``rows``: {tap: ((rows,
+    columns), (rows, columns))}, the outputs the tap reaches (counted from the tile's first row) and
+    the part of its plane of Z (input rows from ``first``) that lands on them. Output (u, v) reads
+    input (u + i*dh - ph, v + j*dw - pw)."""
+    (h, w), (ph, pw), (dh, dw), out_w = geometry.in_hw, geometry.padding, geometry.dilation, geometry.out_hw[1]
+    pieces = {}
+    for tap, (i, j) in enumerate(geometry.taps()):
+        down, right = i * dh - ph, j * dw - pw                                    # input = output + shift
+        u0, u1 = max(rows.start, -down), min(rows.stop, h - down)
+        v0, v1 = max(0, -right), min(out_w, w - right)
+        if u0 < u1 and v0 < v1:
+            pieces[tap] = ((slice(u0 - rows.start, u1 - rows.start), slice(v0, v1)),
+                           (slice(u0 + down - first, u1 + down - first), slice(v0 + right, v1 + right)))
+    return pieces
+
+
+def _flat_runs(geometry, rows, first):
+    """The shifted sum's pieces where output and input rows are equally wide (W): each tap's rows as one
+    run of flat indices, {tap: ((run in the tile's outputs,), (run in its plane of Z,))}. Output (u, v)
+    reads input (u + down, v + s) at flat offset (u + down)*W + v + s: a constant offset, valid except
+    where v + s leaves the row (``_correlate_shifted`` zeroes what is read there, and takes runs only
+    where every shift is shorter than a row). The run starts and ends inside the plane."""
+    (h, w), (ph, pw), (dh, dw) = geometry.in_hw, geometry.padding, geometry.dilation
+    pieces = {}
+    for tap, (i, j) in enumerate(geometry.taps()):
+        down, right = i * dh - ph, j * dw - pw
+        u0, u1 = max(rows.start, -down), min(rows.stop, h - down)
+        skip_first, skip_last = max(0, -right), max(0, right)    # the run's ends that would leave Z
+        start, stop = (u0 - rows.start) * w + skip_first, (u1 - rows.start) * w - skip_last
+        if u0 < u1 and start < stop :
+            source = (u0 + down - first) * w + right + skip_first
+            pieces[tap] = ((slice(start, stop),), (slice(source, source + stop - start),))
+    return pieces
 
 
 def _flipped(w, groups):
@@ -344,7 +409,8 @@ class Conv2d(Function):
     @staticmethod
     def forward(ctx, x, weight, bias, stride, padding, dilation, groups):
         # The backward keeps x where both gradients come from one im2col or MEC lowering of g
-        # (``_input_and_weight_gradients``), and the forward pads x in its tiles (MEC) or itself.
+        # (``_input_and_weight_gradients``), and the forward reads x unpadded: MEC writes the
+        # border's zeros in its tiles, the shifted sum leaves the border out, im2col pads.
         # Else it keeps the padded input, which the weight gradient reads (a border wider than x:
         # 3% at 128x256, 6% at 16x32, for one pass less).
         ctx.params, ctx.in_hw = (stride, padding, dilation, groups), x.shape[2:]
