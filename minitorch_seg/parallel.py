@@ -25,9 +25,11 @@ ms to 247-388 ms, at 128 channels from 1469 to 915-1175 ms, and the U-Net step f
 threads too. Later the passes bound by memory went on them as well (batch norm's channels,
 ReLU's runs of values, max pool's planes): run by the caller alone, they left the second core
 idle, and even split in just two halves each took 13-34 ms off the step
-(``benchmarks/results/2026-12-02-host-passes.md``). Outside the mode, ``map_tiles`` runs the
-tiles one after another in the caller's thread and BLAS uses its own threads, as NumPy always
-does. On CuPy the GPU parallelises each kernel, so the tiles run in turn there too.
+(``benchmarks/results/2026-12-02-host-passes.md``). The pool's threads are pinned, each to a core
+of its own (``_pin``), so that a tile finds in that core's cache what the tile before it left
+there. Outside the mode, ``map_tiles`` runs the tiles one after another in the caller's thread
+and BLAS uses its own threads, as NumPy always does. On CuPy the GPU parallelises each kernel, so
+the tiles run in turn there too.
 
 >>> import numpy
 >>> [(n.start, c.start, c.stop) for n, c in tiles(numpy, Tiling(bytes=100), (2, 5), item_bytes=40)]
@@ -41,6 +43,7 @@ does. On CuPy the GPU parallelises each kernel, so the tiles run in turn there t
 """
 import contextlib
 import itertools
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
@@ -188,7 +191,20 @@ def map_tiles(xp, work, tiles):
         if _executor_threads < threads:
             if _executor is not None:
                 _executor.shutdown(wait=False)
-            _executor = ThreadPoolExecutor(threads, thread_name_prefix=_POOL_NAME)
+            _executor = ThreadPoolExecutor(threads, thread_name_prefix=_POOL_NAME, initializer=_pin,
+                                           initargs=(itertools.count(),))
             _executor_threads = threads
         executor = _executor
     return list(executor.map(work, tiles))
+
+
+def _pin(numbers):
+    """Each pool thread, as it starts, on a core of its own: the k-th thread started on the k-th
+    core this process may use (round robin where threads outnumber cores). A thread that moves to
+    another core finds that core's cache cold; on the 2-core Xeon, threads left to move took 14 ms
+    more per U-Net step than pinned ones (``benchmarks/results/2026-12-03-xeon-pinned.md``). Only
+    our threads are pinned, never the caller's (threads it starts would inherit the pin). Where
+    the OS has no affinity call (macOS, Windows), they stay free."""
+    if hasattr(os, "sched_setaffinity"):
+        cores = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cores[next(numbers) % len(cores)]})

@@ -35,6 +35,25 @@ def test_a_call_from_inside_a_tile_runs_inline_instead_of_waiting_on_its_own_poo
         assert part[0][2] == part[1][2]                                   # both in the outer tile's thread
 
 
+@pytest.mark.skipif(not hasattr(__import__("os"), "sched_setaffinity"), reason="no CPU affinity on this OS")
+def test_pool_threads_are_pinned_each_to_a_core_of_its_own_and_the_caller_stays_free(monkeypatch):
+    import os
+    allowed = os.sched_getaffinity(0)
+    monkeypatch.setattr(parallel, "host_threads", lambda: 2)
+    monkeypatch.setattr(parallel, "_executor", None)                  # a fresh pool: its threads start now
+    monkeypatch.setattr(parallel, "_executor_threads", 0)
+    both = threading.Barrier(2, timeout=10)                           # two tiles running at once, on both threads
+
+    def work(tile):
+        both.wait()
+        return threading.current_thread().name, os.sched_getaffinity(0)
+    (first, first_cores), (second, second_cores) = parallel.map_tiles(numpy, work, [0, 1])
+    assert first != second and len(first_cores) == len(second_cores) == 1
+    assert first_cores | second_cores <= allowed
+    assert first_cores != second_cores or len(allowed) == 1
+    assert os.sched_getaffinity(0) == allowed
+
+
 def blas_threads(threadpoolctl):
     return [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
 
