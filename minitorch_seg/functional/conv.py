@@ -89,14 +89,13 @@ def _columns(taps, rows, groups):
 
     ``taps`` is ``sliding.all_taps`` of the padded input; one strided copy into a fresh buffer (with
     ``diagnostics.tune_host_allocator()``, as the CLI runs, that is the last tile's freed memory:
-    no new pages).
+    no new pages). Where the tile's rows are already laid out as columns (a 1x1 kernel at stride 1,
+    the U-Net's head: each row c is channel c's pixels), ``reshape`` returns a view, and nothing is
+    copied.
     """
-    xp = get_array_module(taps)
     n, c, kh, kw, _, out_w = taps.shape
     tile = taps[:, :, :, :, rows]                                              # (N, C, kh, kw, R, Wo), a view
-    columns = xp.empty(tile.shape, dtype=taps.dtype)
-    columns[...] = tile
-    return columns.reshape(n, groups, c // groups * kh * kw, (rows.stop - rows.start) * out_w)
+    return tile.reshape(n, groups, c // groups * kh * kw, (rows.stop - rows.start) * out_w)
 
 
 def _column_products(x, geometry, groups, weight=None, partner=None):
