@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import minitorch_seg as mt
-from minitorch_seg import functional as F
+from minitorch_seg import functional as F, parallel
 from minitorch_seg.testing import layouts, make
 from torch_compare import compare
 from helpers import host
@@ -17,6 +17,7 @@ pytestmark = pytest.mark.loss
 GRAD_EXAMPLES = 12
 TORCH_EXAMPLES = 6
 IGNORE = -100                  # torch's default ignore_index, which is ours
+STREAM_TILES = parallel.STREAM_TILES
 seeds = st.integers(0, 2**16)
 
 
@@ -111,6 +112,40 @@ def test_forward_matches_numpy(backend, case):
     expected = numpy_cross_entropy(host(x), host(t), None if w is None else host(w), reduction=reduction)
     assert y.shape == numpy.shape(expected) and y.backend == backend
     numpy.testing.assert_allclose(y.numpy(), expected, rtol=1e-12, atol=1e-15)
+
+
+def composed_cross_entropy(x, target, weight, reduction):
+    """The loss from ``log_softmax`` and elementwise products, differentiated by autograd: an oracle
+    that shares no code with ``CrossEntropy``."""
+    t, classes = host(target), x.shape[1]
+    keep, wide = t != IGNORE, (1, classes) + (1,) * (t.ndim - 1)
+    class_weight = numpy.ones(classes) if weight is None else host(weight)
+    chosen = (numpy.arange(classes).reshape(wide) == numpy.where(keep, t, 0)[:, None]) & keep[:, None]
+    losses = -(F.log_softmax(x, 1) * mt.tensor(chosen * class_weight.reshape(wide))).sum(1)     # (N, *S)
+    if reduction == "none":
+        return losses
+    total = losses.sum()
+    return total if reduction == "sum" else total / float((chosen * class_weight.reshape(wide)).sum())
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+@settings(max_examples=GRAD_EXAMPLES)
+@given(case=ce_case(), tile_bytes=st.sampled_from([8, 40, 200, STREAM_TILES.bytes]))
+def test_in_tiles_of_pixels_or_of_samples_on_several_threads(backend, threads, case, tile_bytes, monkeypatch):
+    """The softmaxes run in tiles on the host threads (``loss._pixel_runs``): runs of one sample's
+    pixels, or of whole samples where a sample fills less than half a tile. In tiles of 1 to 25
+    float64 values or whole, on 1 or 3 threads, the loss and its gradient are those of the loss
+    composed from log_softmax."""
+    monkeypatch.setattr(parallel, "host_threads", lambda: threads)
+    monkeypatch.setattr(parallel, "STREAM_TILES", STREAM_TILES._replace(bytes=tile_bytes))
+    results = []
+    for loss in (F.cross_entropy, composed_cross_entropy):
+        x, t, w, reduction = build(case)
+        y = loss(x, t, w, reduction=reduction)
+        y.sum().backward()
+        results.append((y.numpy(), host(x.grad)))
+    for ours, composed in zip(*results):
+        numpy.testing.assert_allclose(ours, composed, rtol=1e-12, atol=1e-14)
 
 
 @settings(max_examples=TORCH_EXAMPLES)

@@ -1,6 +1,7 @@
 """Softmax cross-entropy over classes, per pixel, with class weights and an ignore index."""
 import math
 
+from .. import parallel
 from ..autograd import Function
 from ..backend import get_array_module, is_device_module
 
@@ -34,12 +35,19 @@ class CrossEntropy(Function):
         safe = xp.where(keep, target, 0)
         x = xp.ascontiguousarray(x)
         picked = _own_class_positions(x.shape, safe)                   # (N * prod(S),)
-        top = x.max(axis=1, keepdims=True)                             # m, (N, 1, *S)
-        x_y = xp.take(x.reshape(-1), picked).reshape(safe.shape)       # (N, *S)
-        exps = x - top                                                 # (N, C, *S)
-        xp.exp(exps, out=exps)                                         # e^(x - m) <= 1, in place
-        sums = exps.sum(axis=1)                                        # (N, *S)
-        nll = xp.log(sums) - (x_y - top[:, 0])                         # -log softmax(x)_y
+        x3 = x.reshape(x.shape[0], x.shape[1], -1)                     # (N, C, P), P = prod(S)
+        x_y = xp.take(x.reshape(-1), picked).reshape(x3[:, 0].shape)   # (N, P)
+        exps, sums, nll = xp.empty_like(x3), xp.empty_like(x_y), xp.empty_like(x_y)
+
+        def softmax_terms(tile):                                       # each pixel's softmax is its own
+            n, p = tile
+            top = x3[n, :, p].max(axis=1, keepdims=True)               # m, (1, 1, run)
+            run = xp.subtract(x3[n, :, p], top, out=exps[n, :, p])
+            xp.exp(run, out=run)                                       # e^(x - m) <= 1, in place
+            sums[n, p] = run.sum(axis=1)
+            nll[n, p] = xp.log(sums[n, p]) - (x_y[n, p] - top[:, 0])   # -log softmax(x)_y
+        parallel.map_tiles(xp, softmax_terms, _pixel_runs(x3))
+        exps, sums, nll = exps.reshape(x.shape), sums.reshape(safe.shape), nll.reshape(safe.shape)
         pixel_weight = (weight[safe] * keep) if weight is not None else keep.astype(x.dtype)
         losses = nll * pixel_weight
         ctx.reduction = reduction
@@ -59,11 +67,33 @@ class CrossEntropy(Function):
         coefficient = g * pixel_weight                                  # (N, *S)
         if ctx.reduction == "mean":
             coefficient = coefficient / ctx.denominator
-        grad = exps * (coefficient / sums)[:, None]                     # softmax * coefficient, (N, C, *S), a new array
+        xp = get_array_module(exps)
+        factor = (coefficient / sums).reshape(sums.shape[0], 1, -1)      # (N, 1, P)
+        exps3 = exps.reshape(factor.shape[0], exps.shape[1], -1)        # (N, C, P)
+        grad3 = xp.empty_like(exps3)                                    # softmax * coefficient
+
+        def scale(tile):
+            n, p = tile
+            xp.multiply(exps3[n, :, p], factor[n, :, p], out=grad3[n, :, p])
+        parallel.map_tiles(xp, scale, _pixel_runs(exps3))
+        grad = grad3.reshape(exps.shape)
         # Subtract the one-hot part at each pixel's own class. Each (n, pixel) names one position,
         # so a plain indexed update does (no scatter-add).
         grad.reshape(-1)[picked] -= coefficient.reshape(-1)
         return grad, None
+
+
+def _pixel_runs(x3):
+    """Tiles of x3 (N, C, P), [(samples, pixels), ...], for the host threads (``parallel.STREAM_TILES``):
+    each pixel's C logits are a softmax of their own, so a tile is any run of pixels. Runs of one
+    sample's pixels where a sample fills half a tile or more, else runs of whole samples ((N, C)
+    logits: P = 1). On the 2-core Xeon they took 5 ms off the U-Net step
+    (``benchmarks/results/2026-12-03-xeon-pinned.md``)."""
+    xp, (n, c, p) = get_array_module(x3), x3.shape
+    sample_bytes = c * p * x3.itemsize
+    if sample_bytes >= parallel.STREAM_TILES.bytes // 2:
+        return parallel.tiles(xp, parallel.STREAM_TILES, (n, p), c * x3.itemsize)
+    return [(samples, slice(None)) for (samples,) in parallel.tiles(xp, parallel.STREAM_TILES, (n,), sample_bytes)]
 
 
 def _own_class_positions(shape, safe):
