@@ -8,7 +8,7 @@ import pytest
 from hypothesis import assume, given, settings, strategies as st
 
 import minitorch_seg as mt
-from minitorch_seg import functional as F
+from minitorch_seg import functional as F, parallel
 from minitorch_seg.testing import layouts, make, shapes
 from torch_compare import compare
 from helpers import basic_index, host
@@ -17,6 +17,7 @@ pytestmark = pytest.mark.movement
 
 GRAD_EXAMPLES = 12
 TORCH_EXAMPLES = 6
+STREAM_TILES = parallel.STREAM_TILES
 seeds = st.integers(0, 2**16)
 
 
@@ -277,6 +278,22 @@ def test_cat_gradcheck_and_values(backend, case):
     y = mt.cat(xs, dim)
     numpy.testing.assert_array_equal(y.numpy(), numpy.concatenate([host(x) for x in xs], axis=dim))
     assert mt.gradcheck(lambda *ts: F.cat(ts, dim), xs)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+@settings(max_examples=GRAD_EXAMPLES)
+@given(case=cat_case(), tile_bytes=st.sampled_from([1, 64, 1 << 22]), dtypes=st.sampled_from(["same", "mixed"]))
+def test_cat_copies_in_tiles_of_rows_on_several_threads(backend, threads, case, tile_bytes, dtypes, monkeypatch):
+    """On the host, cat copies each input's part in tiles of its leading axis (one row, a few, or
+    whole) on 1 or 3 threads: the values and the promoted dtype are numpy.concatenate's."""
+    monkeypatch.setattr(parallel, "host_threads", lambda: threads)
+    monkeypatch.setattr(parallel, "STREAM_TILES", STREAM_TILES._replace(bytes=tile_bytes))
+    parts, part_layouts, dim, seed = case
+    xs = [make(p, seed=seed + i, layout=lay, dtype="float32" if dtypes == "mixed" and i % 2 == 0 else "float64")
+          for i, (p, lay) in enumerate(zip(parts, part_layouts))]
+    y, expected = mt.cat(xs, dim), numpy.concatenate([host(x) for x in xs], axis=dim)
+    assert y.dtype == expected.dtype
+    numpy.testing.assert_array_equal(y.numpy(), expected)
 
 
 @settings(max_examples=GRAD_EXAMPLES)

@@ -4,8 +4,9 @@ Their backward passes move the gradient back the same way, so each one's backwar
 inverse movement: reshape back, permute by the inverse permutation, split the concatenation,
 crop the padding, roll the other way.
 """
+from .. import parallel
 from ..autograd import Function, sum_to_shape
-from ..backend import get_array_module
+from ..backend import get_array_module, module_name
 from .reduce import _axes
 
 
@@ -52,12 +53,31 @@ class Expand(Function):
 
 
 class Cat(Function):
-    """y = concatenation of the inputs along ``dim``.  Backward: g split back into the inputs' parts."""
+    """y = concatenation of the inputs along ``dim``.  Backward: g split back into the inputs' parts.
+
+    On the host the copies go in tiles of each input's leading axis to the host threads (the U-Net's
+    skip concatenations, 16 MiB at the top level: ``parallel.STREAM_TILES``); on CuPy one kernel.
+    """
 
     @staticmethod
     def forward(ctx, *arrays, dim):
+        xp = get_array_module(*arrays)
         ctx.dim, ctx.sizes = dim, [a.shape[dim] for a in arrays]
-        return get_array_module(*arrays).concatenate(arrays, axis=dim)
+        if module_name(xp) == "cupy":
+            return xp.concatenate(arrays, axis=dim)
+        shape = arrays[0].shape[:dim] + (sum(ctx.sizes),) + arrays[0].shape[dim + 1:]
+        y, places, start = xp.empty(shape, dtype=xp.result_type(*arrays)), [], 0
+        for size in ctx.sizes:
+            places.append(y[(slice(None),) * dim + (slice(start, start + size),)])      # input k's part of y
+            start += size
+        tiles = [(k, rows) for k, a in enumerate(arrays)
+                 for (rows,) in parallel.tiles(xp, parallel.STREAM_TILES, a.shape[:1], a[:1].nbytes)]
+
+        def copy(tile):
+            k, rows = tile
+            places[k][rows] = arrays[k][rows]
+        parallel.map_tiles(xp, copy, tiles)
+        return y
 
     @staticmethod
     def backward(ctx, g):
