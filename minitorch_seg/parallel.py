@@ -192,19 +192,21 @@ def map_tiles(xp, work, tiles):
             if _executor is not None:
                 _executor.shutdown(wait=False)
             _executor = ThreadPoolExecutor(threads, thread_name_prefix=_POOL_NAME, initializer=_pin,
-                                           initargs=(itertools.count(),))
+                                           initargs=(itertools.count(), threads))
             _executor_threads = threads
         executor = _executor
     return list(executor.map(work, tiles))
 
 
-def _pin(numbers):
-    """Each pool thread, as it starts, on a core of its own: the k-th thread started on the k-th
-    core this process may use (round robin where threads outnumber cores). A thread that moves to
-    another core finds that core's cache cold; on the 2-core Xeon, threads left to move took 14 ms
-    more per U-Net step than pinned ones (``benchmarks/results/2026-12-03-xeon-pinned.md``). Only
-    our threads are pinned, never the caller's (threads it starts would inherit the pin). Where
-    the OS has no affinity call (macOS, Windows), they stay free."""
+def _pin(numbers, threads):
+    """Each pool thread, as it starts, on a core of its own, where the pool has one thread for each
+    core this process may use: the k-th thread started on the k-th core. A thread that moves to
+    another core finds that core's cache cold; on the 2-core Xeon, threads left to move took 14-18
+    ms more per U-Net step than pinned ones (``benchmarks/results/2026-12-03-xeon-pinned.md``).
+    With fewer threads than cores they stay free: pinned, every process's threads would crowd onto
+    the same first cores. Only our threads are pinned, never the caller's (threads it starts would
+    inherit the pin). Where the OS has no affinity call (macOS, Windows), they stay free too."""
     if hasattr(os, "sched_setaffinity"):
         cores = sorted(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, {cores[next(numbers) % len(cores)]})
+        if len(cores) == threads:
+            os.sched_setaffinity(0, {cores[next(numbers)]})

@@ -1,4 +1,5 @@
 """parallel: tiles handed to host threads, and BLAS on one thread inside tile_threads() only."""
+import os
 import threading
 
 import numpy
@@ -35,22 +36,29 @@ def test_a_call_from_inside_a_tile_runs_inline_instead_of_waiting_on_its_own_poo
         assert part[0][2] == part[1][2]                                   # both in the outer tile's thread
 
 
-@pytest.mark.skipif(not hasattr(__import__("os"), "sched_setaffinity"), reason="no CPU affinity on this OS")
-def test_pool_threads_are_pinned_each_to_a_core_of_its_own_and_the_caller_stays_free(monkeypatch):
-    import os
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="no CPU affinity on this OS, or one core")
+@pytest.mark.parametrize("extra", [0, 1], ids=["a thread for each core", "more threads than cores"])
+def test_pool_threads_are_pinned_each_to_a_core_of_its_own_when_there_is_one_per_core(extra, monkeypatch):
+    """With one pool thread per core, each thread runs on its own core; with more threads than
+    cores they stay free (as with fewer: pinned, other processes' pools would crowd the same
+    cores). The caller is never pinned."""
     allowed = os.sched_getaffinity(0)
-    monkeypatch.setattr(parallel, "host_threads", lambda: 2)
+    threads = len(allowed) + extra
+    monkeypatch.setattr(parallel, "host_threads", lambda: threads)
     monkeypatch.setattr(parallel, "_executor", None)                  # a fresh pool: its threads start now
     monkeypatch.setattr(parallel, "_executor_threads", 0)
-    both = threading.Barrier(2, timeout=10)                           # two tiles running at once, on both threads
+    together = threading.Barrier(threads, timeout=10)                 # every tile running at once, one per thread
 
     def work(tile):
-        both.wait()
-        return threading.current_thread().name, os.sched_getaffinity(0)
-    (first, first_cores), (second, second_cores) = parallel.map_tiles(numpy, work, [0, 1])
-    assert first != second and len(first_cores) == len(second_cores) == 1
-    assert first_cores | second_cores <= allowed
-    assert first_cores != second_cores or len(allowed) == 1
+        together.wait()
+        return threading.current_thread().name, frozenset(os.sched_getaffinity(0))
+    names, cores = zip(*parallel.map_tiles(numpy, work, list(range(threads))))
+    assert len(set(names)) == threads
+    if extra:
+        assert set(cores) == {frozenset(allowed)}
+    else:
+        assert all(len(c) == 1 for c in cores) and frozenset().union(*cores) == allowed
     assert os.sched_getaffinity(0) == allowed
 
 
