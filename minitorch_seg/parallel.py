@@ -25,11 +25,11 @@ ms to 247-388 ms, at 128 channels from 1469 to 915-1175 ms, and the U-Net step f
 threads too. Later the passes bound by memory went on them as well (batch norm's channels,
 ReLU's runs of values, max pool's planes): run by the caller alone, they left the second core
 idle, and even split in just two halves each took 13-34 ms off the step
-(``benchmarks/results/2026-12-02-host-passes.md``). The pool's threads are pinned, each to a core
-of its own (``_pin``), so that a tile finds in that core's cache what the tile before it left
-there. Outside the mode, ``map_tiles`` runs the tiles one after another in the caller's thread
-and BLAS uses its own threads, as NumPy always does. On CuPy the GPU parallelises each kernel, so
-the tiles run in turn there too.
+(``benchmarks/results/2026-12-02-host-passes.md``). Where the pool has a thread for each core, the
+threads are pinned, each to a core of its own (``_pin``), so that a tile finds in that core's cache
+what the tile before it left there. Outside the mode, ``map_tiles`` runs the tiles one after
+another in the caller's thread and BLAS uses its own threads, as NumPy always does. On CuPy the
+GPU parallelises each kernel, so the tiles run in turn there too.
 
 >>> import numpy
 >>> [(n.start, c.start, c.stop) for n, c in tiles(numpy, Tiling(bytes=100), (2, 5), item_bytes=40)]
@@ -205,8 +205,13 @@ def _pin(numbers, threads):
     ms more per U-Net step than pinned ones (``benchmarks/results/2026-12-03-xeon-pinned.md``).
     With fewer threads than cores they stay free: pinned, every process's threads would crowd onto
     the same first cores. Only our threads are pinned, never the caller's (threads it starts would
-    inherit the pin). Where the OS has no affinity call (macOS, Windows), they stay free too."""
-    if hasattr(os, "sched_setaffinity"):
+    inherit the pin). Where the OS has no affinity call (macOS, Windows) or refuses it (a sandbox),
+    they stay free too: an error here would break the pool, and every tiled op with it."""
+    if not hasattr(os, "sched_setaffinity"):
+        return
+    try:
         cores = sorted(os.sched_getaffinity(0))
         if len(cores) == threads:
             os.sched_setaffinity(0, {cores[next(numbers)]})
+    except OSError:
+        pass

@@ -62,6 +62,18 @@ def test_pool_threads_are_pinned_each_to_a_core_of_its_own_when_there_is_one_per
     assert os.sched_getaffinity(0) == allowed
 
 
+def test_a_refused_pin_leaves_the_pool_working(monkeypatch):
+    """Where the OS refuses the affinity call (a sandbox), the threads stay free and the tiles run."""
+    def refuse(*args):
+        raise PermissionError("sched_setaffinity is not allowed here")
+    monkeypatch.setattr(os, "sched_setaffinity", refuse, raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(parallel, "host_threads", lambda: 2)
+    monkeypatch.setattr(parallel, "_executor", None)
+    monkeypatch.setattr(parallel, "_executor_threads", 0)
+    assert parallel.map_tiles(numpy, lambda tile: tile + 1, [1, 2, 3]) == [2, 3, 4]
+
+
 def blas_threads(threadpoolctl):
     return [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
 
