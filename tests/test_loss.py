@@ -178,6 +178,17 @@ def test_float32_stays_float32(backend):
 
 # ---- edge cases -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("shape", [(0, 3), (0, 3, 2, 2)])
+def test_an_empty_batch_gives_an_empty_or_zero_loss_and_an_empty_gradient(backend, reduction, shape):
+    x = make(shape, seed=1)
+    loss = F.cross_entropy(x, mt.tensor(numpy.zeros((0,) + shape[2:], dtype=numpy.int64)), reduction=reduction)
+    assert loss.shape == (((0,) + shape[2:]) if reduction == "none" else ())
+    loss.sum().backward()
+    assert x.grad.shape == shape
+    assert reduction == "none" or loss.item() == 0.0
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_all_ignored_gives_zero_loss_and_zero_gradient(backend, reduction):
     """Unlike PyTorch (NaN for "mean"): nothing to learn from gives 0, and no NaN reaches the weights."""
     x = make((2, 3, 2, 2), seed=1)

@@ -284,8 +284,9 @@ def test_cat_gradcheck_and_values(backend, case):
 @settings(max_examples=GRAD_EXAMPLES)
 @given(case=cat_case(), tile_bytes=st.sampled_from([1, 64, 1 << 22]), dtypes=st.sampled_from(["same", "mixed"]))
 def test_cat_copies_in_tiles_of_rows_on_several_threads(backend, threads, case, tile_bytes, dtypes, monkeypatch):
-    """On the host, cat copies each input's part in tiles of its leading axis (one row, a few, or
-    whole) on 1 or 3 threads: the values and the promoted dtype are numpy.concatenate's."""
+    """On the host, cat copies each input's part in tiles of its leading axis (one row or a few) on 1
+    or 3 threads, or, below a tile's worth of values, with one concatenate: either way the values
+    and the promoted dtype are numpy.concatenate's."""
     monkeypatch.setattr(parallel, "host_threads", lambda: threads)
     monkeypatch.setattr(parallel, "STREAM_TILES", STREAM_TILES._replace(bytes=tile_bytes))
     parts, part_layouts, dim, seed = case

@@ -35,7 +35,7 @@ class CrossEntropy(Function):
         safe = xp.where(keep, target, 0)
         x = xp.ascontiguousarray(x)
         picked = _own_class_positions(x.shape, safe)                   # (N * prod(S),)
-        x3 = x.reshape(x.shape[0], x.shape[1], -1)                     # (N, C, P), P = prod(S)
+        x3 = x.reshape(x.shape[:2] + (math.prod(x.shape[2:]),))        # (N, C, P), P = prod(S); N may be 0
         x_y = xp.take(x.reshape(-1), picked).reshape(x3[:, 0].shape)   # (N, P)
         exps, sums, nll = xp.empty_like(x3), xp.empty_like(x_y), xp.empty_like(x_y)
 
@@ -68,8 +68,8 @@ class CrossEntropy(Function):
         if ctx.reduction == "mean":
             coefficient = coefficient / ctx.denominator
         xp = get_array_module(exps)
-        factor = (coefficient / sums).reshape(sums.shape[0], 1, -1)      # (N, 1, P)
-        exps3 = exps.reshape(factor.shape[0], exps.shape[1], -1)        # (N, C, P)
+        exps3 = exps.reshape(exps.shape[:2] + (math.prod(exps.shape[2:]),))   # (N, C, P)
+        factor = (coefficient / sums).reshape(exps3.shape[0], 1, exps3.shape[2])   # (N, 1, P)
         grad3 = xp.empty_like(exps3)                                    # softmax * coefficient
 
         def scale(tile):

@@ -55,16 +55,17 @@ class Expand(Function):
 class Cat(Function):
     """y = concatenation of the inputs along ``dim``.  Backward: g split back into the inputs' parts.
 
-    On the host the copies go in tiles of each input's leading axis to the host threads (the U-Net's
-    skip concatenations, 16 MiB at the top level: ``parallel.STREAM_TILES``); on CuPy one kernel.
+    On the host, from a tile's worth of values (``parallel.STREAM_TILES``) up, the copies go in tiles
+    of each input's leading axis to the host threads (the U-Net's skip concatenations, 16 MiB at the
+    top level); below that, and on CuPy, one ``concatenate``.
     """
 
     @staticmethod
     def forward(ctx, *arrays, dim):
         xp = get_array_module(*arrays)
         ctx.dim, ctx.sizes = dim, [a.shape[dim] for a in arrays]
-        if module_name(xp) == "cupy":
-            return xp.concatenate(arrays, axis=dim)
+        if module_name(xp) == "cupy" or sum(a.nbytes for a in arrays) < parallel.STREAM_TILES.bytes:
+            return xp.concatenate(arrays, axis=dim)                 # one kernel; or small: one thread
         shape = arrays[0].shape[:dim] + (sum(ctx.sizes),) + arrays[0].shape[dim + 1:]
         y, places, start = xp.empty(shape, dtype=xp.result_type(*arrays)), [], 0
         for size in ctx.sizes:
