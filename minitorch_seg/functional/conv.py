@@ -240,18 +240,27 @@ def _shifted_sum(out, z, pieces):
         out[(slice(None),) + target] += z[(tap, slice(None)) + source]
 
 
+def _reaches(geometry, rows):
+    """(tap, down, right, u0, u1) for each tap that reaches some of the output rows ``rows`` (stride 1):
+    output (u, v) reads input (u + down, v + right), down = i*dh - ph, right = j*dw - pw, and the rows
+    u0 <= u < u1 read input rows inside x."""
+    h, (ph, pw), (dh, dw) = geometry.in_hw[0], geometry.padding, geometry.dilation
+    for tap, (i, j) in enumerate(geometry.taps()):
+        down, right = i * dh - ph, j * dw - pw
+        u0, u1 = max(rows.start, -down), min(rows.stop, h - down)
+        if u0 < u1:
+            yield tap, down, right, u0, u1
+
+
 def _rectangles(geometry, rows, first):
     """The shifted sum's pieces (``_shifted_sum``) for the tile's output rows ``rows``: {tap: ((rows,
     columns), (rows, columns))}, the outputs the tap reaches (counted from the tile's first row) and
-    the part of its plane of Z (input rows from ``first``) that lands on them. Output (u, v) reads
-    input (u + i*dh - ph, v + j*dw - pw)."""
-    (h, w), (ph, pw), (dh, dw), out_w = geometry.in_hw, geometry.padding, geometry.dilation, geometry.out_hw[1]
+    the part of its plane of Z (input rows from ``first``) that lands on them."""
+    w, out_w = geometry.in_hw[1], geometry.out_hw[1]
     pieces = {}
-    for tap, (i, j) in enumerate(geometry.taps()):
-        down, right = i * dh - ph, j * dw - pw                                    # input = output + shift
-        u0, u1 = max(rows.start, -down), min(rows.stop, h - down)
+    for tap, down, right, u0, u1 in _reaches(geometry, rows):
         v0, v1 = max(0, -right), min(out_w, w - right)
-        if u0 < u1 and v0 < v1:
+        if v0 < v1:
             pieces[tap] = ((slice(u0 - rows.start, u1 - rows.start), slice(v0, v1)),
                            (slice(u0 + down - first, u1 + down - first), slice(v0 + right, v1 + right)))
     return pieces
@@ -260,17 +269,15 @@ def _rectangles(geometry, rows, first):
 def _flat_runs(geometry, rows, first):
     """The shifted sum's pieces where output and input rows are equally wide (W): each tap's rows as one
     run of flat indices, {tap: ((run in the tile's outputs,), (run in its plane of Z,))}. Output (u, v)
-    reads input (u + down, v + s) at flat offset (u + down)*W + v + s: a constant offset, valid except
-    where v + s leaves the row (``_correlate_shifted`` zeroes what is read there, and takes runs only
-    where every shift is shorter than a row). The run starts and ends inside the plane."""
-    (h, w), (ph, pw), (dh, dw) = geometry.in_hw, geometry.padding, geometry.dilation
+    reads input (u + down, v + right) at flat offset (u + down)*W + v + right: a constant offset, valid
+    except where v + right leaves the row (``_correlate_shifted`` zeroes what is read there, and takes
+    runs only where every shift is shorter than a row). The run starts and ends inside the plane."""
+    w = geometry.in_hw[1]
     pieces = {}
-    for tap, (i, j) in enumerate(geometry.taps()):
-        down, right = i * dh - ph, j * dw - pw
-        u0, u1 = max(rows.start, -down), min(rows.stop, h - down)
+    for tap, down, right, u0, u1 in _reaches(geometry, rows):
         skip_first, skip_last = max(0, -right), max(0, right)    # the run's ends that would leave Z
         start, stop = (u0 - rows.start) * w + skip_first, (u1 - rows.start) * w - skip_last
-        if u0 < u1 and start < stop :
+        if start < stop:
             source = (u0 + down - first) * w + right + skip_first
             pieces[tap] = ((slice(start, stop),), (slice(source, source + stop - start),))
     return pieces

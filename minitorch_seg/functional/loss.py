@@ -47,11 +47,11 @@ class CrossEntropy(Function):
             sums[n, p] = run.sum(axis=1)
             nll[n, p] = xp.log(sums[n, p]) - (x_y[n, p] - top[:, 0])   # -log softmax(x)_y
         parallel.map_tiles(xp, softmax_terms, _pixel_runs(x3))
-        exps, sums, nll = exps.reshape(x.shape), sums.reshape(safe.shape), nll.reshape(safe.shape)
+        nll = nll.reshape(safe.shape)
         pixel_weight = (weight[safe] * keep) if weight is not None else keep.astype(x.dtype)
         losses = nll * pixel_weight
-        ctx.reduction = reduction
-        ctx.save_for_backward(exps, sums, picked, pixel_weight)  # softmax = exps / sums, divided in backward
+        ctx.reduction, ctx.shape = reduction, x.shape
+        ctx.save_for_backward(exps, sums, picked, pixel_weight)  # (N, C, P), (N, P): softmax = exps / sums
         if reduction == "none":
             return losses
         total = losses.sum()
@@ -68,19 +68,17 @@ class CrossEntropy(Function):
         if ctx.reduction == "mean":
             coefficient = coefficient / ctx.denominator
         xp = get_array_module(exps)
-        exps3 = exps.reshape(exps.shape[:2] + (math.prod(exps.shape[2:]),))   # (N, C, P)
-        factor = (coefficient / sums).reshape(exps3.shape[0], 1, exps3.shape[2])   # (N, 1, P)
-        grad3 = xp.empty_like(exps3)                                    # softmax * coefficient
+        factor = (coefficient.reshape(sums.shape) / sums)[:, None]       # (N, 1, P)
+        grad = xp.empty_like(exps)                                      # softmax * coefficient, (N, C, P)
 
         def scale(tile):
             n, p = tile
-            xp.multiply(exps3[n, :, p], factor[n, :, p], out=grad3[n, :, p])
-        parallel.map_tiles(xp, scale, _pixel_runs(exps3))
-        grad = grad3.reshape(exps.shape)
+            xp.multiply(exps[n, :, p], factor[n, :, p], out=grad[n, :, p])
+        parallel.map_tiles(xp, scale, _pixel_runs(exps))
         # Subtract the one-hot part at each pixel's own class. Each (n, pixel) names one position,
         # so a plain indexed update does (no scatter-add).
         grad.reshape(-1)[picked] -= coefficient.reshape(-1)
-        return grad, None
+        return grad.reshape(ctx.shape), None
 
 
 def _pixel_runs(x3):
