@@ -37,11 +37,13 @@ The derivation, once (each Function's docstring specialises it). For one set S o
 Speed (BatchNorm's training step is the hot path of a U-Net):
 - float32 stays float32: every constant is a Python number (a "weak" scalar to NumPy and CuPy)
   or an array of the input's dtype, never a NumPy float64 scalar.
-- Statistics: per-row sums as one BLAS matrix-vector product x @ 1, then mu, then xc = x - mu
-  written once, then its sums of squares as batched row-by-row dot products. The BLAS calls
-  accumulate in blocks, so float32 stays accurate. "Sum and sum of squares" would save writing
-  xc, but var = E[x^2] - mu^2 cancels catastrophically in float32 when |mu| >> sigma; xc is
-  needed below anyway.
+- Statistics: per-row sums (``row_sums``), then mu, then xc = x - mu written once, then its sums
+  of squares (``row_dots``), each one pass. "Sum and sum of squares" would save writing xc, but
+  var = E[x^2] - mu^2 cancels catastrophically in float32 when |mu| >> sigma; xc is needed below
+  anyway. The sums are ``einsum``s over chunks of a row, whose sums are then added: einsum lets
+  go of the GIL while it runs, so the tiles on the host threads sum at the same time (NumPy's
+  matrix-vector products, as fast on one thread, hold it), and chunks keep float32 as accurate
+  as BLAS (``row_dots``).
 - Saved: xc and 1/sigma, neither x_hat nor x. x_hat = xc / sigma only ever appears multiplied
   by a per-set constant (in y, in sum g x_hat, in dL/dx), where 1/sigma folds into that
   constant, so forming x_hat would be a wasted pass; recomputing xc from x in backward would
@@ -71,15 +73,38 @@ from ..tensor import Tensor
 
 
 # ---- the shared core ------------------------------------------------------------------------
+# Rows are summed in chunks of this many values (``row_dots``).
+CHUNK = 1024
+
+
 def row_sums(a):
-    """Sums over the last axis, (..., L) -> (...), as the BLAS product a @ 1 (one pass, threaded)."""
+    """Sums over the last axis, (..., L) -> (...): one pass (``row_dots``)."""
+    return row_dots(a)
+
+
+def row_dots(a, b=None):
+    """sum_l a[..., l] b[..., l], (..., L) twice -> (...), one pass; without b, sum_l a[..., l].
+
+    Each row by ``einsum`` in chunks of ``CHUNK`` values, then the chunks' sums added. einsum lets
+    go of the GIL while it runs, so tiles on the host threads sum at the same time; NumPy's
+    products a @ 1 and (1, L) @ (L, 1), as fast on one thread, hold it, and batch norm's two
+    channel tiles took turns (5 ms of the U-Net step on the 2-core Xeon). But one einsum adds a
+    whole row up in a few dozen SIMD lanes, L/64 values each in turn: in float32 a relative error
+    of 1e-6 at L = 32768 and 7e-5 at L = 2^20 for a sum of squares, 10-50x OpenBLAS's. In chunks
+    of 1024 it is 1e-7 at any L tried, as good as OpenBLAS, for the same time.
+    """
     xp = get_array_module(a)
-    return a @ xp.ones(a.shape[-1], dtype=a.dtype)
-
-
-def row_dots(a, b):
-    """sum_l a[..., l] b[..., l], (..., L) twice -> (...), as batched (1, L) @ (L, 1) dot products."""
-    return (a[..., None, :] @ b[..., :, None])[..., 0, 0]
+    operands = (a,) if b is None else (a, b)
+    size = a.shape[-1]
+    whole = size - size % CHUNK
+    total = None
+    if whole:                                          # (..., chunks, CHUNK): a view where rows are contiguous
+        chunks = [op[..., :whole].reshape(op.shape[:-1] + (whole // CHUNK, CHUNK)) for op in operands]
+        total = xp.einsum(",".join(["...cl"] * len(chunks)) + "->...c", *chunks).sum(axis=-1)
+    if whole < size or not whole:                      # each row's rest (all of it, if shorter)
+        rest = xp.einsum(",".join(["...l"] * len(operands)) + "->...", *(op[..., whole:] for op in operands))
+        total = rest if total is None else total + rest
+    return total
 
 
 def centre(x, eps, over_batch=False, out=None):
