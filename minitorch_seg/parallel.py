@@ -54,12 +54,13 @@ from .backend import module_name
 # ---- planning the tiles -------------------------------------------------------------------------
 class Tiling(NamedTuple):
     """How one kernel cuts its work: tiles of about ``bytes``; on the host at least ``host_min`` of
-    them where each still holds half of ``bytes`` or more; on CuPy whole arrays, unless ``on_gpu``
-    (tiles that bound memory rather than fit a cache)."""
+    them where each still holds ``split_bytes`` or more (0: half of ``bytes``); on CuPy whole
+    arrays, unless ``on_gpu`` (tiles that bound memory rather than fit a cache)."""
 
     bytes: int
     host_min: int = 1
     on_gpu: bool = False
+    split_bytes: int = 0
 
 
 # conv: each tile's im2col columns, of a few output rows. Large enough for a GEMM near BLAS's peak,
@@ -86,12 +87,14 @@ SHIFTED_TILES = Tiling(1 << 24, host_min=2, on_gpu=True)
 POOL_TILES = Tiling(1 << 19)
 
 # passes bound by memory over large activations (batch norm's channels, ReLU's runs of values):
-# two halves where an array holds 8 MiB or more (the U-Net's two largest levels), one tile below
-# 4 MiB. Measured on the U-Net step (2 cores, interleaved in one process, medians of 16-24 paired
-# differences): batch norm took 26-29 ms less in 4 MiB tiles than in whole arrays, 8-30 ms less
-# in 2 MiB, 7-14 ms more or less in 0.5-1 MiB (each tile's handful of calls costs too); ReLU
-# 20-34 ms less in 4 MiB runs.
-STREAM_TILES = Tiling(1 << 22, host_min=2)
+# tiles of 4 MiB, and two halves down to arrays of 1 MiB. Measured on the U-Net step (2 cores,
+# interleaved in one process, medians of 16-24 paired differences): batch norm took 26-29 ms less
+# in 4 MiB tiles than in whole arrays, 8-30 ms less in 2 MiB, 7-14 ms more or less in 0.5-1 MiB
+# (each tile's handful of calls costs too); ReLU 20-34 ms less in 4 MiB runs. Arrays under 4 MiB
+# (the U-Net's deeper levels) ran whole until batch norm's sums let go of the GIL (``norm.row_dots``);
+# then halves of 0.5 MiB or more took 4.0 ms off the step and 4.1 off the job's (24-30 rounds on
+# the AVX-512 Xeon); halves of 0.25 MiB, no more.
+STREAM_TILES = Tiling(1 << 22, host_min=2, split_bytes=1 << 19)
 
 # upsample: a few planes of input and output, so that the transposed copies and the GEMMs'
 # intermediate stay in the L2 cache (CPU time of a x2 bilinear forward + backward of 4x64x64x128
@@ -111,7 +114,7 @@ def tiles(xp, tiling, counts, item_bytes):
         return [tuple(slice(None) for _ in counts)]
     *outer, count = counts
     fewest = 1 if on_gpu else tiling.host_min
-    if count * item_bytes < fewest * (tiling.bytes // 2):     # under half a tile each: one thread is faster
+    if count * item_bytes < fewest * (tiling.split_bytes or tiling.bytes // 2):   # too little each: one thread
         fewest = 1
     run = max(1, min(-(-count // fewest), tiling.bytes // max(item_bytes, 1)))
     runs = [slice(start, min(start + run, count)) for start in range(0, count, run)]

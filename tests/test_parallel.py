@@ -118,6 +118,8 @@ def test_an_error_in_a_tile_reaches_the_caller(monkeypatch):
     ((3, 7), 40, parallel.Tiling(100)),                               # pool-like: images x planes
     ((5,), 1000, parallel.Tiling(10)),                                # an item over the budget: one each
     ((1,), 8, parallel.Tiling(1 << 20, host_min=2)),                   # one item cannot be split
+    ((11,), 3, parallel.Tiling(1000, host_min=2, split_bytes=16)),    # stream-like: halves of 16+ bytes
+    ((11,), 3, parallel.Tiling(1000, host_min=2, split_bytes=17)),    # but not of less
 ])
 def test_the_tiles_cover_every_item_once_in_order_within_the_budget(counts, item_bytes, tiling):
     tiles = parallel.tiles(numpy, tiling, counts, item_bytes)
@@ -129,8 +131,10 @@ def test_the_tiles_cover_every_item_once_in_order_within_the_budget(counts, item
         marks[tile] += 1
     assert (marks == 1).all()
     assert tiles == sorted(tiles, key=lambda t: tuple(s.start for s in t))
-    enough = counts[-1] * item_bytes >= tiling.host_min * (tiling.bytes // 2)
+    enough = counts[-1] * item_bytes >= tiling.host_min * (tiling.split_bytes or tiling.bytes // 2)
     assert len(tiles) >= min(tiling.host_min if enough else 1, counts[-1]) * int(numpy.prod(counts[:-1]))
+    if not enough:
+        assert len(tiles) == int(numpy.prod(counts[:-1])) * -(-counts[-1] * item_bytes // tiling.bytes)
 
 
 def test_on_a_gpu_tiles_are_whole_arrays_unless_they_bound_memory(monkeypatch):
