@@ -122,9 +122,9 @@ def products(x, geometry, weight=None, partner=None):
             xp.matmul(lowered_weight, views, out=y[samples.start, :, rows].transpose(1, 0, 2))
         elif y is not None:
             y[samples, :, rows] = (lowered_weight @ views).reshape(r, -1, m, out_w).transpose(2, 1, 0, 3)
-        if partner is not None:                                 # P[u]^T, (R, M*Wo, P)
-            shared = partner[samples, :, rows].transpose(2, 0, 3, 1).reshape(r, width, partner.shape[1])
-            return (views @ shared).sum(axis=0)                 # (K, P)
+        if partner is not None:  # P[u] (R, P, M*Wo): a copy along rows (a view for one sample), used transposed
+            shared = partner[samples, :, rows].transpose(2, 1, 0, 3).reshape(r, partner.shape[1], width)
+            return (views @ shared.swapaxes(1, 2)).sum(axis=0)  # (K, P)
     plan = _plan(n, out_h, out_w, sh * c * kw * out_w * size)
     sums = parallel.map_tiles(xp, tile_products, plan)
     y = None if y is None else y.reshape(n, 1, lowered_weight.shape[0], out_h * out_w)
