@@ -87,14 +87,18 @@ SHIFTED_TILES = Tiling(1 << 24, host_min=2, on_gpu=True)
 POOL_TILES = Tiling(1 << 19)
 
 # passes bound by memory over large activations (batch norm's channels, ReLU's runs of values):
-# tiles of 4 MiB, and two halves down to arrays of 1 MiB. Measured on the U-Net step (2 cores,
-# interleaved in one process, medians of 16-24 paired differences): batch norm took 26-29 ms less
-# in 4 MiB tiles than in whole arrays, 8-30 ms less in 2 MiB, 7-14 ms more or less in 0.5-1 MiB
-# (each tile's handful of calls costs too); ReLU 20-34 ms less in 4 MiB runs. Arrays under 4 MiB
-# (the U-Net's deeper levels) ran whole until batch norm's sums let go of the GIL (``norm.row_dots``);
-# then halves of 0.5 MiB or more took 4.0 ms off the step and 4.1 off the job's (24-30 rounds on
-# the AVX-512 Xeon); halves of 0.25 MiB, no more.
-STREAM_TILES = Tiling(1 << 22, host_min=2, split_bytes=1 << 19)
+# two halves where an array holds 8 MiB or more (the U-Net's two largest levels), one tile below
+# 4 MiB. Measured on the U-Net step (2 cores, interleaved in one process, medians of 16-24 paired
+# differences): batch norm took 26-29 ms less in 4 MiB tiles than in whole arrays, 8-30 ms less
+# in 2 MiB, 7-14 ms more or less in 0.5-1 MiB (each tile's handful of calls costs too); ReLU
+# 20-34 ms less in 4 MiB runs. Alone, on the AVX-512 Xeon, ReLU's forward and backward of 1-2 MiB
+# took 0.2 ms longer in two halves than whole: its two passes are shorter than the hand-out.
+STREAM_TILES = Tiling(1 << 22, host_min=2)
+
+# batch norm's channels: as STREAM_TILES, but in two halves down to arrays of 1 MiB. Its five
+# passes a tile pay for the hand-out once its sums let go of the GIL (``norm.row_dots``): halves
+# of 0.5 MiB or more took 4-6.5 ms off the step (24-30 rounds on the AVX-512 Xeon); 0.25 MiB, no more.
+NORM_TILES = Tiling(1 << 22, host_min=2, split_bytes=1 << 19)
 
 # upsample: a few planes of input and output, so that the transposed copies and the GEMMs'
 # intermediate stay in the L2 cache (CPU time of a x2 bilinear forward + backward of 4x64x64x128

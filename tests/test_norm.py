@@ -168,14 +168,14 @@ def test_gradcheck_without_affine(backend):
 @settings(max_examples=GRAD_EXAMPLES)
 @given(case=channel_cases(), threads=st.sampled_from([1, 3]), with_running=st.booleans())
 def test_batch_norm_in_tiles_of_one_channel_on_several_threads(backend, case, threads, with_running):
-    """Training batch norm runs in tiles of whole channels (``parallel.STREAM_TILES``) on the host
+    """Training batch norm runs in tiles of whole channels (``parallel.NORM_TILES``) on the host
     threads. In tiles of one channel, on one thread and on three: the gradients check, and the
     forward and the running statistics equal the loops'."""
     shape, layout, seed = case
     x = make(shape, seed, layout=layout)
     w, b = affine((shape[1],), seed)
     mean, var = running_stats(shape[1], seed) if with_running else (None, None)
-    with mock.patch.object(parallel, "STREAM_TILES", parallel.STREAM_TILES._replace(bytes=1)), \
+    with mock.patch.object(parallel, "NORM_TILES", parallel.NORM_TILES._replace(bytes=1)), \
             mock.patch.object(parallel, "host_threads", lambda: threads):
         assert len(channel_tiles(x.data.reshape(shape[0], shape[1], -1))) == shape[1]
         assert mt.gradcheck(lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True), (x, w, b))

@@ -142,9 +142,9 @@ def input_grad(h, centred, scale, k1, k0, out=None):
 
 def channel_tiles(x3):
     """Tiles of whole channels of x3 (N, C, L), [(channels,), ...]: a channel's values are one set,
-    so each tile is a whole batch norm of its own (``parallel.STREAM_TILES``)."""
+    so each tile is a whole batch norm of its own (``parallel.NORM_TILES``)."""
     n, channels, size = x3.shape
-    return parallel.tiles(get_array_module(x3), parallel.STREAM_TILES, (channels,), n * size * x3.dtype.itemsize)
+    return parallel.tiles(get_array_module(x3), parallel.NORM_TILES, (channels,), n * size * x3.dtype.itemsize)
 
 
 def column(p):
