@@ -87,8 +87,8 @@ SHIFTED_TILES = Tiling(1 << 24, host_min=2, on_gpu=True)
 POOL_TILES = Tiling(1 << 19)
 
 # passes bound by memory over large activations (batch norm's channels, ReLU's runs of values):
-# two halves where an array holds 8 MiB or more (the U-Net's two largest levels), one tile below
-# 4 MiB. Measured on the U-Net step (2 cores, interleaved in one process, medians of 16-24 paired
+# tiles of at most 4 MiB, at least two from arrays of 4 MiB (the U-Net's two largest levels), one
+# tile below. Measured on the U-Net step (2 cores, interleaved in one process, medians of 16-24 paired
 # differences): batch norm took 26-29 ms less in 4 MiB tiles than in whole arrays, 8-30 ms less
 # in 2 MiB, 7-14 ms more or less in 0.5-1 MiB (each tile's handful of calls costs too); ReLU
 # 20-34 ms less in 4 MiB runs. Alone, on the AVX-512 Xeon, ReLU's forward and backward of 1-2 MiB

@@ -133,8 +133,9 @@ def test_the_tiles_cover_every_item_once_in_order_within_the_budget(counts, item
     assert tiles == sorted(tiles, key=lambda t: tuple(s.start for s in t))
     enough = counts[-1] * item_bytes >= tiling.host_min * (tiling.split_bytes or tiling.bytes // 2)
     assert len(tiles) >= min(tiling.host_min if enough else 1, counts[-1]) * int(numpy.prod(counts[:-1]))
-    if not enough:
-        assert len(tiles) == int(numpy.prod(counts[:-1])) * -(-counts[-1] * item_bytes // tiling.bytes)
+    if not enough:                                                      # runs of the budget's items
+        run = max(1, min(counts[-1], tiling.bytes // item_bytes))
+        assert len(tiles) == int(numpy.prod(counts[:-1])) * -(-counts[-1] // run)
 
 
 def test_on_a_gpu_tiles_are_whole_arrays_unless_they_bound_memory(monkeypatch):

@@ -73,34 +73,40 @@ from ..tensor import Tensor
 
 
 # ---- the shared core ------------------------------------------------------------------------
-# Rows are summed in chunks of this many values (``row_dots``).
-CHUNK = 1024
+# Rows are summed in chunks of this many values (``row_dots``): rows contiguous in memory, which
+# einsum adds up in SIMD lanes, and other rows (a channels-last batch), which it adds one value
+# after another.
+CHUNK, STRIDED_CHUNK = 1024, 64
 
 
 def row_sums(a):
-    """Sums over the last axis, (..., L) -> (...): one pass (``row_dots``)."""
+    """Sums over the last axis of a float array, (..., L) -> (...): one pass (``row_dots``)."""
     return row_dots(a)
 
 
 def row_dots(a, b=None):
     """sum_l a[..., l] b[..., l], (..., L) twice -> (...), one pass; without b, sum_l a[..., l].
 
-    Each row by ``einsum`` in chunks of ``CHUNK`` values, then the chunks' sums added. einsum lets
-    go of the GIL while it runs, so tiles on the host threads sum at the same time; NumPy's
-    products a @ 1 and (1, L) @ (L, 1), as fast on one thread, hold it, and batch norm's two
-    channel tiles took turns (5 ms of the U-Net step on the 2-core Xeon). But one einsum adds a
-    whole row up in a few dozen SIMD lanes, L/64 values each in turn: in float32 a relative error
-    of 1e-6 at L = 32768 and 7e-5 at L = 2^20 for a sum of squares, 10-50x OpenBLAS's. In chunks
-    of 1024 it is 1e-7 at any L tried, as good as OpenBLAS, for the same time.
+    Each row by ``einsum`` in chunks (``CHUNK``), then the chunks' sums added (pairwise, NumPy's
+    way for a contiguous axis). einsum lets go of the GIL while it runs, so tiles on the host
+    threads sum at the same time; NumPy's products a @ 1 and (1, L) @ (L, 1), as fast on one
+    thread, hold it, and batch norm's two channel tiles took turns (5 ms of the U-Net step on the
+    2-core Xeon). But one einsum adds a whole contiguous row up in a few dozen SIMD lanes, L/64
+    values each in turn: in float32 a relative error of 1e-6 at L = 32768 and 7e-5 at L = 2^20
+    for a sum of squares, 10-50x OpenBLAS's. In chunks of 1024 it is 1e-7 at any L tried, as good
+    as OpenBLAS, for the same time. A strided row is added one value after another, so its chunks
+    are shorter (64: 1e-7 again, where 1024 gave 1.6e-6 at L = 1024).
     """
     xp = get_array_module(a)
     operands = (a,) if b is None else (a, b)
     size = a.shape[-1]
-    whole = size - size % CHUNK
+    chunk = CHUNK if all(op.strides[-1] == op.itemsize for op in operands) else STRIDED_CHUNK
+    whole = size - size % chunk
     total = None
-    if whole:                                          # (..., chunks, CHUNK): a view where rows are contiguous
-        chunks = [op[..., :whole].reshape(op.shape[:-1] + (whole // CHUNK, CHUNK)) for op in operands]
-        total = xp.einsum(",".join(["...cl"] * len(chunks)) + "->...c", *chunks).sum(axis=-1)
+    if whole:                                          # (..., chunks, chunk): a view
+        chunks = [op[..., :whole].reshape(op.shape[:-1] + (whole // chunk, chunk)) for op in operands]
+        partial = xp.einsum(",".join(["...cl"] * len(chunks)) + "->...c", *chunks)
+        total = xp.ascontiguousarray(partial).sum(axis=-1)
     if whole < size or not whole:                      # each row's rest (all of it, if shorter)
         rest = xp.einsum(",".join(["...l"] * len(operands)) + "->...", *(op[..., whole:] for op in operands))
         total = rest if total is None else total + rest
