@@ -185,15 +185,42 @@ def map_tiles(xp, work, tiles):
     """``[work(tile) for tile in tiles]``, the tiles handed to the host threads as each one frees up.
 
     Handing out one tile at a time (rather than a fixed share per thread) keeps both cores busy
-    when something else, such as the data loader's thread, slows one of them down. The results
+    when something else, such as the data loader's thread, slows one of them down. Each thread
+    runs one task that takes the next tile until none is left, so the caller waits once per
+    thread, not once per tile: a future per tile woke the caller, which then held the GIL, each
+    time a tile ended (on the 2-core Xeon 1.4-6.9 ms of the U-Net step in three A/Bs, 4.6-4.7 ms of
+    the job's step in two). The results
     come back in tile order, so a sum of them does not depend on which thread computed which
-    tile (the callers split tiles independently of the thread count, for the same reason). A
+    tile (the callers split tiles independently of the thread count, for the same reason). A tile
+    that raises stops the hand-out, and the error reaches the caller once every thread is done. A
     call from inside a tile runs inline: a pool thread waiting on its own pool could deadlock.
     """
-    global _executor, _executor_threads
     threads = min(host_threads(), len(tiles)) if module_name(xp) != "cupy" else 1
     if threads < 2 or threading.current_thread().name.startswith(_POOL_NAME):
         return [work(tile) for tile in tiles]
+    results, order, failed = [None] * len(tiles), iter(range(len(tiles))), []
+
+    def take_tiles():
+        for i in order:                                # next() on a shared iterator: one thread at a time
+            if failed:
+                return
+            try:
+                results[i] = work(tiles[i])
+            except BaseException:
+                failed.append(i)
+                raise
+    pool = _pool(threads)
+    tasks = [pool.submit(take_tiles) for _ in range(threads)]
+    errors = [task.exception() for task in tasks]      # waits for every task
+    error = next((e for e in errors if e is not None), None)
+    if error is not None:
+        raise error
+    return results
+
+
+def _pool(threads):
+    """The executor of at least ``threads`` pinned threads (``_pin``), made or remade as needed."""
+    global _executor, _executor_threads
     with _executor_lock:
         if _executor_threads < threads:
             if _executor is not None:
@@ -201,8 +228,7 @@ def map_tiles(xp, work, tiles):
             _executor = ThreadPoolExecutor(threads, thread_name_prefix=_POOL_NAME, initializer=_pin,
                                            initargs=(itertools.count(), threads))
             _executor_threads = threads
-        executor = _executor
-    return list(executor.map(work, tiles))
+        return _executor
 
 
 def _pin(numbers, threads):

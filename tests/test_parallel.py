@@ -1,6 +1,7 @@
 """parallel: tiles handed to host threads, and BLAS on one thread inside tile_threads() only."""
 import os
 import threading
+import time
 
 import numpy
 import pytest
@@ -108,6 +109,33 @@ def test_an_error_in_a_tile_reaches_the_caller(monkeypatch):
     with pytest.raises(ValueError, match="tile"):
         parallel.map_tiles(numpy, work, [0, 1])
     assert parallel.map_tiles(numpy, lambda tile: tile, [0, 1]) == [0, 1]  # the pool still works
+
+
+def test_an_error_stops_the_hand_out_and_reaches_the_caller_once_every_thread_is_done(monkeypatch):
+    """Tile 0 raises while tile 1 runs on the other thread: no further tile starts, and when the
+    error reaches the caller tile 1 has ended (the arrays a tile writes are the caller's again).
+    Six times, as either thread may take either tile."""
+    monkeypatch.setattr(parallel, "host_threads", lambda: 2)
+    for _ in range(6):
+        started, running, lock, both = [], [0], threading.Lock(), threading.Barrier(2, timeout=10)
+
+        def work(tile):
+            with lock:
+                started.append(tile)
+                running[0] += 1
+            try:
+                if tile < 2:
+                    both.wait()                                           # tiles 0 and 1 run at once
+                if tile == 0:
+                    raise ValueError("tile 0")
+                time.sleep(0.02)
+            finally:
+                with lock:
+                    running[0] -= 1
+        with pytest.raises(ValueError, match="tile 0"):
+            parallel.map_tiles(numpy, work, list(range(40)))
+        assert running[0] == 0
+        assert sorted(started) == [0, 1]
 
 
 # ---- the tile planner ---------------------------------------------------------------------------
