@@ -188,12 +188,12 @@ def map_tiles(xp, work, tiles):
     when something else, such as the data loader's thread, slows one of them down. Each thread
     runs one task that takes the next tile until none is left, so the caller waits once per
     thread, not once per tile: a future per tile woke the caller, which then held the GIL, each
-    time a tile ended (on the 2-core Xeon 1.4-6.9 ms of the U-Net step in three A/Bs, 4.6-4.7 ms of
-    the job's step in two). The results
-    come back in tile order, so a sum of them does not depend on which thread computed which
-    tile (the callers split tiles independently of the thread count, for the same reason). A tile
-    that raises stops the hand-out, and the error reaches the caller once every thread is done. A
-    call from inside a tile runs inline: a pool thread waiting on its own pool could deadlock.
+    time a tile ended (on the 2-core Xeon 1.4-6.9 ms of the U-Net step in three A/Bs, 4.6-4.7 ms
+    of the job's step in two). The results come back in tile order, so a sum of them does not
+    depend on which thread computed which tile (the callers split tiles independently of the
+    thread count, for the same reason). A tile that raises stops the hand-out, and the error
+    reaches the caller once every thread is done. A call from inside a tile runs inline: a pool
+    thread waiting on its own pool could deadlock.
     """
     threads = min(host_threads(), len(tiles)) if module_name(xp) != "cupy" else 1
     if threads < 2 or threading.current_thread().name.startswith(_POOL_NAME):
