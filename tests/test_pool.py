@@ -128,14 +128,17 @@ def test_max_unpool_matches_the_loops(backend, data, seed):
 
 @pytest.mark.parametrize("threads", [1, 3])
 @pytest.mark.parametrize("tile_bytes", [1, 3000], ids=["one-plane-tiles", "partial-last-tile"])
-def test_tiled_forward_agrees_with_the_loops(backend, monkeypatch, tile_bytes, threads):
+@pytest.mark.parametrize("kwargs", [dict(kernel_size=3, stride=2, padding=1, ceil_mode=True), dict(kernel_size=2)],
+                         ids=["overlapping", "disjoint"])
+def test_tiled_forward_agrees_with_the_loops(backend, monkeypatch, tile_bytes, threads, kwargs):
     """The host path goes through the planes in tiles on the host threads, each thread with its own
-    buffers; a 2x5x9x11 input in tiles of one plane and of two (the last tile then holds one), on
-    one thread and on three, gives the loops' values, switches and gradient."""
+    buffers, and so does the backward's scatter (a scatter-add where windows overlap); a 2x5x9x11
+    input in tiles of one plane and of two (the last tile then holds one), on one thread and on
+    three, gives the loops' values, switches and gradient."""
     monkeypatch.setattr(parallel, "POOL_TILES", parallel.POOL_TILES._replace(bytes=tile_bytes))
+    monkeypatch.setattr(parallel, "STREAM_TILES", parallel.STREAM_TILES._replace(bytes=tile_bytes * 4 // 5))
     monkeypatch.setattr(parallel, "host_threads", lambda: threads)
     x = with_ties((2, 5, 9, 11), seed=3)
-    kwargs = dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)
     y, switches = F.max_pool2d(x, **kwargs, return_indices=True)
     expected_y, expected_switches = max_pool2d_loops(host(x), **kwargs)
     numpy.testing.assert_array_equal(host(y), expected_y)
