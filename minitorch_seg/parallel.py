@@ -45,7 +45,6 @@ import contextlib
 import itertools
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 from .backend import module_name
@@ -129,8 +128,6 @@ def tiles(xp, tiling, counts, item_bytes):
 # ---- running them on host threads ---------------------------------------------------------------
 _controller = None       # threadpoolctl's view of the loaded BLAS libraries, built on first use
 _POOL_NAME = "minitorch-seg-tiles"
-_executor, _executor_threads = None, 0
-_executor_lock = threading.Lock()
 _active_threads = 0      # our threads while tile_threads() is in effect, else 0
 
 
@@ -186,49 +183,134 @@ def map_tiles(xp, work, tiles):
 
     Handing out one tile at a time (rather than a fixed share per thread) keeps both cores busy
     when something else, such as the data loader's thread, slows one of them down. Each thread
-    runs one task that takes the next tile until none is left, so the caller waits once per
-    thread, not once per tile: a future per tile woke the caller, which then held the GIL, each
-    time a tile ended (on the 2-core Xeon 1.4-6.9 ms of the U-Net step in three A/Bs, 4.6-4.7 ms
-    of the job's step in two). The results come back in tile order, so a sum of them does not
-    depend on which thread computed which tile (the callers split tiles independently of the
-    thread count, for the same reason). A tile that raises stops the hand-out, and the error
-    reaches the caller once every thread is done. A call from inside a tile runs inline: a pool
-    thread waiting on its own pool could deadlock.
+    takes the next tile until none is left, and the caller waits once for all of them (``_Crew``).
+    The results come back in tile order, so a sum of them does not depend on which thread
+    computed which tile (the callers split tiles independently of the thread count, for the same
+    reason). A tile that raises stops the hand-out, and the error reaches the caller once every
+    thread is done. A call from inside a tile runs inline (a pool thread waiting on its own pool
+    could deadlock), as does a call from another thread while the crew is busy.
     """
     threads = min(host_threads(), len(tiles)) if module_name(xp) != "cupy" else 1
     if threads < 2 or threading.current_thread().name.startswith(_POOL_NAME):
         return [work(tile) for tile in tiles]
-    results, order, failed = [None] * len(tiles), iter(range(len(tiles))), []
+    results, order, errors = [None] * len(tiles), iter(range(len(tiles))), []
 
     def take_tiles():
         for i in order:                                # next() on a shared iterator: one thread at a time
-            if failed:
+            if errors:
                 return
             try:
                 results[i] = work(tiles[i])
-            except BaseException:
-                failed.append(i)
-                raise
-    pool = _pool(threads)
-    tasks = [pool.submit(take_tiles) for _ in range(threads)]
-    errors = [task.exception() for task in tasks]      # waits for every task
+            except BaseException as error:     # noqa: B036 - handed to the caller below
+                errors.append(error)
+                return
+    if not _crew(threads).run(take_tiles, threads, stop=lambda: errors.append(None)):
+        return [work(tile) for tile in tiles]          # the crew is serving another thread's call
     error = next((e for e in errors if e is not None), None)
     if error is not None:
         raise error
     return results
 
 
-def _pool(threads):
-    """The executor of at least ``threads`` pinned threads (``_pin``), made or remade as needed."""
-    global _executor, _executor_threads
-    with _executor_lock:
-        if _executor_threads < threads:
-            if _executor is not None:
-                _executor.shutdown(wait=False)
-            _executor = ThreadPoolExecutor(threads, thread_name_prefix=_POOL_NAME, initializer=_pin,
-                                           initargs=(itertools.count(), threads))
-            _executor_threads = threads
-        return _executor
+class _Crew:
+    """Host threads that run one job together: ``run(job, k)`` starts ``job()`` on k of them and
+    returns once all k have finished.
+
+    Each thread waits on a lock of its own; the caller releases k of them and waits on its own
+    lock, which the last thread to finish releases. It replaced a ``ThreadPoolExecutor``, whose
+    futures, work queue and conditions took the GIL between and around the tiles: on the 2-core
+    Xeon, ``map_tiles`` of two tiles of about 60 microseconds of NumPy each took 225 us through the
+    executor and 155 through the crew (one after the other in the caller: 116), and the U-Net
+    step 8 ms less (``benchmarks/results/2026-12-03-xeon-crew.md``). Two empty tiles still cost
+    about 80 us either way: waking a thread that sleeps on the other core of this VM takes some
+    50 us (on one core, a lock handed between two threads takes 5). One caller at a time: ``run``
+    returns False, having started nothing, while another thread's job is running.
+    """
+
+    def __init__(self, threads):
+        self.size, self._job, self._left, self._closed = threads, None, 0, False
+        self._go = [threading.Lock() for _ in range(threads)]          # held: thread k waits on it
+        self._done, self._count, self._busy = threading.Lock(), threading.Lock(), threading.Lock()
+        for lock in self._go + [self._done]:
+            lock.acquire()
+        numbers = itertools.count()
+        for k in range(threads):
+            threading.Thread(target=self._serve, args=(k, numbers), name=f"{_POOL_NAME}-{k}", daemon=True).start()
+
+    def _serve(self, k, numbers):
+        _pin(numbers, self.size)
+        while True:
+            self._go[k].acquire()
+            if self._closed:
+                return
+            try:
+                self._job()
+            finally:
+                with self._count:
+                    self._left -= 1
+                    last = self._left == 0
+                if last:
+                    self._done.release()
+
+    def run(self, job, threads, stop):
+        """job() on ``threads`` threads at once, then return True; False if busy. ``stop()`` asks a
+        running job to end early: called if the wait is interrupted (a second Ctrl-C), which is
+        raised only once every thread has finished, so no tile still writes the caller's arrays."""
+        if not self._busy.acquire(blocking=False):
+            return False
+        if self._closed:
+            self._busy.release()
+            return False
+        interrupted = None
+        try:
+            self._job, self._left = job, threads
+            for lock in self._go[:threads]:
+                lock.release()
+            while True:
+                try:
+                    self._done.acquire()
+                    break
+                except BaseException as error:         # noqa: B036 - re-raised below
+                    interrupted = interrupted or error
+                    stop()
+        finally:
+            self._job = None
+            self._busy.release()
+        if interrupted is not None:
+            raise interrupted
+        return True
+
+    def close(self):
+        """Let the threads end, once any job running now has finished (a larger crew replaces this one)."""
+        with self._busy:
+            self._closed = True
+            for lock in self._go:
+                lock.release()
+
+
+_crew_now = None
+_crew_lock = threading.Lock()
+
+
+def _crew(threads):
+    """The crew of at least ``threads`` threads, pinned (``_pin``), made or remade as needed."""
+    global _crew_now
+    with _crew_lock:
+        if _crew_now is None or _crew_now.size < threads:
+            if _crew_now is not None:
+                _crew_now.close()
+            _crew_now = _Crew(threads)
+        return _crew_now
+
+
+def _forget_crew():
+    """In a forked child the crew's threads do not exist: the next call makes a new crew."""
+    global _crew_now, _crew_lock
+    _crew_now, _crew_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_crew)
 
 
 def _pin(numbers, threads):

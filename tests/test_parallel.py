@@ -47,8 +47,7 @@ def test_pool_threads_are_pinned_each_to_a_core_of_its_own_when_there_is_one_per
     allowed = os.sched_getaffinity(0)
     threads = len(allowed) + extra
     monkeypatch.setattr(parallel, "host_threads", lambda: threads)
-    monkeypatch.setattr(parallel, "_executor", None)                  # a fresh pool: its threads start now
-    monkeypatch.setattr(parallel, "_executor_threads", 0)
+    monkeypatch.setattr(parallel, "_crew_now", None)                  # a fresh crew: its threads start now
     together = threading.Barrier(threads, timeout=10)                 # every tile running at once, one per thread
 
     def work(tile):
@@ -70,8 +69,7 @@ def test_a_refused_pin_leaves_the_pool_working(monkeypatch):
     monkeypatch.setattr(os, "sched_setaffinity", refuse, raising=False)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
     monkeypatch.setattr(parallel, "host_threads", lambda: 2)
-    monkeypatch.setattr(parallel, "_executor", None)
-    monkeypatch.setattr(parallel, "_executor_threads", 0)
+    monkeypatch.setattr(parallel, "_crew_now", None)
     assert parallel.map_tiles(numpy, lambda tile: tile + 1, [1, 2, 3]) == [2, 3, 4]
 
 
@@ -136,6 +134,110 @@ def test_an_error_stops_the_hand_out_and_reaches_the_caller_once_every_thread_is
             parallel.map_tiles(numpy, work, list(range(40)))
         assert running[0] == 0
         assert sorted(started) == [0, 1]
+
+
+def test_a_call_from_another_thread_while_the_crew_is_busy_runs_inline(monkeypatch):
+    """The crew serves one caller at a time; a second caller (a data loader's thread, say) runs its
+    tiles itself rather than waiting, and both get their results."""
+    monkeypatch.setattr(parallel, "host_threads", lambda: 2)
+    inside, release = threading.Event(), threading.Event()
+
+    def first(tile):
+        inside.set()
+        assert release.wait(10)
+        return threading.current_thread().name
+    outcome = {}
+    caller = threading.Thread(target=lambda: outcome.setdefault("first", parallel.map_tiles(numpy, first, [0, 1])))
+    caller.start()
+    assert inside.wait(10)
+    second = parallel.map_tiles(numpy, lambda tile: threading.current_thread().name, [0, 1])
+    release.set()
+    caller.join(10)
+    assert second == [threading.current_thread().name] * 2
+    assert all(name.startswith("minitorch-seg-tiles") for name in outcome["first"])
+
+
+def test_an_interrupted_wait_stops_the_hand_out_and_raises_once_every_thread_is_done(monkeypatch):
+    """A second Ctrl-C while the caller waits: no further tile starts, the running ones finish, and
+    then the KeyboardInterrupt reaches the caller; the crew serves the next call."""
+    monkeypatch.setattr(parallel, "host_threads", lambda: 2)
+    crew = parallel._crew(2)
+    lock, started, running, both = threading.Lock(), [], [0], threading.Barrier(3, timeout=10)
+
+    class Interrupted:                    # the caller's wait, interrupted once the two first tiles run
+        def __init__(self, done):
+            self.done, self.raised = done, False
+
+        def acquire(self):
+            if not self.raised:
+                self.raised = True
+                both.wait()
+                raise KeyboardInterrupt
+            return self.done.acquire()
+
+        def release(self):
+            self.done.release()
+    monkeypatch.setattr(crew, "_done", Interrupted(crew._done))
+
+    def work(tile):
+        with lock:
+            started.append(tile)
+            running[0] += 1
+        try:
+            if tile < 2:
+                both.wait()
+                time.sleep(0.05)
+        finally:
+            with lock:
+                running[0] -= 1
+    with pytest.raises(KeyboardInterrupt):
+        parallel.map_tiles(numpy, work, list(range(40)))
+    assert running[0] == 0 and sorted(started) == [0, 1]
+    assert parallel.map_tiles(numpy, lambda tile: tile, [0, 1]) == [0, 1]
+
+
+def test_a_call_for_more_threads_makes_a_larger_crew_and_the_old_one_ends(monkeypatch):
+    monkeypatch.setattr(parallel, "_crew_now", None)
+    monkeypatch.setattr(parallel, "host_threads", lambda: 2)
+    before = set(threading.enumerate())
+    assert parallel.map_tiles(numpy, lambda tile: tile, [0, 1]) == [0, 1]
+    old = set(threading.enumerate()) - before                           # the first crew's threads
+    assert len(old) == 2
+    monkeypatch.setattr(parallel, "host_threads", lambda: 3)
+    together = threading.Barrier(3, timeout=10)                       # the three tiles at once
+
+    def work(tile):
+        together.wait()
+        return threading.current_thread().name
+    assert len(set(parallel.map_tiles(numpy, work, [0, 1, 2]))) == 3 and parallel._crew_now.size == 3
+    for thread in old:
+        thread.join(10)
+        assert not thread.is_alive()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this OS")
+def test_a_forked_child_makes_a_crew_of_its_own(monkeypatch):
+    """The crew's threads do not exist in a forked child: its tiled calls start a new crew instead of
+    waiting forever on the parent's."""
+    monkeypatch.setattr(parallel, "host_threads", lambda: 2)
+    parallel.map_tiles(numpy, lambda tile: tile, [0, 1])                  # the parent's crew exists
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:                                                           # the child
+        try:
+            names = parallel.map_tiles(numpy, lambda tile: threading.current_thread().name, [0, 1])
+            os.write(write, b"ok" if all(n.startswith("minitorch-seg-tiles") for n in names) else b"no")
+        finally:
+            os._exit(0)
+    os.close(write)
+    deadline = time.monotonic() + 20
+    while os.waitpid(pid, os.WNOHANG) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child's tiles never ran")
+        time.sleep(0.01)
+    assert os.read(read, 2) == b"ok"
 
 
 # ---- the tile planner ---------------------------------------------------------------------------
