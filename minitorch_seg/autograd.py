@@ -104,7 +104,8 @@ class Context:
     (``ctx.stride = 2``) may be set too. ``needs_input_grad[i]`` says whether input ``i`` wants a
     gradient, so backward can skip the work for the others. ``saved_tensors`` is torch's name for
     ``saved_arrays``; unlike PyTorch they are arrays, as everything a Function's forward and
-    backward see is.
+    backward see is. ``last_use`` is True in a backward after which the engine drops them (no
+    ``retain_graph``): a backward may then write its result into an array that only it saved.
 
     >>> class Square(Function):
     ...     @staticmethod
@@ -130,6 +131,7 @@ class Context:
         self.outputs = ()        # per output: (shape, dtype, differentiable)
         self.retained = None     # output index -> weakref of a tensor that called retain_grad()
         self.freed = False
+        self.last_use = False    # True in a backward after which the saved arrays are dropped
 
     def save_for_backward(self, *arrays):
         self.saved_arrays = arrays
@@ -275,6 +277,7 @@ def run_backward(root, gradient, retain_graph=False):
         grads = pending.pop(id(node), None)
         if grads is None:          # no gradient reached it (only non-differentiable paths lead there)
             continue
+        node.last_use = not retain_graph
         for edge, grad in zip(node.edges, _call_backward(node, grads)):
             if edge is None or grad is None:
                 continue

@@ -189,6 +189,31 @@ def test_batch_norm_in_tiles_of_one_channel_on_several_threads(backend, case, th
         numpy.testing.assert_allclose(host(var), expected_var, rtol=1e-10, atol=1e-12)
 
 
+def layer_norm_over_channels_and_width(x, w, b):                   # x (N, C=4, H, W=2) -> normalised over (W, C)
+    return F.layer_norm(x.permute(0, 2, 3, 1), (2, 4), w.reshape(1, 4).expand(2, 4), b.reshape(1, 4).expand(2, 4))
+
+
+@pytest.mark.parametrize("norm", [lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True),
+                                  lambda x, w, b: F.group_norm(x, 2, w, b), layer_norm_over_channels_and_width],
+                         ids=["batch_norm", "group_norm", "layer_norm"])
+def test_a_retained_graph_keeps_what_the_norms_saved(backend, norm):
+    """The last backward through a norm writes dL/dx into the memory of the x - mu it saved; with
+    ``retain_graph=True`` that is not the last, and each backward gives the same gradients, the
+    last one too."""
+    x = make((3, 4, 5, 2), 7, layout=(0, 2, 3, 1))
+    w, b = affine((4,), 7)
+    y = norm(x, w, b)
+    u = make(y.shape, 8, requires_grad=False)
+    grads = []
+    for retain in (True, True, False):
+        x.grad = w.grad = b.grad = None
+        (y * u).sum().backward(retain_graph=retain)
+        grads.append([host(t.grad).copy() for t in (x, w, b)])
+    for later in grads[1:]:
+        for first, again in zip(grads[0], later):
+            numpy.testing.assert_array_equal(first, again)
+
+
 # ---- forward against the plain-loop references ------------------------------------------------
 @settings(max_examples=REFERENCE_EXAMPLES)
 @given(case=channel_cases(), training=st.booleans(), use_affine=st.booleans())

@@ -70,7 +70,8 @@ class GroupNorm(Function):
             k0 = (gamma * sum_g).reshape(n, groups, per_group).sum(axis=2) / m                       # (N, G)
             k1 = (gamma * sum_gc).reshape(n, groups, per_group).sum(axis=2) * (inv_std * inv_std) / m
             h = g3 if weight is None else g3 * weight[:, None]                 # (N, C, L) g_hat
-            dx = input_grad(h.reshape(centred.shape), centred, inv_std[..., None], k1[..., None], k0[..., None])
+            dx = input_grad(h.reshape(centred.shape), centred, inv_std[..., None], k1[..., None], k0[..., None],
+                            out=centred if ctx.last_use else None)     # xc's memory, when nothing needs xc after
             grad_x = dx.reshape(ctx.shape)                                      # (N, G, K) -> (N, C, *)
         if need_w:
             grad_w = (sum_gc * xp.repeat(inv_std, per_group, axis=1)).sum(axis=0)
@@ -117,13 +118,14 @@ class LayerNorm(Function):
         size = centred.shape[1]
         g2 = g.reshape(-1, size)                                                # (R, D)
         grad_x = grad_w = grad_b = None
+        if need_w:                                                              # first: dL/dx may take xc's memory
+            grad_w = (inv_std @ (g2 * centred)).reshape(ctx.param_shape)
         if need_x:
             h = g2 if gamma is None else g2 * gamma                             # (R, D) g_hat
             k0 = row_sums(h) / size
             k1 = row_dots(h, centred) * (inv_std * inv_std) / size
-            grad_x = input_grad(h, centred, inv_std[:, None], k1[:, None], k0[:, None]).reshape(ctx.shape)
-        if need_w:
-            grad_w = (inv_std @ (g2 * centred)).reshape(ctx.param_shape)
+            grad_x = input_grad(h, centred, inv_std[:, None], k1[:, None], k0[:, None],
+                                out=centred if ctx.last_use else None).reshape(ctx.shape)   # as in GroupNorm
         if need_b:
             grad_b = g2.sum(axis=0).reshape(ctx.param_shape)
         return grad_x, grad_w, grad_b
