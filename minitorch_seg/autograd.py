@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import sys
 import threading
 import time
 import weakref
@@ -106,6 +107,8 @@ class Context:
     ``saved_arrays``; unlike PyTorch they are arrays, as everything a Function's forward and
     backward see is. ``last_use`` is True in a backward after which the engine drops them (no
     ``retain_graph``): a backward may then write its result into an array that only it saved.
+    ``free_grads[i]`` is True where the gradient of output i is an array nothing else refers to
+    (``_is_free``): a backward may write its result into that one too.
 
     >>> class Square(Function):
     ...     @staticmethod
@@ -132,6 +135,7 @@ class Context:
         self.retained = None     # output index -> weakref of a tensor that called retain_grad()
         self.freed = False
         self.last_use = False    # True in a backward after which the saved arrays are dropped
+        self.free_grads = ()     # per output: whether backward may write into its gradient
 
     def save_for_backward(self, *arrays):
         self.saved_arrays = arrays
@@ -278,7 +282,8 @@ def run_backward(root, gradient, retain_graph=False):
         if grads is None:          # no gradient reached it (only non-differentiable paths lead there)
             continue
         node.last_use = not retain_graph
-        for edge, grad in zip(node.edges, _call_backward(node, grads)):
+        input_grads = _call_backward(node, grads)
+        for edge, grad in zip(node.edges, input_grads):
             if edge is None or grad is None:
                 continue
             target, index, _ = edge
@@ -286,6 +291,7 @@ def run_backward(root, gradient, retain_graph=False):
                 _accumulate(pending.setdefault(id(target), [None] * len(target.outputs)), index, grad)
             else:
                 target._accumulate_grad(grad)
+        grads = input_grads = grad = None   # hold no gradient passed on: it may be a free one (``_is_free``)
         if not retain_graph:
             _free(node)
 
@@ -312,6 +318,7 @@ def _call_backward(node, grads):
             kept = node.retained[index]()
             if kept is not None:
                 kept._accumulate_grad(grads[index])
+    node.free_grads = tuple(_is_free(grads, index) for index in range(len(grads)))
     if _profile is None:
         input_grads = node.function.backward(node, *grads)
     else:
@@ -329,6 +336,33 @@ def _call_backward(node, grads):
             raise backend.BackendError(f"{node.name}.backward returned a {type(grad).__name__} for gradients on "
                                        f"{xp.__name__}; it made a host array on the device path.")
     return input_grads
+
+
+def _is_free(grads, index):
+    """Whether ``grads[index]`` is a host array that nothing else refers to, nor to the memory under it:
+    not the caller's gradient, not one handed to two inputs, not a view of an array someone else
+    holds (a reshaped result is a view of the array it was made in, which only it refers to). A
+    backward may then write its result into it (``Context.free_grads``). The reference counts
+    are compared with those of a fresh array counted the same way (``_ALONE``), so a Python that
+    counts its own references differently finds fewer free arrays, never more."""
+    return _references(grads, index) in _ALONE
+
+
+def _references(grads, index):
+    """(sys.getrefcount of ``grads[index]``, of the array it is a view of or 0 if it owns its memory),
+    or None where it is no writable host array, or a view of anything but one that owns its memory."""
+    g = grads[index]
+    if not isinstance(g, numpy.ndarray) or not g.flags.writeable:
+        return None
+    if g.base is None:
+        return sys.getrefcount(g), 0
+    if type(g.base) is not numpy.ndarray or g.base.base is not None:
+        return None
+    return sys.getrefcount(g), sys.getrefcount(g.base)
+
+
+# an array only a list refers to, and such a view of an array only it refers to
+_ALONE = (_references([numpy.empty(1)], 0), _references([numpy.empty(2)[1:]], 0))
 
 
 def _free(node):

@@ -2,6 +2,8 @@
 
 Hand-computed gradients throughout: each test says which derivative it expects and why.
 """
+import weakref
+
 import numpy
 import pytest
 
@@ -103,6 +105,110 @@ def test_graph_frees_saved_arrays_and_attributes_after_backward():
     assert s.grad_fn.freed and not hasattr(s.grad_fn, "shapes")
     numpy.testing.assert_allclose(x.grad.numpy(), [3.0, 4.0])
     numpy.testing.assert_allclose(w.grad.numpy(), [1.0, 2.0])
+
+
+# ---- free gradients: arrays a backward may write its result into ----------------------------------
+class Probe(Function):
+    """Identity that records whether the engine called its incoming gradient free (and, if ``keep``, the gradient)."""
+    seen, got, keep = [], [], False
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.copy()
+
+    @staticmethod
+    def backward(ctx, g):
+        Probe.seen.append(ctx.free_grads[0])
+        if Probe.keep:                                # a reference: the gradient is no longer free
+            Probe.got.append(g)
+        return g
+
+
+class Fresh(Function):
+    """Identity whose backward returns a gradient of its own: a new array, or a reshaped view of one."""
+    sent = None
+
+    @staticmethod
+    def forward(ctx, x, view):
+        ctx.view = view
+        return x.copy()
+
+    @staticmethod
+    def backward(ctx, g):
+        h = g * 1.0
+        Fresh.sent = weakref.ref(h)                                          # not a reference: h stays free
+        return h.reshape(-1).reshape(h.shape) if ctx.view else h
+
+
+class Both(Function):
+    """x + y, whose backward hands one array to both inputs, or two halves of one array."""
+
+    @staticmethod
+    def forward(ctx, x, y, halves):
+        ctx.halves = halves
+        return numpy.concatenate([x, y]) if halves else x + y
+
+    @staticmethod
+    def backward(ctx, g):
+        h = g * 1.0
+        return (h[:len(h) // 2], h[len(h) // 2:]) if ctx.halves else (h, h)
+
+
+class Saved(Function):
+    """Identity whose backward returns an array it saved."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x * 1.0)
+        return x.copy()
+
+    @staticmethod
+    def backward(ctx, g):
+        return ctx.saved_arrays[0]
+
+
+@pytest.mark.parametrize("view", [False, True], ids=["new array", "view of a new array"])
+def test_a_gradient_nothing_else_holds_is_free_and_one_the_caller_holds_is_not(view):
+    Probe.seen = []
+    x = leaf([1.0, 2.0])
+    Fresh.apply(Probe.apply(x), view=view).backward(numpy.ones(2))   # Probe gets Fresh's gradient
+    Probe.apply(x).backward(numpy.ones(2))                             # Probe gets the caller's
+    assert Probe.seen == [True, False]
+
+
+@pytest.mark.parametrize("halves", [False, True], ids=["one array", "halves of one array"])
+def test_a_gradient_handed_to_two_inputs_is_free_only_for_the_last_to_take_it(halves):
+    """Both inputs get one array (or views of one): while the other still holds it, it is not
+    free; once the first has run, the array (its owner) is the last one's alone."""
+    Probe.seen = []
+    x = leaf([1.0, 2.0])
+    Both.apply(Probe.apply(x), Probe.apply(x), halves=halves).backward(numpy.ones(4 if halves else 2))
+    assert Probe.seen == [False, True]
+
+
+@pytest.mark.parametrize("retain", [True, False])
+def test_a_saved_array_handed_back_is_free_only_once_the_graph_lets_it_go(retain):
+    Probe.seen = []
+    Saved.apply(Probe.apply(leaf([1.0, 2.0]))).backward(numpy.ones(2), retain_graph=retain)
+    assert Probe.seen == [not retain]
+
+
+def test_relu_writes_its_gradient_into_a_free_one_only():
+    """Two ReLUs handed one array (x + y's backward): neither may write into it; the caller's
+    gradient stays as it was; a fresh one is taken over."""
+    x, y = leaf([-1.0, 2.0, 3.0]), leaf([4.0, -5.0, 6.0])
+    upstream = numpy.array([1.0, 2.0, 3.0])
+    (mt.relu(x) + mt.relu(y)).backward(upstream)
+    numpy.testing.assert_array_equal(x.grad.numpy(), [0.0, 2.0, 3.0])
+    numpy.testing.assert_array_equal(y.grad.numpy(), [1.0, 0.0, 3.0])
+    numpy.testing.assert_array_equal(upstream, [1.0, 2.0, 3.0])
+    mt.relu(Fresh.apply(x, view=False)).backward(upstream)
+    numpy.testing.assert_array_equal(x.grad.numpy(), [0.0, 4.0, 6.0])
+    numpy.testing.assert_array_equal(upstream, [1.0, 2.0, 3.0])
+    Probe.seen, Probe.got, Probe.keep = [], [], True
+    Fresh.apply(mt.relu(Probe.apply(x)), view=False).backward(upstream)   # Probe gets ReLU's gradient
+    Probe.keep = False
+    assert Probe.seen == [True] and numpy.shares_memory(Probe.got[0], Fresh.sent())
 
 
 def test_non_scalar_backward_needs_a_gradient():
