@@ -297,7 +297,13 @@ def run_backward(root, gradient, retain_graph=False):
 
 
 def _accumulate(slot, index, grad):
-    slot[index] = grad if slot[index] is None else slot[index] + grad
+    """slot[index] += grad, where several paths meet: in slot[index]'s own memory where it is free."""
+    if slot[index] is None:
+        slot[index] = grad
+    elif _is_free(slot, index) and slot[index].shape == grad.shape and slot[index].dtype == grad.dtype:
+        slot[index] += grad
+    else:
+        slot[index] = slot[index] + grad
 
 
 def _call_backward(node, grads):

@@ -193,6 +193,16 @@ def test_a_saved_array_handed_back_is_free_only_once_the_graph_lets_it_go(retain
     assert Probe.seen == [not retain]
 
 
+def test_paths_that_meet_add_into_the_first_gradient_where_it_is_free():
+    slot, grad = [numpy.ones(3)], numpy.full(3, 2.0)
+    first = weakref.ref(slot[0])
+    autograd._accumulate(slot, 0, grad)
+    assert slot[0] is first() and slot[0].tolist() == [3.0, 3.0, 3.0]       # in place
+    held = slot[0]                                                           # someone else holds it now
+    autograd._accumulate(slot, 0, grad)
+    assert slot[0] is not held and held.tolist() == [3.0, 3.0, 3.0] and slot[0].tolist() == [5.0, 5.0, 5.0]
+
+
 def test_relu_writes_its_gradient_into_a_free_one_only():
     """Two ReLUs handed one array (x + y's backward): neither may write into it; the caller's
     gradient stays as it was; a fresh one is taken over."""

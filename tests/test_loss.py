@@ -104,6 +104,21 @@ def test_gradcheck(backend, case):
     assert mt.gradcheck(lambda logits: F.cross_entropy(logits, t, weight=w, reduction=reduction), (x,))
 
 
+def test_a_retained_graph_keeps_what_the_loss_saved(backend):
+    """The last backward writes the gradient into the memory of the softmax terms it saved; with
+    ``retain_graph=True`` that is not the last, and each backward gives the same gradient."""
+    x, t, w, _ = build(((2, 3, 2, 3), None, numpy.array([[[0, 1, IGNORE], [2, 2, 0]], [[1, 0, 2], [IGNORE, 1, 1]]]),
+                        True, "mean", 5))
+    loss = F.cross_entropy(x, t, weight=w)
+    grads = []
+    for retain in (True, True, False):
+        x.grad = None
+        loss.backward(retain_graph=retain)
+        grads.append(host(x.grad).copy())
+    numpy.testing.assert_array_equal(grads[0], grads[1])
+    numpy.testing.assert_array_equal(grads[0], grads[2])
+
+
 @settings(max_examples=GRAD_EXAMPLES)
 @given(case=ce_case())
 def test_forward_matches_numpy(backend, case):

@@ -69,7 +69,7 @@ class CrossEntropy(Function):
             coefficient = coefficient / ctx.denominator
         xp = get_array_module(exps)
         factor = (coefficient.reshape(sums.shape) / sums)[:, None]       # (N, 1, P)
-        grad = xp.empty_like(exps)                                      # softmax * coefficient, (N, C, P)
+        grad = exps if ctx.last_use else xp.empty_like(exps)           # softmax * coefficient, (N, C, P)
 
         def scale(tile):
             n, p = tile
