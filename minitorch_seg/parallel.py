@@ -80,10 +80,13 @@ CONV_TILES = Tiling(1 << 22, host_min=2, on_gpu=True)
 # 48.0 ms in 2 MiB tiles, 38.9 in 4, 36.7 in 8, 34.3 in 16, 35.6 in 32.
 SHIFTED_TILES = Tiling(1 << 24, host_min=2, on_gpu=True)
 
-# pool: a few input planes, small enough that a tile and its temporaries stay in the L2 cache
-# across the kh*kw passes (CPU time of a 2x2 pool of 4x64x128x256 float32 with switches: 15 ms in
-# tiles, 30 ms in whole-array passes).
-POOL_TILES = Tiling(1 << 19)
+# max pool: a few input planes, so that the kh*kw passes over a tile hit the cache (CPU time of a
+# 2x2 pool of 4x64x128x256 float32 with switches: 15 ms in tiles of 0.5 MiB, 30 ms in whole-array
+# passes); two or more only from arrays of 4 MiB. A tile makes some 26 short NumPy calls, and two
+# threads making short calls wait on each other for the GIL: on the 2-core Xeon the U-Net's three
+# pools forward took 7.3 ms in 0.5 MiB tiles on two threads, 5.3 on one, and 5.2 in 2 MiB tiles (one
+# tile below 4 MiB), which took 6.1 ms off the step (``bench_ab.py``, 30 rounds).
+POOL_TILES = Tiling(1 << 21, host_min=2, split_bytes=1 << 21)
 
 # passes bound by memory over large activations (batch norm's channels, ReLU's runs of values):
 # tiles of at most 4 MiB, at least two from arrays of 4 MiB (the U-Net's two largest levels), one

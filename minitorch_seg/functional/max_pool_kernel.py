@@ -36,8 +36,12 @@ def window_maxima(x, windows, with_switches):
     """(y, switches): the maximum of every window of x (N, C, H, W) and, if ``with_switches``, its
     index h*W + w in the input plane (int64), else None; both (N, C, Ho, Wo)."""
     xp = get_array_module(x)
-    y = xp.empty(x.shape[:2] + windows.out_hw, dtype=x.dtype)              # (N, C, Ho, Wo)
-    switches = xp.empty(y.shape, dtype=xp.int64) if with_switches else None
+    shape = x.shape[:2] + windows.out_hw
+    y = xp.empty(shape, dtype=x.dtype)                                      # (N, C, Ho, Wo)
+    switches = xp.empty(shape, dtype=xp.int64) if with_switches else None
+    if x.flags.c_contiguous:        # the planes of every sample in one run: a tile may span samples
+        x, y = x.reshape((1, -1) + x.shape[2:]), y.reshape((1, -1) + windows.out_hw)
+        switches = None if switches is None else switches.reshape(y.shape)
     tiles = _plane_tiles(x, windows)
     scratches = threading.local()        # each host thread its own buffers, made at its first tile
 
@@ -48,11 +52,12 @@ def window_maxima(x, windows, with_switches):
         if with_switches:
             _switches_from_taps(arg, scratches.buffers, out=switches[tile])
     parallel.map_tiles(xp, pool_tile, tiles)
-    return y, switches
+    return y.reshape(shape), None if switches is None else switches.reshape(shape)
 
 
 def _plane_tiles(x, windows):
-    """Index tuples (n_slice, c_slice) covering the N*C planes of x, a few padded planes each."""
+    """Index tuples (n_slice, c_slice) covering the N*C planes of x, a few padded planes each (x is
+    (1, N*C, H, W) where its planes lie end to end: then a tile may hold planes of two samples)."""
     n, c = x.shape[:2]
     plane_bytes = math.prod(windows.padded_hw()) * x.dtype.itemsize
     return parallel.tiles(get_array_module(x), parallel.POOL_TILES, (n, c), plane_bytes)
