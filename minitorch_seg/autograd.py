@@ -316,6 +316,9 @@ def _call_backward(node, grads):
     if node.freed:
         raise RuntimeError(f"Trying to backward through {node.name} a second time, after its saved arrays "
                            "were freed; pass retain_graph=True to the first backward() to keep them.")
+    # A backward that may write into what it saved leaves the node freed even if it stops half way
+    # (an error, Ctrl-C): a second try raises above instead of reading half-overwritten arrays.
+    node.freed = node.last_use
     xp = backend.get_array_module(*[g for g in grads if g is not None])
     for index, (shape, dtype, differentiable) in enumerate(node.outputs):
         if grads[index] is None and differentiable:

@@ -45,6 +45,7 @@ import contextlib
 import itertools
 import os
 import threading
+import time
 from typing import NamedTuple
 
 from .backend import module_name
@@ -232,13 +233,21 @@ class _Crew:
 
     def __init__(self, threads):
         self.size, self._job, self._left, self._closed = threads, None, 0, False
+        self._active = [False] * threads                               # thread k is inside a job
         self._go = [threading.Lock() for _ in range(threads)]          # held: thread k waits on it
         self._done, self._count, self._busy = threading.Lock(), threading.Lock(), threading.Lock()
         for lock in self._go + [self._done]:
             lock.acquire()
         numbers = itertools.count()
-        for k in range(threads):
-            threading.Thread(target=self._serve, args=(k, numbers), name=f"{_POOL_NAME}-{k}", daemon=True).start()
+        try:
+            for k in range(threads):
+                threading.Thread(target=self._serve, args=(k, numbers), name=f"{_POOL_NAME}-{k}",
+                                 daemon=True).start()
+        except BaseException:                          # interrupted: the threads started so far end
+            self._closed = True
+            for lock in self._go:
+                lock.release()
+            raise
 
     def _serve(self, k, numbers):
         _pin(numbers, self.size)
@@ -246,9 +255,11 @@ class _Crew:
             self._go[k].acquire()
             if self._closed:
                 return
+            self._active[k] = True
             try:
                 self._job()
             finally:
+                self._active[k] = False
                 with self._count:
                     self._left -= 1
                     last = self._left == 0
@@ -256,32 +267,38 @@ class _Crew:
                     self._done.release()
 
     def run(self, job, threads, stop):
-        """job() on ``threads`` threads at once, then return True; False if busy. ``stop()`` asks a
-        running job to end early: called if the wait is interrupted (a second Ctrl-C), which is
-        raised only once every thread has finished, so no tile still writes the caller's arrays."""
+        """job() on ``threads`` threads at once, then return True; False if busy or retired.
+
+        An interrupt (a second Ctrl-C) anywhere in here retires the crew (``_retire``): ``stop()``
+        asks the job to take no further tile, the call waits for the tiles running to end, so that
+        none still writes the caller's arrays, and raises; the next call makes a new crew.
+        """
         if not self._busy.acquire(blocking=False):
             return False
-        if self._closed:
-            self._busy.release()
-            return False
-        interrupted = None
         try:
+            if self._closed:
+                return False
             self._job, self._left = job, threads
             for lock in self._go[:threads]:
                 lock.release()
-            while True:
-                try:
-                    self._done.acquire()
-                    break
-                except BaseException as error:         # noqa: B036 - re-raised below
-                    interrupted = interrupted or error
-                    stop()
+            self._done.acquire()
+            return True
+        except BaseException:
+            self._retire(stop)
+            raise
         finally:
-            self._job = None
             self._busy.release()
-        if interrupted is not None:
-            raise interrupted
-        return True
+
+    def _retire(self, stop):
+        """After an interrupt, wherever it struck: no new crew call reaches this one, no further tile
+        starts, the running ones end, and every thread exits (``_crew`` makes a new crew)."""
+        stop()
+        self._closed = True
+        while any(self._active):                       # a tile running now ends; the job takes no more
+            time.sleep(0.0005)
+        for lock in self._go:                          # threads waiting for a job wake, see _closed, exit
+            if lock.locked():
+                lock.release()
 
     def close(self):
         """Let the threads end, once any job running now has finished (a larger crew replaces this one)."""
@@ -299,8 +316,8 @@ def _crew(threads):
     """The crew of at least ``threads`` threads, pinned (``_pin``), made or remade as needed."""
     global _crew_now
     with _crew_lock:
-        if _crew_now is None or _crew_now.size < threads:
-            if _crew_now is not None:
+        if _crew_now is None or _crew_now.size < threads or _crew_now._closed:
+            if _crew_now is not None and not _crew_now._closed:
                 _crew_now.close()
             _crew_now = _Crew(threads)
         return _crew_now

@@ -203,6 +203,31 @@ def test_paths_that_meet_add_into_the_first_gradient_where_it_is_free():
     assert slot[0] is not held and held.tolist() == [3.0, 3.0, 3.0] and slot[0].tolist() == [5.0, 5.0, 5.0]
 
 
+class Breaks(Function):
+    """Identity that saves an array and, in backward, writes into it, then fails half way."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x * 1.0)
+        return x.copy()
+
+    @staticmethod
+    def backward(ctx, g):
+        (saved,) = ctx.saved_arrays
+        saved *= 2
+        raise ValueError("stopped half way")
+
+
+def test_a_backward_that_stops_half_way_cannot_be_run_again_on_what_it_overwrote():
+    """With no retain_graph a backward may write into what it saved; if it stops half way (an
+    error, Ctrl-C), a second backward() raises instead of reading those arrays."""
+    y = Breaks.apply(leaf([1.0, 2.0]))
+    with pytest.raises(ValueError, match="half way"):
+        y.backward(numpy.ones(2))
+    with pytest.raises(RuntimeError, match="second time"):
+        y.backward(numpy.ones(2))
+
+
 def test_relu_writes_its_gradient_into_a_free_one_only():
     """Two ReLUs handed one array (x + y's backward): neither may write into it; the caller's
     gradient stays as it was; a fresh one is taken over."""

@@ -214,6 +214,20 @@ def test_a_retained_graph_keeps_what_the_norms_saved(backend, norm):
             numpy.testing.assert_array_equal(first, again)
 
 
+@pytest.mark.parametrize("norm", [lambda x: F.batch_norm(x, None, None, training=True), lambda x: F.group_norm(x, 2),
+                                  lambda x: F.layer_norm(x, (5, 2))], ids=["batch_norm", "group_norm", "layer_norm"])
+def test_the_gradients_dtype_does_not_depend_on_retain_graph(backend, norm):
+    """A float64 gradient through a float32 norm: dL/dx has the same dtype whether or not the graph
+    is kept (dL/dx goes into the saved x - mu only where it has that array's dtype)."""
+    dtypes = []
+    for retain in (True, False):
+        x = make((3, 4, 5, 2), 7, dtype="float32")
+        y = norm(x)
+        y.backward(shim.get_array_module(y.data).ones(y.shape, dtype="float64"), retain_graph=retain)
+        dtypes.append(x.grad.dtype)
+    assert dtypes[0] == dtypes[1]
+
+
 # ---- forward against the plain-loop references ------------------------------------------------
 @settings(max_examples=REFERENCE_EXAMPLES)
 @given(case=channel_cases(), training=st.booleans(), use_affine=st.booleans())

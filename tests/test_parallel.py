@@ -157,43 +157,85 @@ def test_a_call_from_another_thread_while_the_crew_is_busy_runs_inline(monkeypat
     assert all(name.startswith("minitorch-seg-tiles") for name in outcome["first"])
 
 
-def test_an_interrupted_wait_stops_the_hand_out_and_raises_once_every_thread_is_done(monkeypatch):
-    """A second Ctrl-C while the caller waits: no further tile starts, the running ones finish, and
-    then the KeyboardInterrupt reaches the caller; the crew serves the next call."""
+class Interrupting:
+    """A lock that raises KeyboardInterrupt once, as a second Ctrl-C would: before a ``release``, or
+    before or after an ``acquire`` (``when``), after ``wait()`` on a barrier if one is given."""
+
+    def __init__(self, lock, when, barrier=None):
+        self.lock, self.when, self.barrier, self.raised = lock, when, barrier, False
+
+    def _interrupt(self, moment):
+        if moment == self.when and not self.raised:
+            self.raised = True
+            if self.barrier is not None:
+                self.barrier.wait()
+            raise KeyboardInterrupt
+
+    def acquire(self):
+        self._interrupt("before acquire")
+        result = self.lock.acquire()
+        self._interrupt("after acquire")
+        return result
+
+    def release(self):
+        self._interrupt("before release")
+        self.lock.release()
+
+    def locked(self):
+        return self.lock.locked()
+
+
+def crew_threads():
+    return {t for t in threading.enumerate() if t.name.startswith("minitorch-seg-tiles")}
+
+
+@pytest.mark.parametrize("where", ["while waiting", "once done", "between releases"])
+def test_an_interrupt_stops_the_hand_out_and_raises_once_no_tile_runs_then_a_new_crew_serves(monkeypatch, where):
+    """A second Ctrl-C in the crew's call, wherever it strikes (while the caller waits, just after
+    the last thread let it go, or while it lets the threads go): no further tile starts, the
+    KeyboardInterrupt reaches the caller only when no tile runs, the crew's threads exit, and the
+    next call gets a new crew."""
     monkeypatch.setattr(parallel, "host_threads", lambda: 2)
+    monkeypatch.setattr(parallel, "_crew_now", None)
+    before = crew_threads()
     crew = parallel._crew(2)
-    lock, started, running, both = threading.Lock(), [], [0], threading.Barrier(3, timeout=10)
-
-    class Interrupted:                    # the caller's wait, interrupted once the two first tiles run
-        def __init__(self, done):
-            self.done, self.raised = done, False
-
-        def acquire(self):
-            if not self.raised:
-                self.raised = True
-                both.wait()
-                raise KeyboardInterrupt
-            return self.done.acquire()
-
-        def release(self):
-            self.done.release()
-    monkeypatch.setattr(crew, "_done", Interrupted(crew._done))
+    mine = crew_threads() - before
+    lock, started, running = threading.Lock(), [], [0]
+    both = threading.Barrier(3, timeout=10) if where == "while waiting" else None
+    if where == "between releases":
+        crew._go[1] = Interrupting(crew._go[1], "before release")
+    else:
+        crew._done = Interrupting(crew._done, "before acquire" if both else "after acquire", both)
 
     def work(tile):
         with lock:
             started.append(tile)
             running[0] += 1
         try:
-            if tile < 2:
-                both.wait()
+            if both is not None and tile < 2:
+                both.wait()                                           # tiles 0 and 1 run at once
                 time.sleep(0.05)
         finally:
             with lock:
                 running[0] -= 1
-    with pytest.raises(KeyboardInterrupt):
-        parallel.map_tiles(numpy, work, list(range(40)))
-    assert running[0] == 0 and sorted(started) == [0, 1]
+    outcome = []
+
+    def call():                                 # in a thread of its own, so that a hang fails the test
+        try:
+            parallel.map_tiles(numpy, work, list(range(40 if both else 2)))
+        except KeyboardInterrupt:
+            outcome.append(running[0])
+    caller = threading.Thread(target=call, daemon=True)
+    caller.start()
+    caller.join(20)
+    assert not caller.is_alive() and outcome == [0]               # raised, and no tile was running then
+    if both is not None:
+        assert sorted(started) == [0, 1]
+    for thread in mine:
+        thread.join(10)
+        assert not thread.is_alive()
     assert parallel.map_tiles(numpy, lambda tile: tile, [0, 1]) == [0, 1]
+    assert parallel._crew_now is not crew
 
 
 def test_a_call_for_more_threads_makes_a_larger_crew_and_the_old_one_ends(monkeypatch):

@@ -126,6 +126,14 @@ def test_max_unpool_matches_the_loops(backend, data, seed):
     numpy.testing.assert_array_equal(host(z), expected)
 
 
+def test_an_empty_batch_pools_unpools_and_has_an_empty_gradient(backend):
+    x = make((0, 3, 4, 4), seed=0)
+    y, switches = F.max_pool2d(x, 2, return_indices=True)
+    y.sum().backward()
+    assert y.shape == switches.shape == (0, 3, 2, 2) and x.grad.shape == (0, 3, 4, 4)
+    assert F.max_unpool2d(y.detach(), switches, 2).shape == (0, 3, 4, 4)
+
+
 @pytest.mark.parametrize("threads", [1, 3])
 @pytest.mark.parametrize("tile_bytes", [1, 3000], ids=["one-plane-tiles", "partial-last-tile"])
 @pytest.mark.parametrize("kwargs", [dict(kernel_size=3, stride=2, padding=1, ceil_mode=True), dict(kernel_size=2)],

@@ -83,7 +83,7 @@ def _scatter_to_switches(values, switches, out_shape, accumulate):
     xp = get_array_module(values)
     planes, plane_size = out_shape[0] * out_shape[1], out_shape[2] * out_shape[3]
     out = xp.empty((planes, plane_size), dtype=values.dtype)                     # (N*C, H*W)
-    values, switches = values.reshape(planes, -1), switches.reshape(planes, -1)
+    values, switches = (a.reshape(planes, a.shape[2] * a.shape[3]) for a in (values, switches))
 
     def scatter(tile):                                    # a run of whole planes
         (run,) = tile

@@ -71,11 +71,18 @@ class GroupNorm(Function):
             k1 = (gamma * sum_gc).reshape(n, groups, per_group).sum(axis=2) * (inv_std * inv_std) / m
             h = g3 if weight is None else g3 * weight[:, None]                 # (N, C, L) g_hat
             dx = input_grad(h.reshape(centred.shape), centred, inv_std[..., None], k1[..., None], k0[..., None],
-                            out=centred if ctx.last_use else None)     # xc's memory, when nothing needs xc after
+                            out=_reusable(ctx, centred, h))     # xc's memory, when nothing needs xc after
             grad_x = dx.reshape(ctx.shape)                                      # (N, G, K) -> (N, C, *)
         if need_w:
             grad_w = (sum_gc * xp.repeat(inv_std, per_group, axis=1)).sum(axis=0)
         return grad_x, grad_w, (sum_g.sum(axis=0) if need_b else None)
+
+
+def _reusable(ctx, centred, h):
+    """The saved xc, for dL/dx to be written into, where this backward is its last use and dL/dx has
+    its dtype (a float64 gradient of a float32 input gives a float64 dL/dx, with or without
+    ``retain_graph``); else None."""
+    return centred if ctx.last_use and h.dtype == centred.dtype else None
 
 
 # ---- layer norm -----------------------------------------------------------------------------
@@ -125,7 +132,7 @@ class LayerNorm(Function):
             k0 = row_sums(h) / size
             k1 = row_dots(h, centred) * (inv_std * inv_std) / size
             grad_x = input_grad(h, centred, inv_std[:, None], k1[:, None], k0[:, None],
-                                out=centred if ctx.last_use else None).reshape(ctx.shape)   # as in GroupNorm
+                                out=_reusable(ctx, centred, h)).reshape(ctx.shape)          # as in GroupNorm
         if need_b:
             grad_b = g2.sum(axis=0).reshape(ctx.param_shape)
         return grad_x, grad_w, grad_b
