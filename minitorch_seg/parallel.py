@@ -282,6 +282,7 @@ class _Crew:
             for lock in self._go[:threads]:
                 lock.release()
             self._done.acquire()
+            self._job = None                           # what the job holds (its tiles' arrays) can go
             return True
         except BaseException:
             self._retire(stop)

@@ -2,6 +2,7 @@
 import os
 import threading
 import time
+import weakref
 
 import numpy
 import pytest
@@ -134,6 +135,17 @@ def test_an_error_stops_the_hand_out_and_reaches_the_caller_once_every_thread_is
             parallel.map_tiles(numpy, work, list(range(40)))
         assert running[0] == 0
         assert sorted(started) == [0, 1]
+
+
+def test_the_crew_keeps_nothing_of_a_call_once_it_returns(monkeypatch):
+    """The tiles' arrays go as soon as the caller lets them go (holding them to the next call cost
+    the U-Net step 29 MiB of peak memory)."""
+    monkeypatch.setattr(parallel, "host_threads", lambda: 2)
+    array = numpy.ones(10)
+    gone = weakref.finalize(array, lambda: None)
+    assert parallel.map_tiles(numpy, lambda tile, held=array: tile, [0, 1]) == [0, 1]
+    del array
+    assert not gone.alive
 
 
 def test_a_call_from_another_thread_while_the_crew_is_busy_runs_inline(monkeypatch):
