@@ -98,6 +98,26 @@ def test_relu_in_runs_of_two_values_on_several_threads(backend, threads, monkeyp
     numpy.testing.assert_array_equal(host(x.grad), numpy.where(passes, g, 0))
 
 
+@pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize("scaled", [False, True], ids=["the caller's gradient", "a free one"])
+def test_relu_takes_a_gradient_that_is_a_view_as_it_is(backend, threads, scaled, monkeypatch):
+    """A skip's part of a concatenation's gradient reaches ReLU as a view of it: of the caller's
+    gradient, or of a free one (the concatenation's output scaled), which ReLU masks in place once
+    the other part has gone. In runs of one sample, on one thread and on three, the gradient is the
+    elementwise one, the other input's part is untouched, and so is the caller's gradient."""
+    monkeypatch.setattr(parallel, "STREAM_TILES", parallel.STREAM_TILES._replace(bytes=16))
+    monkeypatch.setattr(parallel, "host_threads", lambda: threads)
+    x, other = make((3, 2, 2, 2), seed=1), make((3, 1, 2, 2), seed=2)
+    g = make((3, 3, 2, 2), seed=3, requires_grad=False)
+    before = host(g).copy()
+    y = mt.cat([F.relu(x), other], dim=1)
+    (y * 2.0 if scaled else y).backward(g)
+    scale = 2.0 if scaled else 1.0
+    numpy.testing.assert_array_equal(host(x.grad), numpy.where(host(x) > 0, scale * before[:, :2], 0))
+    numpy.testing.assert_array_equal(host(other.grad), scale * before[:, 2:])
+    numpy.testing.assert_array_equal(host(g), before)
+
+
 # ---- gradient checks ------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", POINTWISE)
 @settings(max_examples=GRAD_EXAMPLES)
