@@ -203,13 +203,8 @@ def test_paths_that_meet_add_into_the_first_gradient_where_it_is_free():
     assert slot[0] is not held and held.tolist() == [3.0, 3.0, 3.0] and slot[0].tolist() == [5.0, 5.0, 5.0]
 
 
-class Breaks(Function):
-    """Identity that saves an array and, in backward, writes into it, then fails half way."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x * 1.0)
-        return x.copy()
+class Breaks(Saved):
+    """``Saved``, whose backward writes into the array it saved, then fails half way."""
 
     @staticmethod
     def backward(ctx, g):
