@@ -38,7 +38,7 @@ import weakref
 
 import numpy
 
-from . import backend
+from . import backend, parallel
 
 class _GradMode(threading.local):
     enabled = True           # each thread starts recording; ``no_grad`` in one thread is not seen by another
@@ -301,7 +301,7 @@ def _accumulate(slot, index, grad):
     if slot[index] is None:
         slot[index] = grad
     elif _is_free(slot, index) and slot[index].shape == grad.shape and slot[index].dtype == grad.dtype:
-        slot[index] += grad
+        parallel.add_into(slot[index], grad)
     else:
         slot[index] = slot[index] + grad
 

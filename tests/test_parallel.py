@@ -294,6 +294,19 @@ def test_a_forked_child_makes_a_crew_of_its_own(monkeypatch):
     assert os.read(read, 2) == b"ok"
 
 
+@pytest.mark.parametrize("threads", [1, 3])
+def test_add_into_adds_in_runs_of_the_first_axis_into_a_view_or_a_number(monkeypatch, threads):
+    monkeypatch.setattr(parallel, "STREAM_TILES", parallel.STREAM_TILES._replace(bytes=16))
+    monkeypatch.setattr(parallel, "host_threads", lambda: threads)
+    whole = numpy.arange(30.0).reshape(5, 6)
+    a, b = whole[:, 1:4], numpy.full((5, 3), 0.5)                        # a strided view
+    expected = whole.copy()
+    expected[:, 1:4] += 0.5
+    assert parallel.add_into(a, b) is a
+    numpy.testing.assert_array_equal(whole, expected)
+    assert parallel.add_into(numpy.array(2.0), numpy.array(1.0)) == 3.0
+
+
 # ---- the tile planner ---------------------------------------------------------------------------
 @pytest.mark.parametrize("counts, item_bytes, tiling", [
     ((11,), 3, parallel.Tiling(10, host_min=2, on_gpu=True)),         # conv-like: rows, at least 2 tiles
