@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import sys
+import sysconfig
 import threading
 import time
 import weakref
@@ -370,8 +371,11 @@ def _references(grads, index):
     return sys.getrefcount(g), sys.getrefcount(g.base)
 
 
-# an array only a list refers to, and such a view of an array only it refers to
-_ALONE = (_references([numpy.empty(1)], 0), _references([numpy.empty(2)[1:]], 0))
+# an array only a list refers to, and such a view of an array only it refers to; none on a Python
+# without the GIL, whose reference counts other threads change as they read (NumPy stopped reading
+# them plainly there, numpy#29649)
+_ALONE = () if sysconfig.get_config_var("Py_GIL_DISABLED") else (_references([numpy.empty(1)], 0),
+                                                                  _references([numpy.empty(2)[1:]], 0))
 
 
 def _free(node):
