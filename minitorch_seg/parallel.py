@@ -182,15 +182,18 @@ def map_runs(xp, work, size, item_bytes):
     map_tiles(xp, lambda tile: work(tile[0]), tiles(xp, STREAM_TILES, (size,), item_bytes))
 
 
+def map_leading(xp, work, array):
+    """``work(tile)`` for runs of ``array``'s first axis (``STREAM_TILES`` each; a 0-d array is one
+    tile, ``(...,)``) on the host threads: an elementwise pass over arrays of any strides."""
+    runs = tiles(xp, STREAM_TILES, array.shape[:1], array[:1].nbytes) if array.ndim else [(Ellipsis,)]
+    map_tiles(xp, work, runs)
+
+
 def add_into(a, b):
-    """a += b (one shape), in runs of the first axis on the host threads (``STREAM_TILES``): where a
-    tensor's gradients meet (the U-Net's skips: 1.7 -> 1.35 ms a step)."""
+    """a += b (one shape), in runs of the first axis on the host threads: where a tensor's gradients
+    meet (the U-Net's skips: 1.7 -> 1.35 ms a step)."""
     xp = get_array_module(a)
-    if a.ndim == 0:
-        a += b
-        return a
-    map_tiles(xp, lambda tile: xp.add(a[tile], b[tile], out=a[tile]),
-              tiles(xp, STREAM_TILES, a.shape[:1], a[:1].nbytes))
+    map_leading(xp, lambda tile: xp.add(a[tile], b[tile], out=a[tile]), a)
     return a
 
 

@@ -83,18 +83,17 @@ def _scatter_to_switches(values, switches, out_shape, accumulate):
     xp = get_array_module(values)
     planes, plane_size = out_shape[0] * out_shape[1], out_shape[2] * out_shape[3]
     out = xp.empty((planes, plane_size), dtype=values.dtype)                     # (N*C, H*W)
-    values, switches = (a.reshape(planes, a.shape[2] * a.shape[3]) for a in (values, switches))
+    values, switches = (a.reshape((1, planes) + a.shape[2:]) for a in (values, switches))   # (1, N*C, h, w)
 
     def scatter(tile):                                    # a run of whole planes
         (run,) = tile
-        out[run] = 0
-        first = range(planes)[run]                        # (a whole-array slice on CuPy)
-        at = switches[run] + xp.arange(first.start * plane_size, first.stop * plane_size, plane_size,
-                                       dtype=xp.int64)[:, None]              # into the flat out
+        block = out[run].reshape(-1)                      # the run's planes laid end to end: a view
+        block[...] = 0
+        at = _flat_switches(switches[:, run], plane_size).reshape(-1)
         if accumulate:
-            scatter_add(out.reshape(-1), at.reshape(-1), values[run].reshape(-1))
+            scatter_add(block, at, values[:, run].reshape(-1))
         else:
-            out.reshape(-1)[at.reshape(-1)] = values[run].reshape(-1)
+            block[at] = values[:, run].reshape(-1)
     parallel.map_tiles(xp, scatter, parallel.tiles(xp, parallel.STREAM_TILES, (planes,),
                                                    plane_size * values.dtype.itemsize))
     return out.reshape(out_shape)
