@@ -115,6 +115,7 @@ def test_an_error_stops_the_hand_out_and_reaches_the_caller_once_every_thread_is
     error reaches the caller tile 1 has ended (the arrays a tile writes are the caller's again).
     Six times, as either thread may take either tile."""
     monkeypatch.setattr(parallel, "host_threads", lambda: 2)
+    crew = parallel._crew(2)
     for _ in range(6):
         started, running, lock, both = [], [0], threading.Lock(), threading.Barrier(2, timeout=10)
 
@@ -127,7 +128,10 @@ def test_an_error_stops_the_hand_out_and_reaches_the_caller_once_every_thread_is
                     both.wait()                                           # tiles 0 and 1 run at once
                 if tile == 0:
                     raise ValueError("tile 0")
-                time.sleep(0.02)
+                other = 1 - int(threading.current_thread().name.rsplit("-", 1)[1])
+                deadline = time.monotonic() + 10                          # until the other thread has
+                while crew._active[other] and time.monotonic() < deadline:   # recorded the error, left
+                    time.sleep(0.001)
             finally:
                 with lock:
                     running[0] -= 1
@@ -226,7 +230,9 @@ def test_an_interrupt_stops_the_hand_out_and_raises_once_no_tile_runs_then_a_new
         try:
             if both is not None and tile < 2:
                 both.wait()                                           # tiles 0 and 1 run at once
-                time.sleep(0.05)
+                deadline = time.monotonic() + 10                      # until the interrupt has stopped
+                while not crew._closed and time.monotonic() < deadline:   # the hand-out
+                    time.sleep(0.001)
         finally:
             with lock:
                 running[0] -= 1
