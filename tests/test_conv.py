@@ -218,17 +218,19 @@ def test_the_shifted_sum_is_the_im2col_correlation(backend, threads, data, seed,
 
 @pytest.mark.parametrize("threads", [1, 3])
 @settings(max_examples=FORWARD_EXAMPLES)
-@given(data=st.data(), seed=seeds, one_row=st.booleans(), side_by_side=st.sampled_from([1, 2, 64]))
-def test_mec_gives_the_im2col_products(backend, threads, data, seed, one_row, side_by_side, monkeypatch):
+@given(data=st.data(), seed=seeds, one_row=st.booleans(), side_by_side=st.sampled_from([1, 2, 64]),
+       all_taps=st.booleans())
+def test_mec_gives_the_im2col_products(backend, threads, data, seed, one_row, side_by_side, all_taps, monkeypatch):
     """MEC's lowered rows (``mec.products``: kw copies, the kernel's rows found by where each GEMM
     starts reading) give the same correlation and the same partner product (a weight gradient) as
     im2col's columns, in float64, at any kernel, stride, padding and dilation in width; in tiles of
     one output row or as few as possible, with 1, 2 or every sample side by side in a GEMM, on 1 or
-    3 threads. And it is used exactly where it applies: on the host, no groups, a kernel taller than
-    one row, stride 1 and no dilation in height."""
+    3 threads, lowered a tap at a time or all taps at once. And it is used exactly where it applies:
+    on the host, no groups, a kernel taller than one row, stride 1 and no dilation in height."""
     config = data.draw(conv_configs(max_batch=3, max_groups=1), label="config")
     monkeypatch.setattr(parallel, "host_threads", lambda: threads)
     monkeypatch.setattr(mec, "WIDE", side_by_side)
+    monkeypatch.setattr(mec, "ONE_COPY_WIDTH", 0 if all_taps else 1 << 30)
     monkeypatch.setattr(mec, "MAX_BYTES", 1 if one_row else MEC_MAX_BYTES)
     dilation = (1, config["dilation"][1])            # the kernel fits: it spans no more rows than drawn
     geometry = sliding.windows(config["x_shape"][2:], config["weight_shape"][2:], config["stride"],
