@@ -33,7 +33,7 @@ import shutil
 import subprocess
 import sys
 
-from . import __version__, backend, parallel
+from . import __version__, backend, gemm, parallel
 from . import cli_commands as commands
 from .cli_commands import ADAMW_LR, EXIT_INTERRUPTED, EXIT_USAGE, RESUME_MAY_CHANGE, CommandError
 
@@ -138,6 +138,7 @@ def _command_scope(args):
 def _doctor(args):
     info = backend.blas_info()
     print(f"numpy {info['numpy']}, BLAS {info['blas']}, OPENBLAS_CORETYPE={info['OPENBLAS_CORETYPE'] or '(auto-detected)'}")
+    print(f"conv products: {gemm.engine()}")
     problem = _cupy_problem()
     if problem:
         print(f"cupy: unavailable. {problem}")

@@ -48,6 +48,7 @@ import threading
 import time
 from typing import NamedTuple
 
+from . import gemm
 from .backend import get_array_module, module_name
 
 
@@ -163,8 +164,9 @@ def tile_threads(threads=None):
     """
     global _active_threads
     blas = _blas()
-    if threads is None and blas is not None:
-        threads = min(lib.num_threads for lib in blas.lib_controllers)
+    if threads is None and blas is not None:       # not ``gemm``'s MKL, which always runs on one thread
+        counts = [lib.num_threads for lib in blas.lib_controllers if not gemm.owns(lib.filepath)]
+        threads = min(counts) if counts else None
     if blas is None or _active_threads or (threads or 1) < 2:
         yield
         return

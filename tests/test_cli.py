@@ -26,7 +26,7 @@ from cli_helpers import assert_one_sentence, command, run_cli, run_main, subproc
 from PIL import Image
 
 import minitorch_seg as mt
-from minitorch_seg import backend, checkpoint, models
+from minitorch_seg import backend, checkpoint, gemm, models
 from minitorch_seg.data import GENERATOR_VERSION, default_dataset_root
 from minitorch_seg.data.labels import LABELS, TRAIN_ID_PALETTE, label_ids_to_train_ids
 
@@ -160,10 +160,12 @@ def test_predict_writes_four_pngs_of_the_image_size_and_a_legend(tiny, tmp_path,
     assert len(written) == 9 and written[-1] == str(out_dir / "legend.png") and err == ""
 
 
-def test_doctor_mentions_numpy(capsys):
-    status, out, err = run_main(capsys, "doctor")
-    assert status == 0, err
-    assert "numpy" in out
+def test_doctor_mentions_numpy_and_the_engine_of_the_conv_products(capsys, monkeypatch):
+    for enabled, engine in [(True, "MKL" if gemm.is_available() else "NumPy's BLAS"), (False, "NumPy's BLAS")]:
+        monkeypatch.setattr(gemm, "enabled", enabled)
+        status, out, err = run_main(capsys, "doctor")
+        assert status == 0, err
+        assert "numpy" in out and f"conv products: {engine}" in out, out
 
 
 @pytest.mark.parametrize("name", COMMANDS)

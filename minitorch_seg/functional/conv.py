@@ -43,7 +43,7 @@ _correlate (so for dL/dx too: at stride 1 that is a correlation with the flipped
 _weight_gradient. It is off by default (``WINOGRAD_MIN_CHANNELS``): on the 2-core development
 machine it did not pay, see ``benchmarks/results/2026-12-02-winograd.md``.
 """
-from .. import parallel
+from .. import gemm, parallel
 from ..autograd import Function
 from ..backend import get_array_module
 from ..shapes import conv_output_size, conv_transpose_output_size, pair
@@ -125,11 +125,11 @@ def _im2col_products(x, geometry, groups, weight=None, partner=None):
         samples, rows = tile
         columns = _columns(taps[samples], rows, groups)                           # (1, G, K, R*Wo)
         if y is not None:
-            xp.matmul(weight, columns, out=y[samples, ..., rows.start * out_w:rows.stop * out_w])
+            gemm.matmul(weight, columns, out=y[samples, ..., rows.start * out_w:rows.stop * out_w])
         if partner is not None:  # (1, G, K, R*Wo) @ (1, G, R*Wo, P/G): the tall operand first, which
             # OpenBLAS ran 1.2-1.7x faster than the (P/G, R*Wo) @ (R*Wo, K) product
             shared = partner[samples, :, rows].reshape(-1, groups, partner.shape[1] // groups, columns.shape[3])
-            return (columns @ shared.swapaxes(2, 3)).sum(axis=0)
+            return gemm.matmul(columns, shared.swapaxes(2, 3)).sum(axis=0)
     products = parallel.map_tiles(xp, tile_products, _sample_row_tiles(x, geometry))
     if partner is None:
         return y, None
@@ -210,7 +210,7 @@ def _correlate_shifted(x, w, geometry):
         if last <= first:                                                         # every tap in the padding
             y[samples.start, :, rows] = 0
             return
-        z = (taps @ x[samples.start, :, first:last].reshape(c, -1)).reshape(kh * kw, o, last - first, w_in)
+        z = gemm.matmul(taps, x[samples.start, :, first:last].reshape(c, -1)).reshape(kh * kw, o, last - first, w_in)
         if not flat:
             _shifted_sum(y[samples.start, :, rows], z, _rectangles(geometry, rows, first))
             return

@@ -29,7 +29,7 @@ one per output row with M*Wo columns, so narrow maps put several samples side by
 in height (``applies``); the others take im2col, as everything does on CuPy.
 """
 from ..backend import get_array_module, module_name
-from .. import parallel
+from .. import gemm, parallel
 
 # Samples side by side in each GEMM until it has at least this many columns. Measured on the
 # U-Net's shapes (2-core AVX-512 Xeon, forward + backward): 128 and 512 within noise of 256.
@@ -173,12 +173,12 @@ def products(x, geometry, weight=None, partner=None):
         views = xp.lib.stride_tricks.as_strided(band, shape=(r, k, width),                   # V (R, K, M*Wo)
                                                 strides=(sh * c * kw * width * size, width * size, size))
         if y is not None and m == 1:                            # straight into y's rows, (R, O, Wo)
-            xp.matmul(lowered_weight, views, out=y[samples.start, :, rows].transpose(1, 0, 2))
+            gemm.matmul(lowered_weight, views, out=y[samples.start, :, rows].transpose(1, 0, 2))
         elif y is not None:
-            y[samples, :, rows] = (lowered_weight @ views).reshape(r, -1, m, out_w).transpose(2, 1, 0, 3)
+            y[samples, :, rows] = gemm.matmul(lowered_weight, views).reshape(r, -1, m, out_w).transpose(2, 1, 0, 3)
         if partner is not None:  # P[u] (R, P, M*Wo): a copy along rows (a view for one sample), used transposed
             shared = partner[samples, :, rows].transpose(2, 1, 0, 3).reshape(r, partner.shape[1], width)
-            return (views @ shared.swapaxes(1, 2)).sum(axis=0)  # (K, P)
+            return gemm.matmul(views, shared.swapaxes(1, 2)).sum(axis=0)  # (K, P)
     plan = _plan(n, out_h, out_w, sh * c * kw * out_w * size)
     sums = parallel.map_tiles(xp, tile_products, plan)
     y = None if y is None else y.reshape(n, 1, lowered_weight.shape[0], out_h * out_w)

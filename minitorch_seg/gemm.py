@@ -1,0 +1,191 @@
+"""Host matrix products through Intel MKL where it is installed: ``gemm.matmul(a, b)`` is ``a @ b``.
+
+NumPy's ``matmul`` runs OpenBLAS. At the convolutions' shapes (16-128 output channels, a few
+hundred columns, one product per output row) OpenBLAS reached 74-131 GFLOP/s on one core of the
+AVX-512 Xeon where MKL's batched ``cblas_sgemm`` reached 122-163, and the U-Net step took
+250 ms instead of 280 with MEC's, the shifted sum's and im2col's products through MKL (in one
+process, taking turns; ``benchmarks/results/2026-12-03-xeon-mkl.md``). So the conv kernels call
+``matmul`` here, and it hands the product to MKL when:
+
+- MKL is installed (``pip install "minitorch-seg[mkl]"``: the ``mkl`` wheel, Linux x86-64 only)
+  and ``enabled`` (by default on Intel CPUs; it is unmeasured on AMD's, where OpenBLAS stays);
+- both operands are host float32 or float64 arrays of one dtype, at most 3-D (a batch of
+  matrices, or one matrix shared by the batch), each matrix with one axis of unit stride and
+  the batch a constant stride apart: any view NumPy makes by slicing, transposing or
+  ``as_strided`` (MEC's overlapping rows included) without negative strides.
+
+Everything else, and any product on CuPy, goes to the array module's own ``matmul``: the results
+are the same products, summed in another order (float32 results differ in the last bits). MKL
+runs sequentially: the tiles' own threads (``parallel.map_tiles``) are the parallelism, and the
+call lets go of the GIL. ``MINITORCH_SEG_MKL=0`` in the environment turns it off, as does
+``gemm.enabled = False``.
+
+>>> import numpy
+>>> a, b = numpy.ones((2, 3), numpy.float32), numpy.ones((4, 3, 5), numpy.float32)
+>>> matmul(a, b).shape                    # one matrix times a batch, as numpy.matmul
+(4, 2, 5)
+"""
+import ctypes
+import importlib.metadata
+import os
+import threading
+
+import numpy
+
+from .backend import get_array_module
+
+_ROW_MAJOR, _NO_TRANS, _TRANS, _SEQUENTIAL = 101, 111, 112, 1
+_INT_MAX = 2**31 - 1                      # MKL's LP64 interface: 32-bit sizes and strides
+_lock, _library = threading.Lock(), None  # None: not looked for yet; False: not there
+_rejected = threading.local()              # MKL rejected an argument of this thread's last product
+
+
+@ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.POINTER(ctypes.c_int), ctypes.c_int)
+def _REJECTED(routine, position, length):   # noqa: N802 - MKL's xerbla: it computes nothing after calling it
+    _rejected.value = True
+
+
+def _intel():
+    try:
+        with open("/proc/cpuinfo") as info:
+            return any(line.startswith("vendor_id") and "GenuineIntel" in line for line in info)
+    except OSError:
+        return False
+
+
+enabled = os.environ.get("MINITORCH_SEG_MKL", "1") != "0" and _intel()
+
+
+def _load():
+    """MKL's runtime library from the ``mkl`` distribution, set to run sequentially, or False."""
+    try:
+        files = importlib.metadata.distribution("mkl").files or []
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    for path in files:
+        if path.name.startswith("libmkl_rt.so"):
+            try:
+                library = ctypes.CDLL(str(path.locate()))
+                library.MKL_Set_Threading_Layer(_SEQUENTIAL)   # before its first product
+                library.mkl_set_xerbla(_REJECTED)               # a rejected argument: noted, not printed
+            except (OSError, AttributeError):
+                return False
+            for name in ("cblas_sgemm_batch", "cblas_dgemm_batch"):      # every argument an array or a count
+                function = getattr(library, name)
+                function.restype = None
+                function.argtypes = [ctypes.c_int] + [ctypes.c_void_p] * 13 + [ctypes.c_int, ctypes.c_void_p]
+            return library
+    return False
+
+
+def library():
+    """The loaded MKL runtime (a ``ctypes.CDLL``), loading it on first use; None where it is not installed."""
+    global _library
+    if _library is None:
+        with _lock:
+            if _library is None:
+                _library = _load()
+    return _library or None
+
+
+def owns(path):
+    """Whether the shared library at ``path`` is the MKL loaded here (``parallel.tile_threads`` leaves it out)."""
+    return bool(_library) and path is not None and os.path.realpath(path) == os.path.realpath(_library._name)
+
+
+def engine():
+    """Which library runs the conv kernels' products now, in words (``minitorch-seg doctor``)."""
+    if enabled and is_available():
+        version = importlib.metadata.version("mkl")
+        return f"MKL {version} (sequential; MINITORCH_SEG_MKL=0 turns it off)"
+    reason = "not installed" if not is_available() else "off" + ("" if _intel() else ": not an Intel CPU")
+    return f"NumPy's BLAS (MKL {reason})"
+
+
+def is_available():
+    """Whether MKL is installed and loads (as ``torch.backends.mkl.is_available()``)."""
+    return library() is not None
+
+
+def _matrix(x):
+    """(transpose flag, leading dimension, batch stride) of the matrices of x (..., rows, cols), in
+    elements, as row-major BLAS reads them; None where BLAS cannot read them in place."""
+    item, (rows, cols) = x.itemsize, x.shape[-2:]
+    strides = x.strides if x.ndim == 3 else (0,) + x.strides
+    if any(s < 0 or s % item for s in strides):
+        return None
+    batch, across, along = (s // item for s in strides)
+    if along == 1 or cols == 1:                      # element (i, j) at i*ld + j
+        ld = across if rows > 1 else cols
+        if ld >= cols:
+            return _NO_TRANS, ld, batch
+    if across == 1 or rows == 1:                     # element (i, j) at j*ld + i: the transpose, row-major
+        ld = along if cols > 1 else rows
+        if ld >= rows:
+            return _TRANS, ld, batch
+    return None
+
+
+def matmul(a, b, out=None):
+    """``a @ b`` into ``out`` (or a new array), through MKL where it takes them (module docstring),
+    else through the array module's ``matmul``. a (M, K) or (R, M, K); b (K, N) or (R, K, N); axes
+    of size 1 before those (one sample's tile) are no obstacle."""
+    squeezed = [x if x is None else _without_unit_axes(x) for x in (a, b, out)]
+    plan = _plan(*squeezed)
+    if plan is None:
+        return get_array_module(a, b).matmul(a, b, out=out)
+    (m, k, n, r), (ta, lda, sa), (tb, ldb, sb), (tc, ldc, sc) = plan
+    if tc is None:                             # out's matrices overlap, or have no unit stride: via a new array
+        out[...] = matmul(a, b)
+        return out
+    shape = numpy.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (m, n)     # numpy.matmul's
+    a, b = squeezed[:2]
+    result = squeezed[2] if out is not None else numpy.empty((r, m, n), a.dtype)
+    item, steps = a.itemsize, numpy.arange(r, dtype=numpy.uint64)
+    matrices = [x.ctypes.data + steps * numpy.uint64(stride * item) for x, stride in ((a, sa), (b, sb), (result, sc))]
+    sizes = numpy.array([ta, tb, m, n, k, lda, ldb, ldc, r], dtype=numpy.int32)
+    scalars = numpy.array([1, 0], dtype=a.dtype)                              # alpha, beta
+    at = [sizes.ctypes.data + i * 4 for i in range(len(sizes))] + [scalars.ctypes.data + i * item for i in range(2)]
+    _rejected.value = False
+    product = _library.cblas_sgemm_batch if a.dtype == numpy.float32 else _library.cblas_dgemm_batch
+    product(_ROW_MAJOR, at[0], at[1], at[2], at[3], at[4], at[9], matrices[0].ctypes.data, at[5],
+            matrices[1].ctypes.data, at[6], at[10], matrices[2].ctypes.data, at[7], 1, at[8])
+    if _rejected.value:                        # a layout _plan let through and MKL did not take: a bug here
+        raise RuntimeError(f"gemm.matmul: MKL rejected the product of {a.shape} by {b.shape} (strides "
+                           f"{a.strides}, {b.strides}); set minitorch_seg.gemm.enabled = False to go on without it.")
+    return out if out is not None else result.reshape(shape)
+
+
+def _without_unit_axes(x):
+    """x without the axes of size 1 before its last three (a view), or x itself if there are other axes."""
+    return x.reshape(x.shape[-3:]) if x.ndim > 3 and all(size == 1 for size in x.shape[:-3]) else x
+
+
+def _plan(a, b, out):
+    """((M, K, N, R), a's, b's and the result's ``_matrix`` (``_writable``'s (None,) * 3 where MKL cannot
+    write out in place)), or None where the array module's matmul is to run the product."""
+    on_host = {type(a), type(b), type(out)} <= {numpy.ndarray, type(None)}
+    if not (enabled and on_host and a.dtype == b.dtype and a.dtype in (numpy.float32, numpy.float64)
+            and 2 <= a.ndim <= 3 and 2 <= b.ndim <= 3 and a.shape[-1] == b.shape[-2]):
+        return None
+    (m, k), n = a.shape[-2:], b.shape[-1]
+    r = max(x.shape[0] if x.ndim == 3 else 1 for x in (a, b))
+    if any(x.ndim == 3 and x.shape[0] != r for x in (a, b)) or min(m, k, n) < 1:
+        return None                                                    # numpy's broadcasting, or an empty product
+    if out is not None and (out.shape != ((r, m, n) if 3 in (a.ndim, b.ndim) else (m, n)) or out.dtype != a.dtype):
+        return None
+    ma, mb = _matrix(a), _matrix(b)
+    if ma is None or mb is None or max(m, k, n, r, *ma[1:], *mb[1:]) > _INT_MAX or library() is None:
+        return None
+    return (m, k, n, r), ma, mb, (_writable(out, m, n, r) if out is not None else (_NO_TRANS, n, m * n))
+
+
+def _writable(out, m, n, r):
+    """out's ``_matrix`` where MKL can write its r matrices (m, n) in place: row-major, and none
+    overlapping another (one after the other, or rows interleaved as y's rows are); else (None,) * 3."""
+    layout = _matrix(out)
+    if layout is None or layout[0] != _NO_TRANS or max(layout[1:]) > _INT_MAX:
+        return None, None, None
+    _, ld, step = layout
+    apart = r == 1 or step >= ld * (m - 1) + n or (n <= step and (r - 1) * step + n <= ld)
+    return layout if apart else (None, None, None)

@@ -1,0 +1,132 @@
+"""gemm.matmul: numpy.matmul's products, through MKL where it is installed and takes the layout."""
+import numpy
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numpy.lib.stride_tricks import as_strided
+
+from minitorch_seg import gemm, parallel
+
+mkl = pytest.mark.skipif(not gemm.is_available(), reason="MKL is not installed (pip install 'minitorch-seg[mkl]')")
+RTOL = {numpy.float32: 2e-5, numpy.float64: 1e-12}
+
+
+@st.composite
+def operand(draw, rows, cols, batch, dtype, rng):
+    """A (batch?, rows, cols) array in one of the layouts views give: C order, transposed, strided
+    (a slice), overlapping (as MEC's rows), broadcast along the batch (stride 0), or reversed (its
+    batch, or its columns)."""
+    layout = draw(st.sampled_from(["c", "transposed", "strided", "overlapping", "broadcast", "reversed"]))
+    shape = (batch, rows, cols) if batch else (rows, cols)
+    if layout == "transposed":
+        return numpy.ascontiguousarray(rng.standard_normal(shape[:-2] + (cols, rows)).astype(dtype)).swapaxes(-1, -2)
+    if layout == "strided":
+        return rng.standard_normal(shape[:-1] + (2 * cols,)).astype(dtype)[..., ::2]
+    if layout == "reversed":                       # the columns, or the batch, in reverse: negative strides
+        values = rng.standard_normal(shape).astype(dtype)
+        return values[::-1] if batch else values[..., ::-1]
+    if layout == "broadcast" and batch:
+        return numpy.broadcast_to(rng.standard_normal((rows, cols)).astype(dtype), shape)
+    if layout == "overlapping" and batch:          # matrix i starts `step` rows after matrix i-1
+        step = draw(st.integers(0, rows))
+        base = rng.standard_normal(((batch - 1) * step + rows) * cols).astype(dtype)
+        item = base.itemsize
+        return as_strided(base, shape=shape, strides=(step * cols * item, cols * item, item), writeable=False)
+    return rng.standard_normal(shape).astype(dtype)
+
+
+@st.composite
+def products(draw):
+    dtype = draw(st.sampled_from([numpy.float32, numpy.float64]))
+    rng = numpy.random.default_rng(draw(st.integers(0, 2**16)))
+    m, k, n, r = (draw(st.integers(1, 6), label=name) for name in "mknr")
+    batched_a, batched_b = draw(st.sampled_from([(False, False), (False, True), (True, False), (True, True)]))
+    a = draw(operand(m, k, r if batched_a else 0, dtype, rng), label="a")
+    b = draw(operand(k, n, r if batched_b else 0, dtype, rng), label="b")
+    return a, b
+
+
+@pytest.mark.parametrize("engine", ["mkl", "numpy"])
+@settings(max_examples=150, deadline=None)
+@given(operands=products(), into=st.sampled_from(["new", "c", "interleaved"]))
+def test_matmul_is_numpys_product_for_any_layout(engine, operands, into, monkeypatch):
+    """Every layout a view can have (transposed, strided, overlapping, broadcast, reversed), with a
+    new, a C-order or an interleaved out (rows of y for several output rows, as MEC writes them):
+    the same product as numpy.matmul, in float32 and float64, through MKL or NumPy."""
+    if engine == "mkl" and not gemm.is_available():
+        pytest.skip("MKL is not installed")
+    monkeypatch.setattr(gemm, "enabled", engine == "mkl")
+    a, b = operands
+    expected = numpy.matmul(a, b)
+    if into == "new":
+        got = gemm.matmul(a, b)
+    else:
+        shape = expected.shape if into == "c" or expected.ndim == 2 else (expected.shape[1], expected.shape[0],
+                                                                           expected.shape[2])
+        holder = numpy.full(shape, numpy.nan, dtype=expected.dtype)
+        out = holder if into == "c" or expected.ndim == 2 else holder.swapaxes(0, 1)
+        assert gemm.matmul(a, b, out=out) is out
+        got = out
+    assert got.shape == expected.shape and got.dtype == expected.dtype
+    scale = numpy.abs(a).max() * numpy.abs(b).max() * a.shape[-1]
+    numpy.testing.assert_allclose(got, expected, rtol=0, atol=RTOL[a.dtype.type] * scale)
+
+
+@mkl
+def test_mkl_takes_the_layouts_of_mecs_products_and_leaves_the_rest_to_numpy(monkeypatch):
+    """Where MKL runs: views with a unit stride and a constant batch stride, including overlapping
+    ones and a matrix shared by the batch. Where NumPy runs instead: a reversed view, integers,
+    mixed dtypes, a batch axis numpy would broadcast, an empty product."""
+    monkeypatch.setattr(gemm, "enabled", True)
+    calls = []
+    monkeypatch.setattr(gemm, "_plan", lambda *args, plan=gemm._plan: calls.append(plan(*args)) or calls[-1])
+    x = numpy.ones((4, 6, 5), numpy.float32)
+    w = numpy.ones((3, 6), numpy.float32)
+    band = as_strided(numpy.ones(40, numpy.float32), shape=(4, 6, 5), strides=(20, 20, 4))   # rows overlap
+    tall = numpy.ones((4, 6, 2), numpy.float32)
+    for a, b, mkl_runs in [(w, x, True), (w, band, True), (band.swapaxes(1, 2), tall, True), (w[:, ::-1], x, False),
+                           (w.astype(int), x.astype(int), False), (w, x.astype(numpy.float64), False),
+                           (numpy.ones((1, 3, 6), numpy.float32), x, False), (w[:, :0], x[:, :0], False)]:
+        numpy.testing.assert_allclose(gemm.matmul(a, b), numpy.matmul(a, b))
+        assert (calls[-1] is not None) == mkl_runs, (a.shape, a.strides, b.shape, a.dtype, b.dtype)
+
+
+@mkl
+def test_off_switch_and_a_rejected_argument(monkeypatch):
+    """gemm.enabled = False sends every product to NumPy; an argument MKL rejects (which _plan should
+    never let through) raises instead of handing back an array MKL never wrote."""
+    a, b = numpy.ones((3, 2)), numpy.ones((2, 4))
+    monkeypatch.setattr(gemm, "enabled", False)
+    assert gemm._plan(a, b, None) is None
+    monkeypatch.setattr(gemm, "enabled", True)
+    monkeypatch.setattr(gemm, "_matrix", lambda x, real=gemm._matrix: (real(x)[0], 0, real(x)[2]))   # ld 0: invalid
+    with pytest.raises(RuntimeError, match="MKL rejected"):
+        gemm.matmul(a, b)
+
+
+@mkl
+def test_tile_threads_counts_numpys_blas_threads_not_mkls(monkeypatch):
+    """MKL runs on one thread; once loaded, threadpoolctl lists it beside NumPy's OpenBLAS. The
+    host threads tile_threads() starts with still follow NumPy's BLAS, not MKL's one."""
+    gemm.matmul(numpy.ones((2, 2)), numpy.ones((2, 2)))
+    monkeypatch.setattr(parallel, "_controller", None)               # threadpoolctl looks again: MKL is loaded
+    blas = parallel._blas()
+    assert any(gemm.owns(lib.filepath) for lib in blas.lib_controllers)
+    others = [lib.num_threads for lib in blas.lib_controllers if not gemm.owns(lib.filepath)]
+    with parallel.tile_threads():
+        assert parallel.host_threads() == (min(others) if others and min(others) > 1 else 1)
+
+
+@mkl
+def test_mkls_products_do_not_depend_on_where_the_arrays_start(monkeypatch):
+    """The same operands at 16 different addresses (4-byte steps) give bitwise the same product:
+    a resumed run, whose arrays land elsewhere, computes what the uninterrupted one did."""
+    monkeypatch.setattr(gemm, "enabled", True)
+    rng = numpy.random.default_rng(0)
+    for m, k, n, r in [(16, 144, 256, 3), (64, 576, 128, 2), (144, 256, 16, 3)]:
+        a, b = rng.standard_normal((m, k)).astype(numpy.float32), rng.standard_normal((r, k, n)).astype(numpy.float32)
+        first = gemm.matmul(a, b)
+        for offset in range(1, 16):
+            moved = [numpy.empty(x.size + 16, x.dtype)[offset:offset + x.size].reshape(x.shape) for x in (a, b)]
+            moved[0][...], moved[1][...] = a, b
+            assert numpy.array_equal(gemm.matmul(*moved), first)
