@@ -2,9 +2,9 @@
 
     python benchmarks/bench_train.py [--seeds 0 1 2] [--epochs N] [--json results/train.json]
 
-For each seed: our run (the CLI's defaults), then PyTorch's: the same initial weights copied
-over, the same batches in the same order (our DataLoader feeds both), the same schedule and
-loss; both validated with our metrics. Beside them, two baselines that need no learning: the
+For each seed: our run (the CLI's defaults), then PyTorch's, each in a process of its own: the
+same initial weights copied over, the same batches in the same order (our DataLoader feeds both),
+the same schedule and loss; both validated with our metrics. Beside them, two baselines that need no learning: the
 position prior (each pixel's most frequent training class) and a per-pixel colour classifier
 (nearest class-mean RGB). Reports images/s, the final validation mIoU and, the figure of record
 for speed, each seed's time ratio (our seconds over PyTorch's, run back to back under the same load);
@@ -148,6 +148,20 @@ def theirs(root, seed, epochs, out):
             "seconds": seconds}
 
 
+def isolated(job, *args):
+    """``job(*args)`` in a fresh Python process of its own (spawned, not forked): neither side's
+    libraries, threads or allocator state (our MKL, PyTorch's OpenMP pool) are loaded in the other's."""
+    import multiprocessing
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_child, (job,) + args)
+
+
+def _child(job, *args):
+    from minitorch_seg import backend
+    backend.tune_host_allocator()   # as the command line does, and as the parent process did for both before
+    return job(*args)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -169,9 +183,9 @@ def main():
           f"colour classifier mIoU {results['baselines']['colour_classifier_miou']:.3f}")
     for seed in args.seeds:
         with tempfile.TemporaryDirectory() as out:
-            run = {"seed": seed, "ours": ours(root, seed, args.epochs, out)}
+            run = {"seed": seed, "ours": isolated(ours, root, seed, args.epochs, out)}
             if not args.no_torch:
-                run["torch"] = theirs(root, seed, args.epochs, out)
+                run["torch"] = isolated(theirs, root, seed, args.epochs, out)
         results["runs"].append(run)
         line = f"seed {seed}: ours mIoU {run['ours']['final_miou']:.3f} ({run['ours']['images_per_second']:.1f} img/s, " \
                f"{run['ours']['seconds']:.0f} s)"

@@ -2,10 +2,10 @@
 
 NumPy's ``matmul`` runs OpenBLAS. At the convolutions' shapes (16-128 output channels, a few
 hundred columns, one product per output row) OpenBLAS reached 74-131 GFLOP/s on one core of the
-AVX-512 Xeon where MKL's batched ``cblas_sgemm`` reached 122-163, and the U-Net step took
-250 ms instead of 280 with MEC's, the shifted sum's and im2col's products through MKL (in one
-process, taking turns; ``benchmarks/results/2026-12-03-xeon-mkl.md``). So the conv kernels call
-``matmul`` here, and it hands the product to MKL when:
+AVX-512 Xeon where MKL's batched ``cblas_sgemm`` reached 122-163, and with MEC's, the shifted
+sum's and im2col's products through MKL the U-Net step took 19 ms less (253 against 275 ms, two
+versions taking turns in one process; ``benchmarks/results/2026-12-03-xeon-mkl.md``). So the conv
+kernels call ``matmul`` here, and it hands the product to MKL when:
 
 - MKL is installed (``pip install "minitorch-seg[mkl]"``: the ``mkl`` wheel, Linux x86-64 only)
   and ``enabled`` (by default on Intel CPUs; it is unmeasured on AMD's, where OpenBLAS stays);
