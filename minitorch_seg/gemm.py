@@ -18,7 +18,9 @@ Everything else, and any product on CuPy, goes to the array module's own ``matmu
 are the same products, summed in another order (float32 results differ in the last bits). MKL
 runs sequentially: the tiles' own threads (``parallel.map_tiles``) are the parallelism, and the
 call lets go of the GIL. ``MINITORCH_SEG_MKL=0`` in the environment turns it off, as does
-``gemm.enabled = False``.
+``gemm.enabled = False``. Loading it sets MKL's process-wide state (32-bit sizes, one thread, its
+error handler): another user of the same ``libmkl_rt`` in the process (a NumPy or SciPy built on
+MKL) would run on one thread too.
 
 >>> import numpy
 >>> a, b = numpy.ones((2, 3), numpy.float32), numpy.ones((4, 3, 5), numpy.float32)
@@ -34,7 +36,7 @@ import numpy
 
 from .backend import get_array_module
 
-_ROW_MAJOR, _NO_TRANS, _TRANS, _SEQUENTIAL = 101, 111, 112, 1
+_ROW_MAJOR, _NO_TRANS, _TRANS, _SEQUENTIAL, _LP64 = 101, 111, 112, 1, 0
 _INT_MAX = 2**31 - 1                      # MKL's LP64 interface: 32-bit sizes and strides
 _lock, _library = threading.Lock(), None  # None: not looked for yet; False: not there
 _rejected = threading.local()              # MKL rejected an argument of this thread's last product
@@ -66,6 +68,8 @@ def _load():
         if path.name.startswith("libmkl_rt.so"):
             try:
                 library = ctypes.CDLL(str(path.locate()))
+                if library.MKL_Set_Interface_Layer(_LP64) != _LP64:     # 32-bit sizes, whatever the environment
+                    return False                                    # says (MKL_INTERFACE_LAYER=ILP64)
                 library.MKL_Set_Threading_Layer(_SEQUENTIAL)   # before its first product
                 library.mkl_set_xerbla(_REJECTED)               # a rejected argument: noted, not printed
             except (OSError, AttributeError):
@@ -130,8 +134,9 @@ def matmul(a, b, out=None):
     """``a @ b`` into ``out`` (or a new array), through MKL where it takes them (module docstring),
     else through the array module's ``matmul``. a (M, K) or (R, M, K); b (K, N) or (R, K, N); axes
     of size 1 before those (one sample's tile) are no obstacle."""
-    squeezed = [x if x is None else _without_unit_axes(x) for x in (a, b, out)]
-    plan = _plan(*squeezed)
+    arrays = {type(a), type(b), type(out)} <= {numpy.ndarray, type(None)}     # host arrays, no subclass
+    squeezed = [x if x is None else _without_unit_axes(x) for x in (a, b, out)] if arrays else None
+    plan = _plan(*squeezed) if arrays else None
     if plan is None:
         return get_array_module(a, b).matmul(a, b, out=out)
     (m, k, n, r), (ta, lda, sa), (tb, ldb, sb), (tc, ldc, sc) = plan
@@ -164,27 +169,29 @@ def _without_unit_axes(x):
 def _plan(a, b, out):
     """((M, K, N, R), a's, b's and the result's ``_matrix`` (``_writable``'s (None,) * 3 where MKL cannot
     write out in place)), or None where the array module's matmul is to run the product."""
-    on_host = {type(a), type(b), type(out)} <= {numpy.ndarray, type(None)}
-    if not (enabled and on_host and a.dtype == b.dtype and a.dtype in (numpy.float32, numpy.float64)
+    if not (enabled and a.dtype == b.dtype and a.dtype in (numpy.float32, numpy.float64)
             and 2 <= a.ndim <= 3 and 2 <= b.ndim <= 3 and a.shape[-1] == b.shape[-2]):
         return None
     (m, k), n = a.shape[-2:], b.shape[-1]
     r = max(x.shape[0] if x.ndim == 3 else 1 for x in (a, b))
     if any(x.ndim == 3 and x.shape[0] != r for x in (a, b)) or min(m, k, n) < 1:
         return None                                                    # numpy's broadcasting, or an empty product
-    if out is not None and (out.shape != ((r, m, n) if 3 in (a.ndim, b.ndim) else (m, n)) or out.dtype != a.dtype):
-        return None
+    if out is not None and (out.shape != ((r, m, n) if 3 in (a.ndim, b.ndim) else (m, n)) or out.dtype != a.dtype
+                            or not out.flags.writeable):
+        return None                                                    # numpy's error, then
     ma, mb = _matrix(a), _matrix(b)
     if ma is None or mb is None or max(m, k, n, r, *ma[1:], *mb[1:]) > _INT_MAX or library() is None:
         return None
-    return (m, k, n, r), ma, mb, (_writable(out, m, n, r) if out is not None else (_NO_TRANS, n, m * n))
+    return (m, k, n, r), ma, mb, (_writable(out, a, b, m, n, r) if out is not None else (_NO_TRANS, n, m * n))
 
 
-def _writable(out, m, n, r):
-    """out's ``_matrix`` where MKL can write its r matrices (m, n) in place: row-major, and none
-    overlapping another (one after the other, or rows interleaved as y's rows are); else (None,) * 3."""
+def _writable(out, a, b, m, n, r):
+    """out's ``_matrix`` where MKL can write its r matrices (m, n) in place: row-major, none overlapping
+    another (one after the other, or rows interleaved as y's rows are), and not in a's or b's memory,
+    which MKL would read after writing it (NumPy copies there); else (None,) * 3."""
     layout = _matrix(out)
-    if layout is None or layout[0] != _NO_TRANS or max(layout[1:]) > _INT_MAX:
+    if (layout is None or layout[0] != _NO_TRANS or max(layout[1:]) > _INT_MAX
+            or numpy.may_share_memory(out, a) or numpy.may_share_memory(out, b)):
         return None, None, None
     _, ld, step = layout
     apart = r == 1 or step >= ld * (m - 1) + n or (n <= step and (r - 1) * step + n <= ld)

@@ -1,4 +1,8 @@
 """gemm.matmul: numpy.matmul's products, through MKL where it is installed and takes the layout."""
+import os
+import subprocess
+import sys
+
 import numpy
 import pytest
 from hypothesis import given, settings
@@ -130,3 +134,43 @@ def test_mkls_products_do_not_depend_on_where_the_arrays_start(monkeypatch):
             moved = [numpy.empty(x.size + 16, x.dtype)[offset:offset + x.size].reshape(x.shape) for x in (a, b)]
             moved[0][...], moved[1][...] = a, b
             assert numpy.array_equal(gemm.matmul(*moved), first)
+
+
+@pytest.mark.parametrize("engine", ["mkl", "numpy"])
+def test_an_out_in_an_operands_memory_a_read_only_out_and_a_tuple_out_as_numpy(engine, monkeypatch):
+    """out = a, out = b, or out starting inside b: MKL would read what it has already written, so the
+    product goes through a new array, as NumPy's does. A read-only out raises NumPy's error, and
+    out=(array,) is taken as NumPy takes it (found by a review that tried to break gemm.matmul)."""
+    if engine == "mkl" and not gemm.is_available():
+        pytest.skip("MKL is not installed")
+    monkeypatch.setattr(gemm, "enabled", engine == "mkl")
+    rng = numpy.random.default_rng(0)
+    for dtype in (numpy.float32, numpy.float64):
+        a, b = (rng.standard_normal((64, 64)).astype(dtype) for _ in range(2))
+        expected = a @ b
+        for target in ("a", "b", "inside b"):
+            x, y = a.copy(), b.copy()
+            buffer = numpy.concatenate([y.reshape(-1), numpy.zeros(8, dtype)])
+            y = buffer[:y.size].reshape(y.shape)
+            out = {"a": x, "b": y, "inside b": buffer[8:8 + y.size].reshape(y.shape)}[target]
+            numpy.testing.assert_allclose(gemm.matmul(x, y, out=out), expected, rtol=RTOL[dtype], atol=RTOL[dtype] * 64)
+    frozen = numpy.zeros((2, 2), numpy.float32)
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        gemm.matmul(numpy.ones((2, 2), numpy.float32), numpy.ones((2, 2), numpy.float32), out=frozen)
+    assert not frozen.any()
+    holder = numpy.zeros((2, 2), numpy.float32)
+    gemm.matmul(numpy.ones((2, 2), numpy.float32), numpy.ones((2, 2), numpy.float32), out=(holder,))
+    assert (holder == 2).all()
+
+
+@mkl
+def test_mkl_keeps_32_bit_sizes_whatever_the_environment_says():
+    """MKL_INTERFACE_LAYER=ILP64 would have MKL read the 32-bit sizes passed here as 64-bit ones
+    (a segmentation fault, found in review): the sizes are fixed at load, in a fresh process."""
+    code = ("import numpy; from minitorch_seg import gemm; ones = numpy.ones; "
+            "print(gemm.is_available(), gemm.matmul(ones((2, 3), numpy.float32), ones((3, 4), numpy.float32)).sum())")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "MKL_INTERFACE_LAYER": "ILP64"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "24.0"]
