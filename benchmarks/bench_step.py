@@ -5,8 +5,9 @@
 Runs, each in its own child process:
 - timing, twice: with OpenBLAS choosing its own core, and pinned with OPENBLAS_CORETYPE=Haswell
   (the variable only takes effect before NumPy is imported). Ours, PyTorch with its default
-  threads and PyTorch with one thread are interleaved round by round; medians and ratios;
-  the machine's NumPy float32 GEMM ceiling;
+  threads and PyTorch with one thread are interleaved round by round, each side in a process of
+  its own (two MKLs must not meet in one: ``minitorch_seg/gemm.py``); medians and ratios; the
+  machine's NumPy float32 GEMM ceiling;
 - a per-op profile of our step (forward and backward seconds per Function);
 - peak RSS minus RSS after import, for each side alone.
 
@@ -119,42 +120,75 @@ def set_winograd(min_channels):
     conv.WINOGRAD_MIN_CHANNELS = min_channels
 
 
-def role_time(rounds, winograd=None):
-    import numpy
+def _side(name, connection):
+    """One side of the timing rounds, in a process of its own: answers each message, (setting,) (the
+    Winograd threshold for ours, torch's threads for PyTorch), with one timed step's seconds; None ends it.
+
+    Our step runs as the CLI runs it (``parallel.tile_threads``). PyTorch's starts from our initial
+    weights, built here with torch loaded first, so no product of ours runs in its process: two MKLs
+    in one process share their symbols (``minitorch_seg/gemm.py``), and PyTorch's job ran 40% slower
+    after ours had loaded MKL beside it."""
+    if name == "ours":
+        from minitorch_seg import gemm, parallel
+        with parallel.tile_threads():
+            step = our_step_fn()[1]
+            step(), step()                                     # warm-up: first-touch of buffers, caches
+            connection.send(gemm.engine())
+            _serve(connection, step, set_winograd)
+        return
     import torch
-    model, ours = our_step_fn()
-    state = {k: v.numpy() for k, v in model.state_dict().items()}
-    theirs = torch_step_fn(state)
-    default_threads = torch.get_num_threads()
-    for fn in (ours, theirs):  # warm-up: first-touch of buffers, caches
-        fn(), fn()
+    step = torch_step_fn({k: v.numpy() for k, v in our_step_fn()[0].state_dict().items()})
+    step(), step()
+    default = torch.get_num_threads()
+    connection.send(default)
+    _serve(connection, step, torch.set_num_threads)
+
+
+def _serve(connection, step, configure):
+    while (message := connection.recv()) is not None:                # (setting,)
+        configure(message[0])
+        connection.send(_timed(step))
+
+
+def role_time(rounds, winograd=None):
+    """Ours, our Winograd variant and PyTorch at its default threads and at one, a step each in turn,
+    each side in a spawned process of its own; the pauses let the other side's spinning threads sleep."""
+    import multiprocessing
+
+    import numpy
+    context = multiprocessing.get_context("spawn")
+    sides = {}
+    for name in ("ours", "torch"):
+        mine, theirs = context.Pipe()
+        process = context.Process(target=_side, args=(name, theirs), daemon=True)
+        process.start()
+        sides[name] = (mine, process)
+    ours, torch_side = sides["ours"][0], sides["torch"][0]
+    engine, default_threads = ours.recv(), torch_side.recv()
+
+    def timed(connection, setting):
+        time.sleep(SETTLE)
+        connection.send((setting,))
+        return connection.recv()
     times = {"ours": [], "torch": [], "torch_1thread": []}
     if winograd is not None:
         times["ours_winograd"] = []
-        set_winograd(winograd)   # its warm-up
-        ours()
-        set_winograd(None)
-    for _ in range(rounds):  # pauses let the other side's spinning threads go to sleep first
-        time.sleep(SETTLE)
-        times["ours"].append(_timed(ours))
+        timed(ours, winograd)                                  # its warm-up
+    for _ in range(rounds):
+        times["ours"].append(timed(ours, None))
         if winograd is not None:
-            set_winograd(winograd)
-            time.sleep(SETTLE)
-            times["ours_winograd"].append(_timed(ours))
-            set_winograd(None)
-        torch.set_num_threads(default_threads)
-        time.sleep(SETTLE)
-        times["torch"].append(_timed(theirs))
-        torch.set_num_threads(1)
-        time.sleep(SETTLE)
-        times["torch_1thread"].append(_timed(theirs))
-    torch.set_num_threads(default_threads)
+            times["ours_winograd"].append(timed(ours, winograd))
+        times["torch"].append(timed(torch_side, default_threads))
+        times["torch_1thread"].append(timed(torch_side, 1))
+    for connection, process in sides.values():
+        connection.send(None)
+        process.join()
     median = {k: float(numpy.median(v)) * 1e3 for k, v in times.items()}
     extra = {"winograd_min_channels": winograd, "ratio_winograd_vs_torch": median["ours_winograd"] / median["torch"]} \
         if winograd is not None else {}
     return {**extra, "ms": median, "ratio_vs_torch": median["ours"] / median["torch"],
             "ratio_vs_torch_1thread": median["ours"] / median["torch_1thread"],
-            "torch_threads": default_threads,
+            "torch_threads": default_threads, "conv_products": engine,
             "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "(auto)")}
 
 
@@ -204,9 +238,7 @@ def main():
         return
     if args.role != "all":  # a child process: our side runs as the CLI runs it (parallel.tile_threads)
         from minitorch_seg import parallel
-        from minitorch_seg import gemm
-        machine = {"gemm_gflops": gemm_gflops(), "blas": openblas_core(),   # BLAS's own threads
-                   "conv_products": gemm.engine()} if args.role == "time" else {}
+        machine = {"gemm_gflops": gemm_gflops(), "blas": openblas_core()} if args.role == "time" else {}  # BLAS's own threads
         if args.role != "time":
             set_winograd(args.winograd)
         with parallel.tile_threads():

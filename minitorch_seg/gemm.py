@@ -30,7 +30,9 @@ MKL) would run on one thread too.
 import ctypes
 import importlib.metadata
 import os
+import sys
 import threading
+import warnings
 
 import numpy
 
@@ -59,7 +61,10 @@ enabled = os.environ.get("MINITORCH_SEG_MKL", "1") != "0" and _intel()
 
 
 def _load():
-    """MKL's runtime library from the ``mkl`` distribution, set to run sequentially, or False."""
+    """MKL's runtime library from the ``mkl`` distribution, set to run sequentially, or False; False
+    too where PyTorch is loaded (see above)."""
+    if "torch" in sys.modules:
+        return False
     try:
         files = importlib.metadata.distribution("mkl").files or []
     except importlib.metadata.PackageNotFoundError:
@@ -82,6 +87,16 @@ def _load():
     return False
 
 
+# PyTorch's CPU wheels link an MKL of their own and export its symbols. With two MKLs in one process
+# the dynamic loader binds each one's calls into the other's (found here: PyTorch then ran on one
+# thread, and its linalg.inv changed in the last bits; elsewhere such mixes have crashed). So MKL is
+# not loaded where torch already is, and the first product after torch came in afterwards warns.
+_TORCH_AFTER = ("torch was imported after minitorch_seg loaded MKL for its convolutions: the two MKLs share "
+                "their symbols, so torch runs on one thread and may round some results differently (or fail); "
+                "import torch first (minitorch_seg then leaves MKL alone), or set MINITORCH_SEG_MKL=0.")
+_warned = []
+
+
 def library():
     """The loaded MKL runtime (a ``ctypes.CDLL``), loading it on first use; None where it is not installed."""
     global _library
@@ -102,8 +117,20 @@ def engine():
     if enabled and is_available():
         version = importlib.metadata.version("mkl")
         return f"MKL {version} (sequential; MINITORCH_SEG_MKL=0 turns it off)"
-    reason = "not installed" if not is_available() else "off" + ("" if _intel() else ": not an Intel CPU")
+    if not _installed():
+        reason = "not installed"
+    elif not enabled:
+        reason = "off" + ("" if _intel() else ": not an Intel CPU")
+    else:
+        reason = "not loaded: PyTorch is loaded in this process" if "torch" in sys.modules else "failed to load"
     return f"NumPy's BLAS (MKL {reason})"
+
+
+def _installed():
+    try:
+        return importlib.metadata.distribution("mkl") is not None
+    except importlib.metadata.PackageNotFoundError:
+        return False
 
 
 def is_available():
@@ -151,6 +178,9 @@ def matmul(a, b, out=None):
     sizes = numpy.array([ta, tb, m, n, k, lda, ldb, ldc, r], dtype=numpy.int32)
     scalars = numpy.array([1, 0], dtype=a.dtype)                              # alpha, beta
     at = [sizes.ctypes.data + i * 4 for i in range(len(sizes))] + [scalars.ctypes.data + i * item for i in range(2)]
+    if "torch" in sys.modules and not _warned:
+        _warned.append(True)
+        warnings.warn(_TORCH_AFTER, RuntimeWarning, stacklevel=2)
     _rejected.value = False
     product = _library.cblas_sgemm_batch if a.dtype == numpy.float32 else _library.cblas_dgemm_batch
     product(_ROW_MAJOR, at[0], at[1], at[2], at[3], at[4], at[9], matrices[0].ctypes.data, at[5],

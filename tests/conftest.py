@@ -12,6 +12,15 @@ from hypothesis import HealthCheck, settings
 
 from minitorch_seg import backend as shim
 
+# PyTorch first, where it is installed: the tests use it as an oracle, and gemm.py leaves MKL alone in
+# a process where torch is loaded (two MKLs would share their symbols), so no worker mixes them. The
+# MKL path runs in a process of its own without torch (test_gemm.py), which sets this variable.
+if not os.environ.get("MINITORCH_SEG_TESTS_WITHOUT_TORCH"):
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        pass
+
 _QUIET = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
 settings.register_profile("ci", derandomize=True, deadline=None, max_examples=15, suppress_health_check=_QUIET)
 settings.register_profile("dev", deadline=None, max_examples=15, suppress_health_check=_QUIET)

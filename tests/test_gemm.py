@@ -11,7 +11,9 @@ from numpy.lib.stride_tricks import as_strided
 
 from minitorch_seg import gemm, parallel
 
-mkl = pytest.mark.skipif(not gemm.is_available(), reason="MKL is not installed (pip install 'minitorch-seg[mkl]')")
+mkl = pytest.mark.skipif(not gemm.is_available(), reason="MKL is not installed (pip install 'minitorch-seg[mkl]'), "
+                         "or PyTorch is loaded here: test_the_mkl_path_in_a_process_without_torch runs these")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RTOL = {numpy.float32: 2e-5, numpy.float64: 1e-12}
 
 
@@ -58,7 +60,7 @@ def test_matmul_is_numpys_product_for_any_layout(engine, operands, into, monkeyp
     new, a C-order or an interleaved out (rows of y for several output rows, as MEC writes them):
     the same product as numpy.matmul, in float32 and float64, through MKL or NumPy."""
     if engine == "mkl" and not gemm.is_available():
-        pytest.skip("MKL is not installed")
+        pytest.skip("MKL is not installed, or PyTorch is loaded here (then the process without torch runs it)")
     monkeypatch.setattr(gemm, "enabled", engine == "mkl")
     a, b = operands
     expected = numpy.matmul(a, b)
@@ -142,7 +144,7 @@ def test_an_out_in_an_operands_memory_a_read_only_out_and_a_tuple_out_as_numpy(e
     product goes through a new array, as NumPy's does. A read-only out raises NumPy's error, and
     out=(array,) is taken as NumPy takes it (found by a review that tried to break gemm.matmul)."""
     if engine == "mkl" and not gemm.is_available():
-        pytest.skip("MKL is not installed")
+        pytest.skip("MKL is not installed, or PyTorch is loaded here (then the process without torch runs it)")
     monkeypatch.setattr(gemm, "enabled", engine == "mkl")
     rng = numpy.random.default_rng(0)
     for dtype in (numpy.float32, numpy.float64):
@@ -174,3 +176,39 @@ def test_mkl_keeps_32_bit_sizes_whatever_the_environment_says():
                           env={**os.environ, "MKL_INTERFACE_LAYER": "ILP64"})
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["True", "24.0"]
+
+
+@pytest.mark.skipif(not gemm._installed() or not gemm.enabled, reason="MKL not installed, or off on this CPU")
+def test_the_mkl_path_in_a_process_without_torch():
+    """The suite imports torch first (conftest), so its workers leave MKL alone. This runs the tests
+    above and MEC's, the shifted sum's and the tiles' conv tests in a fresh process without torch,
+    where the products go through MKL, and none of them is skipped."""
+    selected = "(gemm or mec or shifted or tiles) and not without_torch and not pytorch"
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+                           "tests/test_gemm.py", "tests/test_conv.py", "-k", selected],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "MINITORCH_SEG_TESTS_WITHOUT_TORCH": "1"})
+    summary = done.stdout.strip().splitlines()[-1]
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "passed" in summary and "skipped" not in summary, summary
+
+
+def test_pytorch_and_mkl_in_one_process():
+    """torch loaded first: MKL is left alone (NumPy's BLAS runs the products, doctor says why).
+    MKL loaded first: the first product after torch comes in warns, once."""
+    first = ("import torch, numpy; from minitorch_seg import gemm; "
+             "print(gemm.matmul(numpy.ones((2, 2), numpy.float32), numpy.ones((2, 2), numpy.float32)).sum()); "
+             "print(gemm.library() is None, gemm.engine())")
+    after = ("import warnings, numpy; from minitorch_seg import gemm; ones = numpy.ones((2, 2), numpy.float32); "
+             "gemm.matmul(ones, ones); import torch\n"
+             "with warnings.catch_warnings(record=True) as caught:\n"
+             "    warnings.simplefilter('always'); gemm.matmul(ones, ones); gemm.matmul(ones, ones)\n"
+             "print(gemm.library() is not None, [str(w.message)[:40] for w in caught])")
+    outputs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+               for code in (first, after)]
+    for done in outputs:
+        assert done.returncode == 0, done.stderr
+    assert outputs[0].stdout.split("\n")[:2] == ["8.0", "True NumPy's BLAS (MKL not loaded: PyTorch is loaded in this "
+                                                         "process)"] or not gemm._installed()
+    if gemm._installed() and gemm.enabled:
+        assert outputs[1].stdout.strip() == "True ['torch was imported after minitorch_seg l']"
