@@ -36,7 +36,7 @@ from typing import NamedTuple
 
 import numpy
 
-from . import checkpoint, models
+from . import checkpoint, gemm, models
 from .data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 PREFIXES = ("module.", "model.")
@@ -63,6 +63,7 @@ def read_pth(path):
     except ImportError:
         raise ConvertError("Reading a .pth checkpoint needs PyTorch; install it with "
                            "pip install 'minitorch-seg[torch]'.") from None
+    gemm.torch_arrived()
     if not os.path.isfile(path):
         raise ConvertError(f"Checkpoint {path} does not exist.")
     try:

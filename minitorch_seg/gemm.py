@@ -97,6 +97,14 @@ _TORCH_AFTER = ("torch was imported after minitorch_seg loaded MKL for its convo
 _warned = []
 
 
+def torch_arrived(stacklevel=2):
+    """Warn, once, if torch is loaded now and MKL was loaded here before it: each product does this,
+    and so do the package's own ``import torch`` (export, convert), where it happens."""
+    if _library and "torch" in sys.modules and not _warned:
+        _warned.append(True)
+        warnings.warn(_TORCH_AFTER, RuntimeWarning, stacklevel=stacklevel + 1)
+
+
 def library():
     """The loaded MKL runtime (a ``ctypes.CDLL``), loading it on first use; None where it is not installed."""
     global _library
@@ -178,9 +186,7 @@ def matmul(a, b, out=None):
     sizes = numpy.array([ta, tb, m, n, k, lda, ldb, ldc, r], dtype=numpy.int32)
     scalars = numpy.array([1, 0], dtype=a.dtype)                              # alpha, beta
     at = [sizes.ctypes.data + i * 4 for i in range(len(sizes))] + [scalars.ctypes.data + i * item for i in range(2)]
-    if "torch" in sys.modules and not _warned:
-        _warned.append(True)
-        warnings.warn(_TORCH_AFTER, RuntimeWarning, stacklevel=2)
+    torch_arrived(stacklevel=3)
     _rejected.value = False
     product = _library.cblas_sgemm_batch if a.dtype == numpy.float32 else _library.cblas_dgemm_batch
     product(_ROW_MAJOR, at[0], at[1], at[2], at[3], at[4], at[9], matrices[0].ctypes.data, at[5],

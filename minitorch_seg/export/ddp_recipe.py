@@ -98,6 +98,9 @@ def train_ddp(model, images, labels, steps, world_size=2, lr=0.01, batch_size=2,
     import torch
     import torch.multiprocessing as mp
 
+    from .. import gemm
+    gemm.torch_arrived()            # after our MKL: it warns (two MKLs in one process)
+
     images = numpy.ascontiguousarray(images, dtype=numpy.dtype(next(model.parameters()).dtype))
     labels = numpy.ascontiguousarray(labels, dtype=numpy.int64)
     if len(images) < world_size * batch_size:

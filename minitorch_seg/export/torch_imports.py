@@ -8,6 +8,9 @@ try:
     import torch
     from torch import nn
     from torch.nn import functional as F  # noqa: N812 - torch's name
+
+    from .. import gemm
+    gemm.torch_arrived()            # after our MKL: it warns (two MKLs in one process)
 except ImportError:
     from .errors import ExportError
 
