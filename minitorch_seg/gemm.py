@@ -9,6 +9,8 @@ kernels call ``matmul`` here, and it hands the product to MKL when:
 
 - MKL is installed (``pip install "minitorch-seg[mkl]"``: the ``mkl`` wheel, Linux x86-64 only)
   and ``enabled`` (by default on Intel CPUs; it is unmeasured on AMD's, where OpenBLAS stays);
+- PyTorch was not loaded in the process before it: its CPU wheel carries an MKL of its own
+  (``_TORCH_AFTER``);
 - both operands are host float32 or float64 arrays of one dtype, at most 3-D (a batch of
   matrices, or one matrix shared by the batch), each matrix with one axis of unit stride and
   the batch a constant stride apart: any view NumPy makes by slicing, transposing or
@@ -60,9 +62,19 @@ def _intel():
 enabled = os.environ.get("MINITORCH_SEG_MKL", "1") != "0" and _intel()
 
 
+# PyTorch's CPU wheels link an MKL of their own and export its symbols. With two MKLs in one process
+# the dynamic loader binds each one's calls into the other's (found here: PyTorch then ran on one
+# thread, and its linalg.inv changed in the last bits; elsewhere such mixes have crashed). So MKL is
+# not loaded where torch already is, and the first product after torch came in afterwards warns.
+_TORCH_AFTER = ("torch was imported after minitorch_seg loaded MKL for its convolutions: the two MKLs share "
+                "their symbols, so torch runs on one thread and may round some results differently (or fail); "
+                "import torch first (minitorch_seg then leaves MKL alone), or set MINITORCH_SEG_MKL=0.")
+_warned = []
+
+
 def _load():
     """MKL's runtime library from the ``mkl`` distribution, set to run sequentially, or False; False
-    too where PyTorch is loaded (see above)."""
+    too where PyTorch is loaded (above)."""
     if "torch" in sys.modules:
         return False
     try:
@@ -87,16 +99,6 @@ def _load():
     return False
 
 
-# PyTorch's CPU wheels link an MKL of their own and export its symbols. With two MKLs in one process
-# the dynamic loader binds each one's calls into the other's (found here: PyTorch then ran on one
-# thread, and its linalg.inv changed in the last bits; elsewhere such mixes have crashed). So MKL is
-# not loaded where torch already is, and the first product after torch came in afterwards warns.
-_TORCH_AFTER = ("torch was imported after minitorch_seg loaded MKL for its convolutions: the two MKLs share "
-                "their symbols, so torch runs on one thread and may round some results differently (or fail); "
-                "import torch first (minitorch_seg then leaves MKL alone), or set MINITORCH_SEG_MKL=0.")
-_warned = []
-
-
 def torch_arrived(stacklevel=2):
     """Warn, once, if torch is loaded now and MKL was loaded here before it: each product does this,
     and so do the package's own ``import torch`` (export, convert), where it happens."""
@@ -106,7 +108,8 @@ def torch_arrived(stacklevel=2):
 
 
 def library():
-    """The loaded MKL runtime (a ``ctypes.CDLL``), loading it on first use; None where it is not installed."""
+    """The loaded MKL runtime (a ``ctypes.CDLL``), loading it on first use; None where it is not
+    installed, or PyTorch was loaded first."""
     global _library
     if _library is None:
         with _lock:
