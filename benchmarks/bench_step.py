@@ -162,6 +162,7 @@ def role_time(rounds, winograd=None):
         mine, theirs = context.Pipe()
         process = context.Process(target=_side, args=(name, theirs), daemon=True)
         process.start()
+        theirs.close()                        # only the worker holds it now: if the worker dies, recv() raises
         sides[name] = (mine, process)
     ours, torch_side = sides["ours"][0], sides["torch"][0]
     engine, default_threads = ours.recv(), torch_side.recv()

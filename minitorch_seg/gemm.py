@@ -3,7 +3,7 @@
 NumPy's ``matmul`` runs OpenBLAS. At the convolutions' shapes (16-128 output channels, a few
 hundred columns, one product per output row) OpenBLAS reached 74-131 GFLOP/s on one core of the
 AVX-512 Xeon where MKL's batched ``cblas_sgemm`` reached 122-163, and with MEC's, the shifted
-sum's and im2col's products through MKL the U-Net step took 19 ms less (253 against 275 ms, two
+sum's and im2col's products through MKL the U-Net step took 22 ms less (259 against 280 ms, two
 versions taking turns in one process; ``benchmarks/results/2026-12-03-xeon-mkl.md``). So the conv
 kernels call ``matmul`` here, and it hands the product to MKL when:
 
@@ -72,10 +72,15 @@ _TORCH_AFTER = ("torch was imported after minitorch_seg loaded MKL for its convo
 _warned = []
 
 
+def _torch_loaded():
+    """Whether PyTorch is imported here (not a ``sys.modules["torch"] = None`` stand-in, as tests make)."""
+    return sys.modules.get("torch") is not None
+
+
 def _load():
     """MKL's runtime library from the ``mkl`` distribution, set to run sequentially, or False; False
     too where PyTorch is loaded (above)."""
-    if "torch" in sys.modules:
+    if _torch_loaded():
         return False
     try:
         files = importlib.metadata.distribution("mkl").files or []
@@ -102,8 +107,11 @@ def _load():
 def torch_arrived(stacklevel=2):
     """Warn, once, if torch is loaded now and MKL was loaded here before it: each product does this,
     and so do the package's own ``import torch`` (export, convert), where it happens."""
-    if _library and "torch" in sys.modules and not _warned:
-        _warned.append(True)
+    if _library and not _warned and _torch_loaded():
+        with _lock:
+            if _warned:
+                return
+            _warned.append(True)
         warnings.warn(_TORCH_AFTER, RuntimeWarning, stacklevel=stacklevel + 1)
 
 
@@ -127,13 +135,14 @@ def engine():
     """Which library runs the conv kernels' products now, in words (``minitorch-seg doctor``)."""
     if enabled and is_available():
         version = importlib.metadata.version("mkl")
-        return f"MKL {version} (sequential; MINITORCH_SEG_MKL=0 turns it off)"
+        beside = "; torch was imported after it, see the warning" if _torch_loaded() else ""
+        return f"MKL {version} (sequential; MINITORCH_SEG_MKL=0 turns it off{beside})"
     if not _installed():
         reason = "not installed"
     elif not enabled:
         reason = "off" + ("" if _intel() else ": not an Intel CPU")
     else:
-        reason = "not loaded: PyTorch is loaded in this process" if "torch" in sys.modules else "failed to load"
+        reason = "not loaded: PyTorch is loaded in this process" if _torch_loaded() else "failed to load"
     return f"NumPy's BLAS (MKL {reason})"
 
 
