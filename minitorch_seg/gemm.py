@@ -193,20 +193,28 @@ def matmul(a, b, out=None):
     shape = numpy.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (m, n)     # numpy.matmul's
     a, b = squeezed[:2]
     result = squeezed[2] if out is not None else numpy.empty((r, m, n), a.dtype)
-    item, steps = a.itemsize, numpy.arange(r, dtype=numpy.uint64)
-    matrices = [x.ctypes.data + steps * numpy.uint64(stride * item) for x, stride in ((a, sa), (b, sb), (result, sc))]
-    sizes = numpy.array([ta, tb, m, n, k, lda, ldb, ldc, r], dtype=numpy.int32)
-    scalars = numpy.array([1, 0], dtype=a.dtype)                              # alpha, beta
-    at = [sizes.ctypes.data + i * 4 for i in range(len(sizes))] + [scalars.ctypes.data + i * item for i in range(2)]
+    steps = numpy.arange(r, dtype=numpy.uint64)                  # each matrix's address: start + i * batch stride
+    starts = [x.ctypes.data + steps * numpy.uint64(stride * a.itemsize)
+              for x, stride in ((a, sa), (b, sb), (result, sc))]
+    sizes, pointers = _fields(numpy.int32, ta, tb, m, n, k, lda, ldb, ldc, r)
+    p_ta, p_tb, p_m, p_n, p_k, p_lda, p_ldb, p_ldc, p_r = pointers
+    scalars, (p_alpha, p_beta) = _fields(a.dtype, 1, 0)
     torch_arrived(stacklevel=3)
     _rejected.value = False
     product = _library.cblas_sgemm_batch if a.dtype == numpy.float32 else _library.cblas_dgemm_batch
-    product(_ROW_MAJOR, at[0], at[1], at[2], at[3], at[4], at[9], matrices[0].ctypes.data, at[5],
-            matrices[1].ctypes.data, at[6], at[10], matrices[2].ctypes.data, at[7], 1, at[8])
+    product(_ROW_MAJOR, p_ta, p_tb, p_m, p_n, p_k, p_alpha, starts[0].ctypes.data, p_lda, starts[1].ctypes.data, p_ldb,
+            p_beta, starts[2].ctypes.data, p_ldc, 1, p_r)                   # one group of r products
     if _rejected.value:                        # a layout _plan let through and MKL did not take: a bug here
         raise RuntimeError(f"gemm.matmul: MKL rejected the product of {a.shape} by {b.shape} (strides "
                            f"{a.strides}, {b.strides}); set minitorch_seg.gemm.enabled = False to go on without it.")
     return out if out is not None else result.reshape(shape)
+
+
+def _fields(dtype, *values):
+    """An array of ``values`` and the address of each: MKL's batched call takes every argument of a
+    group of products as a pointer into such an array (which the caller keeps alive across the call)."""
+    array = numpy.array(values, dtype=dtype)
+    return array, [array.ctypes.data + i * array.itemsize for i in range(len(values))]
 
 
 def _without_unit_axes(x):

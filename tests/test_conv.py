@@ -7,6 +7,7 @@ inputs, against the plain-loop references, against torch, and for the properties
 state: the transposed conv is conv's adjoint, puts weighted copies of the filter into the output
 and can give exactly 2x; a dilated kernel reads taps d apart.
 """
+import itertools
 import math
 import re
 
@@ -247,6 +248,28 @@ def test_mec_gives_the_im2col_products(backend, threads, data, seed, one_row, si
     shares_rows = config["stride"][0] == 1 < config["weight_shape"][2]
     assert mec.applies(xp, 1, geometry) == (shim.module_name(xp) != "cupy" and shares_rows)
     assert not mec.applies(xp, 2, geometry) and not mec.applies(xp, 1, geometry._replace(dilation=(2, 1)))
+
+
+def test_mec_lowers_every_small_width_geometry_alike_a_tap_at_a_time_and_all_taps_at_once(monkeypatch):
+    """Every kernel width 1-5, stride 1-3, dilation 1-3, padding 0-6 and input width 1-11 (where the
+    kernel fits), a whole band and a band of rows inside: the one-copy lowering and the tap-at-a-time
+    one write the same band, zeros included, down to widths where no column has every tap inside x."""
+    rng = numpy.random.default_rng(0)
+    for kw, sw, dw, pw, w in itertools.product(range(1, 6), range(1, 4), range(1, 4), range(7), range(1, 12)):
+        if dw * (kw - 1) + 1 > w + 2 * pw:
+            continue
+        geometry = sliding.windows((5, w), (3, kw), (1, sw), (1, pw), (1, dw))
+        x = rng.random((3, 2, 5, w))
+        for samples, rows in [(slice(0, 3), slice(0, geometry.out_hw[0])), (slice(1, 2), slice(1, 3))]:
+            bands = []
+            for width in (0, 1 << 30):
+                monkeypatch.setattr(mec, "ONE_COPY_WIDTH", width)
+                bands.append(mec.lower(x, geometry, samples, rows))
+            assert numpy.array_equal(*bands), (kw, sw, dw, pw, w)
+            padded = numpy.pad(x[samples], ((0, 0), (0, 0), (1, 1), (pw, pw)))
+            (a, c, j, m, v), top = numpy.indices(bands[0].shape), rows.start    # element (a, c, j, m, v) reads
+            expected = padded[m, c, top + a, v * sw + j * dw]                  # padded row top + a, column v*sw + j*dw
+            assert numpy.array_equal(bands[0], expected), (kw, sw, dw, pw, w)
 
 
 @both_ops

@@ -84,15 +84,17 @@ def lower(x, geometry, samples, rows):
         return band
     source = x[samples, :, top + lo:top + hi].transpose(2, 1, 0, 3)           # (rows, C, M, W), a view
     inner = _inside_columns(geometry, w, range(kw))                          # every tap inside x
-    copy = _copy_all_taps if len(inner) >= ONE_COPY_WIDTH else _copy_each_tap
-    copy(band[lo:hi], source, geometry, w, inner)
+    if len(inner) >= ONE_COPY_WIDTH:
+        _copy_all_taps(band[lo:hi], source, geometry, w, inner)
+    else:
+        _copy_each_tap(band[lo:hi], source, geometry, w)
     return band
 
 
-def _copy_each_tap(band, source, geometry, w, inner):
+def _copy_each_tap(band, source, geometry, w):
     """band (rows, C, kw, M, Wo) from source (rows, C, M, W): a strided copy per tap of the columns
     it reads inside x, the others zero."""
-    (kw,), (sw,), (dw,), (pw,) = geometry.kernel[1:], geometry.stride[1:], geometry.dilation[1:], geometry.padding[1:]
+    kw, sw, dw, pw = _across(geometry)
     for j in range(kw):
         columns = _inside_columns(geometry, w, [j])
         band[:, :, j, :, :columns.start] = 0
@@ -107,7 +109,7 @@ def _copy_all_taps(band, source, geometry, w, inner):
     the taps an axis of its source view; then each edge column, the taps that read x there copied and
     the others zero."""
     xp = get_array_module(source)
-    (kw,), (sw,), (dw,), (pw,) = geometry.kernel[1:], geometry.stride[1:], geometry.dilation[1:], geometry.padding[1:]
+    kw, sw, dw, pw = _across(geometry)
     rs, cs, ms, ws = source.strides
     taps = xp.lib.stride_tricks.as_strided(source[..., inner.start * sw - pw:],        # tap 0 at v = inner.start
                                            shape=source.shape[:2] + (kw, source.shape[2], len(inner)),
@@ -124,17 +126,24 @@ def _copy_all_taps(band, source, geometry, w, inner):
             band[:, :, j0:j1, :, v] = source[..., start:start + (j1 - j0 - 1) * dw + 1:dw].swapaxes(2, 3)
 
 
+def _across(geometry):
+    """(kw, sw, dw, pw): the kernel's width, stride, dilation and padding in width."""
+    return geometry.kernel[1], geometry.stride[1], geometry.dilation[1], geometry.padding[1]
+
+
 def _inside_columns(geometry, w, taps):
     """The output columns v at which each of ``taps`` reads inside x's width w: column v*sw + j*dw - pw."""
-    (sw,), (dw,), (pw,), out_w = geometry.stride[1:], geometry.dilation[1:], geometry.padding[1:], geometry.out_hw[1]
+    _, sw, dw, pw = _across(geometry)
+    out_w = geometry.out_hw[1]
     first = max((pw - j * dw + sw - 1) // sw for j in taps)                  # v*sw + j*dw - pw >= 0
     last = min((w - 1 + pw - j * dw) // sw for j in taps)                    # ... <= w - 1
-    return range(max(0, first), max(max(0, first), min(out_w, last + 1)))
+    first = min(out_w, max(0, first))
+    return range(first, max(first, min(out_w, last + 1)))
 
 
 def _inside_taps(geometry, w, v):
     """[j0, j1): the taps that read inside x's width w at output column v (a run: the column grows with j)."""
-    (kw,), (sw,), (dw,), (pw,) = geometry.kernel[1:], geometry.stride[1:], geometry.dilation[1:], geometry.padding[1:]
+    kw, sw, dw, pw = _across(geometry)
     j0 = min(kw, max(0, -(-(pw - v * sw) // dw)))                            # v*sw + j*dw - pw >= 0
     return j0, max(j0, min(kw, (w - 1 + pw - v * sw) // dw + 1))             # ... <= w - 1
 
