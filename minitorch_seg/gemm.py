@@ -131,9 +131,15 @@ def owns(path):
     return bool(_library) and path is not None and os.path.realpath(path) == os.path.realpath(_library._name)
 
 
+def active():
+    """Whether MKL runs the host products now: ``enabled``, installed and loaded (the conv kernels'
+    dispatch rules ask, where the fastest algorithm depends on it)."""
+    return enabled and is_available()
+
+
 def engine():
     """Which library runs the conv kernels' products now, in words (``minitorch-seg doctor``)."""
-    if enabled and is_available():
+    if active():
         version = importlib.metadata.version("mkl")
         beside = "; torch was imported after it, see the warning" if _torch_loaded() else ""
         return f"MKL {version} (sequential; MINITORCH_SEG_MKL=0 turns it off{beside})"

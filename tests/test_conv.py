@@ -19,7 +19,7 @@ import minitorch_seg as mt
 from minitorch_seg import backend as shim
 from minitorch_seg import functional as F
 from minitorch_seg.functional import conv as conv_module, mec, sliding
-from minitorch_seg import nn, parallel
+from minitorch_seg import gemm, nn, parallel
 from minitorch_seg.reference.conv import conv2d_im2col, conv2d_loops, conv_transpose2d_loops
 from minitorch_seg.reference.conv import im2col as reference_im2col
 from minitorch_seg.testing import conv_configs, layouts, make
@@ -214,7 +214,24 @@ def test_the_shifted_sum_is_the_im2col_correlation(backend, threads, data, seed,
     o = config["weight_shape"][0]
     im2col, _ = conv_module._im2col_products(x.data, geometry, 1, w.data.reshape(1, o, -1))
     numpy.testing.assert_allclose(host(shifted), host(im2col).reshape(shifted.shape), rtol=1e-12, atol=1e-12)
-    assert conv_module._use_shifted_sum(config["weight_shape"], (1, 1), 1) == (o < config["x_shape"][1] and o <= 64)
+    monkeypatch.setattr(gemm, "active", lambda: False)
+    assert conv_module._use_shifted_sum(shim.get_array_module(x.data), config["weight_shape"], (1, 1), 1, geometry) == (
+        o < config["x_shape"][1] and o <= 64)
+
+
+@pytest.mark.parametrize("mkl", [False, True])
+def test_the_shifted_sum_gives_way_to_mec_where_mkl_runs_the_products(mkl, monkeypatch):
+    """A 3x3 conv from 32 to 16 channels takes the shifted sum under OpenBLAS and MEC under MKL (there
+    MEC measured faster); a 1x1 conv, where MEC does not apply, takes the shifted sum either way."""
+    monkeypatch.setattr(gemm, "active", lambda: mkl)
+    taken = []
+    y = numpy.zeros((2, 16, 6, 8))
+    monkeypatch.setattr(conv_module, "_correlate_shifted", lambda *args: taken.append("shifted") or y)
+    monkeypatch.setattr(mec, "products", lambda *args: taken.append("mec") or (y.reshape(2, 1, 16, 48), None))
+    x = make((2, 32, 6, 8), seed=0)
+    F.conv2d(x, make((16, 32, 3, 3), seed=1), padding=1)
+    F.conv2d(x, make((16, 32, 1, 1), seed=2))
+    assert taken == ["mec" if mkl else "shifted", "shifted"]
 
 
 @pytest.mark.parametrize("threads", [1, 3])

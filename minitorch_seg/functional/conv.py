@@ -35,7 +35,8 @@ ConvTranspose2d), dL/dw comes from that correlation's own columns (its ``partner
 A stride-1 correlation with fewer output than input channels (in the U-Net, the first conv of each
 decoder level, whose input is the skip and the upsampled map side by side) skips both: one GEMM of
 every tap's weights with the unshifted input, then kh*kw adds of shifted slices
-(``_correlate_shifted``; ``_use_shifted_sum`` is the rule).
+(``_correlate_shifted``; ``_use_shifted_sum`` is the rule). Where MKL runs the products
+(``gemm.py``), MEC takes these too where it applies: there it measured faster.
 
 A 3x3 kernel at stride 1 can instead go through Winograd's F(2x2, 3x3) (``winograd.py``): 16
 multiplications per 2x2 outputs instead of 36. ``_use_winograd`` is the dispatch rule, for
@@ -148,7 +149,7 @@ def _correlate(x, w, stride, padding, dilation, groups, partner=None):
     if partner is None and _use_winograd(w.shape, stride, dilation, groups):   # Winograd has no columns to share
         return winograd.conv3x3(x, w, padding)
     geometry = sliding.windows(x.shape[2:], w.shape[2:], stride, padding, dilation)
-    if partner is None and _use_shifted_sum(w.shape, stride, groups):
+    if partner is None and _use_shifted_sum(get_array_module(x), w.shape, stride, groups, geometry):
         return _correlate_shifted(x, w, geometry)
     y, product = _column_products(x, geometry, groups, w.reshape(groups, w.shape[0] // groups, -1), partner)
     y = y.reshape(x.shape[0], w.shape[0], *geometry.out_hw)                       # (N, O, Ho, Wo)
@@ -163,12 +164,19 @@ def _correlate(x, w, stride, padding, dilation, groups, partner=None):
 # but with as many outputs as inputs MEC won (one thread, 4x16x128x256: 6.9 against 12.9; 32 and
 # 64 channels: 7.0 against 8.3, 5.9 against 6.2), and with more outputs im2col already did. Not yet
 # measured on a machine without AVX-512; 0 turns it off (for a benchmark's A/B, say).
+#
+# Where MKL runs the products (``gemm.active()``) MEC takes these convs instead: its many short
+# GEMMs gained more from MKL than the shifted sum's one tall GEMM. 2026-12-03, same machine, 2
+# threads, forward: 32 -> 16 at 4x128x256 7.8 against 11.3 ms, 64 -> 32 and 128 -> 64 the same
+# (6.6, 6.0 ms); the U-Net step, the two rules taking turns in one process, 20 rounds: 5.7 ms less
+# (quartiles -10.3, -3.6). With OpenBLAS the shifted sum still paid: 4.7 ms (3.0, 6.8).
 SHIFTED_SUM_MAX_OUT = 64
 
 
-def _use_shifted_sum(weight_shape, stride, groups):
+def _use_shifted_sum(xp, weight_shape, stride, groups, geometry):
     o, c = weight_shape[:2]
-    return stride == (1, 1) and groups == 1 and o < c and o <= SHIFTED_SUM_MAX_OUT
+    fewer_outputs = stride == (1, 1) and groups == 1 and o < c and o <= SHIFTED_SUM_MAX_OUT
+    return fewer_outputs and not (gemm.active() and mec.applies(xp, groups, geometry))
 
 
 def _correlate_shifted(x, w, geometry):
