@@ -43,7 +43,7 @@ from . import functional as F
 from .autograd import no_grad
 from .checkpoint import check_training_meta, load_model  # noqa: F401 - public here too, as before
 from .creation import tensor
-from .data import Cityscapes, DataLoader, RandomScaleCropFlip, balance
+from .data import Cityscapes, DataLoader, InMemory, RandomScaleCropFlip, balance
 from .data.labels import IGNORE_INDEX, NUM_CLASSES
 from .data.transforms import normalize, to_chw_float32
 from .evaluation import evaluate
@@ -54,6 +54,7 @@ from .progress import Progress, count, duration
 from .tensor import Tensor
 
 SAMPLE_IMAGES = 4   # validation images drawn into samples/ after every epoch
+KEEP_DECODED_BYTES = 256 << 20   # each split's images kept decoded after their first epoch (``data/memory.py``)
 
 
 class TrainingError(ValueError):
@@ -166,8 +167,8 @@ class Trainer:
     def _build(self, config, data_root):
         """The data, the model (its weights drawn from the run's generator), the optimizer and the schedule."""
         self.stop_requested = False
-        train_set = FirstImages(Cityscapes(data_root, "train"), config.max_train_images)
-        val_set = FirstImages(Cityscapes(data_root, "val"), config.max_val_images)
+        train_set = InMemory(FirstImages(Cityscapes(data_root, "train"), config.max_train_images), KEEP_DECODED_BYTES)
+        val_set = InMemory(FirstImages(Cityscapes(data_root, "val"), config.max_val_images), KEEP_DECODED_BYTES)
         self.train_loader = DataLoader(train_set, config.batch_size, shuffle=True, drop_last=True, seed=config.seed,
                                        transform=RandomScaleCropFlip(tuple(config.crop), scale_range=(
                                            0.75 * config.input_scale, 1.25 * config.input_scale)),

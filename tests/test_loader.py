@@ -8,7 +8,7 @@ import pytest
 import minitorch_seg as mt
 from minitorch_seg import backend as shim
 from minitorch_seg import functional as F
-from minitorch_seg.data import DataLoader, RandomScaleCropFlip, Resize
+from minitorch_seg.data import DataLoader, InMemory, RandomScaleCropFlip, Resize
 from minitorch_seg.data import transforms as T
 from minitorch_seg.metrics import ConfusionMatrix
 
@@ -251,3 +251,71 @@ def test_wait_seconds_is_measured_per_epoch():
     iterator = iter(loader)
     assert loader.wait_seconds == 0.0
     iterator.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Samples kept decoded (``InMemory``).
+# --------------------------------------------------------------------------------------------
+class Writing:
+    """A transform that writes into the arrays it is given, then crops them (as a careless one might)."""
+
+    def __call__(self, image, label, rng):
+        image[...], label[...] = 0, IGNORE
+        return image[:16, :24], label[:16, :24]
+
+
+def test_kept_samples_give_the_same_batches_and_are_read_once():
+    dataset = BlockDataset(n=11, vary=True)
+    kept = InMemory(dataset, max_bytes=1 << 30)
+    for epoch in (2, 3, 4):
+        with_cache = augmented_loader()
+        with_cache.dataset = kept
+        with_cache.set_epoch(epoch)
+        without = augmented_loader()
+        without.set_epoch(epoch)
+        assert_same_batches(collect(with_cache), collect(without))
+    assert dataset.loads == 11                                        # each sample decoded once
+    image, label = dataset[4]
+    assert kept[4][1].dtype == numpy.int64 and kept._kept[4][1].dtype == numpy.uint8   # kept in a byte
+    numpy.testing.assert_array_equal(kept[-7][0], image)                # -7 is 4: kept, not read again
+    numpy.testing.assert_array_equal(kept[4][1], label)
+    assert dataset.loads == 12
+
+
+def test_kept_samples_survive_a_transform_that_writes_into_them():
+    kept = InMemory(BlockDataset(n=4), max_bytes=1 << 30)
+    first = collect(DataLoader(kept, batch_size=2, transform=Writing()))
+    fresh = BlockDataset(n=4)
+    for index in range(4):
+        numpy.testing.assert_array_equal(kept[index][0], fresh[index][0])
+        numpy.testing.assert_array_equal(kept[index][1], fresh[index][1])
+    assert_same_batches(first, collect(DataLoader(kept, batch_size=2, transform=Writing())))
+
+
+def test_only_what_fits_the_budget_is_kept_and_wide_labels_keep_their_values():
+    dataset = BlockDataset(n=6)
+    one = sum(array.nbytes for array in dataset[0][:1]) + 20 * 28      # an image and a byte label
+    kept = InMemory(dataset, max_bytes=2 * one)
+    for _ in range(3):
+        for index in range(6):
+            kept[index]
+    assert sorted(kept._kept) == [0, 1] and dataset.loads == 1 + 2 + 4 * 3    # the rest read every time
+
+    class Wide:
+        def __len__(self): return 2
+        def __getitem__(self, i): return numpy.zeros((2, 2, 3), numpy.uint8), numpy.array([[-1, 0], [300, 7]]) * (i + 1)
+        def target(self, i): return self[i][1]
+    wide = InMemory(Wide(), max_bytes=1 << 20)
+    for index in (0, 1, 0, 1):
+        numpy.testing.assert_array_equal(wide[index][1], Wide()[index][1])
+        numpy.testing.assert_array_equal(wide.target(index), Wide().target(index))
+    assert wide._kept[1][1].dtype == numpy.int64
+
+    class Reusing:                     # one buffer, overwritten by each read
+        buffer = numpy.zeros((2, 2, 3), numpy.uint8)
+        def __len__(self): return 2
+        def __getitem__(self, i):
+            Reusing.buffer[...] = i + 1
+            return Reusing.buffer, numpy.zeros((2, 2), numpy.int64)
+    reusing = InMemory(Reusing(), max_bytes=1 << 20)
+    assert [int(reusing[index][0][0, 0, 0]) for index in (0, 1, 0)] == [1, 2, 1]

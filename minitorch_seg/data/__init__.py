@@ -1,5 +1,6 @@
-"""Data: Cityscapes-format datasets, paired transforms and the ``DataLoader``."""
+"""Data: Cityscapes-format datasets, paired transforms, the ``DataLoader`` and ``InMemory`` (decoded samples kept)."""
 from .loader import DataLoader
+from .memory import InMemory
 from .transforms import (IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD, Compose, RandomScaleCropFlip, Resize, normalize,
                          normalize_chw, to_chw_float32)
 from . import labels
