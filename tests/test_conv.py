@@ -219,6 +219,22 @@ def test_the_shifted_sum_is_the_im2col_correlation(backend, threads, data, seed,
         o < config["x_shape"][1] and o <= 64)
 
 
+@pytest.mark.parametrize("out_channels", [8, 3])
+def test_a_conv_in_evaluation_keeps_nothing_and_pads_nothing(out_channels, monkeypatch):
+    """Without gradients (``no_grad``: evaluation) a 3x3 "same" conv reads x unpadded, as in training,
+    where the padded copy is for the weight gradient alone; with more and with fewer outputs than
+    inputs (MEC, the shifted sum), the same values as with gradients."""
+    x, w = make((2, 5, 7, 9), seed=0), make((out_channels, 5, 3, 3), seed=1)
+    with_gradients = F.conv2d(x, w, padding=1).numpy()
+    pads = []
+    original = sliding.pad
+    monkeypatch.setattr(sliding, "pad", lambda *args: pads.append(1) or original(*args))
+    with mt.no_grad():
+        y = F.conv2d(x, w, padding=1)
+    assert pads == [] and y._ctx is None
+    numpy.testing.assert_allclose(y.numpy(), with_gradients, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("mkl", [False, True])
 def test_the_shifted_sum_gives_way_to_mec_where_mkl_runs_the_products(mkl, monkeypatch):
     """A 3x3 conv from 32 to 16 channels takes the shifted sum under OpenBLAS and MEC under MKL (there
