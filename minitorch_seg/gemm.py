@@ -132,9 +132,15 @@ def owns(path):
 
 
 def active():
-    """Whether MKL runs the host products now: ``enabled``, installed and loaded (the conv kernels'
-    dispatch rules ask, where the fastest algorithm depends on it)."""
+    """Whether MKL runs the host products now: ``enabled``, installed and loaded."""
     return enabled and is_available()
+
+
+def takes(xp, dtype):
+    """Whether MKL runs the products of ``xp``'s arrays of ``dtype`` now: NumPy's float32 and float64,
+    where it is ``active`` (asked in that order, so that no other product loads MKL). The conv
+    kernels' dispatch rules ask, where the fastest algorithm depends on it."""
+    return xp is numpy and numpy.dtype(dtype) in (numpy.float32, numpy.float64) and active()
 
 
 def engine():

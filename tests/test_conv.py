@@ -215,24 +215,30 @@ def test_the_shifted_sum_is_the_im2col_correlation(backend, threads, data, seed,
     im2col, _ = conv_module._im2col_products(x.data, geometry, 1, w.data.reshape(1, o, -1))
     numpy.testing.assert_allclose(host(shifted), host(im2col).reshape(shifted.shape), rtol=1e-12, atol=1e-12)
     monkeypatch.setattr(gemm, "active", lambda: False)
-    assert conv_module._use_shifted_sum(shim.get_array_module(x.data), config["weight_shape"], (1, 1), 1, geometry) == (
+    assert conv_module._use_shifted_sum(x.data, config["weight_shape"], (1, 1), 1, geometry) == (
         o < config["x_shape"][1] and o <= 64)
 
 
 @pytest.mark.parametrize("out_channels", [8, 3])
-def test_a_conv_in_evaluation_keeps_nothing_and_pads_nothing(out_channels, monkeypatch):
-    """Without gradients (``no_grad``: evaluation) a 3x3 "same" conv reads x unpadded, as in training,
-    where the padded copy is for the weight gradient alone; with more and with fewer outputs than
-    inputs (MEC, the shifted sum), the same values as with gradients."""
-    x, w = make((2, 5, 7, 9), seed=0), make((out_channels, 5, 3, 3), seed=1)
-    with_gradients = F.conv2d(x, w, padding=1).numpy()
+def test_a_conv_without_input_or_weight_gradient_pads_nothing(out_channels, monkeypatch):
+    """Where neither x's nor the weight's gradient is wanted (``no_grad``: evaluation; or the bias's
+    alone) a 3x3 "same" conv reads x unpadded, as in training: the padded copy is for a weight
+    gradient without dL/dx. With more and with fewer outputs than inputs (MEC, the shifted sum),
+    the plain loops' values, and the bias's gradient the sum of g."""
+    x, w = make((2, 5, 7, 9), seed=0, requires_grad=False), make((out_channels, 5, 3, 3), seed=1, requires_grad=False)
+    bias = make((out_channels,), seed=2)
+    expected = conv2d_loops(x.numpy(), w.numpy(), bias.numpy(), stride=1, padding=1)
     pads = []
     original = sliding.pad
     monkeypatch.setattr(sliding, "pad", lambda *args: pads.append(1) or original(*args))
     with mt.no_grad():
-        y = F.conv2d(x, w, padding=1)
-    assert pads == [] and y._ctx is None
-    numpy.testing.assert_allclose(y.numpy(), with_gradients, rtol=1e-12, atol=1e-12)
+        numpy.testing.assert_allclose(F.conv2d(x, w, bias, padding=1).numpy(), expected, rtol=1e-12, atol=1e-12)
+    y = F.conv2d(x, w, bias, padding=1)
+    g = make(y.shape, seed=3, requires_grad=False)
+    y.backward(g)
+    assert pads == []
+    numpy.testing.assert_allclose(y.detach().numpy(), expected, rtol=1e-12, atol=1e-12)
+    numpy.testing.assert_allclose(bias.grad.numpy(), g.numpy().sum(axis=(0, 2, 3)), rtol=1e-12)
 
 
 @pytest.mark.parametrize("mkl", [False, True])
@@ -248,6 +254,21 @@ def test_the_shifted_sum_gives_way_to_mec_where_mkl_runs_the_products(mkl, monke
     F.conv2d(x, make((16, 32, 3, 3), seed=1), padding=1)
     F.conv2d(x, make((16, 32, 1, 1), seed=2))
     assert taken == ["mec" if mkl else "shifted", "shifted"]
+
+
+def test_the_dispatch_asks_about_mkl_only_where_it_would_run_the_products(monkeypatch):
+    """Asking whether MKL runs the products loads it (process-wide state, and the rule about torch):
+    a conv whose products MKL would never take (float16, another backend) does not ask."""
+    asked = []
+    monkeypatch.setattr(gemm, "active", lambda: asked.append(1) or False)
+    w = make((16, 32, 3, 3), seed=1, requires_grad=False)
+    with mt.no_grad():
+        F.conv2d(make((1, 32, 4, 5), seed=0, requires_grad=False), w, padding=1)
+        assert len(asked) == 1
+        F.conv2d(make((1, 32, 4, 5), seed=0, dtype="float16"), w.to("float16"), padding=1)
+        with shim.use_backend("strict"):
+            F.conv2d(make((1, 32, 4, 5), seed=0, requires_grad=False), make((16, 32, 3, 3), seed=1), padding=1)
+    assert len(asked) == 1
 
 
 @pytest.mark.parametrize("threads", [1, 3])

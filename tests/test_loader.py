@@ -10,6 +10,7 @@ from minitorch_seg import backend as shim
 from minitorch_seg import functional as F
 from minitorch_seg.data import DataLoader, InMemory, RandomScaleCropFlip, Resize
 from minitorch_seg.data import transforms as T
+from minitorch_seg.train import FirstImages
 from minitorch_seg.metrics import ConfusionMatrix
 
 pytestmark = pytest.mark.data
@@ -308,8 +309,19 @@ def test_only_what_fits_the_budget_is_kept_and_wide_labels_keep_their_values():
     wide = InMemory(Wide(), max_bytes=1 << 20)
     for index in (0, 1, 0, 1):
         numpy.testing.assert_array_equal(wide[index][1], Wide()[index][1])
-        numpy.testing.assert_array_equal(wide.target(index), Wide().target(index))
     assert wide._kept[1][1].dtype == numpy.int64
+
+    class Cropping:                    # dataset[i] crops; target(i) is the whole label, as Cityscapes' is
+        def __len__(self): return 3
+        def __getitem__(self, i): return numpy.zeros((2, 2, 3), numpy.uint8), self.target(i)[:2, :2]
+        def target(self, i): return numpy.arange(16).reshape(4, 4) + i
+    cropping, first = InMemory(Cropping(), max_bytes=1 << 20), FirstImages(Cropping(), 2)
+    for index in (0, 1, 0):
+        cropping[index]
+        numpy.testing.assert_array_equal(cropping.target(index), Cropping().target(index))
+    kept_first = InMemory(first, max_bytes=1 << 20)
+    for index in (-1, 1, -2, 0):       # -1 is item 1 of the first two, not the dataset's last
+        numpy.testing.assert_array_equal(kept_first[index][1], Cropping()[index % 2][1])
 
     class Reusing:                     # one buffer, overwritten by each read
         buffer = numpy.zeros((2, 2, 3), numpy.uint8)

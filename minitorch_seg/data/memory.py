@@ -9,7 +9,9 @@ from disk each time, as before.
 
 Nothing a sample is made of changes: each read returns fresh arrays equal to the dataset's own
 (a copy of the kept image, the label in its own dtype), so a transform may write into them, and a
-run with the cache gives the very batches of a run without it.
+run with the cache gives the very batches of a run without it. That holds for a dataset whose
+reads are all alike, as ``Cityscapes`` without ``transforms`` is: of one that draws a random
+transform itself, the first draw would be kept (give random transforms to the ``DataLoader``).
 
 >>> import numpy
 >>> class Counting:
@@ -46,7 +48,7 @@ class InMemory:
         key = self._key(index)
         kept = self._kept.get(key)
         if kept is None:
-            image, label = self.dataset[index]
+            image, label = self.dataset[key]
             kept = self._keep(key, numpy.asarray(image), numpy.asarray(label))
             if kept is None:                               # over the budget: as read
                 return image, label
@@ -54,9 +56,9 @@ class InMemory:
         return image.copy(), label.astype(dtype)
 
     def target(self, index):
-        """The label of item ``index`` alone, as the dataset's ``target`` gives it (read there until kept)."""
-        kept = self._kept.get(self._key(index))
-        return self.dataset.target(index) if kept is None else kept[1].astype(kept[2])
+        """The dataset's own ``target(index)``, read there each time: it may differ from the label that
+        ``dataset[index]`` gives (``Cityscapes.target`` is the untransformed one)."""
+        return self.dataset.target(index)
 
     def _key(self, index):
         """index as a position 0..len-1, or itself where it is out of range (the dataset then raises)."""
@@ -64,6 +66,8 @@ class InMemory:
         return index + size if -size <= index < 0 else index
 
     def _keep(self, key, image, label):
+        if self._bytes + image.nbytes + label.size > self.max_bytes:    # over, even with a byte label
+            return None
         dtype = label.dtype
         if dtype.kind in "iu" and label.size and 0 <= label.min() and label.max() <= 255:
             label = label.astype(numpy.uint8)

@@ -149,7 +149,7 @@ def _correlate(x, w, stride, padding, dilation, groups, partner=None):
     if partner is None and _use_winograd(w.shape, stride, dilation, groups):   # Winograd has no columns to share
         return winograd.conv3x3(x, w, padding)
     geometry = sliding.windows(x.shape[2:], w.shape[2:], stride, padding, dilation)
-    if partner is None and _use_shifted_sum(get_array_module(x), w.shape, stride, groups, geometry):
+    if partner is None and _use_shifted_sum(x, w.shape, stride, groups, geometry):
         return _correlate_shifted(x, w, geometry)
     y, product = _column_products(x, geometry, groups, w.reshape(groups, w.shape[0] // groups, -1), partner)
     y = y.reshape(x.shape[0], w.shape[0], *geometry.out_hw)                       # (N, O, Ho, Wo)
@@ -165,7 +165,7 @@ def _correlate(x, w, stride, padding, dilation, groups, partner=None):
 # 64 channels: 7.0 against 8.3, 5.9 against 6.2), and with more outputs im2col already did. Not yet
 # measured on a machine without AVX-512; 0 turns it off (for a benchmark's A/B, say).
 #
-# Where MKL runs the products (``gemm.active()``) MEC takes these convs instead: its many short
+# Where MKL runs MEC's products (``gemm.takes``) MEC takes these convs instead: its many short
 # GEMMs gained more from MKL than the shifted sum's one tall GEMM. 2026-12-03, same machine, 2
 # threads, forward: 32 -> 16 at 4x128x256 7.8 against 11.3 ms, 64 -> 32 and 128 -> 64 the same
 # (6.6, 6.0 ms); the U-Net step, the two rules taking turns in one process, 20 rounds: 5.7 ms less
@@ -173,10 +173,11 @@ def _correlate(x, w, stride, padding, dilation, groups, partner=None):
 SHIFTED_SUM_MAX_OUT = 64
 
 
-def _use_shifted_sum(xp, weight_shape, stride, groups, geometry):
+def _use_shifted_sum(x, weight_shape, stride, groups, geometry):
     o, c = weight_shape[:2]
+    xp = get_array_module(x)
     fewer_outputs = stride == (1, 1) and groups == 1 and o < c and o <= SHIFTED_SUM_MAX_OUT
-    return fewer_outputs and not (gemm.active() and mec.applies(xp, groups, geometry))
+    return fewer_outputs and not (mec.applies(xp, groups, geometry) and gemm.takes(xp, x.dtype))
 
 
 def _correlate_shifted(x, w, geometry):
@@ -428,13 +429,13 @@ class Conv2d(Function):
         # (``_input_and_weight_gradients``), and the forward reads x unpadded: MEC writes the
         # border's zeros in its tiles, the shifted sum leaves the border out, im2col pads.
         # Where only one gradient is wanted, it keeps the padded input, which the weight gradient
-        # reads (a border wider than x: 3% at 128x256, 6% at 16x32, for one pass less). Where none
-        # is (evaluation), it keeps nothing and reads x unpadded too: the U-Net's forward in
-        # evaluation, a batch of 8 at 64x128, took 53.2 ms against 56.5 with the pad copies.
+        # reads (a border wider than x: 3% at 128x256, 6% at 16x32, for one pass less). Where neither
+        # is (evaluation, or the bias alone), it keeps nothing and reads x unpadded too: the U-Net's
+        # forward in evaluation, a batch of 8 at 64x128, took 53.2 ms against 56.5 with the pad copies.
         ctx.params, ctx.in_hw = (stride, padding, dilation, groups), x.shape[2:]
         ctx.shared = all(ctx.needs_input_grad[:2]) and _shares_columns(x.shape, weight.shape, *ctx.params)
         if ctx.shared or not any(ctx.needs_input_grad[:2]):
-            ctx.save_for_backward(x if ctx.shared else None, weight)
+            ctx.save_for_backward(*((x, weight) if ctx.shared else (None, None)))
             y = _correlate(x, weight, stride, padding, dilation, groups)
         else:
             padded = sliding.pad(x, sliding.windows(x.shape[2:], weight.shape[2:], stride, padding, dilation))
