@@ -504,3 +504,36 @@ def test_clip_grad_norm_accepts_a_single_tensor_and_module_parameters(torch, bac
     single = nn.utils.clip_grad_norm_(layer.bias, 1e-3)
     numpy.testing.assert_allclose(host(single), numpy.linalg.norm(theirs.bias.grad.numpy()), rtol=1e-13)
     assert numpy.linalg.norm(host(layer.bias.grad)) == pytest.approx(1e-3, rel=1e-3)
+
+
+def test_sequential_runs_batch_norm_then_relu_as_one_function(monkeypatch):
+    """In a Sequential, a BatchNorm2d followed by a ReLU runs as ``batch_norm_relu`` (the same values
+    and gradients, ``test_norm.py``), in training and in eval; a ReLU subclass, a forward replaced
+    on the instance, another layer between them or another norm do not."""
+    from minitorch_seg.nn import containers
+    fused = []
+    original = containers.batch_norm_relu
+    monkeypatch.setattr(containers, "batch_norm_relu", lambda *args: fused.append(1) or original(*args))
+
+    class MyReLU(nn.ReLU):
+        pass
+    replaced = nn.ReLU()
+    replaced.forward = lambda x: mt.functional.relu(x)
+    x = make((2, 3, 4, 5), seed=0, dtype="float32")
+    cases = [(nn.Sequential(nn.Conv2d(3, 3, 3, padding=1), nn.BatchNorm2d(3), nn.ReLU()), 1),
+             (nn.Sequential(nn.BatchNorm2d(3), nn.ReLU(inplace=True), nn.BatchNorm2d(3), nn.ReLU()), 2),
+             (nn.Sequential(nn.BatchNorm2d(3), MyReLU()), 0),
+             (nn.Sequential(nn.BatchNorm2d(3), replaced), 0),
+             (nn.Sequential(nn.BatchNorm2d(3), nn.Identity(), nn.ReLU()), 0),
+             (nn.Sequential(nn.GroupNorm(1, 3), nn.ReLU()), 0),
+             (nn.Sequential(nn.ReLU(), nn.BatchNorm2d(3)), 0)]
+    for model, pairs in cases:
+        for training in (True, False):
+            model.train(training)
+            fused.clear()
+            y = model(x)
+            assert len(fused) == pairs
+            expected = x
+            for module in model:          # one at a time: unfused
+                expected = module(expected)
+            numpy.testing.assert_array_equal(host(y), host(expected))

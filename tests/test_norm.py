@@ -17,7 +17,7 @@ import minitorch_seg as mt
 from minitorch_seg import backend as shim
 from minitorch_seg import functional as F
 from minitorch_seg import nn, parallel
-from minitorch_seg.functional.norm import CHUNK, channel_tiles, row_dots, row_sums
+from minitorch_seg.functional.norm import CHUNK, batch_norm_relu, channel_tiles, row_dots, row_sums
 from minitorch_seg.reference.norm import batch_norm_loops, group_norm_loops, layer_norm_loops
 from minitorch_seg.testing import layouts, make
 from torch_compare import compare
@@ -187,6 +187,48 @@ def test_batch_norm_in_tiles_of_one_channel_on_several_threads(backend, case, th
     if with_running:
         numpy.testing.assert_allclose(host(mean), expected_mean, rtol=1e-10, atol=1e-12)
         numpy.testing.assert_allclose(host(var), expected_var, rtol=1e-10, atol=1e-12)
+
+
+@settings(max_examples=GRAD_EXAMPLES)
+@given(case=channel_cases(), training=st.booleans())
+def test_batch_norm_relu_gradcheck(backend, case, training):
+    """The fused batch norm + ReLU (``batch_norm_relu``): x, weight and bias in float64, in training
+    (batch statistics) and evaluation (running statistics)."""
+    shape, layout, seed = case
+    x = make(shape, seed, layout=layout)
+    w, b = affine((shape[1],), seed)
+    mean, var = running_stats(shape[1], seed)
+    assert mt.gradcheck(lambda x, w, b: batch_norm_relu(x, mean, var, w, b, training=training), (x, w, b))
+
+
+@settings(max_examples=GRAD_EXAMPLES)
+@given(case=channel_cases(), training=st.booleans(), use_affine=st.booleans(), one_channel_tiles=st.booleans(),
+       dtype=st.sampled_from(["float32", "float64"]), free=st.booleans())
+def test_batch_norm_relu_is_relu_of_batch_norm_bit_for_bit(backend, case, training, use_affine, one_channel_tiles,
+                                                             dtype, free):
+    """``batch_norm_relu`` gives relu(batch_norm(...))'s values, running statistics and gradients
+    exactly, in float32 and float64, with and without weight and bias, in tiles of one channel on
+    three threads or as few as possible; with an upstream gradient the backward may write into
+    (the engine's own) and one it may not (the caller's, which stays as it was)."""
+    shape, layout, seed = case
+    tiles = parallel.NORM_TILES._replace(bytes=1) if one_channel_tiles else parallel.NORM_TILES
+    results = []
+    for fused in (False, True):
+        x = make(shape, seed, layout=layout, dtype=dtype)
+        w, b = (make((shape[1],), seed + 1, 0.5, 2.0, dtype=dtype),
+                make((shape[1],), seed + 2, -1.0, 1.0, dtype=dtype)) if use_affine else (None, None)
+        mean, var = running_stats(shape[1], seed, dtype=dtype)
+        g = make(shape, seed + 5, dtype=dtype, requires_grad=False)
+        before = host(g).copy()
+        with mock.patch.object(parallel, "NORM_TILES", tiles), mock.patch.object(parallel, "host_threads", lambda: 3):
+            args = (x, mean, var, w, b, training, 0.3, 1e-3)
+            z = batch_norm_relu(*args) if fused else F.relu(F.batch_norm(*args))
+            (z * g).sum().backward() if free else z.backward(g)
+        numpy.testing.assert_array_equal(host(g), before)
+        results.append([host(t) for t in (z.detach(), mean, var, x.grad)] +
+                       ([host(w.grad), host(b.grad)] if use_affine else []))
+    for unfused, fused in zip(*results):
+        numpy.testing.assert_array_equal(fused, unfused)
 
 
 def layer_norm_over_channels_and_width(x, w, b):                   # x (N, C=4, H, W=2) -> normalised over (W, C)

@@ -184,15 +184,22 @@ class BatchNorm(Function):
     y = s x + t is elementwise affine in x, dy/dx = s:
         dL/dx = s g,   dL/dbeta = sum g,   dL/dgamma = sum g (x - running_mean) / sigma,
     the last from the saved x, which is kept only when dL/dgamma is wanted.
+
+    With ``relu`` (``batch_norm_relu``): z = max(y, 0) as ``ReLU`` computes it, in y's memory and
+    in the same channel tile, with its mask y != 0; backward, the chain rule through z first,
+    g <- g * mask (ReLU's backward), then all of the above with that g. The same operations as
+    the two Functions one after the other, so the same bits; one pass over the activation fewer
+    (z is written where y was) and each tile's passes while it is still in the cache.
     """
 
     @staticmethod
-    def forward(ctx, x, weight, bias, running_mean, running_var, training, momentum, eps):
+    def forward(ctx, x, weight, bias, running_mean, running_var, training, momentum, eps, relu=False):
         xp = get_array_module(x)
         n, channels = x.shape[:2]
         x3 = x.reshape(n, channels, -1)                  # (N, C, L): a view when x is contiguous
         saving = any(ctx.needs_input_grad)
         ctx.training, ctx.shape = training, x.shape
+        ctx.mask = xp.empty(x3.shape, dtype=bool) if relu and saving else None     # ReLU's, (N, C, L)
 
         if not training:
             mean, inv_std = running_mean.astype(x.dtype), 1 / xp.sqrt(running_var.astype(x.dtype) + eps)
@@ -200,7 +207,10 @@ class BatchNorm(Function):
             shift = -mean * scale if bias is None else bias - mean * scale
             if saving:
                 ctx.save_for_backward(scale, x3 if ctx.needs_input_grad[1] else None, mean, inv_std)
-            return scale_shift(x3, scale[:, None], shift[:, None], in_place=False).reshape(x.shape)
+            y = scale_shift(x3, scale[:, None], shift[:, None], in_place=False)
+            if relu:
+                _relu(y, ctx.mask)
+            return y.reshape(x.shape)
 
         centred, (mean, var, inv_std) = xp.empty_like(x3), xp.empty((3, channels), dtype=x.dtype)  # (N, C, L), (C,)
         y = xp.empty_like(x3) if saving else centred
@@ -211,6 +221,8 @@ class BatchNorm(Function):
             scale = inv_std[cs] if weight is None else weight[cs] * inv_std[cs]
             scale_shift(centred[:, cs], scale[:, None], column(None if bias is None else bias[cs]), in_place=not saving,
                         out=y[:, cs])
+            if relu:
+                _relu(y[:, cs], None if ctx.mask is None else ctx.mask[:, cs])
         parallel.map_tiles(xp, normalise, channel_tiles(x3))
         m = n * x3.shape[2]
         if running_mean is not None:
@@ -228,14 +240,19 @@ class BatchNorm(Function):
         need_x, need_w, need_b = ctx.needs_input_grad
         n, channels = ctx.shape[:2]
         g3 = g.reshape(n, channels, -1)                                         # (N, C, L)
+        xp = get_array_module(g3)
+        # through ReLU first (with ``relu``): g * mask, into g's memory where g is nobody else's
+        free = ctx.free_grads[:1] == (True,) and g3.flags.c_contiguous
+        masked = None if ctx.mask is None else (g3 if free else xp.empty_like(g3))
         if not ctx.training:
+            if masked is not None:
+                g3 = xp.multiply(g3, ctx.mask, out=masked)
             scale, x3, mean, inv_std = ctx.saved_arrays
             grad_x = (g3 * scale[:, None]).reshape(ctx.shape) if need_x else None
             grad_w = inv_std * row_dots(g3, x3 - mean[:, None]).sum(axis=0) if need_w else None
             grad_b = row_sums(g3).sum(axis=0) if need_b else None
             return grad_x, grad_w, grad_b
 
-        xp = get_array_module(g3)
         centred, inv_std, weight = ctx.saved_arrays
         m = n * g3.shape[2]
         sum_g, sum_gc = xp.empty((2, channels), dtype=g3.dtype)                     # (C,) Sg, Sgc
@@ -247,6 +264,8 @@ class BatchNorm(Function):
         def differentiate(tile):
             (cs,) = tile
             g_tile, centred_tile = g3[:, cs], centred[:, cs]
+            if masked is not None:
+                g_tile = xp.multiply(g_tile, ctx.mask[:, cs], out=masked[:, cs])
             if need_x or need_b:
                 sum_g[cs] = row_sums(g_tile).sum(axis=0)
             if need_x or need_w:
@@ -257,6 +276,14 @@ class BatchNorm(Function):
         parallel.map_tiles(xp, differentiate, channel_tiles(g3))
         grad_x = None if grad_x is None else grad_x.reshape(ctx.shape)
         return grad_x, (sum_gc * inv_std if need_w else None), (sum_g if need_b else None)
+
+
+def _relu(y, mask):
+    """y = max(y, 0) in place, and its mask y != 0 into ``mask`` unless None: ``ReLU``'s forward."""
+    xp = get_array_module(y)
+    xp.maximum(y, y.dtype.type(0), out=y)
+    if mask is not None:
+        xp.not_equal(y, 0, out=mask)
 
 
 # ---- the functions (torch.nn.functional's signatures) ----------------------------------------
@@ -279,6 +306,18 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     0-d array 1/num_batches_tracked that ``BatchNorm2d(momentum=None)`` passes (a cumulative
     average that keeps the count on the device); ``None`` raises, as in torch's functional form.
     """
+    return _batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps, relu=False)
+
+
+def batch_norm_relu(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,
+                    eps=1e-5):
+    """``relu(batch_norm(...))`` in one Function (``BatchNorm`` with ``relu``): the same values and
+    gradients, bit for bit, in fewer passes. Not in torch.nn.functional: ``nn.Sequential`` calls it
+    for a ``BatchNorm2d`` followed by a ``ReLU`` (``nn/containers.py``)."""
+    return _batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps, relu=True)
+
+
+def _batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps, relu):
     if input.ndim < 2:
         raise ValueError(f"batch_norm expects an input of shape (N, C, *), got shape {input.shape}.")
     if momentum is None:
@@ -296,4 +335,4 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     running = [data(t) for t in (running_mean, running_var)]
     get_array_module(data(input), data(weight), data(bias), *running)  # one clear error on mixed backends
     return BatchNorm.apply(input, weight, bias, running_mean=running[0], running_var=running[1],
-                           training=training, momentum=data(momentum), eps=eps)
+                           training=training, momentum=data(momentum), eps=eps, relu=relu)

@@ -61,6 +61,11 @@ class BatchNorm2d(Module):
             self.num_batches_tracked.fill_(0)
 
     def forward(self, x):
+        return self._normalise(x, F.batch_norm)
+
+    def _normalise(self, x, function):
+        """``function`` (``F.batch_norm``, or ``norm.batch_norm_relu`` from ``nn.Sequential``) with this
+        layer's parameters, statistics and mode."""
         if x.ndim != 4:
             raise ValueError(f"BatchNorm2d expects a 4D input (N, C, H, W), got {x.ndim}D input of shape {x.shape}.")
         momentum = 0.0 if self.momentum is None else self.momentum
@@ -71,8 +76,8 @@ class BatchNorm2d(Module):
                 momentum = (1 / count).astype(self.running_mean.dtype)
         use_batch_stats = self.training or not self.track_running_stats
         keep = not self.training or self.track_running_stats
-        return F.batch_norm(x, self.running_mean if keep else None, self.running_var if keep else None,
-                            self.weight, self.bias, use_batch_stats, momentum, self.eps)
+        return function(x, self.running_mean if keep else None, self.running_var if keep else None,
+                        self.weight, self.bias, use_batch_stats, momentum, self.eps)
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
