@@ -201,16 +201,33 @@ def test_batch_norm_relu_gradcheck(backend, case, training):
     assert mt.gradcheck(lambda x, w, b: batch_norm_relu(x, mean, var, w, b, training=training), (x, w, b))
 
 
+def _upstream(z, g, how):
+    """Backpropagate g into z in one of four ways: a gradient the backward may write into (the
+    engine's own), the caller's (which must stay as it was), the caller's reaching z through a
+    permute (not row-major), or a sum over the batch's broadcast (strides 0)."""
+    if how == "free":
+        (z * g).sum().backward()
+    elif how == "caller's":
+        z.backward(g)
+    elif how == "permuted":
+        z.permute(0, 2, 1).backward(g.permute(0, 2, 1))
+    else:
+        z.sum(dim=0).backward(g[0])
+
+
 @settings(max_examples=GRAD_EXAMPLES)
-@given(case=channel_cases(), training=st.booleans(), use_affine=st.booleans(), one_channel_tiles=st.booleans(),
-       dtype=st.sampled_from(["float32", "float64"]), free=st.booleans())
+@given(case=channel_cases(max_spatial_dims=1), training=st.booleans(), use_affine=st.booleans(),
+       one_channel_tiles=st.booleans(), dtype=st.sampled_from(["float32", "float64"]),
+       upstream=st.sampled_from(["free", "caller's", "permuted", "summed"]))
 def test_batch_norm_relu_is_relu_of_batch_norm_bit_for_bit(backend, case, training, use_affine, one_channel_tiles,
-                                                             dtype, free):
-    """``batch_norm_relu`` gives relu(batch_norm(...))'s values, running statistics and gradients
-    exactly, in float32 and float64, with and without weight and bias, in tiles of one channel on
-    three threads or as few as possible; with an upstream gradient the backward may write into
-    (the engine's own) and one it may not (the caller's, which stays as it was)."""
+                                                             dtype, upstream):
+    """``batch_norm_relu`` gives relu(batch_norm(...))'s values (in the same row-major layout, from
+    inputs of any layout), running statistics and gradients exactly, in float32 and float64, with
+    and without weight and bias, in tiles of one channel on three threads or as few as possible;
+    with upstream gradients of every kind (``_upstream``), the caller's left as they were."""
     shape, layout, seed = case
+    if len(shape) == 2:                                  # (N, C): one position more, for the permute
+        shape, layout = shape + (3,), layout + (2,)
     tiles = parallel.NORM_TILES._replace(bytes=1) if one_channel_tiles else parallel.NORM_TILES
     results = []
     for fused in (False, True):
@@ -223,11 +240,12 @@ def test_batch_norm_relu_is_relu_of_batch_norm_bit_for_bit(backend, case, traini
         with mock.patch.object(parallel, "NORM_TILES", tiles), mock.patch.object(parallel, "host_threads", lambda: 3):
             args = (x, mean, var, w, b, training, 0.3, 1e-3)
             z = batch_norm_relu(*args) if fused else F.relu(F.batch_norm(*args))
-            (z * g).sum().backward() if free else z.backward(g)
+            _upstream(z, g, upstream)
         numpy.testing.assert_array_equal(host(g), before)
-        results.append([host(t) for t in (z.detach(), mean, var, x.grad)] +
+        results.append([z.data.strides] + [host(t) for t in (z.detach(), mean, var, x.grad)] +
                        ([host(w.grad), host(b.grad)] if use_affine else []))
-    for unfused, fused in zip(*results):
+    assert results[1][0] == results[0][0]
+    for unfused, fused in zip(results[0][1:], results[1][1:]):
         numpy.testing.assert_array_equal(fused, unfused)
 
 

@@ -208,19 +208,22 @@ class BatchNorm(Function):
             if saving:
                 ctx.save_for_backward(scale, x3 if ctx.needs_input_grad[1] else None, mean, inv_std)
             y = scale_shift(x3, scale[:, None], shift[:, None], in_place=False)
-            if relu:
+            if relu:                                      # row-major, as ReLU's output is
+                y = xp.ascontiguousarray(y)
                 _relu(y, ctx.mask)
             return y.reshape(x.shape)
 
         centred, (mean, var, inv_std) = xp.empty_like(x3), xp.empty((3, channels), dtype=x.dtype)  # (N, C, L), (C,)
         y = xp.empty_like(x3) if saving else centred
+        if relu and not y.flags.c_contiguous:             # row-major, as ReLU's output is (x channels-last)
+            y = xp.empty(x3.shape, dtype=x3.dtype)
 
         def normalise(tile):  # channels are independent sets: each tile is a whole BatchNorm
             (cs,) = tile
             _, mean[cs], var[cs], inv_std[cs] = centre(x3[:, cs], eps, over_batch=True, out=centred[:, cs])
             scale = inv_std[cs] if weight is None else weight[cs] * inv_std[cs]
-            scale_shift(centred[:, cs], scale[:, None], column(None if bias is None else bias[cs]), in_place=not saving,
-                        out=y[:, cs])
+            scale_shift(centred[:, cs], scale[:, None], column(None if bias is None else bias[cs]),
+                        in_place=y is centred, out=y[:, cs])
             if relu:
                 _relu(y[:, cs], None if ctx.mask is None else ctx.mask[:, cs])
         parallel.map_tiles(xp, normalise, channel_tiles(x3))
@@ -241,9 +244,11 @@ class BatchNorm(Function):
         n, channels = ctx.shape[:2]
         g3 = g.reshape(n, channels, -1)                                         # (N, C, L)
         xp = get_array_module(g3)
-        # through ReLU first (with ``relu``): g * mask, into g's memory where g is nobody else's
-        free = ctx.free_grads[:1] == (True,) and g3.flags.c_contiguous
-        masked = None if ctx.mask is None else (g3 if free else xp.empty_like(g3))
+        # through ReLU first (with ``relu``): g * mask, as ReLU's backward makes it (into g's memory where
+        # g is nobody else's, else a new row-major array), so that the sums below add the same values
+        # in the same order
+        free = ctx.free_grads[:1] == (True,)
+        masked = None if ctx.mask is None else (g3 if free else xp.empty(g3.shape, dtype=g3.dtype))
         if not ctx.training:
             if masked is not None:
                 g3 = xp.multiply(g3, ctx.mask, out=masked)
