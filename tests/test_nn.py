@@ -509,7 +509,7 @@ def test_clip_grad_norm_accepts_a_single_tensor_and_module_parameters(torch, bac
 def test_sequential_runs_batch_norm_then_relu_as_one_function(monkeypatch):
     """In a Sequential, a BatchNorm2d followed by a ReLU runs as ``batch_norm_relu`` (the same values
     and gradients, ``test_norm.py``), in training and in eval; a ReLU subclass, a forward replaced
-    on the instance, another layer between them or another norm do not."""
+    on the class or the instance, another layer between them or another norm do not."""
     from minitorch_seg.nn import containers
     fused = []
     original = containers.batch_norm_relu
@@ -527,6 +527,12 @@ def test_sequential_runs_batch_norm_then_relu_as_one_function(monkeypatch):
              (nn.Sequential(nn.BatchNorm2d(3), nn.Identity(), nn.ReLU()), 0),
              (nn.Sequential(nn.GroupNorm(1, 3), nn.ReLU()), 0),
              (nn.Sequential(nn.ReLU(), nn.BatchNorm2d(3)), 0)]
+    patched = nn.Sequential(nn.BatchNorm2d(3), nn.ReLU())
+    monkeypatch.setattr(nn.ReLU, "forward", lambda self, x: mt.functional.relu(x))   # patched on the class
+    patched(x)
+    assert fused == []
+    monkeypatch.undo()
+    monkeypatch.setattr(containers, "batch_norm_relu", lambda *args: fused.append(1) or original(*args))
     for model, pairs in cases:
         for training in (True, False):
             model.train(training)
