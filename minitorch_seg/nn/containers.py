@@ -9,9 +9,9 @@ class Sequential(Module):
     """Calls its modules in order, each on the previous one's output.
 
     A ``BatchNorm2d`` followed by a ``ReLU`` (those classes themselves, their ``forward`` not
-    replaced on the class or the instance) runs as one Function, ``batch_norm_relu``: the same values and
-    gradients, bit for bit, with the ReLU in each of batch norm's channel tiles and in the memory
-    batch norm wrote. On the U-Net's step (14 such pairs, 2-core Xeon, 2026-12-03, fused and not
+    replaced on the class or the instance) runs as one Function, ``batch_norm_relu``: the same
+    values and gradients, bit for bit, with the ReLU in each of batch norm's channel tiles and in
+    the memory batch norm wrote. On the U-Net's step (14 such pairs, 2-core Xeon, 2026-12-03, fused and not
     taking turns in one process) it took 8.0 ms off about 370, and 6.9 off 240 at the training
     job's size: small against that VM's noise, but the median of every run was lower
     (``benchmarks/results/2026-12-03-xeon-job.md``).
