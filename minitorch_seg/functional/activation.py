@@ -29,10 +29,7 @@ class ReLU(Function):
         shape, x = x.shape, xp.ascontiguousarray(x).reshape(-1)
         y, passes = xp.empty_like(x), xp.empty(x.shape, dtype=bool)
 
-        def run(r):
-            xp.maximum(x[r], x.dtype.type(0), out=y[r])
-            xp.not_equal(y[r], 0, out=passes[r])
-        parallel.map_runs(xp, run, x.size, x.itemsize)
+        parallel.map_runs(xp, lambda r: relu_into(x[r], y[r], passes[r]), x.size, x.itemsize)
         ctx.save_for_backward(passes.reshape(shape))
         return y.reshape(shape)
 
@@ -50,6 +47,15 @@ class ReLU(Function):
         flat = g.reshape(-1), passes.reshape(-1), grad.reshape(-1)
         parallel.map_runs(xp, lambda r: xp.multiply(flat[0][r], flat[1][r], out=flat[2][r]), g.size, g.itemsize)
         return grad
+
+
+def relu_into(x, y, mask=None):
+    """y = max(x, 0) (y may be x), and its mask y != 0 into ``mask`` unless None: ``ReLU``'s forward,
+    and batch norm's where it runs the ReLU after it (``norm.batch_norm_relu``)."""
+    xp = get_array_module(x)
+    xp.maximum(x, x.dtype.type(0), out=y)
+    if mask is not None:
+        xp.not_equal(y, 0, out=mask)
 
 
 class LeakyReLU(Function):

@@ -71,6 +71,7 @@ from .. import parallel
 from ..autograd import Function
 from ..backend import get_array_module
 from ..tensor import Tensor
+from .activation import relu_into
 
 
 # ---- the shared core ------------------------------------------------------------------------
@@ -185,7 +186,7 @@ class BatchNorm(Function):
         dL/dx = s g,   dL/dbeta = sum g,   dL/dgamma = sum g (x - running_mean) / sigma,
     the last from the saved x, which is kept only when dL/dgamma is wanted.
 
-    With ``relu`` (``batch_norm_relu``): z = max(y, 0) as ``ReLU`` computes it, in y's memory and
+    With ``relu`` (``batch_norm_relu``): z = max(y, 0) by ReLU's own kernel (``relu_into``), in y's memory and
     in the same channel tile, with its mask y != 0; backward, the chain rule through z first,
     g <- g * mask (ReLU's backward), then all of the above with that g. The same operations as
     the two Functions one after the other, so the same bits; one pass over the activation fewer
@@ -210,7 +211,7 @@ class BatchNorm(Function):
             y = scale_shift(x3, scale[:, None], shift[:, None], in_place=False)
             if relu:                                      # row-major, as ReLU's output is
                 y = xp.ascontiguousarray(y)
-                _relu(y, ctx.mask)
+                relu_into(y, y, ctx.mask)
             return y.reshape(x.shape)
 
         centred, (mean, var, inv_std) = xp.empty_like(x3), xp.empty((3, channels), dtype=x.dtype)  # (N, C, L), (C,)
@@ -225,7 +226,7 @@ class BatchNorm(Function):
             scale_shift(centred[:, cs], scale[:, None], column(None if bias is None else bias[cs]),
                         in_place=y is centred, out=y[:, cs])
             if relu:
-                _relu(y[:, cs], None if ctx.mask is None else ctx.mask[:, cs])
+                relu_into(y[:, cs], y[:, cs], None if ctx.mask is None else ctx.mask[:, cs])
         parallel.map_tiles(xp, normalise, channel_tiles(x3))
         m = n * x3.shape[2]
         if running_mean is not None:
@@ -281,14 +282,6 @@ class BatchNorm(Function):
         parallel.map_tiles(xp, differentiate, channel_tiles(g3))
         grad_x = None if grad_x is None else grad_x.reshape(ctx.shape)
         return grad_x, (sum_gc * inv_std if need_w else None), (sum_g if need_b else None)
-
-
-def _relu(y, mask):
-    """y = max(y, 0) in place, and its mask y != 0 into ``mask`` unless None: ``ReLU``'s forward."""
-    xp = get_array_module(y)
-    xp.maximum(y, y.dtype.type(0), out=y)
-    if mask is not None:
-        xp.not_equal(y, 0, out=mask)
 
 
 # ---- the functions (torch.nn.functional's signatures) ----------------------------------------
