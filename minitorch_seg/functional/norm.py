@@ -186,11 +186,12 @@ class BatchNorm(Function):
         dL/dx = s g,   dL/dbeta = sum g,   dL/dgamma = sum g (x - running_mean) / sigma,
     the last from the saved x, which is kept only when dL/dgamma is wanted.
 
-    With ``relu`` (``batch_norm_relu``): z = max(y, 0) by ReLU's own kernel (``relu_into``), in y's memory and
-    in the same channel tile, with its mask y != 0; backward, the chain rule through z first,
-    g <- g * mask (ReLU's backward), then all of the above with that g. The same operations as
-    the two Functions one after the other, so the same bits; one pass over the activation fewer
-    (z is written where y was) and each tile's passes while it is still in the cache.
+    With ``relu`` (``batch_norm_relu``): z = max(y, 0) by ReLU's own kernel (``relu_into``), in
+    y's memory and in the same channel tile, with its mask y != 0; backward, the chain rule through
+    z first, g <- g * mask (ReLU's backward), then all of the above with that g. The same
+    operations as the two Functions one after the other, so the same bits; one pass over the
+    activation fewer (z is written where y was) and each tile's passes while it is still in the
+    cache.
     """
 
     @staticmethod
