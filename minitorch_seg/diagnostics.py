@@ -12,6 +12,8 @@ the benchmarks call once at the start to stop page faults.
 TransferCounter(count=0, paths={})
 """
 import contextlib
+import ctypes
+import ctypes.util
 import os
 import sys
 
@@ -105,22 +107,87 @@ def blas_info():
     return info
 
 
-def tune_host_allocator(threshold_bytes=256 * 2**20):
-    """Ask glibc to reuse freed big blocks instead of returning them to the kernel.
+def tune_host_allocator(threshold_bytes=512 * 2**20, huge_pages=True):
+    """Ask glibc to reuse freed big blocks instead of returning them to the kernel, in huge pages.
 
     A NumPy framework allocates fresh arrays every op. By default glibc serves big blocks with
     mmap and unmaps them on free (and trims the heap top), so every step page-faults the same
     memory in again: touching fresh pages ran at about 0.5 GB/s on our 2-core machine. Raising
     the mmap threshold (glibc's maximum is 32 MiB) and the trim threshold keeps them in the heap.
-    Safe to call more than once; returns False where glibc's ``mallopt`` is absent.
+
+    ``huge_pages``: on Linux, the heap's next ``threshold_bytes // 2`` are reserved at once and
+    marked for transparent huge pages (``_huge_page_heap``), so the arrays carved from them later
+    fault in 2 MiB pages, not 4 KiB ones: fewer faults and TLB misses per pass over an array.
+    NumPy marks each array of 4 MiB or more itself; this covers the smaller ones (the U-Net's
+    deeper levels, and the blocks glibc hands out again) too: in the U-Net step 206 MiB of 273 in
+    huge pages instead of 136. Each process in turn, 10 of each, on the 2-core Xeon VM: the step
+    18 ms shorter (median of the pairs, 9 of 10 shorter; about 420 ms), and 9 ms at the training
+    job's size (8 of 10; about 260 ms). Reserving touches nothing: RSS grows only as arrays use the
+    memory. Safe to call more than once; returns False where glibc's ``mallopt`` is absent.
     """
-    import ctypes
-    import ctypes.util
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         mallopt = libc.mallopt
     except (OSError, AttributeError):
         return False
     m_trim_threshold, m_mmap_threshold = -1, -3
-    return bool(mallopt(m_mmap_threshold, min(threshold_bytes, 32 * 2**20)) and
-                mallopt(m_trim_threshold, threshold_bytes))
+    tuned = bool(mallopt(m_mmap_threshold, min(threshold_bytes, _MMAP_MAX)) and
+                 mallopt(m_trim_threshold, threshold_bytes))
+    if tuned and huge_pages and not _HEAP_MARKED:
+        _HEAP_MARKED.append(_huge_page_heap(libc, threshold_bytes // 2))
+    return tuned
+
+
+_MMAP_MAX = 32 * 2**20                   # glibc's largest mmap threshold
+_HUGE_PAGE = 2 * 2**20                   # x86-64's transparent huge page
+_MADV_HUGEPAGE = 14
+_HEAP_MARKED = []                        # the bytes marked, once a process
+
+
+def _huge_page_heap(libc, nbytes):
+    """Grow the heap by about ``nbytes`` (blocks under the mmap threshold, so glibc takes them from
+    the heap), mark the whole 2 MiB pages inside them ``MADV_HUGEPAGE``, and free them: they stay
+    in the heap (the trim threshold is above them), untouched, for later arrays. Returns the
+    bytes marked; 0 where the kernel has no transparent huge pages or refuses the advice.
+
+    Only pages not yet touched can become huge ones, so this runs before the arrays do. The
+    blocks lie side by side (a 16-byte header between): they are marked as one run where they do.
+    """
+    if not sys.platform.startswith("linux") or not _transparent_huge_pages():
+        return 0
+    libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    block = _MMAP_MAX // 2
+    starts = [libc.malloc(block) for _ in range(max(1, nbytes // block))]
+    marked = 0
+    try:
+        for start, stop in _runs(sorted(s for s in starts if s), block):
+            first, last = -(-start // _HUGE_PAGE) * _HUGE_PAGE, stop // _HUGE_PAGE * _HUGE_PAGE
+            if last > first and libc.madvise(first, last - first, _MADV_HUGEPAGE) == 0:
+                marked += last - first
+    finally:
+        for start in starts:
+            libc.free(start)
+    return marked
+
+
+def _runs(starts, size, gap=64):
+    """[(start, stop), ...]: blocks of ``size`` bytes at sorted ``starts``, merged where less than
+    ``gap`` bytes (malloc's header) lie between one's end and the next one's start."""
+    runs = []
+    for start in starts:
+        if runs and 0 <= start - runs[-1][1] < gap:
+            runs[-1][1] = start + size
+        else:
+            runs.append([start, start + size])
+    return [tuple(run) for run in runs]
+
+
+def _transparent_huge_pages():
+    """Whether the kernel gives transparent huge pages to a region that asks (mode "always" or "madvise")."""
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as mode:
+            return "[never]" not in mode.read()
+    except OSError:
+        return False
