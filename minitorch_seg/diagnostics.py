@@ -120,10 +120,13 @@ def tune_host_allocator(threshold_bytes=512 * 2**20, huge_pages=True):
     fault in 2 MiB pages, not 4 KiB ones: fewer faults and TLB misses per pass over an array.
     NumPy marks each array of 4 MiB or more itself; this covers the smaller ones (the U-Net's
     deeper levels, and the blocks glibc hands out again) too: in the U-Net step 206 MiB of 273 in
-    huge pages instead of 136. Each process in turn, 10 of each, on the 2-core Xeon VM: the step
-    18 ms shorter (median of the pairs, 9 of 10 shorter; about 420 ms), and 9 ms at the training
-    job's size (8 of 10; about 260 ms). Reserving touches nothing: RSS grows only as arrays use the
-    memory. Safe to call more than once; returns False where glibc's ``mallopt`` is absent.
+    huge pages instead of 136. It pays where touching memory again is slow: on the 2-core Xeon VM,
+    while it ran slowly, memory left alone for a few hundred ms took ~5 us a 4 KiB page to touch
+    again, and the step was 18 ms shorter (the two settings' processes in turn, 10 pairs, 9
+    shorter; about 420 ms) and 9 ms at the training job's size (8 of 10; about 260 ms). On the same
+    VM running quickly, no difference (8 pairs, median -0.9 ms of 285). Reserving touches nothing:
+    RSS grows only as arrays use the memory. Safe to call more than once; returns False where
+    glibc's ``mallopt`` is absent.
     """
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
