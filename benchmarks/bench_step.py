@@ -6,8 +6,8 @@ Runs, each in its own child process:
 - timing, twice: with OpenBLAS choosing its own core, and pinned with OPENBLAS_CORETYPE=Haswell
   (the variable only takes effect before NumPy is imported). Ours, PyTorch with its default
   threads and PyTorch with one thread are interleaved round by round, each side in a process of
-  its own (two MKLs must not meet in one: ``minitorch_seg/gemm.py``); medians and ratios; the
-  machine's NumPy float32 GEMM ceiling;
+  its own (two MKLs must not meet in one: ``minitorch_seg/gemm.py``), each timed step right after
+  an untimed one (``_serve``); medians and ratios; the machine's NumPy float32 GEMM ceiling;
 - a per-op profile of our step (forward and backward seconds per Function);
 - peak RSS minus RSS after import, for each side alone.
 
@@ -145,8 +145,15 @@ def _side(name, connection):
 
 
 def _serve(connection, step, configure):
+    """Answer each (setting,) with the seconds of one step right after an untimed one: in training,
+    steps follow each other. After the pause (``SETTLE``) the first step touches memory left alone
+    for a second or so; on the 2-core Xeon VM that made each side's step about 20 ms longer, and
+    while the VM ran slowly memory so left took ~5 us a 4 KiB page to touch again (2026-12-03:
+    our ratio 1.10x after a pause against 1.18-1.20x after a step, then; 1.24-1.26x against
+    1.26-1.35x on the quick VM; ``results/2026-12-03-xeon-thp.md``)."""
     while (message := connection.recv()) is not None:                # (setting,)
         configure(message[0])
+        step()
         connection.send(_timed(step))
 
 
