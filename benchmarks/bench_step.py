@@ -181,7 +181,6 @@ def role_time(rounds, winograd=None):
     times = {"ours": [], "torch": [], "torch_1thread": []}
     if winograd is not None:
         times["ours_winograd"] = []
-        timed(ours, winograd)                                  # its warm-up
     for _ in range(rounds):
         times["ours"].append(timed(ours, None))
         if winograd is not None:

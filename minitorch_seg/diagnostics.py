@@ -16,6 +16,7 @@ import ctypes
 import ctypes.util
 import os
 import sys
+import threading
 
 import numpy
 
@@ -115,18 +116,20 @@ def tune_host_allocator(threshold_bytes=512 * 2**20, huge_pages=True):
     memory in again: touching fresh pages ran at about 0.5 GB/s on our 2-core machine. Raising
     the mmap threshold (glibc's maximum is 32 MiB) and the trim threshold keeps them in the heap.
 
-    ``huge_pages``: on Linux, the heap's next ``threshold_bytes // 2`` are reserved at once and
-    marked for transparent huge pages (``_huge_page_heap``), so the arrays carved from them later
-    fault in 2 MiB pages, not 4 KiB ones: fewer faults and TLB misses per pass over an array.
-    NumPy marks each array of 4 MiB or more itself; this covers the smaller ones (the U-Net's
-    deeper levels, and the blocks glibc hands out again) too: in the U-Net step 206 MiB of 273 in
-    huge pages instead of 136. It pays where touching memory again is slow: on the 2-core Xeon VM,
-    while it ran slowly, memory left alone for a few hundred ms took ~5 us a 4 KiB page to touch
-    again, and the step was 18 ms shorter (the two settings' processes in turn, 10 pairs, 9
-    shorter; about 420 ms) and 9 ms at the training job's size (8 of 10; about 260 ms). On the same
-    VM running quickly, no difference (8 pairs, median -0.9 ms of 285). Reserving touches nothing:
-    RSS grows only as arrays use the memory. Safe to call more than once; returns False where
-    glibc's ``mallopt`` is absent.
+    ``huge_pages``: on Linux, called from the main thread with a threshold of 64 MiB or more, the
+    main heap's next ``threshold_bytes // 2`` are reserved at once and marked for transparent huge
+    pages (``_huge_page_heap``), so the arrays the main thread makes from them later fault in 2 MiB
+    pages, not 4 KiB ones: fewer faults and TLB misses per pass over an array. NumPy marks each
+    array of 4 MiB or more itself; this covers the smaller ones (the U-Net's deeper levels, and the
+    blocks glibc hands out again) too, but not the tile threads' own allocations, which glibc
+    serves from arenas of their own: in the U-Net step 216 MiB of 273 in huge pages instead of 136.
+    It pays where touching memory again is slow: on the 2-core Xeon VM, while it ran slowly, memory
+    left alone for a few hundred ms took ~5 us a 4 KiB page to touch again, and the step was 18 ms
+    shorter (the two settings' processes in turn, 10 pairs, 9 shorter; about 420 ms) and 9 ms at
+    the training job's size (8 of 10; about 260 ms). On the same VM running quickly, no difference
+    (8 pairs, median -0.9 ms of 285). Reserving touches a page or two per 30 MiB (malloc's headers),
+    which then stay small pages; RSS grows as arrays use the rest. Safe to call more than once (the
+    heap is marked once); returns False where glibc's ``mallopt`` is absent.
     """
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
@@ -134,13 +137,17 @@ def tune_host_allocator(threshold_bytes=512 * 2**20, huge_pages=True):
     except (OSError, AttributeError):
         return False
     m_trim_threshold, m_mmap_threshold = -1, -3
-    tuned = bool(mallopt(m_mmap_threshold, min(threshold_bytes, _MMAP_MAX)) and
-                 mallopt(m_trim_threshold, threshold_bytes))
-    if tuned and huge_pages and not _HEAP_MARKED:
-        _HEAP_MARKED.append(_huge_page_heap(libc, threshold_bytes // 2))
+    threshold = min(threshold_bytes, _INT_MAX)                         # mallopt takes a C int
+    tuned = bool(mallopt(m_mmap_threshold, min(threshold, _MMAP_MAX)) and mallopt(m_trim_threshold, threshold))
+    if (tuned and huge_pages and not _HEAP_MARKED and threshold >= 2 * _MMAP_MAX
+            and threading.current_thread() is threading.main_thread()):
+        marked = _huge_page_heap(libc, threshold // 2)
+        if marked:
+            _HEAP_MARKED.append(marked)
     return tuned
 
 
+_INT_MAX = 2**31 - 1
 _MMAP_MAX = 32 * 2**20                   # glibc's largest mmap threshold
 _HUGE_PAGE = 2 * 2**20                   # x86-64's transparent huge page
 _MADV_HUGEPAGE = 14
@@ -148,20 +155,23 @@ _HEAP_MARKED = []                        # the bytes marked, once a process
 
 
 def _huge_page_heap(libc, nbytes):
-    """Grow the heap by about ``nbytes`` (blocks under the mmap threshold, so glibc takes them from
-    the heap), mark the whole 2 MiB pages inside them ``MADV_HUGEPAGE``, and free them: they stay
-    in the heap (the trim threshold is above them), untouched, for later arrays. Returns the
-    bytes marked; 0 where the kernel has no transparent huge pages or refuses the advice.
+    """Grow the main heap by about ``nbytes`` in blocks under the mmap threshold (so glibc takes
+    them from the heap: the caller set that threshold to 32 MiB), mark the whole 2 MiB pages inside
+    them ``MADV_HUGEPAGE``, and free them: they stay in the heap (the trim threshold, twice
+    ``nbytes``, is above them), untouched, for later arrays. Returns the bytes marked; 0 where the
+    kernel has no transparent huge pages or refuses the advice.
 
     Only pages not yet touched can become huge ones, so this runs before the arrays do. The
-    blocks lie side by side (a 16-byte header between): they are marked as one run where they do.
+    blocks lie side by side (malloc's header between): they are marked as one run where they do.
+    Each header's page is touched, so the 2 MiB around it stay small pages: blocks as large as
+    the threshold allows keep those few.
     """
     if not sys.platform.startswith("linux") or not _transparent_huge_pages():
         return 0
     libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
     libc.free.argtypes = [ctypes.c_void_p]
     libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    block = _MMAP_MAX // 2
+    block = _MMAP_MAX - _HUGE_PAGE
     starts = [libc.malloc(block) for _ in range(max(1, nbytes // block))]
     marked = 0
     try:

@@ -11,10 +11,11 @@ import pytest
 
 from minitorch_seg import diagnostics
 
-# Touches 64 MiB in arrays of 1 MiB (below NumPy's own 4 MiB huge-page threshold) after tuning, and
-# reports what the kernel shows: RSS and huge pages before and after, and the VMAs marked for them.
+# Tunes the allocator as ``sys.argv[1]`` says, then touches 64 MiB in arrays of 1 MiB (below NumPy's
+# own 4 MiB huge-page threshold) and reports what the kernel shows: RSS and huge pages before and
+# after, and the bytes of the VMAs advised for huge pages.
 _PROBE = textwrap.dedent("""
-    import json, re, sys
+    import json, re, sys, threading
     import numpy
     from minitorch_seg import diagnostics
 
@@ -33,44 +34,82 @@ _PROBE = textwrap.dedent("""
                 total += size
         return total
 
-    start = rollup()
-    tuned = diagnostics.tune_host_allocator(huge_pages=sys.argv[1] == "1")
-    again = diagnostics.tune_host_allocator(huge_pages=sys.argv[1] == "1")
+    mode, start = sys.argv[1], rollup()
+    marks = []
+    if mode == "thread-then-main":          # a tile thread's arena is not the main heap: it marks nothing
+        thread = threading.Thread(target=diagnostics.tune_host_allocator)
+        thread.start(), thread.join()
+        marks.append(list(diagnostics._HEAP_MARKED))
+    tuned = {"huge": lambda: diagnostics.tune_host_allocator(),
+             "plain": lambda: diagnostics.tune_host_allocator(huge_pages=False),
+             "small": lambda: diagnostics.tune_host_allocator(32 << 20),
+             "thread-then-main": lambda: diagnostics.tune_host_allocator()}[mode]()
+    marks.append(list(diagnostics._HEAP_MARKED))
+    tuned = tuned and diagnostics.tune_host_allocator(huge_pages=mode != "plain")   # a second call adds nothing
     reserved = rollup()
     arrays = [numpy.ones(1 << 18, numpy.float32) for _ in range(64)]       # 64 arrays of 1 MiB, touched
     end = rollup()
-    print(json.dumps({"tuned": tuned and again, "marked": diagnostics._HEAP_MARKED, "advised": advised_bytes(),
+    print(json.dumps({"tuned": tuned, "marks": marks, "marked": diagnostics._HEAP_MARKED, "advised": advised_bytes(),
                       "reserve_rss": reserved["Rss"] - start["Rss"],
                       "huge_gained": end["AnonHugePages"] - reserved["AnonHugePages"]}))
 """)
 
 
-def _probe(huge_pages):
-    output = subprocess.run([sys.executable, "-c", _PROBE, "1" if huge_pages else "0"], check=True,
-                            capture_output=True, text=True).stdout
+def _probe(mode):
+    output = subprocess.run([sys.executable, "-c", _PROBE, mode], check=True, capture_output=True, text=True).stdout
     return json.loads(output)
 
 
-def _huge_pages_here():
-    return sys.platform.startswith("linux") and diagnostics._transparent_huge_pages()
+def _thp_mode():
+    """The kernel's transparent huge page mode ("always", "madvise", "never"), or None off Linux."""
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as modes:
+            return modes.read().split("[")[1].split("]")[0]
+    except (OSError, IndexError):
+        return None
 
 
-@pytest.mark.skipif(not _huge_pages_here(), reason="needs Linux with transparent huge pages ('always' or 'madvise')")
+needs_thp = pytest.mark.skipif(_thp_mode() not in ("always", "madvise"),
+                               reason="needs Linux with transparent huge pages ('always' or 'madvise')")
+
+
+@needs_thp
 def test_the_heap_is_reserved_untouched_and_later_small_arrays_get_huge_pages():
-    probe = _probe(huge_pages=True)
-    assert probe["tuned"]
-    (marked,) = probe["marked"]                                   # once a process, a second call adds nothing
+    huge, plain = _probe("huge"), _probe("plain")
+    assert huge["tuned"] and plain["tuned"]
+    (marked,) = huge["marked"]                                    # once a process, a second call adds nothing
     assert marked >= 200 << 20                                    # most of the 256 MiB asked for
-    assert probe["advised"] >= marked                             # the kernel holds the advice on those VMAs
-    assert probe["reserve_rss"] < 16 << 20                        # reserving touched (almost) nothing
-    assert probe["huge_gained"] >= 32 << 20                       # the 1 MiB arrays landed in huge pages
+    assert huge["advised"] >= marked                              # the kernel holds the advice on those VMAs
+    assert huge["reserve_rss"] < 16 << 20                         # reserving touched (almost) nothing
+    assert plain["marked"] == [] and plain["reserve_rss"] < 16 << 20
+    assert huge["huge_gained"] >= 32 << 20                        # the 1 MiB arrays landed in huge pages
+    if _thp_mode() == "madvise":                                  # and only because of the reservation
+        assert plain["advised"] == 0 and plain["huge_gained"] <= 4 << 20
 
 
-@pytest.mark.skipif(not _huge_pages_here(), reason="needs Linux with transparent huge pages ('always' or 'madvise')")
-def test_without_huge_pages_nothing_is_reserved():
-    probe = _probe(huge_pages=False)
-    assert probe["tuned"] and probe["marked"] == []
-    assert probe["reserve_rss"] < 16 << 20
+@needs_thp
+def test_no_reservation_below_the_mmap_threshold_or_from_another_thread():
+    """Blocks of a threshold under 64 MiB would be served by mmap and unmapped with their advice, and
+    another thread's blocks come from its own arena: neither marks (nor uses up) the once a process."""
+    small = _probe("small")
+    assert small["tuned"] and small["marks"] == [[]]              # the 32 MiB call marked nothing
+    assert small["marked"] and small["marked"][0] >= 200 << 20    # and a default call after it still did
+    both = _probe("thread-then-main")
+    assert both["marks"][0] == []                                 # the thread's call marked nothing
+    (marked,) = both["marked"]                                    # the main thread's call still did
+    assert marked >= 200 << 20 and both["advised"] >= marked
+
+
+def test_a_threshold_past_a_c_int_is_clamped_not_wrapped(monkeypatch):
+    calls = []
+
+    class Libc:
+        def mallopt(self, option, value):
+            calls.append((option, value))
+            return 1
+    monkeypatch.setattr(diagnostics.ctypes, "CDLL", lambda name: Libc())
+    assert diagnostics.tune_host_allocator(4 << 30, huge_pages=False)
+    assert calls == [(-3, 32 << 20), (-1, 2**31 - 1)]
 
 
 def test_runs_merge_blocks_that_lie_side_by_side():
