@@ -112,6 +112,24 @@ def test_off_switch_and_a_rejected_argument(monkeypatch):
 
 
 @mkl
+def test_a_batch_is_one_strided_call_unless_the_results_interleave(monkeypatch):
+    """The strided call, which needs no array of addresses, takes a batch whose results lie one
+    after another; results whose rows interleave (MEC writing y's rows), which it refuses, go
+    through the group call; one matrix alone is one strided call whatever its strides."""
+    library, calls = gemm.library(), []
+    for name in ("cblas_sgemm_batch", "cblas_sgemm_batch_strided"):
+        product = getattr(library, name)
+        monkeypatch.setattr(library, name, lambda *args, f=product, name=name: calls.append(name) or f(*args))
+    rng = numpy.random.default_rng(0)
+    w, v = rng.standard_normal((8, 12)).astype(numpy.float32), rng.standard_normal((5, 12, 7)).astype(numpy.float32)
+    y = numpy.empty((8, 5, 7), numpy.float32)                              # (O, rows, W): rows interleave
+    numpy.testing.assert_allclose(gemm.matmul(w, v), w @ v, rtol=RTOL[numpy.float32])
+    numpy.testing.assert_allclose(gemm.matmul(w, v, out=y.transpose(1, 0, 2)), w @ v, rtol=RTOL[numpy.float32])
+    numpy.testing.assert_allclose(gemm.matmul(w, v[0], out=y[:, 0]), w @ v[0], rtol=RTOL[numpy.float32])
+    assert calls == ["cblas_sgemm_batch_strided", "cblas_sgemm_batch", "cblas_sgemm_batch_strided"]
+
+
+@mkl
 def test_tile_threads_counts_numpys_blas_threads_not_mkls(monkeypatch):
     """MKL runs on one thread; once loaded, threadpoolctl lists it beside NumPy's OpenBLAS. The
     host threads tile_threads() starts with still follow NumPy's BLAS, not MKL's one."""
