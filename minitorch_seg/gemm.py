@@ -250,7 +250,8 @@ def _fields(dtype, *values):
     """An array of ``values`` and the address of each: MKL's batched call takes every argument of a
     group of products as a pointer into such an array (which the caller keeps alive across the call)."""
     array = numpy.array(values, dtype=dtype)
-    return array, [_address(array) + i * array.itemsize for i in range(len(values))]
+    start = _address(array)
+    return array, [start + i * array.itemsize for i in range(len(values))]
 
 
 def _without_unit_axes(x):
