@@ -127,6 +127,8 @@ def test_a_batch_is_one_strided_call_unless_the_results_interleave(monkeypatch):
     numpy.testing.assert_allclose(gemm.matmul(w, v, out=y.transpose(1, 0, 2)), w @ v, rtol=RTOL[numpy.float32])
     numpy.testing.assert_allclose(gemm.matmul(w, v[0], out=y[:, 0]), w @ v[0], rtol=RTOL[numpy.float32])
     assert calls == ["cblas_sgemm_batch_strided", "cblas_sgemm_batch", "cblas_sgemm_batch_strided"]
+    one = numpy.ones((2, 3, 4), numpy.float32)[::2**29]              # (1, 3, 4), its batch stride past 2**31
+    numpy.testing.assert_allclose(gemm.matmul(one, numpy.ones((4, 5), numpy.float32)), numpy.full((1, 3, 5), 4.0))
 
 
 @mkl
