@@ -221,11 +221,12 @@ def matmul(a, b, out=None):
     result = squeezed[2] if out is not None else numpy.empty((r, m, n), a.dtype)
     torch_arrived(stacklevel=3)
     _rejected.value = False
-    if r == 1 or sc >= ldc * m:                     # C's matrices apart: the strided call, no arrays to build
+    if r == 1:                                      # one product: strides never used (nor checked by _plan)
+        sa, sb, sc = 0, 0, ldc * m
+    if sc >= ldc * m:                               # C's matrices apart: the strided call, no arrays to build
         product = _library.cblas_sgemm_batch_strided if a.dtype == numpy.float32 else _library.cblas_dgemm_batch_strided
-        product(_ROW_MAJOR, ta, tb, m, n, k, 1.0, _address(a), lda, sa if r > 1 else 0, _address(b), ldb,
-                sb if r > 1 else 0, 0.0, _address(result), ldc, max(sc, ldc * m), r)   # the i-th at i * stride
-        # (one product: its strides are never used, and _plan checked them only where r > 1)
+        product(_ROW_MAJOR, ta, tb, m, n, k, 1.0, _address(a), lda, sa, _address(b), ldb, sb,
+                0.0, _address(result), ldc, sc, r)                              # the i-th product at i * stride
     else:                                           # interleaved (y's rows): the group call takes each address
         steps = numpy.arange(r, dtype=numpy.uint64)
         starts = [_address(x) + steps * numpy.uint64(stride * a.itemsize)
