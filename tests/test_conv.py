@@ -212,7 +212,7 @@ def test_the_shifted_sum_is_the_im2col_correlation(backend, threads, data, seed,
                                config["dilation"])
     shifted = conv_module._correlate_shifted(x.data, w.data, geometry)
     o = config["weight_shape"][0]
-    im2col, _ = conv_module._im2col_products(x.data, geometry, 1, w.data.reshape(1, o, -1))
+    im2col, _ = conv_module._im2col_products(x.data, geometry, 1, w.data)
     numpy.testing.assert_allclose(host(shifted), host(im2col).reshape(shifted.shape), rtol=1e-12, atol=1e-12)
     monkeypatch.setattr(gemm, "active", lambda: False)
     assert conv_module._use_shifted_sum(x.data, config["weight_shape"], (1, 1), 1, geometry) == (
@@ -274,13 +274,15 @@ def test_the_dispatch_asks_about_mkl_only_where_it_would_run_the_products(monkey
 @pytest.mark.parametrize("threads", [1, 3])
 @settings(max_examples=FORWARD_EXAMPLES)
 @given(data=st.data(), seed=seeds, one_row=st.booleans(), side_by_side=st.sampled_from([1, 2, 64]),
-       all_taps=st.booleans())
-def test_mec_gives_the_im2col_products(backend, threads, data, seed, one_row, side_by_side, all_taps, monkeypatch):
+       all_taps=st.booleans(), flipped=st.booleans())
+def test_mec_gives_the_im2col_products(backend, threads, data, seed, one_row, side_by_side, all_taps, flipped,
+                                       monkeypatch):
     """MEC's lowered rows (``mec.products``: kw copies, the kernel's rows found by where each GEMM
     starts reading) give the same correlation and the same partner product (a weight gradient) as
     im2col's columns, in float64, at any kernel, stride, padding and dilation in width; in tiles of
     one output row or as few as possible, with 1, 2 or every sample side by side in a GEMM, on 1 or
-    3 threads, lowered a tap at a time or all taps at once. And it is used exactly where it applies:
+    3 threads, lowered a tap at a time or all taps at once, from a contiguous weight or from a view
+    with negative strides (the backward's flipped kernel). And it is used exactly where it applies:
     on the host, no groups, a kernel taller than one row, stride 1 and no dilation in height."""
     config = data.draw(conv_configs(max_batch=3, max_groups=1), label="config")
     monkeypatch.setattr(parallel, "host_threads", lambda: threads)
@@ -292,9 +294,9 @@ def test_mec_gives_the_im2col_products(backend, threads, data, seed, one_row, si
                                config["padding"], dilation)
     x, w, _ = drawn_inputs(config, seed, bias=False)
     partner = make((config["x_shape"][0], 3) + geometry.out_hw, seed=seed + 3)
-    o = config["weight_shape"][0]
-    ours = mec.products(x.data, geometry, w.data.reshape(1, o, -1), partner.data)
-    theirs = conv_module._im2col_products(x.data, geometry, 1, w.data.reshape(1, o, -1), partner.data)
+    weight = w.data[::-1, :, ::-1, ::-1].copy()[::-1, :, ::-1, ::-1] if flipped else w.data   # the same values
+    ours = mec.products(x.data, geometry, weight, partner.data)
+    theirs = conv_module._im2col_products(x.data, geometry, 1, weight, partner.data)
     for got, expected in zip(ours, theirs):
         assert got.shape == expected.shape
         numpy.testing.assert_allclose(host(got), host(expected), rtol=1e-12, atol=1e-12)

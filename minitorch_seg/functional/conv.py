@@ -104,10 +104,11 @@ def _column_products(x, geometry, groups, weight=None, partner=None):
     copies for a 3x3 kernel, and no pad pass), else by im2col (``_im2col_products``).
 
     x (N, C, H, W) and its ``geometry`` (padding, output grid) give columns (N, G, K, L), K = C/G*kh*kw,
-    L = Ho*Wo. Returns (y, p): with ``weight`` (G, O/G, K), y = weight @ columns, (N, G, O/G, L),
-    the correlation; with ``partner`` (N, P, Ho, Wo), P a multiple of G, p = sum over n of
-    columns @ partner^T, (G, P/G, K): a weight gradient (``_weight_gradient``;
-    ``_input_and_weight_gradients`` gets both from the same columns). The other is None.
+    L = Ho*Wo. Returns (y, p): with ``weight`` (O, C/G, kh, kw), any strides, y = weight @ columns,
+    (N, G, O/G, L), the correlation; with ``partner`` (N, P, Ho, Wo), P a multiple of G, p = sum over
+    n of columns @ partner^T, laid out as a weight (P, C/G, kh, kw), perhaps a view: a weight gradient
+    (``_weight_gradient``; ``_input_and_weight_gradients`` gets both from the same columns). The other
+    is None.
     """
     if mec.applies(get_array_module(x), groups, geometry):
         return mec.products(x, geometry, weight, partner)
@@ -120,6 +121,8 @@ def _im2col_products(x, geometry, groups, weight=None, partner=None):
     xp = get_array_module(x)
     n, out_w = x.shape[0], geometry.out_hw[1]
     taps = sliding.all_taps(sliding.pad(x, geometry), geometry)                   # (N, C, kh, kw, Ho, Wo), a view
+    if weight is not None:                                                        # (G, O/G, K)
+        weight = _kernel_array(weight).reshape(groups, weight.shape[0] // groups, -1)
     y = None if weight is None else xp.empty((n,) + weight.shape[:2] + (geometry.out_hw[0] * out_w,), dtype=x.dtype)
 
     def tile_products(tile):
@@ -136,7 +139,15 @@ def _im2col_products(x, geometry, groups, weight=None, partner=None):
         return y, None
     k = x.shape[1] // groups * geometry.kernel[0] * geometry.kernel[1]
     total = sum(products) if products else xp.zeros((groups, k, partner.shape[1] // groups), dtype=x.dtype)
-    return y, total.swapaxes(1, 2)
+    return y, total.swapaxes(1, 2).reshape((partner.shape[1], x.shape[1] // groups) + tuple(geometry.kernel))
+
+
+def _kernel_array(w):
+    """A weight (O, C/G, kh, kw) as a C-contiguous array: w itself, or a copy made a tap at a time
+    (``sliding.copy_taps``), as the flipped kernels and the gradients laid out as weights are views."""
+    if w.flags.c_contiguous:
+        return w
+    return sliding.copy_taps(get_array_module(w).empty(w.shape, dtype=w.dtype), w)
 
 
 def _correlate(x, w, stride, padding, dilation, groups, partner=None):
@@ -151,7 +162,7 @@ def _correlate(x, w, stride, padding, dilation, groups, partner=None):
     geometry = sliding.windows(x.shape[2:], w.shape[2:], stride, padding, dilation)
     if partner is None and _use_shifted_sum(x, w.shape, stride, groups, geometry):
         return _correlate_shifted(x, w, geometry)
-    y, product = _column_products(x, geometry, groups, w.reshape(groups, w.shape[0] // groups, -1), partner)
+    y, product = _column_products(x, geometry, groups, w, partner)
     y = y.reshape(x.shape[0], w.shape[0], *geometry.out_hw)                       # (N, O, Ho, Wo)
     return y if partner is None else (y, product)
 
@@ -208,7 +219,9 @@ def _correlate_shifted(x, w, geometry):
     n, c, h, w_in = x.shape
     o, (kh, kw), (dh, dw), (ph, pw) = w.shape[0], geometry.kernel, geometry.dilation, geometry.padding
     out_h, out_w = geometry.out_hw
-    taps = xp.ascontiguousarray(w.transpose(2, 3, 0, 1)).reshape(kh * kw * o, c)   # rows (i, j, o)
+    taps = xp.empty((kh, kw, o, c), dtype=w.dtype)
+    sliding.copy_taps(taps.transpose(2, 3, 0, 1), w)
+    taps = taps.reshape(kh * kw * o, c)                                               # rows (i, j, o)
     y = xp.empty((n, o, out_h, out_w), dtype=x.dtype)
     flat = out_w == w_in and pw < w_in        # then every shift, -pw to pw, is less than a row
     shifts = [j * dw - pw for j in range(kw)]                                   # input column = output column + shift
@@ -367,10 +380,9 @@ def _input_and_weight_gradients(g, x, w, padding, dilation, groups):
     into dL/dw. One im2col instead of two (the one of x, 9x the input, is never built), and the
     forward need only keep x. g (N, O, Ho, Wo), x (N, C, H, W), w (O, C/G, kh, kw) -> (dL/dx, dL/dw).
     """
-    o, c = w.shape[0], x.shape[1]
     full = _adjoint_padding(g.shape[2:], w.shape[2:], (1, 1), padding, dilation, x.shape[2:])
     grad_x, grad_flipped = _correlate(g, _flipped(w, groups), (1, 1), full, dilation, groups, partner=x)
-    return grad_x, _flipped(grad_flipped.reshape(c, o // groups, *w.shape[2:]), groups)
+    return grad_x, _kernel_array(_flipped(grad_flipped, groups))
 
 
 def _stamp_disjoint(g, w, groups, geometry):
@@ -405,8 +417,8 @@ def _weight_gradient(x, g, kernel, stride, padding, dilation, groups):
     if _use_winograd((g.shape[1], x.shape[1] // groups) + tuple(kernel), stride, dilation, groups):
         return winograd.weight_gradient(x, g, padding)
     geometry = sliding.Windows(tuple(x.shape[2:]), tuple(g.shape[2:]), tuple(kernel), stride, padding, dilation)
-    _, product = _column_products(x, geometry, groups, partner=g)                 # (G, O/G, K)
-    return product.reshape(g.shape[1], x.shape[1] // groups, *kernel)
+    _, product = _column_products(x, geometry, groups, partner=g)                 # (O, C/G, kh, kw)
+    return _kernel_array(product)
 
 
 # ---- the two Functions --------------------------------------------------------------------------
@@ -498,7 +510,7 @@ class ConvTranspose2d(Function):
         if need_x and need_w and shared:
             # dL/dw from dL/dx's own columns of g: the conv weight gradient above, its partner x
             grad_x, grad_w = _correlate(g, weight, stride, padding, dilation, groups, partner=x)
-            grad_w = grad_w.reshape(weight.shape)
+            grad_w = _kernel_array(grad_w)
         else:
             if need_x:  # an output_padding of at least the stride adds rows no input reached: crop them
                 grad_x = _correlate(g, weight, stride, padding, dilation, groups)[:, :, :x.shape[2], :x.shape[3]]

@@ -30,6 +30,7 @@ in height (``applies``); the others take im2col, as everything does on CuPy.
 """
 from ..backend import get_array_module, module_name
 from .. import gemm, parallel
+from . import sliding
 
 # Samples side by side in each GEMM until it has at least this many columns. Measured on the
 # U-Net's shapes (2-core AVX-512 Xeon, forward + backward): 128 and 512 within noise of 256.
@@ -158,20 +159,28 @@ def _plan(n, out_h, out_w, row_bytes):
     return [(samples, slice(r, min(r + step, out_h))) for samples in groups for r in range(0, out_h, step)]
 
 
+def lower_weight(weight):
+    """The conv weight (O, C, kh, kw), any strides, as MEC's GEMMs read it: (O, K), K = kh*C*kw in
+    the band's (i, c, j) order, copied a tap at a time (``sliding.copy_taps``)."""
+    o, c, kh, kw = weight.shape
+    lowered = get_array_module(weight).empty((o, kh, c, kw), dtype=weight.dtype)
+    sliding.copy_taps(lowered.transpose(0, 2, 1, 3), weight)
+    return lowered.reshape(o, kh * c * kw)
+
+
 def products(x, geometry, weight=None, partner=None):
     """``conv._column_products`` by MEC, for an ungrouped conv: x (N, C, H, W) and its ``geometry``.
 
-    Returns (y, p): with ``weight`` (1, O, K), K = C*kh*kw in im2col's (c, i, j) order, y (N, 1, O, Ho*Wo),
-    the correlation; with ``partner`` (N, P, Ho, Wo), p (1, P, K) = sum over n, u, v of the partner
-    times the patch: a weight gradient. The other is None.
+    Returns (y, p): with ``weight`` (O, C, kh, kw) (any strides), y (N, 1, O, Ho*Wo), the correlation;
+    with ``partner`` (N, P, Ho, Wo), p (P, C, kh, kw) = sum over n, u, v of the partner times the
+    patch, a weight gradient (a view). The other is None.
     """
     xp = get_array_module(x)
     n, c = x.shape[:2]
     (kh, kw), sh = geometry.kernel, geometry.stride[0]
     out_h, out_w = geometry.out_hw
     k, size = kh * c * kw, x.dtype.itemsize
-    lowered_weight = None if weight is None else xp.ascontiguousarray(
-        weight.reshape(-1, c, kh, kw).transpose(0, 2, 1, 3)).reshape(-1, k)     # (O, K), K in (i, c, j) order
+    lowered_weight = None if weight is None else lower_weight(weight)     # (O, K), K in (i, c, j) order
     y = None if weight is None else xp.empty((n, lowered_weight.shape[0], out_h, out_w), dtype=x.dtype)
 
     def tile_products(tile):
@@ -195,4 +204,4 @@ def products(x, geometry, weight=None, partner=None):
         return y, None
     p = partner.shape[1]
     total = sum(sums) if sums else xp.zeros((k, p), dtype=x.dtype)
-    return y, total.reshape(kh, c, kw, p).transpose(3, 1, 0, 2).reshape(1, p, c * kh * kw)
+    return y, total.reshape(kh, c, kw, p).transpose(3, 1, 0, 2)                   # (P, C, kh, kw), a view

@@ -124,6 +124,22 @@ def add_taps(image, columns, geometry):
     return image
 
 
+# ---- kernels' layouts ---------------------------------------------------------------------------
+def copy_taps(out, src):
+    """out[...] = src for two (A, B, kh, kw) arrays of kernels, any strides: one (A, B) copy per tap.
+
+    The conv kernels hold a weight in several layouts: torch's (O, C, kh, kw); MEC's (O, kh, C, kw)
+    (``mec.lower_weight``); the backward's flipped kernel, a view with negative strides. Copied as
+    one array, NumPy would run its innermost loop along a row's kw = 3 taps, three values at a time;
+    a copy per tap runs it along B channels. 128 -> 128 channels, 3x3, on the 2-core Xeon: MEC's
+    layout in 72 us against 224, the flipped kernel's in 134 against 304.
+    """
+    for i in range(src.shape[2]):
+        for j in range(src.shape[3]):
+            out[:, :, i, j] = src[:, :, i, j]
+    return out
+
+
 # ---- im2col and col2im, public, on raw arrays ---------------------------------------------------
 def _fitted_windows(name, shape, kernel_size, stride, padding, dilation):
     if len(shape) != 4:
