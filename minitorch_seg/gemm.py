@@ -203,18 +203,27 @@ def _matrix(x):
     return None
 
 
-def matmul(a, b, out=None):
+def matmul(a, b, out=None, accumulate=False):
     """``a @ b`` into ``out`` (or a new array), through MKL where it takes them (module docstring),
     else through the array module's ``matmul``. a (M, K) or (R, M, K); b (K, N) or (R, K, N); axes
-    of size 1 before those (one sample's tile) are no obstacle."""
+    of size 1 before those (one sample's tile) are no obstacle. With ``accumulate``, ``out += a @ b``
+    (MKL's beta = 1: no temporary)."""
+    if accumulate and out is None:
+        raise ValueError("gemm.matmul: accumulate=True adds into out, which is missing.")
     arrays = {type(a), type(b), type(out)} <= {numpy.ndarray, type(None)}     # host arrays, no subclass
     squeezed = [x if x is None else _without_unit_axes(x) for x in (a, b, out)] if arrays else None
     plan = _plan(*squeezed) if arrays else None
     if plan is None:
+        if accumulate:
+            out += get_array_module(a, b).matmul(a, b)
+            return out
         return get_array_module(a, b).matmul(a, b, out=out)
     (m, k, n, r), (ta, lda, sa), (tb, ldb, sb), (tc, ldc, sc) = plan
     if tc is None:                             # out's matrices overlap, or have no unit stride: via a new array
-        out[...] = matmul(a, b)
+        if accumulate:
+            out += matmul(a, b)
+        else:
+            out[...] = matmul(a, b)
         return out
     shape = numpy.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (m, n)     # numpy.matmul's
     a, b = squeezed[:2]
@@ -226,14 +235,14 @@ def matmul(a, b, out=None):
     if sc >= ldc * m:                               # C's matrices apart: the strided call, no arrays to build
         product = _library.cblas_sgemm_batch_strided if a.dtype == numpy.float32 else _library.cblas_dgemm_batch_strided
         product(_ROW_MAJOR, ta, tb, m, n, k, 1.0, _address(a), lda, sa, _address(b), ldb, sb,
-                0.0, _address(result), ldc, sc, r)                              # the i-th product at i * stride
+                float(accumulate), _address(result), ldc, sc, r)              # the i-th product at i * stride
     else:                                           # interleaved (y's rows): the group call takes each address
         steps = numpy.arange(r, dtype=numpy.uint64)
         starts = [_address(x) + steps * numpy.uint64(stride * a.itemsize)
                   for x, stride in ((a, sa), (b, sb), (result, sc))]
         sizes, pointers = _fields(numpy.int32, ta, tb, m, n, k, lda, ldb, ldc, r)
         p_ta, p_tb, p_m, p_n, p_k, p_lda, p_ldb, p_ldc, p_r = pointers
-        scalars, (p_alpha, p_beta) = _fields(a.dtype, 1, 0)
+        scalars, (p_alpha, p_beta) = _fields(a.dtype, 1, int(accumulate))
         product = _library.cblas_sgemm_batch if a.dtype == numpy.float32 else _library.cblas_dgemm_batch
         product(_ROW_MAJOR, p_ta, p_tb, p_m, p_n, p_k, p_alpha, _address(starts[0]), p_lda, _address(starts[1]), p_ldb,
                 p_beta, _address(starts[2]), p_ldc, 1, p_r)                   # one group of r products

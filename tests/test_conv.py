@@ -282,8 +282,11 @@ def test_mec_gives_the_im2col_products(backend, threads, data, seed, one_row, si
     im2col's columns, in float64, at any kernel, stride, padding and dilation in width; in tiles of
     one output row or as few as possible, with 1, 2 or every sample side by side in a GEMM, on 1 or
     3 threads, lowered a tap at a time or all taps at once, from a contiguous weight or from a view
-    with negative strides (the backward's flipped kernel). And it is used exactly where it applies:
-    on the host, no groups, a kernel taller than one row, stride 1 and no dilation in height."""
+    with negative strides (the backward's flipped kernel). The correlation alone as well, which at
+    stride 1 comes from the row band (``mec.correlate_rows``: the padded rows copied once,
+    a GEMM per kernel column, the columns between samples read and dropped). And it is used exactly
+    where it applies: on the host, no groups, a kernel taller than one row, stride 1 and no dilation
+    in height."""
     config = data.draw(conv_configs(max_batch=3, max_groups=1), label="config")
     monkeypatch.setattr(parallel, "host_threads", lambda: threads)
     monkeypatch.setattr(mec, "WIDE", side_by_side)
@@ -297,7 +300,8 @@ def test_mec_gives_the_im2col_products(backend, threads, data, seed, one_row, si
     weight = w.data[::-1, :, ::-1, ::-1].copy()[::-1, :, ::-1, ::-1] if flipped else w.data   # the same values
     ours = mec.products(x.data, geometry, weight, partner.data)
     theirs = conv_module._im2col_products(x.data, geometry, 1, weight, partner.data)
-    for got, expected in zip(ours, theirs):
+    alone, _ = mec.products(x.data, geometry, weight)
+    for got, expected in zip(ours + (alone,), theirs + theirs[:1]):
         assert got.shape == expected.shape
         numpy.testing.assert_allclose(host(got), host(expected), rtol=1e-12, atol=1e-12)
     xp = shim.get_array_module(x.data)
@@ -326,6 +330,25 @@ def test_mec_lowers_every_small_width_geometry_alike_a_tap_at_a_time_and_all_tap
             (a, c, j, m, v), top = numpy.indices(bands[0].shape), rows.start    # element (a, c, j, m, v) reads
             expected = padded[m, c, top + a, v * sw + j * dw]                  # padded row top + a, column v*sw + j*dw
             assert numpy.array_equal(bands[0], expected), (kw, sw, dw, pw, w)
+
+
+def test_the_row_band_holds_the_padded_rows_of_every_small_geometry():
+    """Every kernel 2-4 rows high, padding 0-3 in height and 0-6 in width and input width 1-9, a band of
+    every output row, of the first, of the last and of rows inside, of all samples or one: the row
+    band (``mec.lower_rows``) holds the padded input's rows, (A, C, M, Wp), zeros included."""
+    rng = numpy.random.default_rng(0)
+    for kh, ph, pw, w in itertools.product(range(2, 5), range(4), range(7), range(1, 10)):
+        if kh > 5 + 2 * ph:
+            continue
+        geometry = sliding.windows((5, w), (kh, 1), 1, (ph, pw))
+        x = rng.random((3, 2, 5, w))
+        out_h = geometry.out_hw[0]
+        padded = numpy.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+        for samples, rows in [(slice(0, 3), slice(0, out_h)), (slice(1, 2), slice(0, 1)),
+                              (slice(0, 2), slice(out_h - 1, out_h)), (slice(2, 3), slice(min(1, out_h - 1), out_h))]:
+            band = mec.lower_rows(x, geometry, samples, rows)
+            expected = padded[samples, :, rows.start:rows.stop + kh - 1].transpose(2, 1, 0, 3)
+            assert numpy.array_equal(band, expected), (kh, ph, pw, w, samples, rows)
 
 
 @both_ops

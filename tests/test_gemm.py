@@ -55,24 +55,31 @@ def products(draw):
 
 @pytest.mark.parametrize("engine", ["mkl", "numpy"])
 @settings(max_examples=150, deadline=None)
-@given(operands=products(), into=st.sampled_from(["new", "c", "interleaved"]))
-def test_matmul_is_numpys_product_for_any_layout(engine, operands, into, monkeypatch):
+@given(operands=products(), into=st.sampled_from(["new", "c", "interleaved"]), accumulate=st.booleans())
+def test_matmul_is_numpys_product_for_any_layout(engine, operands, into, accumulate, monkeypatch):
     """Every layout a view can have (transposed, strided, overlapping, broadcast, reversed), with a
     new, a C-order or an interleaved out (rows of y for several output rows, as MEC writes them):
-    the same product as numpy.matmul, in float32 and float64, through MKL or NumPy."""
+    the same product as numpy.matmul, in float32 and float64, through MKL or NumPy; with
+    ``accumulate``, added to what out held (the row band's GEMMs, one per kernel column)."""
     if engine == "mkl" and not gemm.is_available():
         pytest.skip("MKL is not installed, or PyTorch is loaded here (then the process without torch runs it)")
     monkeypatch.setattr(gemm, "enabled", engine == "mkl")
     a, b = operands
     expected = numpy.matmul(a, b)
     if into == "new":
+        if accumulate:
+            with pytest.raises(ValueError, match="accumulate"):
+                gemm.matmul(a, b, accumulate=True)
         got = gemm.matmul(a, b)
     else:
         shape = expected.shape if into == "c" or expected.ndim == 2 else (expected.shape[1], expected.shape[0],
                                                                            expected.shape[2])
         holder = numpy.full(shape, numpy.nan, dtype=expected.dtype)
         out = holder if into == "c" or expected.ndim == 2 else holder.swapaxes(0, 1)
-        assert gemm.matmul(a, b, out=out) is out
+        if accumulate:
+            out[...] = numpy.random.default_rng(1).standard_normal(out.shape)
+            expected = expected + out
+        assert gemm.matmul(a, b, out=out, accumulate=accumulate) is out
         got = out
     assert got.shape == expected.shape and got.dtype == expected.dtype
     scale = numpy.abs(a).max() * numpy.abs(b).max() * a.shape[-1]

@@ -302,6 +302,12 @@ print(f"values copied: im2col {k * k * c_in * out_h * out_w}, MEC {lowered.size}
 # its backward too (both gradients of section 4 come from MEC's copy of $\bar y$). On the 2-core
 # test machine that took about 20 ms off a 305 ms U-Net step
 # (`benchmarks/results/2026-12-02-xeon-mec.md`).
+#
+# The forward goes one step further. The $k$ horizontal taps are the same padded row read from
+# $k$ starting points, and a product can start reading wherever it likes: copy only `x_pad`'s
+# rows, laid out as `(H + 2, C, W + 2)`, and compute each output row as $k$ products, one per
+# kernel column $j$, each reading from $j$ columns further on, added up. One copy of the input
+# instead of $k$; the weight gradient keeps MEC's copies, whose products are $k$ times taller.
 
 # %% [markdown]
 # ## 4. The backward
