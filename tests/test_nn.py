@@ -506,6 +506,54 @@ def test_clip_grad_norm_accepts_a_single_tensor_and_module_parameters(torch, bac
     assert numpy.linalg.norm(host(layer.bias.grad)) == pytest.approx(1e-3, rel=1e-3)
 
 
+def test_sequential_lets_batch_norm_keep_its_centred_values_in_a_convs_output(monkeypatch):
+    """A Conv2d's output inside a Sequential is read by nothing but the fused batch norm + ReLU after
+    it, which then keeps x - mean in that memory (``scratch``): after a Conv2d as defined only, not
+    after another layer, a Conv2d subclass or one whose forward was replaced, nor for the Sequential's
+    own input. Values, running statistics and every gradient are the layers' one at a time, bit for bit."""
+    from minitorch_seg.nn import containers
+    flags = []
+    original = containers.batch_norm_relu
+    monkeypatch.setattr(containers, "batch_norm_relu",
+                        lambda *args, scratch=False: flags.append(scratch) or original(*args, scratch=scratch))
+
+    class MyConv(nn.Conv2d):
+        pass
+    replaced = nn.Conv2d(3, 3, 3, padding=1)
+    replaced.forward = lambda x: mt.functional.conv2d(x, replaced.weight, replaced.bias, padding=1)
+    cases = [([nn.Conv2d(3, 3, 3, padding=1), nn.BatchNorm2d(3), nn.ReLU(), nn.BatchNorm2d(3), nn.ReLU()], [True, False]),
+             ([MyConv(3, 3, 3, padding=1), nn.BatchNorm2d(3), nn.ReLU()], [False]),
+             ([replaced, nn.BatchNorm2d(3), nn.ReLU()], [False]),
+             ([nn.Conv2d(3, 3, 1), nn.Identity(), nn.BatchNorm2d(3), nn.ReLU()], [False]),
+             ([nn.BatchNorm2d(3), nn.ReLU(), nn.Conv2d(3, 3, 1)], [False])]
+    for layers, expected_flags in cases:
+        buffers = [b for layer in layers for b in layer.buffers()]
+        start = [host(b).copy() for b in buffers]
+        runs = []
+        for together in (True, False):
+            for buffer, value in zip(buffers, start):                       # the same running statistics
+                buffer.data[...] = value
+            x = make((2, 3, 6, 5), seed=1, dtype="float32")
+            before = host(x).copy()
+            flags.clear()
+            if together:
+                y = nn.Sequential(*layers)(x)
+            else:
+                y = x
+                for layer in layers:
+                    y = layer(y)
+            assert flags == (expected_flags if together else [])
+            (y * make(y.shape, seed=2, dtype="float32", requires_grad=False)).sum().backward()
+            numpy.testing.assert_array_equal(host(x), before)                 # the caller's input untouched
+            params = [p for layer in layers for p in layer.parameters()]
+            stats = [host(b).copy() for b in buffers]
+            runs.append([host(y)] + [host(x.grad)] + [host(p.grad).copy() for p in params] + stats)
+            for p in params:
+                p.grad = None
+        for together, apart in zip(*runs):
+            numpy.testing.assert_array_equal(together, apart)
+
+
 def test_sequential_runs_batch_norm_then_relu_as_one_function(monkeypatch):
     """In a Sequential, a BatchNorm2d followed by a ReLU runs as ``batch_norm_relu`` (the same values
     and gradients, ``test_norm.py``), in training and in eval; a ReLU subclass, a forward replaced
@@ -513,7 +561,7 @@ def test_sequential_runs_batch_norm_then_relu_as_one_function(monkeypatch):
     from minitorch_seg.nn import containers
     fused = []
     original = containers.batch_norm_relu
-    monkeypatch.setattr(containers, "batch_norm_relu", lambda *args: fused.append(1) or original(*args))
+    monkeypatch.setattr(containers, "batch_norm_relu", lambda *args, **kw: fused.append(1) or original(*args, **kw))
 
     class MyReLU(nn.ReLU):
         pass
@@ -532,7 +580,7 @@ def test_sequential_runs_batch_norm_then_relu_as_one_function(monkeypatch):
     patched(x)
     assert fused == []
     monkeypatch.undo()
-    monkeypatch.setattr(containers, "batch_norm_relu", lambda *args: fused.append(1) or original(*args))
+    monkeypatch.setattr(containers, "batch_norm_relu", lambda *args, **kw: fused.append(1) or original(*args, **kw))
     for model, pairs in cases:
         for training in (True, False):
             model.train(training)

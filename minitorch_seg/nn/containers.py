@@ -1,5 +1,8 @@
 """Containers: Sequential, ModuleList, ModuleDict (children registered under their keys)."""
+import functools
+
 from ..functional.norm import batch_norm_relu
+from .conv import Conv2d
 from .layers import ReLU
 from .module import Module
 from .norm import BatchNorm2d
@@ -14,7 +17,9 @@ class Sequential(Module):
     the memory batch norm wrote. On the U-Net's step (14 such pairs, 2-core Xeon, 2026-12-03, fused and not
     taking turns in one process) it took 8.0 ms off about 370, and 6.9 off 240 at the training
     job's size: small against that VM's noise, but the median of every run was lower
-    (``benchmarks/results/2026-12-03-xeon-job.md``).
+    (``benchmarks/results/2026-12-03-xeon-job.md``). Where a ``Conv2d`` (likewise unpatched) comes
+    right before the pair, its output is a temporary nothing else reads, and batch norm may keep
+    its centred values in that memory (``batch_norm_relu``'s ``scratch``).
     """
 
     def __init__(self, *modules):
@@ -40,20 +45,26 @@ class Sequential(Module):
         modules, i = list(self._modules.values()), 0
         while i < len(modules):
             if _fuses(modules[i:i + 2]):
-                x, i = modules[i]._normalise(x, batch_norm_relu), i + 2
+                function = functools.partial(batch_norm_relu, scratch=i > 0 and _fresh(modules[i - 1]))
+                x, i = modules[i]._normalise(x, function), i + 2
             else:
                 x, i = modules[i](x), i + 1
         return x
 
 
-_FORWARDS = (BatchNorm2d.forward, ReLU.forward)   # as defined: a forward patched later is not fused
+_FORWARDS = (BatchNorm2d.forward, ReLU.forward, Conv2d.forward)   # as defined: a forward patched later is not fused
 
 
 def _fuses(pair):
     """Whether ``pair`` is a BatchNorm2d then a ReLU that run as ``batch_norm_relu``."""
     return (len(pair) == 2 and type(pair[0]) is BatchNorm2d and type(pair[1]) is ReLU
-            and (BatchNorm2d.forward, ReLU.forward) == _FORWARDS
+            and (BatchNorm2d.forward, ReLU.forward) == _FORWARDS[:2]
             and not any("forward" in vars(module) for module in pair))
+
+
+def _fresh(module):
+    """Whether ``module`` is a Conv2d as defined, whose output is a new array that only the next module reads."""
+    return type(module) is Conv2d and Conv2d.forward is _FORWARDS[2] and "forward" not in vars(module)
 
 
 class ModuleList(Module):
