@@ -521,7 +521,8 @@ def test_sequential_lets_batch_norm_keep_its_centred_values_in_a_convs_output(mo
         pass
     replaced = nn.Conv2d(3, 3, 3, padding=1)
     replaced.forward = lambda x: mt.functional.conv2d(x, replaced.weight, replaced.bias, padding=1)
-    cases = [([nn.Conv2d(3, 3, 3, padding=1), nn.BatchNorm2d(3), nn.ReLU(), nn.BatchNorm2d(3), nn.ReLU()], [True, False]),
+    conv = nn.Conv2d(3, 3, 3, padding=1)
+    cases = [([conv, nn.BatchNorm2d(3), nn.ReLU(), nn.BatchNorm2d(3), nn.ReLU()], [True, False]),
              ([MyConv(3, 3, 3, padding=1), nn.BatchNorm2d(3), nn.ReLU()], [False]),
              ([replaced, nn.BatchNorm2d(3), nn.ReLU()], [False]),
              ([nn.Conv2d(3, 3, 1), nn.Identity(), nn.BatchNorm2d(3), nn.ReLU()], [False]),
