@@ -18,6 +18,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RTOL = {numpy.float32: 2e-5, numpy.float64: 1e-12}
 
 
+@pytest.fixture(autouse=True)
+def fresh_plans(monkeypatch):
+    """Each test starts with no plan made (``gemm._PLANS``), so that what it patches is what runs."""
+    monkeypatch.setattr(gemm, "_PLANS", {})
+
+
 @st.composite
 def operand(draw, rows, cols, batch, dtype, rng):
     """A (batch?, rows, cols) array in one of the layouts views give: C order, transposed, strided
@@ -111,11 +117,35 @@ def test_off_switch_and_a_rejected_argument(monkeypatch):
     never let through) raises instead of handing back an array MKL never wrote."""
     a, b = numpy.ones((3, 2)), numpy.ones((2, 4))
     monkeypatch.setattr(gemm, "enabled", False)
-    assert gemm._plan(a, b, None) is None
+    monkeypatch.setattr(gemm, "_cached_plan", lambda *args: pytest.fail("MKL asked while off"))
+    numpy.testing.assert_array_equal(gemm.matmul(a, b), a @ b)
+    monkeypatch.undo()
     monkeypatch.setattr(gemm, "enabled", True)
     monkeypatch.setattr(gemm, "_matrix", lambda x, real=gemm._matrix: (real(x)[0], 0, real(x)[2]))   # ld 0: invalid
     with pytest.raises(RuntimeError, match="MKL rejected"):
         gemm.matmul(a, b)
+
+
+@mkl
+def test_a_layout_is_planned_once_but_where_out_lies_is_asked_on_every_call(monkeypatch):
+    """The plan of a set of layouts (shapes, strides, dtypes, out's) is made once and reused with
+    other arrays of those layouts; other strides get their own. Whether out lies in an operand's
+    memory is not a layout's: an out inside b, of the layout just planned, still goes through a new
+    array (MKL would read what it had written), and the results stay numpy's."""
+    made = []
+    monkeypatch.setattr(gemm, "_plan", lambda *args, plan=gemm._plan: made.append(1) or plan(*args))
+    rng = numpy.random.default_rng(0)
+    w = rng.standard_normal((6, 6)).astype(numpy.float32)
+    for _ in range(3):
+        b = rng.standard_normal((6, 6)).astype(numpy.float32)
+        out = numpy.empty((6, 6), numpy.float32)
+        numpy.testing.assert_allclose(gemm.matmul(w, b, out=out), w @ b, rtol=RTOL[numpy.float32])
+    assert len(made) == 1
+    expected = w @ b
+    numpy.testing.assert_allclose(gemm.matmul(w, b, out=b), expected, rtol=RTOL[numpy.float32])   # out is b:
+    assert len(made) == 2                                       # through a new array, a product of its own
+    numpy.testing.assert_allclose(gemm.matmul(w, b.T), w @ b.T, rtol=RTOL[numpy.float32])      # other strides
+    assert len(made) == 3
 
 
 @mkl
