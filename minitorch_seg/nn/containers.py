@@ -1,6 +1,7 @@
 """Containers: Sequential, ModuleList, ModuleDict (children registered under their keys)."""
 import functools
 
+from ..backend import get_array_module
 from ..functional.norm import batch_norm_relu
 from .conv import Conv2d
 from .layers import ReLU
@@ -42,13 +43,13 @@ class Sequential(Module):
         return self
 
     def forward(self, x):
-        modules, i = list(self._modules.values()), 0
+        modules, i, before = list(self._modules.values()), 0, None      # before: the last module's input
         while i < len(modules):
             if _fuses(modules[i:i + 2]):
-                function = functools.partial(batch_norm_relu, scratch=i > 0 and _fresh(modules[i - 1]))
-                x, i = modules[i]._normalise(x, function), i + 2
+                scratch = i > 0 and _fresh(modules[i - 1], before, x)
+                x, i = modules[i]._normalise(x, functools.partial(batch_norm_relu, scratch=scratch)), i + 2
             else:
-                x, i = modules[i](x), i + 1
+                before, (x, i) = x, (modules[i](x), i + 1)
         return x
 
 
@@ -62,9 +63,11 @@ def _fuses(pair):
             and not any("forward" in vars(module) for module in pair))
 
 
-def _fresh(module):
-    """Whether ``module`` is a Conv2d as defined, whose output is a new array that only the next module reads."""
-    return type(module) is Conv2d and Conv2d.forward is _FORWARDS[2] and "forward" not in vars(module)
+def _fresh(module, given, made):
+    """Whether ``made``, what ``module`` made of ``given``, is a new array that only the next module reads:
+    ``module`` a Conv2d as defined, and (should a conv path ever hand back a view) not in given's memory."""
+    return (type(module) is Conv2d and Conv2d.forward is _FORWARDS[2] and "forward" not in vars(module)
+            and not get_array_module(made.data).may_share_memory(made.data, given.data))
 
 
 class ModuleList(Module):
