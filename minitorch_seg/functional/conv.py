@@ -24,7 +24,9 @@ map is never built, and the tiles run on the host threads (``parallel.map_tiles`
 where a conv has no groups and a kernel taller than 1, at stride 1 with no dilation in height
 (``mec.applies``), the columns' products come from MEC (``mec.py``) instead: only the kw
 horizontal taps are copied, and each output row's GEMM finds the kernel's rows by where it starts
-reading in that copy; a third of im2col's copies for a 3x3 kernel.
+reading in that copy; a third of im2col's copies for a 3x3 kernel. The correlation alone at
+stride 1 copies only the padded rows, and kw GEMMs per output row find the kernel's columns too
+(``mec.correlate_rows``).
 
 Conv2d uses the kernels as (forward, dL/dx, dL/dw) = (_correlate, _correlate_adjoint,
 _weight_gradient); ConvTranspose2d as (_correlate_adjoint, _correlate, _weight_gradient with x and
