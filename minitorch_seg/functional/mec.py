@@ -32,7 +32,7 @@ The correlation alone (no partner) at stride 1 goes one step further: the GEMMs 
 columns too, by where they start reading within a row, so the only copy is the padded input
 (``lower_rows``, C values per pixel):
 
-    R[a, c, n, b] = xpad[n, c, a, b]          (A, C, M, Wp), Wp = W + 2pw, entry at (a*C + c)*T + n*Wp + b
+    B[a, c, n, b] = xpad[n, c, a, b]          (A, C, M, Wp), Wp = W + 2pw, entry at (a*C + c)*T + n*Wp + b
 
 with T = M*Wp. Output (n, u, v) reads tap (i, j) at u*C*T + (i*C + c)*T + n*Wp + v + j*dw, so for
 each kernel column j and row u the patch is a (kh*C, Q) matrix with row stride T, starting j*dw
