@@ -104,15 +104,17 @@ def row_dots(a, b=None):
     size = a.shape[-1]
     chunk = CHUNK if all(op.strides[-1] == op.itemsize for op in operands) else STRIDED_CHUNK
     whole = size - size % chunk
-    total = None
-    if whole:                                          # (..., chunks, chunk): a view
-        chunks = [op[..., :whole].reshape(op.shape[:-1] + (whole // chunk, chunk)) for op in operands]
-        partial = xp.einsum(",".join(["...cl"] * len(chunks)) + "->...c", *chunks)
-        total = xp.ascontiguousarray(partial).sum(axis=-1)
-    if whole < size or not whole:                      # each row's rest (all of it, if shorter)
-        rest = xp.einsum(",".join(["...l"] * len(operands)) + "->...", *(op[..., whole:] for op in operands))
-        total = rest if total is None else total + rest
+    if not whole:                                      # shorter than a chunk: each row at once
+        return xp.einsum(_ROWS[len(operands)], *operands)
+    chunks = [op[..., :whole].reshape(op.shape[:-1] + (whole // chunk, chunk)) for op in operands]  # views
+    total = xp.ascontiguousarray(xp.einsum(_CHUNKS[len(operands)], *chunks)).sum(axis=-1)
+    if whole < size:                                   # each row's rest
+        total += xp.einsum(_ROWS[len(operands)], *(op[..., whole:] for op in operands))
     return total
+
+
+# einsum's subscripts for one operand or two: the sum of each row, and of each chunk of a row
+_ROWS, _CHUNKS = {1: "...l->...", 2: "...l,...l->..."}, {1: "...cl->...c", 2: "...cl,...cl->...c"}
 
 
 def centre(x, eps, over_batch=False, out=None):
