@@ -308,6 +308,23 @@ print(f"values copied: im2col {k * k * c_in * out_h * out_w}, MEC {lowered.size}
 # rows, laid out as `(H + 2, C, W + 2)`, and compute each output row as $k$ products, one per
 # kernel column $j$, each reading from $j$ columns further on, added up. One copy of the input
 # instead of $k$; the weight gradient keeps MEC's copies, whose products are $k$ times taller.
+# With $w_j[o, (i, c)] = w[o, c, i, j]$, the rows $(i, c)$ of output row $u$'s patch again sit one
+# after another in memory:
+
+# %%
+rows = x_pad.transpose(1, 0, 2).copy()                                  # (H + 2, C, W + 2), one copy
+wide = out_w + 2                                                        # a padded row's length
+
+
+def row_patches(j):                                                     # (K, W) per output row, from column j on
+    return as_strided(rows.reshape(-1)[j:], shape=(out_h, k * c_in, out_w),
+                      strides=(c_in * wide * item, wide * item, item))
+
+
+w_cols = [w[:, :, :, j].transpose(0, 2, 1).reshape(4, k * c_in) for j in range(k)]    # w_j[o, (i, c)]
+y = sum(w_cols[j] @ row_patches(j) for j in range(k)).transpose(1, 0, 2)
+print("largest difference from the loops:", numpy.abs(y - conv2d_loops(x, w, padding=1)[0]).max())
+print(f"values copied: MEC {lowered.size}, the padded rows {rows.size}")
 
 # %% [markdown]
 # ## 4. The backward
