@@ -53,21 +53,23 @@ class Sequential(Module):
         return x
 
 
-_FORWARDS = (BatchNorm2d.forward, ReLU.forward, Conv2d.forward)   # as defined: a forward patched later is not fused
+_FORWARDS = {cls: cls.forward for cls in (BatchNorm2d, ReLU, Conv2d)}   # as defined: one patched later is not
+
+
+def _as_defined(module, cls):
+    """Whether ``module`` is a ``cls`` itself (no subclass) whose forward is not replaced on the class or on it."""
+    return type(module) is cls and cls.forward is _FORWARDS[cls] and "forward" not in vars(module)
 
 
 def _fuses(pair):
     """Whether ``pair`` is a BatchNorm2d then a ReLU that run as ``batch_norm_relu``."""
-    return (len(pair) == 2 and type(pair[0]) is BatchNorm2d and type(pair[1]) is ReLU
-            and (BatchNorm2d.forward, ReLU.forward) == _FORWARDS[:2]
-            and not any("forward" in vars(module) for module in pair))
+    return len(pair) == 2 and _as_defined(pair[0], BatchNorm2d) and _as_defined(pair[1], ReLU)
 
 
 def _fresh(module, given, made):
     """Whether ``made``, what ``module`` made of ``given``, is a new array that only the next module reads:
     ``module`` a Conv2d as defined, and (should a conv path ever hand back a view) not in given's memory."""
-    return (type(module) is Conv2d and Conv2d.forward is _FORWARDS[2] and "forward" not in vars(module)
-            and not get_array_module(made.data).may_share_memory(made.data, given.data))
+    return _as_defined(module, Conv2d) and not get_array_module(made.data).may_share_memory(made.data, given.data)
 
 
 class ModuleList(Module):
