@@ -51,8 +51,9 @@ def _seeded():
 
 @pytest.fixture
 def torch():
-    """PyTorch as a test oracle in float64; the test is skipped where it is not installed."""
+    """PyTorch as a test oracle in float64, seeded like ours; the test is skipped where it is not installed."""
     torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
     torch.set_default_dtype(torch.float64)
     yield torch
     torch.set_default_dtype(torch.float32)
