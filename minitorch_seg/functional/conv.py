@@ -59,6 +59,9 @@ from . import mec, sliding, winograd
 # U-Net step took 1406 ms of CPU with every 3x3 conv through it, 1201 with >= 64 channels, 1120
 # without. Its 16 GEMMs have C, not 9C, as their inner size and ran at 0.4-0.8x the im2col GEMM's
 # GFLOP/s, and its transforms (passes over 4x the input and output) cost as much as its GEMMs.
+# Again on 2026-12-03 (2-core AVX-512 Xeon, its 16 GEMMs through MKL too): forward + backward
+# 1.04-1.4x the default path's time with 64-128 channels in and out, 1.8-3.0x below
+# (benchmarks/results/2026-12-03-xeon-limits.md).
 WINOGRAD_MIN_CHANNELS = None
 
 
