@@ -235,8 +235,10 @@ for name, y32 in [("Winograd", winograd.conv3x3(x32, w32, padding=(1, 1))), ("lo
 # $C_{in}$, and a BLAS library runs such skinny products well below its peak, and the transforms
 # are extra passes over four times the input and output. On a 2-core x86-64 VM (2026-12-02,
 # loaded by other jobs; CPU time), it was 1.1 to 3 times slower than im2col below 64 channels and within about 10% of it
-# at 64 to 128, with no gain on a U-Net training step (`benchmarks/results/2026-12-02-winograd.md`),
-# so `F.conv2d` uses it only when switched on:
+# at 64 to 128, with no gain on a U-Net training step (`benchmarks/results/2026-12-02-winograd.md`).
+# Measured again on 2026-12-03, its products through Intel MKL on a 2-core Xeon, forward and backward
+# took 1.04 to 3 times the default path's time, shape by shape
+# (`benchmarks/results/2026-12-03-xeon-limits.md`). So `F.conv2d` uses it only when switched on:
 # `F.conv.WINOGRAD_MIN_CHANNELS = 64` sends every 3 x 3 stride-1 conv with at least 64 input and
 # output channels through it. Measure before you believe an operation count.
 
