@@ -351,6 +351,31 @@ def test_the_row_band_holds_the_padded_rows_of_every_small_geometry():
             assert numpy.array_equal(band, expected), (kh, ph, pw, w, samples, rows)
 
 
+@pytest.mark.parametrize("host_backend", ["numpy", "strict"])
+@given(data=st.data(), dtype=st.sampled_from(["float32", "float64"]))
+@settings(max_examples=30)
+def test_a_strided_view_is_as_strideds_on_the_same_memory(host_backend, data, dtype):
+    """``sliding.strided``, MEC's views of its bands (host arrays): as_strided's values, base's type,
+    base's memory (a write through the view shows in base), and no view that reads past base's end."""
+    size = data.draw(st.integers(2, 120))
+    with shim.use_backend(host_backend):
+        base = shim.to_backend(numpy.arange(size, dtype=dtype).reshape(data.draw(st.sampled_from([(-1,), (1, -1)]))))
+    item = base.itemsize
+    offset = data.draw(st.integers(0, size - 1))
+    rows = data.draw(st.integers(1, 4))
+    cols = data.draw(st.integers(1, max(1, (size - offset) // rows)))
+    step = data.draw(st.integers(0, (size - offset - cols) // max(rows - 1, 1))) if rows > 1 else 0
+    shape, strides = (rows, cols), (step * item, item)                   # the last element read is in base
+    view = sliding.strided(base, offset, shape, strides)
+    expected = numpy.lib.stride_tricks.as_strided(host(base).reshape(-1)[offset:], shape=shape, strides=strides)
+    assert type(view) is type(base) and view.shape == shape and view.dtype == base.dtype
+    numpy.testing.assert_array_equal(host(view), expected)
+    view[-1, -1] = -1                                                    # the same memory: base sees the write
+    assert host(base).reshape(-1)[offset + (rows - 1) * step + cols - 1] == -1
+    with pytest.raises(ValueError):                                      # one element past the end
+        sliding.strided(base, size - cols + 1, (1, cols), (item, item))
+
+
 @both_ops
 @pytest.mark.parametrize("threads", [1, 3])
 @pytest.mark.parametrize("dilation, padding", [(1, 1), (2, 1)])

@@ -218,8 +218,8 @@ def products(x, geometry, weight=None, partner=None):
         m, r = samples.stop - samples.start, rows.stop - rows.start
         band = lower(x, geometry, samples, rows)
         width = m * out_w
-        views = xp.lib.stride_tricks.as_strided(band, shape=(r, k, width),                   # V (R, K, M*Wo)
-                                                strides=(sh * c * kw * width * size, width * size, size))
+        views = sliding.strided(band, 0, (r, k, width),                                      # V (R, K, M*Wo)
+                                (sh * c * kw * width * size, width * size, size))
         if y is not None and m == 1:                            # straight into y's rows, (R, O, Wo)
             gemm.matmul(lowered_weight, views, out=y[samples.start, :, rows].transpose(1, 0, 2))
         elif y is not None:
@@ -271,8 +271,7 @@ def correlate_rows(x, geometry, weight):
         # one sample: straight into y's rows, (R, O, Wo); several: all Q columns, then y's
         out = y[samples.start, :, rows].transpose(1, 0, 2) if m == 1 else xp.empty((r, o, row), dtype=x.dtype)
         for j in range(kw):
-            view = xp.lib.stride_tricks.as_strided(band[j * dw:], shape=(r, kh * c, width),
-                                                   strides=(c * row * size, row * size, size))
+            view = sliding.strided(band, j * dw, (r, kh * c, width), (c * row * size, row * size, size))
             gemm.matmul(columns[j], view, out=out[..., :width], accumulate=j > 0)
         if m > 1:
             y[samples, :, rows] = out.reshape(r, o, m, wp)[..., :out_w].transpose(2, 1, 0, 3)
