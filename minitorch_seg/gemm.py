@@ -8,7 +8,9 @@ versions taking turns in one process; ``benchmarks/results/2026-12-03-xeon-mkl.m
 kernels call ``matmul`` here, and it hands the product to MKL when:
 
 - MKL is installed (``pip install "minitorch-seg[mkl]"``: the ``mkl`` wheel, Linux x86-64 only)
-  and ``enabled`` (by default on Intel CPUs; it is unmeasured on AMD's, where OpenBLAS stays);
+  and ``enabled`` (by default on Intel CPUs only: on a 2-core AMD EPYC of the Zen 5 family,
+  MKL made the U-Net step 99 ms slower, 377 against 281 ms, the two taking turns in one process,
+  40 rounds; ``benchmarks/results/2026-12-03-zen5.md``);
 - PyTorch was not loaded in the process before it: its CPU wheel carries an MKL of its own
   (``_TORCH_AFTER``);
 - both operands are host float32 or float64 arrays of one dtype, at most 3-D (a batch of
