@@ -260,6 +260,12 @@ def show_segmentation(image, label, prediction=None, class_names=CLASS_NAMES, ax
 
 
 # ---- a training run's pictures ----------------------------------------------------------------------
+# The margins ``tight_layout`` chose for this figure, fixed (loss ticks of up to six characters
+# fit): it drew the whole figure once more to measure its labels. Writing curves.png after each
+# epoch took 143 ms with it and 91 without (a 2-core EPYC, medians of 20 taking turns).
+CURVES_MARGINS = {"left": 0.085, "right": 0.985, "bottom": 0.17, "top": 0.8, "wspace": 0.21}
+
+
 def training_curves(history, model_name):
     """Loss (training and validation) and validation mIoU per epoch; the best epoch marked on both.
 
@@ -289,7 +295,7 @@ def training_curves(history, model_name):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize=8)
     figure.suptitle(f"{model_name}: best validation mIoU {best_miou:.3f} at epoch {best_epoch}")
-    figure.tight_layout()
+    figure.subplots_adjust(**CURVES_MARGINS)
     return figure
 
 

@@ -311,3 +311,21 @@ def test_the_log_has_a_line_an_epoch_with_the_time_left(tiny_data, tmp_path):
     assert re.fullmatch(r"epoch 1/2: train loss [\d.]+, val loss [\d.]+, val mIoU [\d.]+ \(best\), pixel accuracy "
                         r"[\d.]+, [\d.]+ img/s, \d+ s; about \d+ s left", epochs[0]), epochs[0]
     assert epochs[1].endswith("; done")
+
+
+def test_samples_of_two_sizes_keep_their_order_and_each_ones_own_prediction(tiny_data, tmp_path):
+    trainer = make_trainer(tiny_data, tmp_path / "run", prefetch=False)
+    val = trainer.val_loader.dataset
+    crops = [(val[0][0][:, :32], val[0][1][:, :32]), val[1], (val[2][0][:, 8:40], val[2][1][:, 8:40]), val[3]]
+    trainer.val_loader.dataset = crops                 # widths 32, 64, 32, 64: two batches, interleaved
+    rows = trainer._samples()
+    assert trainer.model.training
+    assert len(rows) == train_module.SAMPLE_IMAGES == len(crops)
+    for (image, label), (row_image, row_label, prediction) in zip(crops, rows):
+        assert row_image is image and row_label is label
+        x = train_module.to_chw_float32(train_module.normalize(image, trainer.val_loader.mean, trainer.val_loader.std))
+        trainer.model.eval()
+        with mt.no_grad():
+            alone = mt.predict.segment(trainer.model, mt.tensor(x[None]).to("float64"), trainer.config.input_scale)
+        trainer.model.train()
+        numpy.testing.assert_array_equal(prediction, alone.numpy()[0])
