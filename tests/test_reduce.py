@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import minitorch_seg as mt
-from minitorch_seg import functional as F
+from minitorch_seg import functional as F, parallel
 from minitorch_seg.testing import distinct, layouts, make, shapes
 from torch_compare import compare
 from helpers import host
@@ -152,6 +152,29 @@ def test_argmax_ties_pick_the_first(backend):
     x = mt.tensor([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]])
     numpy.testing.assert_array_equal(F.argmax(x, 1).numpy(), [1, 0])
     assert F.argmax(x).item() == 1
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+@settings(max_examples=GRAD_EXAMPLES)
+@given(case=one_dim_case(), name=st.sampled_from(["argmax", "argmin"]), tile_bytes=st.sampled_from([8, 24, 1 << 22]))
+def test_argmax_and_argmin_in_runs_of_the_first_axis_on_several_threads(backend, threads, case, name, tile_bytes,
+                                                                        monkeypatch):
+    """Along a dim past the first, argmax and argmin go through runs of the first axis on the host
+    threads (``reduce._along``: the class scores of a batch). In runs of one sample up to whole, on
+    one thread and on three, over non-contiguous values with ties and NaNs, the indices are NumPy's:
+    the first extreme, and the first NaN where there is one."""
+    monkeypatch.setattr(parallel, "host_threads", lambda: threads)
+    monkeypatch.setattr(parallel, "STREAM_TILES", parallel.STREAM_TILES._replace(bytes=tile_bytes))
+    shape, layout, dim, keepdim, seed = case
+    rng = numpy.random.default_rng(seed)
+    values = rng.integers(0, 3, shape).astype(float)                    # ties in most runs along dim
+    values[rng.random(shape) < 0.1] = numpy.nan
+    x = mt.tensor(numpy.ascontiguousarray(values.transpose(layout)), dtype="float64").permute(
+        *numpy.argsort(layout).tolist())
+    expected = getattr(numpy, name)(host(x), axis=dim, keepdims=keepdim)
+    indices = getattr(F, name)(x, dim, keepdim)
+    numpy.testing.assert_array_equal(indices.numpy(), expected)
+    assert indices.dtype == numpy.int64 and indices.backend == backend
 
 
 # ---- ties ------------------------------------------------------------------------------------------

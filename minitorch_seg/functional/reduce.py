@@ -7,8 +7,9 @@ routed to the winner for max).
 import builtins
 from collections import namedtuple
 
+from .. import parallel
 from ..autograd import Function
-from ..backend import get_array_module
+from ..backend import get_array_module, module_name
 
 MaxResult = namedtuple("max", ["values", "indices"])
 
@@ -151,17 +152,34 @@ def max(input, dim=None, keepdim=False):  # noqa: A001 - torch's name
 
 def argmax(input, dim=None, keepdim=False):
     """Indices of the first maximum (over the flattened tensor when ``dim`` is None); no gradient."""
+    return _arg_reduce("argmax", input, dim, keepdim)
+
+
+def _arg_reduce(name, input, dim, keepdim):
+    """argmax or argmin (``name``) of a tensor, as torch: over the flattened tensor, or along one dim."""
     from ..tensor import Tensor
     xp = get_array_module(input.data)
     if dim is None:
-        return Tensor(xp.asarray(input.data.argmax()))
-    _one_dim("argmax", dim)
+        return Tensor(xp.asarray(getattr(input.data, name)()))
+    _one_dim(name, dim)
     if input.ndim == 0:
         _axes(dim, 0)
         return Tensor(xp.zeros((), dtype=xp.int64))
     axis = _axes(dim, input.ndim)[0]
-    indices = xp.asarray(input.data.argmax(axis=axis))
+    indices = _along(name, input.data, axis)
     return Tensor(xp.expand_dims(indices, axis) if keepdim else indices)
+
+
+def _along(name, x, axis):
+    """``x.argmax(axis)`` (or argmin), on the host threads in runs of the first axis when ``axis``
+    is another: the class scores of a batch, (N, C, H, W) along C, read C strided planes a pixel,
+    and a batch of 8 at 19x128x256 took 13.3-14.5 ms on one thread, 7.2-8.7 on two (a 2-core EPYC)."""
+    xp = get_array_module(x)
+    if axis == 0 or module_name(xp) != "numpy" or parallel.host_threads() < 2:
+        return xp.asarray(getattr(x, name)(axis=axis))
+    out = xp.empty(x.shape[:axis] + x.shape[axis + 1:], dtype=xp.intp)
+    parallel.map_leading(xp, lambda tile: getattr(x[tile], name)(axis=axis, out=out[tile]), x)
+    return out
 
 
 # ---- the mirror images of max, and the boolean reductions ------------------------------------------
@@ -201,17 +219,7 @@ def min(input, dim=None, keepdim=False):  # noqa: A001 - torch's name
 
 def argmin(input, dim=None, keepdim=False):
     """Indices of the first minimum (over the flattened tensor when ``dim`` is None); no gradient."""
-    from ..tensor import Tensor
-    if dim is None:
-        return Tensor(get_array_module(input.data).asarray(input.data.argmin()))
-    _one_dim("argmin", dim)
-    if input.ndim == 0:
-        _axes(dim, 0)
-        return Tensor(get_array_module(input.data).zeros((), dtype="int64"))
-    axis = _axes(dim, input.ndim)[0]
-    xp = get_array_module(input.data)
-    indices = xp.asarray(input.data.argmin(axis=axis))
-    return Tensor(xp.expand_dims(indices, axis) if keepdim else indices)
+    return _arg_reduce("argmin", input, dim, keepdim)
 
 
 def any(input, dim=None, keepdim=False):  # noqa: A001 - torch's name
