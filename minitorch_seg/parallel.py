@@ -27,7 +27,8 @@ ReLU's runs of values, max pool's planes): run by the caller alone, they left th
 idle, and even split in just two halves each took 13-34 ms off the step
 (``benchmarks/results/2026-12-02-host-passes.md``). Where the pool has a thread for each core, the
 threads are pinned, each to a core of its own (``_pin``), so that a tile finds in that core's cache
-what the tile before it left there. Outside the mode, ``map_tiles`` runs the tiles one after
+what the tile before it left there; on Linux an idle-priority process then keeps each of those
+cores awake between hand-offs (``awake.py``). Outside the mode, ``map_tiles`` runs the tiles one after
 another in the caller's thread and BLAS uses its own threads, as NumPy always does. On CuPy the
 GPU parallelises each kernel, so the tiles run in turn there too.
 
@@ -48,7 +49,7 @@ import threading
 import time
 from typing import NamedTuple
 
-from . import gemm
+from . import awake, gemm
 from .backend import get_array_module, module_name
 
 
@@ -170,7 +171,7 @@ def tile_threads(threads=None):
     if blas is None or _active_threads or (threads or 1) < 2:
         yield
         return
-    with blas.limit(limits=1, user_api="blas"):
+    with blas.limit(limits=1, user_api="blas"), awake.cores_kept_awake(_pinned_cores(threads)):
         _active_threads = threads
         try:
             yield
@@ -225,6 +226,7 @@ def map_tiles(xp, work, tiles):
             except BaseException as error:     # noqa: B036 - handed to the caller below
                 errors.append(error)
                 return
+    awake.beat()
     if not _crew(threads).run(take_tiles, threads, stop=lambda: errors.append(None)):
         return [work(tile) for tile in tiles]          # the crew is serving another thread's call
     error = next((e for e in errors if e is not None), None)
@@ -351,6 +353,16 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_crew)
 
 
+def _pinned_cores(threads):
+    """The cores a pool of ``threads`` threads pins its threads to (``_pin``): all this process may
+    use, where there is one for each thread; else none."""
+    try:
+        cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    except OSError:
+        return []
+    return cores if len(cores) == threads else []
+
+
 def _pin(numbers, threads):
     """Each pool thread, as it starts, on a core of its own, where the pool has one thread for each
     core this process may use: the k-th thread started on the k-th core. A thread that moves to
@@ -360,11 +372,9 @@ def _pin(numbers, threads):
     the same first cores. Only our threads are pinned, never the caller's (threads it starts would
     inherit the pin). Where the OS has no affinity call (macOS, Windows) or refuses it (a sandbox),
     they stay free too: an error here would break the pool, and every tiled op with it."""
-    if not hasattr(os, "sched_setaffinity"):
-        return
-    try:
-        cores = sorted(os.sched_getaffinity(0))
-        if len(cores) == threads:
+    cores = _pinned_cores(threads)
+    if cores and hasattr(os, "sched_setaffinity"):
+        try:
             os.sched_setaffinity(0, {cores[next(numbers)]})
-    except OSError:
-        pass
+        except OSError:
+            pass

@@ -1,0 +1,148 @@
+"""Keeping the cores awake between hand-offs: an idle-priority busy process on each core while the
+tile threads work (``parallel.tile_threads``).
+
+A tile thread with no work sleeps on a lock, and its core, with nothing else to run, goes idle.
+Waking an idle core for the next hand-off costs more than the hand-off itself, most of all on a
+virtual machine whose host is busy: on a 2-core EPYC VM, two empty tiles handed out after 2 ms of
+quiet took 182-203 us (p90 474-762) with the cores left to idle and 63-125 us (p90 158-166) with
+them kept busy. PyTorch's OpenMP threads spin for a while after each parallel region for this
+reason (libgomp's GOMP_SPINCOUNT, Intel's KMP_BLOCKTIME of 200 ms). Ours cannot: a Python thread
+that spins holds the GIL that the others need. So a process of its own spins on each core
+instead, in Linux's idle scheduling class (SCHED_IDLE): it runs only when nothing else wants that
+core, and a thread that wakes there takes the core from it at once. With them the U-Net step took
+10 ms less (quartiles -29 / -1) and 28 ms less at the training job's size (-43 / 0), 30 rounds
+each taking turns with the helpers stopped (``benchmarks/results/2026-12-03-zen5-awake.md``).
+
+Each helper spins for ``SPIN_SECONDS`` after the last hand-off (``beat``, written by
+``parallel.map_tiles`` to a page the helpers share), then naps in 10 ms sleeps until the next one.
+While it spins it makes no system call but one every 20,000 turns of its loop: a helper that read
+the clock and asked for its parent on every turn made the step 43-52 ms slower than no helper.
+It exits when the mode does, and on its own once the process that started it has gone (killed,
+say). Linux only; only where the pool has a thread for each core (the pinned pool,
+``parallel._pin``) and no two of those cores are hyperthreads of one core, where a helper would
+take half the core from the thread working beside it. ``MINITORCH_SEG_KEEP_AWAKE=0`` in the
+environment turns it off.
+"""
+import contextlib
+import mmap
+import os
+import struct
+import subprocess
+import sys
+import time
+
+SPIN_SECONDS = 0.2       # after the last hand-off, as KMP_BLOCKTIME's default
+ENVIRONMENT = "MINITORCH_SEG_KEEP_AWAKE"
+_page = None             # the shared heartbeat (time.monotonic() of the last hand-off) while helpers run
+helpers = []             # the helpers' Popen objects while they run
+
+_HELPER = """
+import mmap, os, struct, sys, time
+core, fd, parent, spin = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+try:
+    os.sched_setaffinity(0, {core})
+    os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+except OSError:
+    sys.exit(0)                         # not allowed here: no helper, no harm
+page = mmap.mmap(fd, 8)
+while os.getppid() == parent:
+    if time.monotonic() - struct.unpack_from("d", page)[0] > spin:
+        time.sleep(0.01)
+    else:
+        for _ in range(20000):          # about 0.2 ms without a system call
+            pass
+"""
+
+
+def enabled():
+    """Whether helpers can run here: Linux's SCHED_IDLE and memfd, and not turned off in the environment."""
+    wanted = os.environ.get(ENVIRONMENT, "1").strip().lower() not in ("0", "false", "no", "off")
+    return wanted and hasattr(os, "SCHED_IDLE") and hasattr(os, "memfd_create")
+
+
+def _siblings(core):
+    """The CPUs that share ``core``'s physical core (itself included), from Linux's sysfs; None if unknown."""
+    try:
+        with open(f"/sys/devices/system/cpu/cpu{core}/topology/thread_siblings_list") as file:
+            text = file.read().strip()
+    except OSError:
+        return None
+    return cpu_list(text)
+
+
+def cpu_list(text):
+    """The CPUs of a Linux CPU list such as "0-3,8,10-11", as a set.
+
+    >>> sorted(cpu_list("0-2,5,7-8"))
+    [0, 1, 2, 5, 7, 8]
+    """
+    cpus = set()
+    for part in text.split(","):
+        first, _, last = part.partition("-")
+        cpus.update(range(int(first), int(last or first) + 1))
+    return cpus
+
+
+def separate_cores(cores):
+    """True where no two of ``cores`` are hyperthreads of one physical core (and sysfs says so)."""
+    chosen = set(cores)
+    for core in cores:
+        siblings = _siblings(core)
+        if siblings is None or len(siblings & chosen) > 1:
+            return False
+    return True
+
+
+def beat():
+    """Note a hand-off: the helpers spin for ``SPIN_SECONDS`` from now."""
+    page = _page
+    if page is not None:
+        struct.pack_into("d", page, 0, time.monotonic())
+
+
+@contextlib.contextmanager
+def cores_kept_awake(cores):
+    """Within: a helper spinning on each of ``cores`` (CPU numbers) after each ``beat``; none where
+    ``enabled()`` is false, two of the cores share a physical core, or helpers run already (a
+    nested use). The helpers are stopped and waited for on the way out."""
+    global _page
+    if not cores or not enabled() or _page is not None or not separate_cores(cores):
+        yield
+        return
+    fd = os.memfd_create("minitorch-seg-heartbeat")
+    try:
+        os.ftruncate(fd, 8)
+        page = mmap.mmap(fd, 8)
+        struct.pack_into("d", page, 0, time.monotonic())
+        for core in cores:
+            command = [sys.executable, "-c", _HELPER, str(core), str(fd), str(os.getpid()), str(SPIN_SECONDS)]
+            helpers.append(subprocess.Popen(command, pass_fds=(fd,), stdin=subprocess.DEVNULL,
+                                            stdout=subprocess.DEVNULL))
+        _page = page
+        os.close(fd)                                     # the page and the helpers' maps keep the memory
+        fd = None
+        yield
+    finally:
+        _page = None
+        if fd is not None:
+            os.close(fd)
+        for helper in helpers:
+            helper.terminate()
+        for helper in helpers:
+            try:
+                helper.wait(timeout=5)
+            except subprocess.TimeoutExpired:          # pragma: no cover - SIGTERM ends a helper at once
+                helper.kill()
+                helper.wait()
+        helpers.clear()                                  # the page goes with its last reference
+
+
+def _forget_helpers():
+    """A forked child neither beats for its parent's helpers nor stops them."""
+    global _page
+    _page = None
+    helpers.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_helpers)

@@ -1,0 +1,134 @@
+"""awake: an idle-priority helper process spinning on each core while the tile threads work, gone
+with the mode, with its parent, and never started where it would share a core with our threads."""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from minitorch_seg import awake, parallel
+
+linux_only = pytest.mark.skipif(not (hasattr(os, "SCHED_IDLE") and hasattr(os, "memfd_create")),
+                                reason="helpers need Linux's SCHED_IDLE and memfd_create")
+
+
+def cores():
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [0]
+
+
+def gone(pid, within=5.0):
+    """True once no process ``pid`` runs (a zombie counts as gone), waiting up to ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as file:
+                if file.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.fixture
+def no_environment_switch(monkeypatch):
+    monkeypatch.delenv(awake.ENVIRONMENT, raising=False)
+
+
+@linux_only
+def test_a_helper_on_each_core_at_idle_priority_and_none_after(no_environment_switch):
+    with awake.cores_kept_awake([0]):
+        (helper,) = awake.helpers
+        deadline = time.monotonic() + 5
+        while os.sched_getscheduler(helper.pid) != os.SCHED_IDLE and time.monotonic() < deadline:
+            time.sleep(0.01)                       # the child pins itself, then sets its class, as it starts
+        assert os.sched_getscheduler(helper.pid) == os.SCHED_IDLE
+        assert os.sched_getaffinity(helper.pid) == {0}
+        awake.beat()
+        assert helper.poll() is None
+    assert helper.returncode is not None and awake.helpers == [] and awake._page is None
+    awake.beat()                                    # outside the mode: nothing to note, no error
+
+
+@linux_only
+def test_tile_threads_keeps_awake_only_the_cores_its_pinned_pool_uses(no_environment_switch, monkeypatch):
+    monkeypatch.setattr(awake, "separate_cores", lambda cores: True)
+    if parallel._blas() is None:
+        pytest.skip("no controllable BLAS: tile_threads() changes nothing")
+    with parallel.tile_threads(threads=len(cores()) + 1):          # more threads than cores: not pinned
+        assert awake.helpers == []
+    if len(cores()) < 2:
+        pytest.skip("one core: no pool")
+    with parallel.tile_threads(threads=len(cores())):
+        assert all(wait_pinned(helper) for helper in awake.helpers)
+        assert sorted(os.sched_getaffinity(helper.pid).pop() for helper in awake.helpers) == cores()
+    assert awake.helpers == []
+
+
+def wait_pinned(helper, within=5.0):
+    """True once the helper has pinned itself to one core (it does so as it starts)."""
+    deadline = time.monotonic() + within
+    while len(os.sched_getaffinity(helper.pid)) != 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return len(os.sched_getaffinity(helper.pid)) == 1
+
+
+@linux_only
+@pytest.mark.parametrize("value", ["0", "off"])
+def test_the_environment_switch_turns_the_helpers_off(monkeypatch, value):
+    monkeypatch.setenv(awake.ENVIRONMENT, value)
+    with awake.cores_kept_awake([0]):
+        assert awake.helpers == [] and awake._page is None
+
+
+@linux_only
+def test_no_helpers_where_two_of_the_cores_share_a_physical_core(no_environment_switch, monkeypatch):
+    siblings = {0: {0, 1}, 1: {0, 1}, 2: {2, 3}, 3: {2, 3}}
+    monkeypatch.setattr(awake, "_siblings", siblings.get)
+    assert awake.separate_cores([0, 2]) and not awake.separate_cores([0, 1, 2])
+    assert not awake.separate_cores([0, 7])                          # unknown: no helpers
+    with awake.cores_kept_awake([2, 3]):
+        assert awake.helpers == []
+
+
+def test_cpu_lists_are_read_as_linux_writes_them():
+    assert awake.cpu_list("3") == {3}
+    assert awake.cpu_list("0-1,4,6-7") == {0, 1, 4, 6, 7}
+
+
+@linux_only
+def test_a_helper_ends_when_the_process_that_started_it_is_killed(tmp_path):
+    script = textwrap.dedent("""
+        import sys, time
+        from minitorch_seg import awake
+        with awake.cores_kept_awake([0]):
+            awake.beat()
+            print(awake.helpers[0].pid, flush=True)
+            time.sleep(60)
+    """)
+    environment = {k: v for k, v in os.environ.items() if k != awake.ENVIRONMENT}
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=environment)
+    try:
+        helper = int(parent.stdout.readline())
+        assert not gone(helper, 0.2)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        assert gone(helper)
+    finally:
+        parent.kill()
+        parent.wait()
+
+
+@linux_only
+def test_a_forked_child_leaves_its_parents_helpers_alone(no_environment_switch):
+    with awake.cores_kept_awake([0]):
+        (helper,) = awake.helpers
+        child = os.fork()
+        if child == 0:                                 # the child: forgets the helpers, and its exit keeps them
+            os._exit(0 if awake.helpers == [] and awake._page is None else 1)
+        _, status = os.waitpid(child, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert helper.poll() is None
