@@ -9,9 +9,10 @@ them kept busy. PyTorch's OpenMP threads spin for a while after each parallel re
 reason (libgomp's GOMP_SPINCOUNT, Intel's KMP_BLOCKTIME of 200 ms). Ours cannot: a Python thread
 that spins holds the GIL that the others need. So a process of its own spins on each core
 instead, in Linux's idle scheduling class (SCHED_IDLE): it runs only when nothing else wants that
-core, and a thread that wakes there takes the core from it at once. With them the U-Net step took
-10 ms less (quartiles -29 / -1) and 28 ms less at the training job's size (-43 / 0), 30 rounds
-each taking turns with the helpers stopped (``benchmarks/results/2026-12-03-zen5-awake.md``).
+core, and a thread that wakes there takes the core from it at once. While the VM's host was busy,
+the U-Net step took 10 ms less with them (quartiles -29 / -1) and 28 ms less at the training job's
+size (-43 / 0), 30 rounds each taking turns with the helpers stopped; once it was quiet, about the
+same (+0.5 and +2.1 ms, within the noise; ``benchmarks/results/2026-12-03-zen5-awake.md``).
 
 Each helper spins for ``SPIN_SECONDS`` after the last hand-off (``beat``, written by
 ``parallel.map_tiles`` to a page the helpers share), then naps in 10 ms sleeps until the next one.

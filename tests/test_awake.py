@@ -40,13 +40,14 @@ def no_environment_switch(monkeypatch):
 
 @linux_only
 def test_a_helper_on_each_core_at_idle_priority_and_none_after(no_environment_switch):
-    with awake.cores_kept_awake([0]):
+    core = cores()[0]
+    with awake.cores_kept_awake([core]):
         (helper,) = awake.helpers
         deadline = time.monotonic() + 5
         while os.sched_getscheduler(helper.pid) != os.SCHED_IDLE and time.monotonic() < deadline:
             time.sleep(0.01)                       # the child pins itself, then sets its class, as it starts
         assert os.sched_getscheduler(helper.pid) == os.SCHED_IDLE
-        assert os.sched_getaffinity(helper.pid) == {0}
+        assert os.sched_getaffinity(helper.pid) == {core}
         awake.beat()
         assert helper.poll() is None
     assert helper.returncode is not None and awake.helpers == [] and awake._page is None
@@ -80,7 +81,7 @@ def wait_pinned(helper, within=5.0):
 @pytest.mark.parametrize("value", ["0", "off"])
 def test_the_environment_switch_turns_the_helpers_off(monkeypatch, value):
     monkeypatch.setenv(awake.ENVIRONMENT, value)
-    with awake.cores_kept_awake([0]):
+    with awake.cores_kept_awake(cores()[:1]):
         assert awake.helpers == [] and awake._page is None
 
 
@@ -101,10 +102,10 @@ def test_cpu_lists_are_read_as_linux_writes_them():
 
 @linux_only
 def test_a_helper_ends_when_the_process_that_started_it_is_killed(tmp_path):
-    script = textwrap.dedent("""
+    script = textwrap.dedent(f"""
         import sys, time
         from minitorch_seg import awake
-        with awake.cores_kept_awake([0]):
+        with awake.cores_kept_awake([{cores()[0]}]):
             awake.beat()
             print(awake.helpers[0].pid, flush=True)
             time.sleep(60)
@@ -124,7 +125,7 @@ def test_a_helper_ends_when_the_process_that_started_it_is_killed(tmp_path):
 
 @linux_only
 def test_a_forked_child_leaves_its_parents_helpers_alone(no_environment_switch):
-    with awake.cores_kept_awake([0]):
+    with awake.cores_kept_awake(cores()[:1]):
         (helper,) = awake.helpers
         child = os.fork()
         if child == 0:                                 # the child: forgets the helpers, and its exit keeps them
