@@ -94,6 +94,20 @@ def separate_cores(cores):
     return True
 
 
+def describe(cores):
+    """Whether ``cores_kept_awake(cores)`` starts helpers here, in words, and if not, why."""
+    if not cores:
+        return "off: the tile threads are not one per core, so they are not pinned"
+    if not enabled():
+        return ("off: " + ENVIRONMENT + " says so" if hasattr(os, "SCHED_IDLE") and hasattr(os, "memfd_create")
+                else "off: it needs Linux (SCHED_IDLE, memfd_create)")
+    if not separate_cores(cores):
+        return "off: two of the cores are hyperthreads of one (or sysfs does not say)"
+    listed = ", ".join(map(str, cores))
+    return (f"on: a process at idle priority on each of cores {listed}, spinning {SPIN_SECONDS * 1000:.0f} ms "
+            f"after each hand-off ({ENVIRONMENT}=0 turns it off)")
+
+
 def beat():
     """Note a hand-off: the helpers spin for ``SPIN_SECONDS`` from now."""
     page = _page

@@ -139,6 +139,7 @@ def _doctor(args):
     info = backend.blas_info()
     print(f"numpy {info['numpy']}, BLAS {info['blas']}, OPENBLAS_CORETYPE={info['OPENBLAS_CORETYPE'] or '(auto-detected)'}")
     print(f"conv products: {gemm.engine()}")
+    print(f"cores kept awake between hand-offs: {parallel.kept_awake()}")
     problem = _cupy_problem()
     if problem:
         print(f"cupy: unavailable. {problem}")

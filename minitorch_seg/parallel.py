@@ -155,6 +155,22 @@ def host_threads():
     return max(1, _active_threads)
 
 
+def default_threads():
+    """The threads ``tile_threads()`` would use here: NumPy's BLAS's thread count now (not ``gemm``'s
+    MKL, which always runs on one thread); None where no BLAS can be controlled."""
+    blas = _blas()
+    counts = [lib.num_threads for lib in blas.lib_controllers if not gemm.owns(lib.filepath)] if blas else []
+    return min(counts) if counts else None
+
+
+def kept_awake():
+    """What ``tile_threads()`` would do about idle cores here, in words (``minitorch-seg doctor``)."""
+    threads = default_threads()
+    if (threads or 1) < 2:
+        return "no tile threads here (one BLAS thread, or no controllable BLAS)"
+    return awake.describe(_pinned_cores(threads))
+
+
 @contextlib.contextmanager
 def tile_threads(threads=None):
     """Within: BLAS on one thread, and tiled kernels spread over ``threads`` host threads.
@@ -165,9 +181,8 @@ def tile_threads(threads=None):
     """
     global _active_threads
     blas = _blas()
-    if threads is None and blas is not None:       # not ``gemm``'s MKL, which always runs on one thread
-        counts = [lib.num_threads for lib in blas.lib_controllers if not gemm.owns(lib.filepath)]
-        threads = min(counts) if counts else None
+    if threads is None:
+        threads = default_threads()
     if blas is None or _active_threads or (threads or 1) < 2:
         yield
         return

@@ -133,3 +133,21 @@ def test_a_forked_child_leaves_its_parents_helpers_alone(no_environment_switch):
         _, status = os.waitpid(child, 0)
         assert os.waitstatus_to_exitcode(status) == 0
         assert helper.poll() is None
+
+
+def test_doctor_says_whether_the_cores_are_kept_awake_and_why_not(no_environment_switch, monkeypatch):
+    monkeypatch.setattr(awake, "separate_cores", lambda cores: True)
+    monkeypatch.setattr(awake, "enabled", lambda: True)
+    assert awake.describe([0, 1]).startswith("on: a process at idle priority on each of cores 0, 1, spinning 200 ms")
+    assert awake.describe([]).startswith("off: the tile threads are not one per core")
+    monkeypatch.setattr(awake, "separate_cores", lambda cores: False)
+    assert awake.describe([0, 1]).startswith("off: two of the cores are hyperthreads of one")
+    monkeypatch.setattr(awake, "enabled", lambda: False)
+    assert awake.describe([0, 1]).startswith("off: ")
+    monkeypatch.setattr(parallel, "default_threads", lambda: 1)
+    assert parallel.kept_awake().startswith("no tile threads here")
+    monkeypatch.setattr(parallel, "default_threads", lambda: 2)
+    monkeypatch.setattr(parallel, "_pinned_cores", lambda threads: [5, 6] if threads == 2 else [])
+    monkeypatch.setattr(awake, "enabled", lambda: True)
+    monkeypatch.setattr(awake, "separate_cores", lambda cores: True)
+    assert "cores 5, 6" in parallel.kept_awake()

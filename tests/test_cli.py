@@ -166,6 +166,7 @@ def test_doctor_mentions_numpy_and_the_engine_of_the_conv_products(capsys, monke
         status, out, err = run_main(capsys, "doctor")
         assert status == 0, err
         assert "numpy" in out and f"conv products: {engine}" in out, out
+        assert "cores kept awake between hand-offs: " in out, out
 
 
 @pytest.mark.parametrize("name", COMMANDS)
