@@ -19,7 +19,8 @@ Each helper spins for ``SPIN_SECONDS`` after the last hand-off (``beat``, writte
 While it spins it makes no system call but one every 20,000 turns of its loop: a helper that read
 the clock and asked for its parent on every turn made the step 43-52 ms slower than no helper.
 It exits when the mode does, and on its own once the process that started it has gone (killed,
-say). Linux only; only where the pool has a thread for each core (the pinned pool,
+say); in a session of its own, it does not see a Ctrl-C at the terminal. Where helpers cannot
+start (a sandbox without memfd, no processes left), the mode runs without them. Linux only; only where the pool has a thread for each core (the pinned pool,
 ``parallel._pin``) and no two of those cores are hyperthreads of one core, where a helper would
 take half the core from the thread working beside it. ``MINITORCH_SEG_KEEP_AWAKE=0`` in the
 environment turns it off.
@@ -56,9 +57,11 @@ while os.getppid() == parent:
 
 
 def enabled():
-    """Whether helpers can run here: Linux's SCHED_IDLE and memfd, and not turned off in the environment."""
+    """Whether helpers can run here: Linux's SCHED_IDLE and memfd, a Python to run them (not a frozen
+    application, whose executable is the application), and not turned off in the environment."""
     wanted = os.environ.get(ENVIRONMENT, "1").strip().lower() not in ("0", "false", "no", "off")
-    return wanted and hasattr(os, "SCHED_IDLE") and hasattr(os, "memfd_create")
+    runnable = bool(sys.executable) and not getattr(sys, "frozen", False)
+    return wanted and runnable and hasattr(os, "SCHED_IDLE") and hasattr(os, "memfd_create")
 
 
 def _siblings(core):
@@ -124,6 +127,20 @@ def cores_kept_awake(cores):
     if not cores or not enabled() or _page is not None or not separate_cores(cores):
         yield
         return
+    try:
+        try:
+            _page = _start(cores)
+        except OSError:           # a sandbox without memfd, no processes left to start: run without them
+            _stop()
+        yield
+    finally:
+        _stop()
+
+
+def _start(cores):
+    """Start a helper on each core; returns the heartbeat's page. Each helper runs in a session of
+    its own, so that a Ctrl-C at the terminal (which ``train`` answers by finishing its step and
+    saving) does not reach it."""
     fd = os.memfd_create("minitorch-seg-heartbeat")
     try:
         os.ftruncate(fd, 8)
@@ -132,24 +149,25 @@ def cores_kept_awake(cores):
         for core in cores:
             command = [sys.executable, "-c", _HELPER, str(core), str(fd), str(os.getpid()), str(SPIN_SECONDS)]
             helpers.append(subprocess.Popen(command, pass_fds=(fd,), stdin=subprocess.DEVNULL,
-                                            stdout=subprocess.DEVNULL))
-        _page = page
-        os.close(fd)                                     # the page and the helpers' maps keep the memory
-        fd = None
-        yield
+                                            stdout=subprocess.DEVNULL, start_new_session=True))
+        return page
     finally:
-        _page = None
-        if fd is not None:
-            os.close(fd)
-        for helper in helpers:
-            helper.terminate()
-        for helper in helpers:
-            try:
-                helper.wait(timeout=5)
-            except subprocess.TimeoutExpired:          # pragma: no cover - SIGTERM ends a helper at once
-                helper.kill()
-                helper.wait()
-        helpers.clear()                                  # the page goes with its last reference
+        os.close(fd)                                     # the page and the helpers' maps keep the memory
+
+
+def _stop():
+    """Stop the helpers and wait for them; the page goes with its last reference."""
+    global _page
+    _page = None
+    for helper in helpers:
+        helper.terminate()
+    for helper in helpers:
+        try:
+            helper.wait(timeout=5)
+        except subprocess.TimeoutExpired:              # pragma: no cover - SIGTERM ends a helper at once
+            helper.kill()
+            helper.wait()
+    helpers.clear()
 
 
 def _forget_helpers():

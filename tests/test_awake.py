@@ -151,3 +151,37 @@ def test_doctor_says_whether_the_cores_are_kept_awake_and_why_not(no_environment
     monkeypatch.setattr(awake, "enabled", lambda: True)
     monkeypatch.setattr(awake, "separate_cores", lambda cores: True)
     assert "cores 5, 6" in parallel.kept_awake()
+
+
+@linux_only
+def test_helpers_run_in_a_session_of_their_own_so_a_ctrl_c_at_the_terminal_does_not_reach_them(no_environment_switch):
+    with awake.cores_kept_awake(cores()[:1]):
+        (helper,) = awake.helpers
+        assert os.getsid(helper.pid) == helper.pid != os.getsid(0)
+
+
+@linux_only
+def test_the_mode_runs_without_helpers_where_they_cannot_start(no_environment_switch, monkeypatch):
+    started, real = [], subprocess.Popen
+
+    def popen(*args, **kwargs):            # the first helper starts, the second finds no process left
+        if started:
+            raise BlockingIOError("Resource temporarily unavailable")
+        started.append(real(*args, **kwargs))
+        return started[-1]
+    monkeypatch.setattr(awake.subprocess, "Popen", popen)
+    with awake.cores_kept_awake([cores()[0], cores()[0]]):
+        assert awake.helpers == [] and awake._page is None
+        awake.beat()
+    assert started[0].returncode is not None
+
+    def no_memfd(name):
+        raise PermissionError("Operation not permitted")
+    monkeypatch.setattr(awake.os, "memfd_create", no_memfd)
+    with awake.cores_kept_awake(cores()[:1]):
+        assert awake.helpers == []
+
+
+def test_no_helpers_from_a_frozen_application_whose_executable_is_not_python(no_environment_switch, monkeypatch):
+    monkeypatch.setattr(awake.sys, "frozen", True, raising=False)
+    assert not awake.enabled()
