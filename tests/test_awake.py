@@ -39,7 +39,7 @@ def no_environment_switch(monkeypatch):
 
 
 @linux_only
-def test_a_helper_on_each_core_at_idle_priority_and_none_after(no_environment_switch):
+def test_a_helper_at_idle_priority_on_its_core_and_none_after_the_mode(no_environment_switch):
     core = cores()[0]
     with awake.cores_kept_awake([core]):
         (helper,) = awake.helpers
@@ -101,7 +101,7 @@ def test_cpu_lists_are_read_as_linux_writes_them():
 
 
 @linux_only
-def test_a_helper_ends_when_the_process_that_started_it_is_killed(tmp_path):
+def test_a_helper_ends_when_the_process_that_started_it_is_killed():
     script = textwrap.dedent(f"""
         import sys, time
         from minitorch_seg import awake
