@@ -56,12 +56,25 @@ while os.getppid() == parent:
 """
 
 
-def enabled():
-    """Whether helpers can run here: Linux's SCHED_IDLE and memfd, a Python to run them (not a frozen
-    application, whose executable is the application), and not turned off in the environment."""
-    wanted = os.environ.get(ENVIRONMENT, "1").strip().lower() not in ("0", "false", "no", "off")
-    runnable = bool(sys.executable) and not getattr(sys, "frozen", False)
-    return wanted and runnable and hasattr(os, "SCHED_IDLE") and hasattr(os, "memfd_create")
+def _unavailable():
+    """Why no helper can run here, or None: turned off in the environment, not Linux (SCHED_IDLE,
+    memfd), or no Python to run one (a frozen application, whose executable is the application)."""
+    if os.environ.get(ENVIRONMENT, "1").strip().lower() in ("0", "false", "no", "off"):
+        return f"{ENVIRONMENT} says so"
+    if not (hasattr(os, "SCHED_IDLE") and hasattr(os, "memfd_create")):
+        return "it needs Linux (SCHED_IDLE, memfd_create)"
+    if not sys.executable or getattr(sys, "frozen", False):
+        return "no Python to run it (a frozen application)"
+    return None
+
+
+def _refusal(cores):
+    """Why ``cores_kept_awake(cores)`` would start no helper, or None."""
+    if not cores:
+        return "the tile threads are not one per core, so they are not pinned"
+    if not separate_cores(cores):
+        return "two of the cores are hyperthreads of one (or sysfs does not say)"
+    return _unavailable()
 
 
 def _siblings(core):
@@ -99,13 +112,9 @@ def separate_cores(cores):
 
 def describe(cores):
     """Whether ``cores_kept_awake(cores)`` starts helpers here, in words, and if not, why."""
-    if not cores:
-        return "off: the tile threads are not one per core, so they are not pinned"
-    if not enabled():
-        return ("off: " + ENVIRONMENT + " says so" if hasattr(os, "SCHED_IDLE") and hasattr(os, "memfd_create")
-                else "off: it needs Linux (SCHED_IDLE, memfd_create)")
-    if not separate_cores(cores):
-        return "off: two of the cores are hyperthreads of one (or sysfs does not say)"
+    reason = _refusal(cores)
+    if reason:
+        return f"off: {reason}"
     listed = ", ".join(map(str, cores))
     return (f"on: a process at idle priority on each of cores {listed}, spinning {SPIN_SECONDS * 1000:.0f} ms "
             f"after each hand-off ({ENVIRONMENT}=0 turns it off)")
@@ -121,10 +130,10 @@ def beat():
 @contextlib.contextmanager
 def cores_kept_awake(cores):
     """Within: a helper spinning on each of ``cores`` (CPU numbers) after each ``beat``; none where
-    ``enabled()`` is false, two of the cores share a physical core, or helpers run already (a
-    nested use). The helpers are stopped and waited for on the way out."""
+    ``_refusal`` says why not, or helpers run already (a nested use). The helpers are stopped and
+    waited for on the way out."""
     global _page
-    if not cores or not enabled() or _page is not None or not separate_cores(cores):
+    if _page is not None or _refusal(cores):
         yield
         return
     try:

@@ -137,19 +137,19 @@ def test_a_forked_child_leaves_its_parents_helpers_alone(no_environment_switch):
 
 def test_doctor_says_whether_the_cores_are_kept_awake_and_why_not(no_environment_switch, monkeypatch):
     monkeypatch.setattr(awake, "separate_cores", lambda cores: True)
-    monkeypatch.setattr(awake, "enabled", lambda: True)
+    monkeypatch.setattr(awake, "_unavailable", lambda: None)
     assert awake.describe([0, 1]).startswith("on: a process at idle priority on each of cores 0, 1, spinning 200 ms")
     assert awake.describe([]).startswith("off: the tile threads are not one per core")
     monkeypatch.setattr(awake, "separate_cores", lambda cores: False)
     assert awake.describe([0, 1]).startswith("off: two of the cores are hyperthreads of one")
-    monkeypatch.setattr(awake, "enabled", lambda: False)
-    assert awake.describe([0, 1]).startswith("off: ")
+    monkeypatch.setattr(awake, "separate_cores", lambda cores: True)
+    monkeypatch.setattr(awake, "_unavailable", lambda: "it needs Linux")
+    assert awake.describe([0, 1]) == "off: it needs Linux"
     monkeypatch.setattr(parallel, "default_threads", lambda: 1)
     assert parallel.kept_awake().startswith("no tile threads here")
     monkeypatch.setattr(parallel, "default_threads", lambda: 2)
     monkeypatch.setattr(parallel, "_pinned_cores", lambda threads: [5, 6] if threads == 2 else [])
-    monkeypatch.setattr(awake, "enabled", lambda: True)
-    monkeypatch.setattr(awake, "separate_cores", lambda cores: True)
+    monkeypatch.setattr(awake, "_unavailable", lambda: None)
     assert "cores 5, 6" in parallel.kept_awake()
 
 
@@ -184,4 +184,4 @@ def test_the_mode_runs_without_helpers_where_they_cannot_start(no_environment_sw
 
 def test_no_helpers_from_a_frozen_application_whose_executable_is_not_python(no_environment_switch, monkeypatch):
     monkeypatch.setattr(awake.sys, "frozen", True, raising=False)
-    assert not awake.enabled()
+    assert awake._unavailable() == "no Python to run it (a frozen application)"
