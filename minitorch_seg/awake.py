@@ -19,11 +19,15 @@ Each helper spins for ``SPIN_SECONDS`` after the last hand-off (``beat``, writte
 While it spins it makes no system call but one every 20,000 turns of its loop: a helper that read
 the clock and asked for its parent on every turn made the step 43-52 ms slower than no helper.
 It exits when the mode does, and on its own once the process that started it has gone (killed,
-say); in a session of its own, it does not see a Ctrl-C at the terminal. Where helpers cannot
-start (a sandbox without memfd, no processes left), the mode runs without them. Linux only; only where the pool has a thread for each core (the pinned pool,
-``parallel._pin``) and no two of those cores are hyperthreads of one core, where a helper would
-take half the core from the thread working beside it. ``MINITORCH_SEG_KEEP_AWAKE=0`` in the
-environment turns it off.
+say). In a process group of its own, it does not see a Ctrl-C at the terminal; it stays in our
+session, though. Linux's autogroup (``/proc/sys/kernel/sched_autogroup_enabled``, on in most
+desktop and many server kernels) gives each session a fair share of the CPU whatever its tasks'
+class: in sessions of their own, the helpers took half of each core from our threads
+(``bench_step.py`` on a 2-core VM: 386 ms a step with them, 194 ms without). Where helpers cannot
+start (a sandbox without memfd, no processes left), the mode runs without them. Linux only; only
+where the pool has a thread for each core (the pinned pool, ``parallel._pin``) and no two of those
+cores are hyperthreads of one core, where a helper would take half the core from the thread
+working beside it. ``MINITORCH_SEG_KEEP_AWAKE=0`` in the environment turns it off.
 """
 import contextlib
 import mmap
@@ -42,6 +46,8 @@ _HELPER = """
 import mmap, os, struct, sys, time
 core, fd, parent, spin = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
 try:
+    if os.getpgid(0) != os.getpid():
+        os.setpgid(0, 0)                # Python 3.10, which cannot start it in a group of its own
     os.sched_setaffinity(0, {core})
     os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 except OSError:
@@ -54,6 +60,9 @@ while os.getppid() == parent:
         for _ in range(20000):          # about 0.2 ms without a system call
             pass
 """
+
+
+_OWN_GROUP = {"process_group": 0} if sys.version_info >= (3, 11) else {}
 
 
 def _unavailable():
@@ -147,9 +156,9 @@ def cores_kept_awake(cores):
 
 
 def _start(cores):
-    """Start a helper on each core; returns the heartbeat's page. Each helper runs in a session of
-    its own, so that a Ctrl-C at the terminal (which ``train`` answers by finishing its step and
-    saving) does not reach it."""
+    """Start a helper on each core; returns the heartbeat's page. Each helper runs in a process
+    group of its own, so that a Ctrl-C at the terminal (which ``train`` answers by finishing its
+    step and saving) does not reach it, but in our session, so that it shares our autogroup."""
     fd = os.memfd_create("minitorch-seg-heartbeat")
     try:
         os.ftruncate(fd, 8)
@@ -158,7 +167,7 @@ def _start(cores):
         for core in cores:
             command = [sys.executable, "-c", _HELPER, str(core), str(fd), str(os.getpid()), str(SPIN_SECONDS)]
             helpers.append(subprocess.Popen(command, pass_fds=(fd,), stdin=subprocess.DEVNULL,
-                                            stdout=subprocess.DEVNULL, start_new_session=True))
+                                            stdout=subprocess.DEVNULL, **_OWN_GROUP))
         return page
     finally:
         os.close(fd)                                     # the page and the helpers' maps keep the memory

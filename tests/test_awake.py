@@ -154,10 +154,29 @@ def test_doctor_says_whether_the_cores_are_kept_awake_and_why_not(no_environment
 
 
 @linux_only
-def test_helpers_run_in_a_session_of_their_own_so_a_ctrl_c_at_the_terminal_does_not_reach_them(no_environment_switch):
+def test_a_helper_has_a_process_group_of_its_own_so_a_ctrl_c_at_the_terminal_does_not_reach_it(no_environment_switch):
     with awake.cores_kept_awake(cores()[:1]):
         (helper,) = awake.helpers
-        assert os.getsid(helper.pid) == helper.pid != os.getsid(0)
+        deadline = time.monotonic() + 5
+        while os.getpgid(helper.pid) != helper.pid and time.monotonic() < deadline:
+            time.sleep(0.01)                       # on Python 3.10 the child makes its group as it starts
+        assert os.getpgid(helper.pid) == helper.pid != os.getpgid(0)
+
+
+def autogroup(pid):
+    with open(f"/proc/{pid}/autogroup") as file:
+        return file.read().split()[0]
+
+
+@linux_only
+@pytest.mark.skipif(not os.path.exists("/proc/self/autogroup"), reason="this kernel has no autogroup")
+def test_a_helper_stays_in_our_session_and_autogroup_so_its_idle_priority_holds(no_environment_switch):
+    # Linux's autogroup gives each session a fair share of the CPU: a helper in a session of its own
+    # took half of each core from the tile threads, whatever its scheduling class
+    with awake.cores_kept_awake(cores()[:1]):
+        (helper,) = awake.helpers
+        assert os.getsid(helper.pid) == os.getsid(0)
+        assert autogroup(helper.pid) == autogroup(os.getpid())
 
 
 @linux_only
