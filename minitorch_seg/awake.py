@@ -27,7 +27,9 @@ class: in sessions of their own, the helpers took half of each core from our thr
 start (a sandbox without memfd, no processes left), the mode runs without them. Linux only; only
 where the pool has a thread for each core (the pinned pool, ``parallel._pin``) and no two of those
 cores are hyperthreads of one core, where a helper would take half the core from the thread
-working beside it. ``MINITORCH_SEG_KEEP_AWAKE=0`` in the environment turns it off.
+working beside it; and only where this process runs at normal priority, since an idle-priority
+task still gets a share of the core beside a niced one (the step 224 -> 293 ms under ``nice -n
+19``). ``MINITORCH_SEG_KEEP_AWAKE=0`` in the environment turns it off.
 """
 import contextlib
 import mmap
@@ -67,13 +69,27 @@ _OWN_GROUP = {"process_group": 0} if sys.version_info >= (3, 11) else {}
 
 def _unavailable():
     """Why no helper can run here, or None: turned off in the environment, not Linux (SCHED_IDLE,
-    memfd), or no Python to run one (a frozen application, whose executable is the application)."""
+    memfd), no Python to run one (a frozen application, whose executable is the application), or
+    this process below normal priority."""
     if os.environ.get(ENVIRONMENT, "1").strip().lower() in ("0", "false", "no", "off"):
         return f"{ENVIRONMENT} says so"
     if not (hasattr(os, "SCHED_IDLE") and hasattr(os, "memfd_create")):
         return "it needs Linux (SCHED_IDLE, memfd_create)"
     if not sys.executable or getattr(sys, "frozen", False):
         return "no Python to run it (a frozen application)"
+    return _below_normal_priority()
+
+
+def _below_normal_priority():
+    """Why this thread's priority leaves no room for an idle-priority helper, or None. An idle task
+    is a fair task of weight 3 that any other wakes in front of: beside a thread at nice 19
+    (weight 15) a helper takes a sixth of the core (the step 224 -> 293 ms under ``nice -n 19``),
+    and beside another idle task half."""
+    if os.sched_getscheduler(0) == os.SCHED_IDLE:
+        return "this process runs at idle priority itself"
+    niceness = os.getpriority(os.PRIO_PROCESS, 0)
+    if niceness > 0:
+        return f"this process runs below normal priority (nice {niceness})"
     return None
 
 

@@ -180,6 +180,22 @@ def test_a_helper_stays_in_our_session_and_autogroup_so_its_idle_priority_holds(
 
 
 @linux_only
+@pytest.mark.parametrize("lower", ["os.nice(5)", "os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))"])
+def test_no_helpers_where_this_process_runs_below_normal_priority(lower):
+    # beside a thread at nice 19 an idle-priority helper took a sixth of the core: the step 224 -> 293 ms
+    script = textwrap.dedent(f"""
+        import os
+        os.environ.pop({awake.ENVIRONMENT!r}, None)
+        {lower}
+        from minitorch_seg import awake
+        with awake.cores_kept_awake([sorted(os.sched_getaffinity(0))[0]]):
+            print(len(awake.helpers), awake._unavailable())
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("0 this process runs ")
+
+
+@linux_only
 def test_the_mode_runs_without_helpers_where_they_cannot_start(no_environment_switch, monkeypatch):
     started, real = [], subprocess.Popen
 
