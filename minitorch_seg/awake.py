@@ -27,9 +27,10 @@ class: in sessions of their own, the helpers took half of each core from our thr
 start (a sandbox without memfd, no processes left), the mode runs without them. Linux only; only
 where the pool has a thread for each core (the pinned pool, ``parallel._pin``) and no two of those
 cores are hyperthreads of one core, where a helper would take half the core from the thread
-working beside it; and only where this process runs at normal priority, since an idle-priority
-task still gets a share of the core beside a niced one (the step 224 -> 293 ms under ``nice -n
-19``). ``MINITORCH_SEG_KEEP_AWAKE=0`` in the environment turns it off.
+working beside it; only where this process runs at normal priority, since an idle-priority task
+still gets a share of the core beside a niced one (the step 224 -> 293 ms under ``nice -n 19``);
+and not under a cgroup's CPU quota, which the helpers' spinning would spend (185 -> 212 ms under
+1.9 cores of 2). ``MINITORCH_SEG_KEEP_AWAKE=0`` in the environment turns it off.
 """
 import contextlib
 import mmap
@@ -69,15 +70,15 @@ _OWN_GROUP = {"process_group": 0} if sys.version_info >= (3, 11) else {}
 
 def _unavailable():
     """Why no helper can run here, or None: turned off in the environment, not Linux (SCHED_IDLE,
-    memfd), no Python to run one (a frozen application, whose executable is the application), or
-    this process below normal priority."""
+    memfd), no Python to run one (a frozen application, whose executable is the application),
+    this process below normal priority, or a cgroup's CPU quota."""
     if os.environ.get(ENVIRONMENT, "1").strip().lower() in ("0", "false", "no", "off"):
         return f"{ENVIRONMENT} says so"
     if not (hasattr(os, "SCHED_IDLE") and hasattr(os, "memfd_create")):
         return "it needs Linux (SCHED_IDLE, memfd_create)"
     if not sys.executable or getattr(sys, "frozen", False):
         return "no Python to run it (a frozen application)"
-    return _below_normal_priority()
+    return _below_normal_priority() or _cpu_quota()
 
 
 def _below_normal_priority():
@@ -90,6 +91,41 @@ def _below_normal_priority():
     niceness = os.getpriority(os.PRIO_PROCESS, 0)
     if niceness > 0:
         return f"this process runs below normal priority (nice {niceness})"
+    return None
+
+
+_PROC_CGROUP, _CGROUPS = "/proc/self/cgroup", "/sys/fs/cgroup"
+
+
+def _cpu_quota():
+    """Why a cgroup's CPU quota leaves no room for helpers, or None. A quota (``docker run --cpus``,
+    a Kubernetes CPU limit) counts every task's time, an idle one's too: helpers that spin use it up
+    and the kernel then stops our threads with them (the step 185 -> 212 ms under a quota of 1.9 of
+    2 cores). Read for this process's cgroup and its ancestors: cgroup v2's ``cpu.max`` ("max" or
+    no file: none) and v1's ``cpu.cfs_quota_us`` (-1: none)."""
+    try:
+        with open(_PROC_CGROUP) as file:
+            lines = file.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":
+            folder, name = _CGROUPS, "cpu.max"
+        elif "cpu" in controllers.split(","):
+            folder, name = os.path.join(_CGROUPS, controllers), "cpu.cfs_quota_us"
+        else:
+            continue
+        parts = [part for part in path.split("/") if part]
+        for depth in range(len(parts), -1, -1):
+            quota_file = os.path.join(folder, *parts[:depth], name)
+            try:
+                with open(quota_file) as file:
+                    quota = file.read().split()[0]
+            except (OSError, IndexError):
+                continue
+            if quota not in ("max", "-1"):
+                return f"a cgroup caps this process's CPU time ({quota_file}: {quota}), and spinning would spend it"
     return None
 
 
