@@ -70,6 +70,17 @@ def test_gradcheck_every_input_on_noncontiguous_layouts(backend, transposed, dat
     assert mt.gradcheck(ours(config), (x, w, b))
 
 
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 3), o=st.integers(1, 4), h=st.integers(1, 40), w=st.integers(1, 70),
+       layout=layouts(4), seed=seeds, step=st.integers(1, 2))
+def test_bias_gradient_sums_every_sample_and_position_in_any_layout(n, o, h, w, layout, seed, step):
+    # rows of h*w around norm's chunk (1024) and strided views (a permuted or sliced g): the sum over
+    # (0, 2, 3), to float64's precision, whichever way it is added
+    g = make((n, o, h, w * step), seed, layout=layout).data[..., ::step]
+    expected = numpy.asarray(host(g)).sum(axis=(0, 2, 3))
+    numpy.testing.assert_allclose(host(conv_module._bias_gradient(g)), expected, rtol=1e-13, atol=1e-13)
+
+
 @both_ops
 @settings(max_examples=FORWARD_EXAMPLES)
 @given(data=st.data(), seed=seeds, bias=st.booleans())

@@ -51,6 +51,7 @@ from ..autograd import Function
 from ..backend import get_array_module
 from ..shapes import conv_output_size, conv_transpose_output_size, pair
 from . import mec, sliding, winograd
+from .norm import row_sums
 
 # F(2x2, 3x3) for a 3x3, stride-1, dilation-1, ungrouped conv whose input and output channels are
 # both at least this many; None: never (the default). Measured 2026-12-02 on the 2-core machine
@@ -426,6 +427,15 @@ def _weight_gradient(x, g, kernel, stride, padding, dilation, groups):
     return _kernel_array(product)
 
 
+def _bias_gradient(g):
+    """dL/db[o] = sum over n, u, v of g[n, o, u, v]: each (n, o) row of g summed (``norm.row_sums``),
+    then the rows of each o. NumPy's g.sum(axis=(0, 2, 3)) took 0.39 ms at (4, 16, 128, 256) where
+    the row sums take 0.13, as accurate (a few 1e-7 of the sum in float32)."""
+    if g.strides[3] != g.itemsize or g.strides[2] != g.shape[3] * g.itemsize:
+        return g.sum(axis=(0, 2, 3))                   # rows that reshape would copy
+    return row_sums(g.reshape(g.shape[0], g.shape[1], -1)).sum(axis=0)
+
+
 # ---- the two Functions --------------------------------------------------------------------------
 class Conv2d(Function):
     """y = conv(x, w) + b, the formula in the module docstring.
@@ -472,7 +482,7 @@ class Conv2d(Function):
         else:
             grad_x = _correlate_adjoint(g, weight, stride, padding, dilation, groups, ctx.in_hw) if need_x else None
             grad_w = _weight_gradient(saved, g, weight.shape[2:], stride, (0, 0), dilation, groups) if need_w else None
-        grad_b = g.sum(axis=(0, 2, 3)) if need_b else None
+        grad_b = _bias_gradient(g) if need_b else None
         return grad_x, grad_w, grad_b
 
 
@@ -520,7 +530,7 @@ class ConvTranspose2d(Function):
             if need_x:  # an output_padding of at least the stride adds rows no input reached: crop them
                 grad_x = _correlate(g, weight, stride, padding, dilation, groups)[:, :, :x.shape[2], :x.shape[3]]
             grad_w = _weight_gradient(g, x, weight.shape[2:], stride, padding, dilation, groups) if need_w else None
-        grad_b = g.sum(axis=(0, 2, 3)) if need_b else None
+        grad_b = _bias_gradient(g) if need_b else None
         return grad_x, grad_w, grad_b
 
 
