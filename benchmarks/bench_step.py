@@ -245,7 +245,8 @@ def main():
         return
     if args.role != "all":  # a child process: our side runs as the CLI runs it (parallel.tile_threads)
         from minitorch_seg import parallel
-        machine = {"gemm_gflops": gemm_gflops(), "blas": openblas_core()} if args.role == "time" else {}  # BLAS's own threads
+        machine = {"gemm_gflops": gemm_gflops(), "blas": openblas_core(),                     # BLAS's own threads
+                   "cores_kept_awake": parallel.kept_awake()} if args.role == "time" else {}
         if args.role != "time":
             set_winograd(args.winograd)
         with parallel.tile_threads():
@@ -267,7 +268,7 @@ def main():
         print(f"{label}: ours {t['ms']['ours']:.0f} ms, torch {t['ms']['torch']:.0f} ms ({t['torch_threads']} threads), "
               f"torch 1 thread {t['ms']['torch_1thread']:.0f} ms -> ratio {t['ratio_vs_torch']:.2f}x "
               f"({t['ratio_vs_torch_1thread']:.2f}x vs 1 thread); NumPy GEMM {t['gemm_gflops']:.0f} GFLOP/s [{t['blas']}]; "
-              f"conv products: {t['conv_products']}")
+              f"conv products: {t['conv_products']}; cores kept awake: {t['cores_kept_awake']}")
         if args.winograd is not None:
             print(f"  with Winograd for >= {args.winograd} channels: ours {t['ms']['ours_winograd']:.0f} ms -> ratio "
                   f"{t['ratio_winograd_vs_torch']:.2f}x")

@@ -70,12 +70,14 @@ def machine():
     """When and where: the date, the CPU, its cores, the load average (1, 5, 15 minutes) now, and
     the OpenBLAS settings in the environment: on a Zen 5 EPYC whose environment set
     ``OPENBLAS_CORETYPE=Haswell`` our job took 110 s, and 77 s without it in the next run
-    (``results/2026-12-03-zen5-awake.md``)."""
+    (``results/2026-12-03-zen5-awake.md``); and whether ``parallel.tile_threads()`` keeps the
+    cores awake here (``minitorch_seg/awake.py``), and if not, why."""
+    from minitorch_seg import parallel
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     openblas = {k: v for k, v in sorted(os.environ.items()) if k.startswith("OPENBLAS_")}
     return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "cpu": cpu_name(), "machine": platform.machine(), "cores": os.cpu_count(), "load_average": load,
-            "openblas_environment": openblas}
+            "openblas_environment": openblas, "cores_kept_awake": parallel.kept_awake()}
 
 
 def ours(root, seed, epochs, out):
