@@ -82,7 +82,7 @@ def _unavailable():
 
 
 def _below_normal_priority():
-    """Why this thread's priority leaves no room for an idle-priority helper, or None. An idle task
+    """Why this process's priority leaves no room for an idle-priority helper, or None. An idle task
     is a fair task of weight 3 that any other wakes in front of: beside a thread at nice 19
     (weight 15) a helper takes a sixth of the core (the step 224 -> 293 ms under ``nice -n 19``),
     and beside another idle task half."""
@@ -109,7 +109,10 @@ def _cpu_quota():
     except OSError:
         return None
     for line in lines:
-        _, controllers, path = line.split(":", 2)
+        fields = line.split(":", 2)
+        if len(fields) != 3:
+            continue
+        _, controllers, path = fields
         if controllers == "":
             folder, name = _CGROUPS, "cpu.max"
         elif "cpu" in controllers.split(","):

@@ -197,7 +197,7 @@ def test_no_helpers_where_this_process_runs_below_normal_priority(lower):
 
 @pytest.mark.parametrize("cgroups, files, capped", [
     ("0::/user.slice/app\n", {"user.slice/app/cpu.max": "max 100000", "user.slice/cpu.max": "max 100000"}, None),
-    ("0::/\n", {}, None),                                              # the root cgroup has no cpu.max
+    ("0::/\nnot a cgroup line\n", {}, None),                           # the root cgroup has no cpu.max
     ("0::/kubepods/pod1/c1\n", {"kubepods/pod1/c1/cpu.max": "max 100000",
                                 "kubepods/pod1/cpu.max": "150000 100000"}, "kubepods/pod1/cpu.max: 150000"),
     ("0::/\n", {"cpu.max": "200000 100000"}, "cpu.max: 200000"),       # a container's own, namespaced
