@@ -132,22 +132,19 @@ def tiles(xp, tiling, counts, item_bytes):
 
 
 # ---- running them on host threads ---------------------------------------------------------------
-_controller = None       # threadpoolctl's view of the loaded BLAS libraries, built on first use
 _POOL_NAME = "minitorch-seg-tiles"
 _active_threads = 0      # our threads while tile_threads() is in effect, else 0
 
 
 def _blas():
-    """The threadpoolctl controller of the BLAS libraries, or None where there is none to control."""
-    global _controller
-    if _controller is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:  # pragma: no cover - a dependency, but the kernels work without it
-            _controller = False
-        else:
-            _controller = ThreadpoolController().select(user_api="blas") or False
-    return _controller or None
+    """The threadpoolctl controller of the BLAS libraries loaded now, or None where there is none to
+    control. Looked up at each call (1-4 ms, once per ``tile_threads()``), not kept: a library
+    loaded since (SciPy's own OpenBLAS, which ``special.erf`` imports) is put on one thread too."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover - a dependency, but the kernels work without it
+        return None
+    return ThreadpoolController().select(user_api="blas") or None
 
 
 def host_threads():
@@ -155,10 +152,11 @@ def host_threads():
     return max(1, _active_threads)
 
 
-def default_threads():
+def default_threads(blas=None):
     """The threads ``tile_threads()`` would use here: NumPy's BLAS's thread count now (not ``gemm``'s
-    MKL, which always runs on one thread); None where no BLAS can be controlled."""
-    blas = _blas()
+    MKL, which always runs on one thread); None where no BLAS can be controlled. ``blas``: a
+    controller just looked up (``_blas``), to save looking again."""
+    blas = blas or _blas()
     counts = [lib.num_threads for lib in blas.lib_controllers if not gemm.owns(lib.filepath)] if blas else []
     return min(counts) if counts else None
 
@@ -180,10 +178,10 @@ def tile_threads(threads=None):
     thread, or no controllable BLAS: nothing changes.
     """
     global _active_threads
-    blas = _blas()
-    if threads is None:
-        threads = default_threads()
-    if blas is None or _active_threads or (threads or 1) < 2:
+    blas = None if _active_threads else _blas()
+    if threads is None and blas is not None:
+        threads = default_threads(blas)
+    if blas is None or (threads or 1) < 2:
         yield
         return
     with blas.limit(limits=1, user_api="blas"), awake.cores_kept_awake(_pinned_cores(threads)):

@@ -1,5 +1,8 @@
 """parallel: tiles handed to host threads, and BLAS on one thread inside tile_threads() only."""
 import os
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 import weakref
@@ -91,6 +94,33 @@ def test_tile_threads_puts_blas_on_one_thread_and_gives_its_threads_back():
         assert inside == [[1] * len(inside[0])] * 3           # the pool's threads see one BLAS thread too
     assert parallel.host_threads() == 1
     assert threadpoolctl.threadpool_info() == before
+
+
+def test_a_blas_library_loaded_after_an_earlier_mode_is_put_on_one_thread_too():
+    # SciPy's own OpenBLAS, which special.erf imports, loaded after the first tile_threads(): a
+    # controller kept from then did not see it, and it ran at its default thread count in the mode
+    pytest.importorskip("threadpoolctl")
+    pytest.importorskip("scipy")
+    script = textwrap.dedent("""
+        import threadpoolctl
+        from minitorch_seg import parallel
+        def blas():
+            return {(lib["filepath"], lib["num_threads"]) for lib in threadpoolctl.threadpool_info()
+                    if lib["user_api"] == "blas"}
+        with parallel.tile_threads(2):
+            pass
+        before = {path for path, _ in blas()}
+        import scipy.linalg
+        if {path for path, _ in blas()} == before:
+            print("no new library")
+        else:
+            with parallel.tile_threads(2):
+                print(sorted({threads for _, threads in blas()}))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.strip()
+    if out == "no new library":
+        pytest.skip("SciPy brought no BLAS library of its own here")
+    assert out == "[1]"
 
 
 def test_tile_threads_defaults_to_the_blas_thread_count_so_a_user_limit_is_kept():
