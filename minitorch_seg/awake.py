@@ -29,8 +29,9 @@ where the pool has a thread for each core (the pinned pool, ``parallel._pin``) a
 cores are hyperthreads of one core, where a helper would take half the core from the thread
 working beside it; only where this process runs at normal priority, since an idle-priority task
 still gets a share of the core beside a niced one (the step 224 -> 293 ms under ``nice -n 19``);
-and not under a cgroup's CPU quota, which the helpers' spinning would spend (185 -> 212 ms under
-1.9 cores of 2). ``MINITORCH_SEG_KEEP_AWAKE=0`` in the environment turns it off.
+and not under a cgroup's CPU quota of fewer CPUs than it may run on, which the helpers' spinning
+would spend (185 -> 212 ms under 1.9 cores of 2). ``MINITORCH_SEG_KEEP_AWAKE=0`` in the
+environment turns it off.
 """
 import contextlib
 import mmap
@@ -50,7 +51,8 @@ import mmap, os, struct, sys, time
 core, fd, parent, spin = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
 try:
     if os.getpgid(0) != os.getpid():
-        os.setpgid(0, 0)                # Python 3.10, which cannot start it in a group of its own
+        os.setpgid(0, 0)                # Python 3.10, which cannot start it in a group of its own (its
+                                        # parent tries too, so a Ctrl-C while it starts misses it)
     os.sched_setaffinity(0, {core})
     os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 except OSError:
@@ -86,7 +88,7 @@ def _below_normal_priority():
     is a fair task of weight 3 that any other wakes in front of: beside a thread at nice 19
     (weight 15) a helper takes a sixth of the core (the step 224 -> 293 ms under ``nice -n 19``),
     and beside another idle task half."""
-    if os.sched_getscheduler(0) == os.SCHED_IDLE:
+    if os.sched_getscheduler(0) & ~getattr(os, "SCHED_RESET_ON_FORK", 0) == os.SCHED_IDLE:
         return "this process runs at idle priority itself"
     niceness = os.getpriority(os.PRIO_PROCESS, 0)
     if niceness > 0:
@@ -99,10 +101,11 @@ _PROC_CGROUP, _CGROUPS = "/proc/self/cgroup", "/sys/fs/cgroup"
 
 def _cpu_quota():
     """Why a cgroup's CPU quota leaves no room for helpers, or None. A quota (``docker run --cpus``,
-    a Kubernetes CPU limit) counts every task's time, an idle one's too: helpers that spin use it up
-    and the kernel then stops our threads with them (the step 185 -> 212 ms under a quota of 1.9 of
-    2 cores). Read for this process's cgroup and its ancestors: cgroup v2's ``cpu.max`` ("max" or
-    no file: none) and v1's ``cpu.cfs_quota_us`` (-1: none)."""
+    a Kubernetes CPU limit) counts every task's time, an idle one's too: where it allows fewer CPUs
+    than this process may run on, helpers that spin use it up and the kernel then stops our threads
+    with them (the step 185 -> 212 ms under a quota of 1.9 of 2 cores). Read for this process's
+    cgroup and its ancestors: cgroup v2's ``cpu.max`` ("max 100000": none), v1's
+    ``cpu.cfs_quota_us`` (-1: none) over ``cpu.cfs_period_us``."""
     try:
         with open(_PROC_CGROUP) as file:
             lines = file.read().splitlines()
@@ -110,26 +113,47 @@ def _cpu_quota():
         return None
     for line in lines:
         fields = line.split(":", 2)
-        if len(fields) != 3:
+        if len(fields) != 3 or ".." in fields[2].split("/"):   # not ours to read: outside our namespace
             continue
         _, controllers, path = fields
         if controllers == "":
-            folder, name = _CGROUPS, "cpu.max"
+            folder, read = _CGROUPS, _v2_quota
         elif "cpu" in controllers.split(","):
-            folder, name = os.path.join(_CGROUPS, controllers), "cpu.cfs_quota_us"
+            folder, read = os.path.join(_CGROUPS, controllers), _v1_quota
         else:
             continue
         parts = [part for part in path.split("/") if part]
         for depth in range(len(parts), -1, -1):
-            quota_file = os.path.join(folder, *parts[:depth], name)
+            where = os.path.join(folder, *parts[:depth])
             try:
-                with open(quota_file) as file:
-                    quota = file.read().split()[0]
-            except (OSError, IndexError):
+                cpus = read(where)
+            except (OSError, ValueError, IndexError, ZeroDivisionError):
                 continue
-            if quota not in ("max", "-1"):
-                return f"a cgroup caps this process's CPU time ({quota_file}: {quota}), and spinning would spend it"
+            if cpus is not None and cpus < _usable_cpus():
+                return (f"a cgroup caps this process at {cpus:g} CPUs of the {_usable_cpus()} it may run on "
+                        f"({where}), and spinning would spend them")
     return None
+
+
+def _v2_quota(folder):
+    """CPUs a cgroup v2 folder's ``cpu.max`` allows ("quota period"), None for "max"."""
+    with open(os.path.join(folder, "cpu.max")) as file:
+        quota, period = file.read().split()[:2]
+    return None if quota == "max" else int(quota) / int(period)
+
+
+def _v1_quota(folder):
+    """CPUs a cgroup v1 folder's ``cpu.cfs_quota_us`` over ``cpu.cfs_period_us`` allows, None for -1."""
+    with open(os.path.join(folder, "cpu.cfs_quota_us")) as file:
+        quota = int(file.read())
+    if quota < 0:
+        return None
+    with open(os.path.join(folder, "cpu.cfs_period_us")) as file:
+        return quota / int(file.read())
+
+
+def _usable_cpus():
+    return len(os.sched_getaffinity(0))
 
 
 def _refusal(cores):
@@ -223,6 +247,9 @@ def _start(cores):
             command = [sys.executable, "-c", _HELPER, str(core), str(fd), str(os.getpid()), str(SPIN_SECONDS)]
             helpers.append(subprocess.Popen(command, pass_fds=(fd,), stdin=subprocess.DEVNULL,
                                             stdout=subprocess.DEVNULL, **_OWN_GROUP))
+            if not _OWN_GROUP:                 # Python 3.10: as a shell does, from this side too
+                with contextlib.suppress(OSError):
+                    os.setpgid(helpers[-1].pid, helpers[-1].pid)
         return page
     finally:
         os.close(fd)                                     # the page and the helpers' maps keep the memory

@@ -35,7 +35,11 @@ def gone(pid, within=5.0):
 
 @pytest.fixture
 def no_environment_switch(monkeypatch):
+    """Helpers allowed: the switch unset, and the suite's own priority or CPU quota (a niced CI
+    runner, ``docker --cpus``) set aside; the tests of those refusals use their own processes and files."""
     monkeypatch.delenv(awake.ENVIRONMENT, raising=False)
+    monkeypatch.setattr(awake, "_below_normal_priority", lambda: None)
+    monkeypatch.setattr(awake, "_cpu_quota", lambda: None)
 
 
 @linux_only
@@ -105,6 +109,7 @@ def test_a_helper_ends_when_the_process_that_started_it_is_killed():
     script = textwrap.dedent(f"""
         import sys, time
         from minitorch_seg import awake
+        awake._below_normal_priority = awake._cpu_quota = lambda: None   # as the fixture sets them aside
         with awake.cores_kept_awake([{cores()[0]}]):
             awake.beat()
             print(awake.helpers[0].pid, flush=True)
@@ -180,7 +185,8 @@ def test_a_helper_stays_in_our_session_and_autogroup_so_its_idle_priority_holds(
 
 
 @linux_only
-@pytest.mark.parametrize("lower", ["os.nice(5)", "os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))"])
+@pytest.mark.parametrize("lower", ["os.nice(5)", "os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))",
+                                   "os.sched_setscheduler(0, os.SCHED_IDLE | os.SCHED_RESET_ON_FORK, os.sched_param(0))"])
 def test_no_helpers_where_this_process_runs_below_normal_priority(lower):
     # beside a thread at nice 19 an idle-priority helper took a sixth of the core: the step 224 -> 293 ms
     script = textwrap.dedent(f"""
@@ -195,32 +201,41 @@ def test_no_helpers_where_this_process_runs_below_normal_priority(lower):
     assert out.startswith("0 this process runs ")
 
 
+def v1(folder, quota):
+    return {f"{folder}/cpu.cfs_quota_us": quota, f"{folder}/cpu.cfs_period_us": "100000"}
+
+
 @pytest.mark.parametrize("cgroups, files, capped", [
     ("0::/user.slice/app\n", {"user.slice/app/cpu.max": "max 100000", "user.slice/cpu.max": "max 100000"}, None),
-    ("0::/\nnot a cgroup line\n", {}, None),                           # the root cgroup has no cpu.max
+    ("0::/\nnot a cgroup line\n", {}, None),                          # the root cgroup has no cpu.max
     ("0::/kubepods/pod1/c1\n", {"kubepods/pod1/c1/cpu.max": "max 100000",
-                                "kubepods/pod1/cpu.max": "150000 100000"}, "kubepods/pod1/cpu.max: 150000"),
-    ("0::/\n", {"cpu.max": "200000 100000"}, "cpu.max: 200000"),       # a container's own, namespaced
+                                "kubepods/pod1/cpu.max": "150000 100000"}, ("kubepods/pod1", "1.5")),
+    ("0::/\n", {"cpu.max": "150000 100000"}, ("", "1.5")),             # a container's own, namespaced
+    ("0::/\n", {"cpu.max": "200000 100000"}, None),                    # as many CPUs as it may run on
+    ("0::/\n", {"cpu.max": "300000 200000"}, ("", "1.5")),            # the period counts
+    ("0::/../../outside\n", {"cpu.max": "50000 100000"}, None),       # not in our namespace: not read
     ("4:memory:/m\n1:cpu,cpuacct:/docker/abc\n0::/\n",
-     {"cpu,cpuacct/docker/abc/cpu.cfs_quota_us": "-1", "cpu,cpuacct/docker/cpu.cfs_quota_us": "-1"}, None),
-    ("3:cpu,cpuacct:/docker/abc\n", {"cpu,cpuacct/cpu.cfs_quota_us": "190000"},   # mounted at the container's
-     "cpu,cpuacct/cpu.cfs_quota_us: 190000"),
-    ("2:cpuacct:/a\n1:cpu:/a\n", {"cpuacct/a/cpu.cfs_quota_us": "5000", "cpu/a/cpu.cfs_quota_us": "-1"}, None),
+     {**v1("cpu,cpuacct/docker/abc", "-1"), **v1("cpu,cpuacct/docker", "-1")}, None),
+    ("3:cpu,cpuacct:/docker/abc\n", v1("cpu,cpuacct", "190000"), ("cpu,cpuacct", "1.9")),  # mounted at its own
+    ("3:cpu,cpuacct:/docker/abc\n", v1("cpu,cpuacct", "200000"), None),
+    ("2:cpuacct:/a\n1:cpu:/a\n", {**v1("cpuacct/a", "5000"), **v1("cpu/a", "-1")}, None),
 ])
-def test_no_helpers_under_a_cgroups_cpu_quota_which_their_spinning_would_spend(
-        tmp_path, monkeypatch, cgroups, files, capped):
-    # a quota of 1.9 cores of 2: the step 185 -> 212 ms with helpers
+def test_no_helpers_under_a_cgroups_cpu_quota_of_fewer_cpus_than_ours(tmp_path, monkeypatch, cgroups, files, capped):
+    # a quota of 1.9 cores of 2: the step 185 -> 212 ms with helpers, which spend it
     (tmp_path / "cgroup").write_text(cgroups)
     for name, text in files.items():
         (tmp_path / "fs" / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / "fs" / name).write_text(text + "\n")
     monkeypatch.setattr(awake, "_PROC_CGROUP", str(tmp_path / "cgroup"))
     monkeypatch.setattr(awake, "_CGROUPS", str(tmp_path / "fs"))
+    monkeypatch.setattr(awake, "_usable_cpus", lambda: 2)
     reason = awake._cpu_quota()
     if capped is None:
         assert reason is None
     else:
-        assert reason.startswith("a cgroup caps this process's CPU time") and str(tmp_path / "fs" / capped) in reason
+        folder, cpus = capped
+        assert reason == (f"a cgroup caps this process at {cpus} CPUs of the 2 it may run on "
+                          f"({tmp_path / 'fs' / folder}), and spinning would spend them")
         monkeypatch.delenv(awake.ENVIRONMENT, raising=False)
         monkeypatch.setattr(awake, "_below_normal_priority", lambda: None)
         monkeypatch.setattr(awake.sys, "frozen", False, raising=False)
