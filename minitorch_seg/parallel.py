@@ -139,7 +139,8 @@ _active_threads = 0      # our threads while tile_threads() is in effect, else 0
 def _blas():
     """The threadpoolctl controller of the BLAS libraries loaded now, or None where there is none to
     control. Looked up at each call (1-4 ms, once per ``tile_threads()``), not kept: a library
-    loaded since (SciPy's own OpenBLAS, which ``special.erf`` imports) is put on one thread too."""
+    loaded since the last use of the mode (SciPy's own OpenBLAS, which ``special.erf`` imports) is
+    put on one thread at the next. One first loaded inside the mode keeps its default till then."""
     try:
         from threadpoolctl import ThreadpoolController
     except ImportError:  # pragma: no cover - a dependency, but the kernels work without it

@@ -71,14 +71,29 @@ def test_gradcheck_every_input_on_noncontiguous_layouts(backend, transposed, dat
 
 
 @settings(max_examples=25, deadline=None)
-@given(n=st.integers(1, 3), o=st.integers(1, 4), h=st.integers(1, 40), w=st.integers(1, 70),
-       layout=layouts(4), seed=seeds, step=st.integers(1, 2))
-def test_bias_gradient_sums_every_sample_and_position_in_any_layout(n, o, h, w, layout, seed, step):
-    # rows of h*w around norm's chunk (1024) and strided views (a permuted or sliced g): the sum over
-    # (0, 2, 3), to float64's precision, whichever way it is added
-    g = make((n, o, h, w * step), seed, layout=layout).data[..., ::step]
+@given(n=st.integers(0, 3), o=st.integers(1, 4), h=st.integers(1, 40), w=st.integers(1, 70),
+       layout=layouts(4), seed=seeds, step=st.integers(1, 2), first=st.integers(0, 1))
+def test_bias_gradient_sums_every_sample_and_position_in_any_layout(n, o, h, w, layout, seed, step, first):
+    # rows of h*w around norm's chunk (1024), strided views (a permuted or sliced g) and empty
+    # batches (a slice of none keeps its strides): the sum over (0, 2, 3), to float64's precision
+    g = make((n + first, o, h, w * step), seed, layout=layout).data[first:, ..., ::step]
     expected = numpy.asarray(host(g)).sum(axis=(0, 2, 3))
     numpy.testing.assert_allclose(host(conv_module._bias_gradient(g)), expected, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("view, fast", [(lambda g: g, True), (lambda g: g[1:], True),
+                                        (lambda g: g.transpose(0, 1, 3, 2), False), (lambda g: g[..., ::2], False)])
+def test_bias_gradient_sums_rows_in_place_where_they_are_contiguous(monkeypatch, view, fast):
+    g = view(numpy.arange(2 * 3 * 4 * 6, dtype=numpy.float64).reshape(2, 3, 4, 6))
+    seen = []
+    monkeypatch.setattr(conv_module, "row_sums", lambda rows: seen.append(rows) or rows.sum(axis=-1))
+    numpy.testing.assert_allclose(conv_module._bias_gradient(g), g.sum(axis=(0, 2, 3)))
+    assert (len(seen) == 1 and numpy.shares_memory(seen[0], g)) if fast else not seen
+
+
+def test_bias_gradient_of_an_empty_batch_sliced_from_a_larger_one_is_zero():
+    g = numpy.ones((2, 3, 4, 6))[:0]                  # keeps its strides: the row sums' path, on no rows
+    numpy.testing.assert_array_equal(conv_module._bias_gradient(g), numpy.zeros(3))
 
 
 @both_ops
