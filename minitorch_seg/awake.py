@@ -111,26 +111,29 @@ def _cpu_quota():
             lines = file.read().splitlines()
     except OSError:
         return None
+    usable = _usable_cpus()
     for line in lines:
         fields = line.split(":", 2)
-        if len(fields) != 3 or ".." in fields[2].split("/"):   # not ours to read: outside our namespace
+        if len(fields) != 3:
             continue
         _, controllers, path = fields
+        parts = [part for part in path.split("/") if part]
+        if ".." in parts:                                      # outside our namespace: not ours to read
+            continue
         if controllers == "":
             folder, read = _CGROUPS, _v2_quota
         elif "cpu" in controllers.split(","):
             folder, read = os.path.join(_CGROUPS, controllers), _v1_quota
         else:
             continue
-        parts = [part for part in path.split("/") if part]
         for depth in range(len(parts), -1, -1):
             where = os.path.join(folder, *parts[:depth])
             try:
                 cpus = read(where)
             except (OSError, ValueError, IndexError, ZeroDivisionError):
                 continue
-            if cpus is not None and cpus < _usable_cpus():
-                return (f"a cgroup caps this process at {cpus:g} CPUs of the {_usable_cpus()} it may run on "
+            if cpus is not None and cpus < usable:
+                return (f"a cgroup caps this process at {cpus:g} CPUs of the {usable} it may run on "
                         f"({where}), and spinning would spend them")
     return None
 
