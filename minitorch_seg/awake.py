@@ -16,8 +16,13 @@ same (+0.5 and +2.1 ms, within the noise; ``benchmarks/results/2026-12-03-zen5-a
 
 Each helper spins for ``SPIN_SECONDS`` after the last hand-off (``beat``, written by
 ``parallel.map_tiles`` to a page the helpers share), then naps in 10 ms sleeps until the next one.
-While it spins it makes no system call but one every 20,000 turns of its loop: a helper that read
-the clock and asked for its parent on every turn made the step 43-52 ms slower than no helper.
+While it spins it makes few system calls: a helper that read the clock and asked for its parent on
+every turn made the step 43-52 ms slower than no helper. It reads them every 20,000 turns, and
+every 2,000 it offers the core back (``sched_yield``, 20-40 us apart): on some kernels a thread
+that wakes on the helper's core does not always take it at once but at the next scheduler tick
+(4 ms at 250 Hz). On a 2-core EPYC VM (kernel 6.18) that happened about three times a step, 11 ms
+of it, and the step was 10 ms slower with helpers than without; yielding, none, and the same as
+without (``benchmarks/results/2026-12-04-zen5-yield.md``).
 It exits when the mode does, and on its own once the process that started it has gone (killed,
 say). In a process group of its own, it does not see a Ctrl-C at the terminal; it stays in our
 session, though. Linux's autogroup (``/proc/sys/kernel/sched_autogroup_enabled``, on in most
@@ -62,8 +67,10 @@ while os.getppid() == parent:
     if time.monotonic() - struct.unpack_from("d", page)[0] > spin:
         time.sleep(0.01)
     else:
-        for _ in range(20000):          # about 0.2 ms without a system call
-            pass
+        for _ in range(10):             # 0.2-0.4 ms, the core offered back every 2,000 turns
+            for _ in range(2000):
+                pass
+            os.sched_yield()
 """
 
 

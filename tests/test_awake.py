@@ -168,6 +168,34 @@ def test_a_helper_has_a_process_group_of_its_own_so_a_ctrl_c_at_the_terminal_doe
         assert os.getpgid(helper.pid) == helper.pid != os.getpgid(0)
 
 
+@linux_only
+def test_a_spinning_helper_offers_its_core_back_every_few_thousand_turns():
+    # on a 6.18 VM kernel a thread woken on a spinning helper's core sometimes waited for the next
+    # tick (4 ms), three times a step; a helper that calls sched_yield between its turns hands the
+    # core over at once. The helper's own code runs here with a fresh heartbeat, sched_yield counted;
+    # the 100th call ends it, and an alarm fails a helper that never yields
+    script = textwrap.dedent("""
+        import mmap, os, signal, struct, sys, time
+        from minitorch_seg import awake
+        signal.alarm(10)
+        fd = os.memfd_create("heartbeat")
+        os.ftruncate(fd, 8)
+        struct.pack_into("d", mmap.mmap(fd, 8), 0, time.monotonic() + 3600)      # spinning for an hour
+        calls = []
+        def counted():
+            calls.append(time.monotonic())
+            if len(calls) == 100:
+                print((calls[-1] - calls[0]) / 99)
+                sys.exit(0)
+        os.sched_yield = counted
+        sys.argv = ["-c", str(sorted(os.sched_getaffinity(0))[0]), str(fd), str(os.getppid()), "1"]
+        exec(awake._HELPER)
+    """)
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
+    assert run.returncode == 0, run.stderr
+    assert 0 < float(run.stdout) < 0.01          # seconds between offers: not just where it naps (10 ms sleeps)
+
+
 def autogroup(pid):
     """The task's autogroup, or "" where it has none: a kernel without autogroup, or one that has it
     but schedules the task by a CPU cgroup of its own (a container's), where autogroup does not apply."""
