@@ -191,7 +191,7 @@ def test_a_spinning_helper_offers_its_core_back_every_few_thousand_turns():
         sys.argv = ["-c", str(sorted(os.sched_getaffinity(0))[0]), str(fd), str(os.getppid()), "1"]
         exec(awake._HELPER)
     """)
-    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
+    run = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=30)
     assert run.returncode == 0, run.stderr
     assert 0 < float(run.stdout) < 0.01          # seconds between offers: not just where it naps (10 ms sleeps)
 
