@@ -386,7 +386,7 @@ def test_overfits_one_small_batch(name):
     x, y = toy_batch()
     optimizer = optim.Adam(model.parameters(), lr=3e-2 if name == "unet" else 1e-2)
     losses = []
-    with parallel.tile_threads():      # as Trainer.run: OpenBLAS's spinning threads, two per worker, fought over the cores
+    with parallel.tile_threads():      # as Trainer.run does; outside it each xdist worker ran OpenBLAS on two spinning threads
         for _ in range(100):
             optimizer.zero_grad()
             loss = F.cross_entropy(model(x), y)
