@@ -267,6 +267,22 @@ def test_a_conv_without_input_or_weight_gradient_pads_nothing(out_channels, monk
     numpy.testing.assert_allclose(bias.grad.numpy(), g.numpy().sum(axis=(0, 2, 3)), rtol=1e-12)
 
 
+@pytest.mark.parametrize("channels", [1, 3, 5, 6, 16])
+def test_the_correlation_alone_takes_the_row_band_only_where_its_products_are_deep_enough(channels, monkeypatch):
+    """At stride 1 the correlation alone comes from the row band (``mec.correlate_rows``) where each
+    of its GEMMs has kh*C >= ``mec.ROWS_MIN_DEPTH`` inner values; an RGB input's (9) takes MEC's kw
+    copies instead. Either way, the loops' values."""
+    rows = []
+    original = mec.correlate_rows
+    monkeypatch.setattr(mec, "correlate_rows", lambda *args: rows.append(1) or original(*args))
+    x, w = make((2, channels, 6, 7), seed=0, requires_grad=False), make((4, channels, 3, 3), seed=1, requires_grad=False)
+    geometry = sliding.windows((6, 7), (3, 3), (1, 1), (1, 1), (1, 1))
+    y, _ = mec.products(x.data, geometry, w.data)
+    assert bool(rows) == (3 * channels >= mec.ROWS_MIN_DEPTH) == (channels >= 6)
+    expected = conv2d_loops(x.numpy(), w.numpy(), None, stride=1, padding=1)
+    numpy.testing.assert_allclose(host(y).reshape(expected.shape), expected, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("mkl", [False, True])
 def test_the_shifted_sum_gives_way_to_mec_where_mkl_runs_the_products(mkl, monkeypatch):
     """A 3x3 conv from 32 to 16 channels takes the shifted sum under OpenBLAS and MEC under MKL (there

@@ -45,6 +45,10 @@ a third as tall (kh*C rows, against kh*C*kw), which MKL ran slower than the copi
 the U-Net step (of 240; warm steps taking turns, 24 rounds, quartiles -9.3 / -2.3), 11.2 in
 ``bench_ab.py`` (of 256) and 2.8 off the training job's step (of 139); 32 -> 16 channels at
 4x128x256, forward, 6.9 ms against 10.4.
+
+Not for a few input channels, though (``ROWS_MIN_DEPTH``): an RGB image's kw GEMMs per row have
+kh*C = 9 inner values each, and without MKL each one after the first adds through a temporary.
+There the kw copies, one GEMM per row of kh*C*kw = 27, took half the time.
 """
 from ..backend import get_array_module, module_name
 from .. import gemm, parallel
@@ -65,6 +69,13 @@ MAX_BYTES = 1 << 25
 # of them, else a tap at a time. One thread, the U-Net's maps (4 samples, 3x3), this against a tap at
 # a time: 1.5x faster at 16x128x256, 1.25x at 32x64x128, but 0.91x at 64x32x64 and 0.77x at 128x16x32.
 ONE_COPY_WIDTH = 96
+
+
+# The row band for the correlation alone where each of its GEMMs has at least this many inner values
+# (kh*C), else the kw copies. Measured on a 2-core Zen 5 EPYC (OpenBLAS), the U-Net's first conv,
+# 3 -> 16 channels at 4x128x256, forward on 2 threads: 0.5-0.8 ms through the copies against 1.0-1.9
+# through the band (kh*C = 9); at kh*C = 48 (16 channels) the two were within noise of each other.
+ROWS_MIN_DEPTH = 16
 
 
 def applies(xp, groups, geometry):
@@ -201,9 +212,9 @@ def products(x, geometry, weight=None, partner=None):
     Returns (y, p): with ``weight`` (O, C, kh, kw) (any strides), y (N, 1, O, Ho*Wo), the correlation;
     with ``partner`` (N, P, Ho, Wo), p (P, C, kh, kw) = sum over n, u, v of the partner times the
     patch, a weight gradient (a view). The other is None. The correlation alone, at stride 1, comes
-    from the row band (``correlate_rows``).
+    from the row band (``correlate_rows``) unless x has too few channels (``ROWS_MIN_DEPTH``).
     """
-    if partner is None and geometry.stride == (1, 1):
+    if partner is None and geometry.stride == (1, 1) and geometry.kernel[0] * x.shape[1] >= ROWS_MIN_DEPTH:
         return correlate_rows(x, geometry, weight), None
     xp = get_array_module(x)
     n, c = x.shape[:2]
