@@ -34,6 +34,12 @@ METRICS_CSV, METRICS_JSONL, CURVES, SAMPLES = "metrics.csv", "metrics.jsonl", "c
 RUN_FILES = (LAST, BEST, METRICS_CSV, METRICS_JSONL, CURVES)
 LEGEND = "legend.png"
 
+# zlib's level for the PNGs a run writes after each epoch (Pillow's default is 6). On a 2-core Zen 5
+# EPYC the default job's sample mosaic (four 128x256 images, labels, predictions) took 25 ms to
+# encode at 6 and 14 at 1, for a file a sixth larger (287 KB); curves.png, drawn and saved, 66
+# against 52 ms. At 16 epochs in about 70 s, the two saved some 0.4 s of the job.
+PNG_LEVEL = 1
+
 
 def holds_run(folder):
     """True if ``folder`` holds any file a training run writes."""
@@ -97,7 +103,7 @@ def write_logs(folder, history, model_name, advice):
 
 def _write_figure(path, figure, advice):
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
+    figure.savefig(buffer, format="png", dpi=100, pil_kwargs={"compress_level": PNG_LEVEL})
     with writing(path, advice):
         checkpoint.atomic_write_bytes(path, buffer.getvalue())
 
@@ -105,7 +111,7 @@ def _write_figure(path, figure, advice):
 def write_png(path, array, advice="", mode=None):
     """Write a uint8 array as a PNG, atomically; an OSError becomes one sentence (``outputs.writing``)."""
     buffer = io.BytesIO()
-    Image.fromarray(array, mode).save(buffer, format="PNG")
+    Image.fromarray(array, mode).save(buffer, format="PNG", compress_level=PNG_LEVEL)
     with writing(path, advice):
         checkpoint.atomic_write_bytes(path, buffer.getvalue())
 
