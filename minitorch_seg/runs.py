@@ -34,10 +34,11 @@ METRICS_CSV, METRICS_JSONL, CURVES, SAMPLES = "metrics.csv", "metrics.jsonl", "c
 RUN_FILES = (LAST, BEST, METRICS_CSV, METRICS_JSONL, CURVES)
 LEGEND = "legend.png"
 
-# zlib's level for the PNGs a run writes after each epoch (Pillow's default is 6). On a 2-core Zen 5
-# EPYC the default job's sample mosaic (four 128x256 images, labels, predictions) took 25 ms to
-# encode at 6 and 14 at 1, for a file a sixth larger (287 KB); curves.png, drawn and saved, 66
-# against 52 ms. At 16 epochs in about 70 s, the two saved some 0.4 s of the job.
+# zlib's level for the PNGs a run writes after each epoch, and ``minitorch-seg predict``'s
+# (``write_png``; Pillow's default is 6). On a 2-core Zen 5 EPYC the default job's sample mosaic
+# (four 128x256 images, labels, predictions) took 25 ms to encode at 6 and 14 at 1, for a file a
+# sixth larger (287 KB); curves.png, drawn and saved, 66 against 52 ms. At 16 epochs in about 70 s,
+# the two saved some 0.4 s of the job. The pixels are the same at any level.
 PNG_LEVEL = 1
 
 
