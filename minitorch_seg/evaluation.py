@@ -38,4 +38,7 @@ def evaluate(model, loader, num_classes=NUM_CLASSES, input_scale=1.0, weight=Non
         if len(kept) < keep:
             kept += list(backend.to_numpy(predictions[:keep - len(kept)].data))
     model.train(was_training)
-    return {**confusion.compute(), "loss": loss_sum / max(images_seen, 1), **({"predictions": kept} if keep else {})}
+    metrics = {**confusion.compute(), "loss": loss_sum / max(images_seen, 1)}
+    if keep:
+        metrics["predictions"] = kept
+    return metrics
