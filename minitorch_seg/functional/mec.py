@@ -54,9 +54,14 @@ from ..backend import get_array_module, module_name
 from .. import gemm, parallel
 from . import sliding
 
-# Samples side by side in each GEMM until it has at least this many columns. Measured on the
-# U-Net's shapes (2-core AVX-512 Xeon, forward + backward): 128 and 512 within noise of 256.
-WIDE = 256
+# Samples side by side in each GEMM until it has at least this many columns; each group of samples
+# is a tile of its own (``_plan``). On the 2-core AVX-512 Xeon (2 MiB L2) 128 and 512 were within
+# noise of 256, on the U-Net's shapes, forward + backward. On a 2-core Zen 5 EPYC (1 MiB L2), 128
+# against 256, the U-Net step taking turns in one process, 30 rounds: 3.6 ms less at the benchmark's
+# size (quartiles -5.8 / -0.9) and 2.2 less at the training job's (-3.3 / -0.9). It changes the
+# 64- and 128-pixel-wide maps: a sample a GEMM at 128 (32 -> 32 at 4x64x128, forward + backward:
+# 7.6 against 8.2 ms), two at 64. 64 was level on the benchmark's step and 1.5 ms slower on the job's.
+WIDE = 128
 
 # Tiles: ``SPLIT`` of them at least on the host, as few as that allows, but no tile's lowered band
 # over ``MAX_BYTES``. Per-tile work (a few copies, one batched matmul) is short, and Python's
