@@ -152,13 +152,6 @@ def active():
     return enabled and is_available()
 
 
-def takes(xp, dtype):
-    """Whether MKL runs the products of ``xp``'s arrays of ``dtype`` now: NumPy's float32 and float64,
-    where it is ``active`` (asked in that order, so that no other product loads MKL). The conv
-    kernels' dispatch rules ask, where the fastest algorithm depends on it."""
-    return xp is numpy and numpy.dtype(dtype) in (numpy.float32, numpy.float64) and active()
-
-
 def engine():
     """Which library runs the conv kernels' products now, in words (``minitorch-seg doctor``)."""
     if active():

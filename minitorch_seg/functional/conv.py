@@ -37,8 +37,8 @@ ConvTranspose2d), dL/dw comes from that correlation's own columns (its ``partner
 A stride-1 correlation with fewer output than input channels (in the U-Net, the first conv of each
 decoder level, whose input is the skip and the upsampled map side by side) skips both: one GEMM of
 every tap's weights with the unshifted input, then kh*kw adds of shifted slices
-(``_correlate_shifted``; ``_use_shifted_sum`` is the rule). Where MKL runs the products
-(``gemm.py``), MEC takes these too where it applies: there it measured faster.
+(``_correlate_shifted``; ``_use_shifted_sum`` is the rule), where MEC does not apply (on CuPy, or
+dilated in height): MEC's row band copies less, and measured faster.
 
 A 3x3 kernel at stride 1 can instead go through Winograd's F(2x2, 3x3) (``winograd.py``): 16
 multiplications per 2x2 outputs instead of 36. ``_use_winograd`` is the dispatch rule, for
@@ -182,19 +182,21 @@ def _correlate(x, w, stride, padding, dilation, groups, partner=None):
 # 64 channels: 7.0 against 8.3, 5.9 against 6.2), and with more outputs im2col already did. Not yet
 # measured on a machine without AVX-512; 0 turns it off (for a benchmark's A/B, say).
 #
-# Where MKL runs MEC's products (``gemm.takes``) MEC takes these convs instead: its many short
-# GEMMs gained more from MKL than the shifted sum's one tall GEMM. 2026-12-03, same machine, 2
-# threads, forward: 32 -> 16 at 4x128x256 7.8 against 11.3 ms, 64 -> 32 and 128 -> 64 the same
-# (6.6, 6.0 ms); the U-Net step, the two rules taking turns in one process, 20 rounds: 5.7 ms less
-# (quartiles -10.3, -3.6). With OpenBLAS the shifted sum still paid: 4.7 ms (3.0, 6.8).
+# Where MEC applies (``mec.applies``: the host, no dilation in height) MEC takes these convs instead,
+# on any BLAS: its row band (``mec.correlate_rows``) copies C values a pixel where the shifted sum
+# writes and adds kh*kw*O, 4.5x as many for a 3x3 kernel with O = C/2. The shifted sum's wins above
+# were against MEC's kw copies, before the row band. 2026-12-03, 2-core AVX-512 Xeon with MKL
+# running MEC's products: the U-Net step 5.7 ms faster (20 rounds, quartiles -10.3, -3.6). 2026-12-04,
+# 2-core Zen 4 EPYC with OpenBLAS, forward alone, the two taking turns, 30 rounds (ms): 32 -> 16 at
+# 4x128x256 13.4 against 13.9, 64 -> 32 at 4x64x128 7.4 against 10.9, 128 -> 64 at 4x32x64 8.5
+# against 9.0; at the training job's size (8x64x128) 6.8 against 9.3, 5.7 against 7.3, 5.7 against 5.5.
 SHIFTED_SUM_MAX_OUT = 64
 
 
 def _use_shifted_sum(x, weight_shape, stride, groups, geometry):
     o, c = weight_shape[:2]
-    xp = get_array_module(x)
     fewer_outputs = stride == (1, 1) and groups == 1 and o < c and o <= SHIFTED_SUM_MAX_OUT
-    return fewer_outputs and not (mec.applies(xp, groups, geometry) and gemm.takes(xp, x.dtype))
+    return fewer_outputs and not mec.applies(get_array_module(x), groups, geometry)
 
 
 def _correlate_shifted(x, w, geometry):
