@@ -267,18 +267,18 @@ def test_a_conv_without_input_or_weight_gradient_pads_nothing(out_channels, monk
     numpy.testing.assert_allclose(bias.grad.numpy(), g.numpy().sum(axis=(0, 2, 3)), rtol=1e-12)
 
 
-@pytest.mark.parametrize("channels", [1, 3, 5, 6, 16])
+@pytest.mark.parametrize("channels", [1, 3, 16, 21, 22, 32])
 def test_the_correlation_alone_takes_the_row_band_only_where_its_products_are_deep_enough(channels, monkeypatch):
     """At stride 1 the correlation alone comes from the row band (``mec.correlate_rows``) where each
-    of its GEMMs has kh*C >= ``mec.ROWS_MIN_DEPTH`` inner values; an RGB input's (9) takes MEC's kw
-    copies instead. Either way, the loops' values."""
+    of its GEMMs has kh*C >= ``mec.ROWS_MIN_DEPTH`` inner values; an RGB input's (9) and 16 channels'
+    (48) take MEC's kw copies instead. Either way, the loops' values."""
     rows = []
     original = mec.correlate_rows
     monkeypatch.setattr(mec, "correlate_rows", lambda *args: rows.append(1) or original(*args))
     x, w = make((2, channels, 6, 7), seed=0, requires_grad=False), make((4, channels, 3, 3), seed=1, requires_grad=False)
     geometry = sliding.windows((6, 7), (3, 3), (1, 1), (1, 1), (1, 1))
     y, _ = mec.products(x.data, geometry, w.data)
-    assert bool(rows) == (3 * channels >= mec.ROWS_MIN_DEPTH) == (channels >= 6)
+    assert bool(rows) == (3 * channels >= mec.ROWS_MIN_DEPTH) == (channels >= 22)
     expected = conv2d_loops(x.numpy(), w.numpy(), None, stride=1, padding=1)
     numpy.testing.assert_allclose(host(y).reshape(expected.shape), expected, rtol=1e-12, atol=1e-12)
 
@@ -311,9 +311,10 @@ def test_mec_gives_the_im2col_products(backend, threads, data, seed, one_row, si
     im2col's columns, in float64, at any kernel, stride, padding and dilation in width; in tiles of
     one output row or as few as possible, with 1, 2 or every sample side by side in a GEMM, on 1 or
     3 threads, lowered a tap at a time or all taps at once, from a contiguous weight or from a view
-    with negative strides (the backward's flipped kernel). The correlation alone as well, which at
-    stride 1 comes from the row band (``mec.correlate_rows``: the padded rows copied once,
-    a GEMM per kernel column, the columns between samples read and dropped). And it is used exactly
+    with negative strides (the backward's flipped kernel). The correlation alone as well, from the kw
+    copies and, at stride 1, from the row band (``mec.correlate_rows``: the padded rows copied once,
+    a GEMM per kernel column, the columns between samples read and dropped), whatever
+    ``ROWS_MIN_DEPTH`` would pick for the drawn channels. And it is used exactly
     where it applies: on the host, no groups, a kernel taller than one row, stride 1 and no dilation
     in height."""
     config = data.draw(conv_configs(max_batch=3, max_groups=1), label="config")
@@ -329,8 +330,11 @@ def test_mec_gives_the_im2col_products(backend, threads, data, seed, one_row, si
     weight = w.data[::-1, :, ::-1, ::-1].copy()[::-1, :, ::-1, ::-1] if flipped else w.data   # the same values
     ours = mec.products(x.data, geometry, weight, partner.data)
     theirs = conv_module._im2col_products(x.data, geometry, 1, weight, partner.data)
-    alone, _ = mec.products(x.data, geometry, weight)
-    for got, expected in zip(ours + (alone,), theirs + theirs[:1]):
+    alone = []
+    for depth in (0, 1 << 30):             # the correlation alone from the row band (at stride 1), and from the kw copies
+        monkeypatch.setattr(mec, "ROWS_MIN_DEPTH", depth)
+        alone.append(mec.products(x.data, geometry, weight)[0])
+    for got, expected in zip(ours + tuple(alone), theirs + theirs[:1] * 2):
         assert got.shape == expected.shape
         numpy.testing.assert_allclose(host(got), host(expected), rtol=1e-12, atol=1e-12)
     xp = shim.get_array_module(x.data)

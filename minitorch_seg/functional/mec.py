@@ -48,7 +48,8 @@ the U-Net step (of 240; warm steps taking turns, 24 rounds, quartiles -9.3 / -2.
 
 Not for a few input channels, though (``ROWS_MIN_DEPTH``): an RGB image's kw GEMMs per row have
 kh*C = 9 inner values each, and without MKL each one after the first adds through a temporary.
-There the kw copies, one GEMM per row of kh*C*kw = 27, took half the time.
+There the kw copies, one GEMM per row of kh*C*kw = 27, took half the time; with 16 channels
+(kh*C = 48) they were level on one machine and faster on another.
 """
 from ..backend import get_array_module, module_name
 from .. import gemm, parallel
@@ -80,7 +81,11 @@ ONE_COPY_WIDTH = 96
 # (kh*C), else the kw copies. Measured on a 2-core Zen 5 EPYC (OpenBLAS), the U-Net's first conv,
 # 3 -> 16 channels at 4x128x256, forward on 2 threads: 0.5-0.8 ms through the copies against 1.0-1.9
 # through the band (kh*C = 9); at kh*C = 48 (16 channels) the two were within noise of each other.
-ROWS_MIN_DEPTH = 16
+# On a 2-core Zen 4 EPYC (2026-12-04), the two taking turns, 16-20 rounds, the copies were faster at
+# 16 channels (16 -> 16 at 4x128x256: 0.8-1.4 ms of 8; 16 -> 32 at 4x64x128: 0.3-0.5 of 3.3) and
+# the band from 32 on (32 -> 32 at 4x64x128: 1.0 ms of 5.6; 64 -> 32: 3.6 of 9.5; 128 -> 64 at
+# 4x32x64: 0.8 of 9.6; level at 128 -> 128, 16x32).
+ROWS_MIN_DEPTH = 64
 
 
 def applies(xp, groups, geometry):
