@@ -33,9 +33,17 @@ FORWARD_EXAMPLES = 15
 TORCH_EXAMPLES = 8
 # Set on every example, not only where a draw asks for a change: a test's monkeypatch is undone
 # when the test ends, after all its hypothesis examples, so a change made once would stay.
-SHIFTED_TILES, MEC_MAX_BYTES = parallel.SHIFTED_TILES, mec.MAX_BYTES
+SHIFTED_TILES, MEC_MAX_BYTES, MEC_MIN_PIXELS = parallel.SHIFTED_TILES, mec.MAX_BYTES, mec.MIN_PIXELS
 seeds = st.integers(0, 2**16)
 both_ops = pytest.mark.parametrize("transposed", [False, True], ids=["conv2d", "conv_transpose2d"])
+
+
+@pytest.fixture(autouse=True)
+def _mec_on_small_maps(monkeypatch):
+    """The drawn maps are a few pixels, which the library gives im2col (``mec.MIN_PIXELS``): here MEC
+    takes them as it takes the U-Net's larger maps, so that these tests run the paths training runs.
+    ``test_mec_leaves_small_maps_to_im2col`` checks the rule itself."""
+    monkeypatch.setattr(mec, "MIN_PIXELS", 0)
 
 
 def drawn_inputs(config, seed, x_layout=None, w_layout=None, bias=True):
@@ -265,6 +273,26 @@ def test_a_conv_without_input_or_weight_gradient_pads_nothing(out_channels, monk
     assert pads == []
     numpy.testing.assert_allclose(y.detach().numpy(), expected, rtol=1e-12, atol=1e-12)
     numpy.testing.assert_allclose(bias.grad.numpy(), g.numpy().sum(axis=(0, 2, 3)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("side", [(16, 32), (16, 33), (8, 64), (3, 200)])
+def test_mec_leaves_small_maps_to_im2col(side, monkeypatch):
+    """A 3x3 "same" conv takes MEC only where a sample's output has more than ``mec.MIN_PIXELS`` (512)
+    pixels, whatever their shape, and im2col below; both give the loops' values and gradients."""
+    monkeypatch.setattr(mec, "MIN_PIXELS", MEC_MIN_PIXELS)   # the library's own rule, not the fixture's
+    taken = []
+    for name in ("products", "correlate_rows"):
+        original = getattr(mec, name)
+        monkeypatch.setattr(mec, name, lambda *args, _f=original: taken.append(1) or _f(*args))
+    x, w = make((2, 2) + side, seed=0), make((3, 2, 3, 3), seed=1)
+    y = F.conv2d(x, w, padding=1)
+    g = make(y.shape, seed=2, requires_grad=False)
+    y.backward(g)
+    assert MEC_MIN_PIXELS == 512 and bool(taken) == (side[0] * side[1] > 512)
+    expected = conv2d_loops(x.numpy(), w.numpy(), None, stride=1, padding=1)
+    numpy.testing.assert_allclose(y.detach().numpy(), expected, rtol=1e-12, atol=1e-12)
+    grad_w = numpy.einsum("nohw,nchw->oc", g.numpy(), x.numpy())          # the centre tap of the loops
+    numpy.testing.assert_allclose(w.grad.numpy()[:, :, 1, 1], grad_w, rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("channels", [1, 3, 16, 21, 22, 32])

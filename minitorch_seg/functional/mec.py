@@ -77,6 +77,14 @@ MAX_BYTES = 1 << 25
 ONE_COPY_WIDTH = 96
 
 
+# MEC only where a sample's output has more than this many pixels; smaller maps take im2col, whose
+# 9x copy is small there, one GEMM a sample, and whose weight gradient adds a partial product a
+# sample instead of one a row. On a 2-core Zen 4 EPYC (2026-12-04), forward + backward, im2col
+# against MEC, the two taking turns, 20-30 rounds: at 4x16x32 (512 pixels) 64 -> 128 0.8-1.0 ms
+# faster (of 9), 128 -> 128 1.1-1.4 (of 14); at 8x16x32 and 8x8x16 -0.7 to +0.3 ms a conv; at
+# 4x32x64 (2048 pixels) -0.5 to +0.2 (of 9-27): level there, so the line is at 512.
+MIN_PIXELS = 512
+
 # The row band for the correlation alone where each of its GEMMs has at least this many inner values
 # (kh*C), else the kw copies. Measured on a 2-core Zen 5 EPYC (OpenBLAS), the U-Net's first conv,
 # 3 -> 16 channels at 4x128x256, forward on 2 threads: 0.5-0.8 ms through the copies against 1.0-1.9
@@ -95,10 +103,10 @@ def applies(xp, groups, geometry):
     larger GEMMs: ConvTranspose2d's backward at 4x64x32x64 took 1.9 ms through im2col, 2.4 through
     MEC. At stride 2 a 3x3 kernel shares one row in three, and MEC measured the same as im2col
     forward and 0.1-1.0 ms slower backward (HRNet's and the encoders' shapes, 4x3x128x256 to
-    4x64x32x64). And the host: on CuPy, im2col's one large GEMM per tile is what cuBLAS runs best,
-    and MEC's overlapping views have not yet run on a GPU."""
+    4x64x32x64). Nor on small maps (``MIN_PIXELS``). And the host: on CuPy, im2col's one large GEMM
+    per tile is what cuBLAS runs best, and MEC's overlapping views have not yet run on a GPU."""
     return (module_name(xp) != "cupy" and groups == 1 and geometry.dilation[0] == 1
-            and geometry.stride[0] == 1 < geometry.kernel[0])
+            and geometry.stride[0] == 1 < geometry.kernel[0] and geometry.out_hw[0] * geometry.out_hw[1] > MIN_PIXELS)
 
 
 def lower(x, geometry, samples, rows):
