@@ -302,8 +302,9 @@ print(f"values copied: im2col {k * k * c_in * out_h * out_w}, MEC {lowered.size}
 # The price is smaller products: one per output row, $W_o$ columns wide, where im2col's span
 # several rows. For narrow maps the library puts several samples side by side in each product
 # (`functional/mec.py`). On the CPU, `F.conv2d` computes this way every ungrouped convolution
-# whose output rows share input rows (stride 1 and no dilation in height),
-# its backward too (both gradients of section 4 come from MEC's copy of $\bar y$). On the 2-core
+# whose output rows share input rows (stride 1 and no dilation in height) and whose maps are not
+# tiny (more than 512 output pixels a sample; below that im2col's copy is small and its products
+# larger), its backward too (both gradients of section 4 come from MEC's copy of $\bar y$). On the 2-core
 # test machine that took about 20 ms off a 305 ms U-Net step
 # (`benchmarks/results/2026-12-02-xeon-mec.md`).
 #
