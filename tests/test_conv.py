@@ -359,7 +359,7 @@ def test_mec_gives_the_im2col_products(backend, threads, data, seed, one_row, si
     ours = mec.products(x.data, geometry, weight, partner.data)
     theirs = conv_module._im2col_products(x.data, geometry, 1, weight, partner.data)
     alone = []
-    for depth in (0, 1 << 30):             # the correlation alone from the row band (at stride 1), and from the kw copies
+    for depth in (0, 1 << 30):             # the correlation alone from the row band (at stride 1), from the kw copies
         monkeypatch.setattr(mec, "ROWS_MIN_DEPTH", depth)
         alone.append(mec.products(x.data, geometry, weight)[0])
     for got, expected in zip(ours + tuple(alone), theirs + theirs[:1] * 2):
