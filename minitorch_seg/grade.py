@@ -66,6 +66,16 @@ def _read(path):
         raise GradeError(f"{path} is not a readable Jupyter notebook ({type(error).__name__}).") from None
 
 
+def _kernel_sockets(folder):
+    """The kernel's channels as Unix sockets in ``folder`` where there are such sockets (not on
+    Windows): TCP's free ports are picked before the kernel binds them, and two kernels started at
+    once (two graders, or a test run's workers) could both be handed the same one."""
+    from traitlets.config import Config
+    if os.name != "posix":
+        return Config()
+    return Config({"KernelManager": {"transport": "ipc", "ip": str(Path(folder) / "kernel")}})
+
+
 def grade_notebook(path, timeout=600, env=None, notebook=None):
     """[Outcome, ...] for one notebook: its exercises in the order of their check cells (then any other
     exercise checked), then its predictions likewise. ``notebook``: the notebook already read from ``path``."""
@@ -78,6 +88,7 @@ def grade_notebook(path, timeout=600, env=None, notebook=None):
         log = Path(scratch) / "outcomes.jsonl"
         kernel_env = dict(os.environ if env is None else env, MINITORCH_SEG_GRADE_LOG=str(log))
         client = NotebookClient(notebook, kernel_name=kernel, timeout=timeout, allow_errors=True,
+                                config=_kernel_sockets(scratch),
                                 resources={"metadata": {"path": str(Path(path).resolve().parent)}})
         crashed = None
         try:

@@ -248,13 +248,18 @@ def executed(request, kernel_environment, tmp_path_factory):
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
+    from minitorch_seg import grade
+
     path = request.param
     if path in _executions:
         return _executions[path]
     notebook = nbformat.read(path, as_version=4)
     workdir = tmp_path_factory.mktemp(path.stem)
     log = workdir / "grade-log.jsonl"
-    client = NotebookClient(notebook, kernel_name="python3", timeout=CELL_TIMEOUT,
+    # Unix sockets, not TCP ports, as the grader's kernels (``grade._kernel_sockets``): a clean clone's
+    # CI run once failed four tests here on "Address already in use", two workers' kernels handed one port.
+    sockets = grade._kernel_sockets(tmp_path_factory.mktemp(f"{path.stem}-kernel"))
+    client = NotebookClient(notebook, kernel_name="python3", timeout=CELL_TIMEOUT, config=sockets,
                             resources={"metadata": {"path": str(workdir)}})
     run = Execution(notebook)
     start = time.perf_counter()
