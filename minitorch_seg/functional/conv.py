@@ -37,8 +37,9 @@ ConvTranspose2d), dL/dw comes from that correlation's own columns (its ``partner
 A stride-1 correlation with fewer output than input channels (in the U-Net, the first conv of each
 decoder level, whose input is the skip and the upsampled map side by side) skips both: one GEMM of
 every tap's weights with the unshifted input, then kh*kw adds of shifted slices
-(``_correlate_shifted``; ``_use_shifted_sum`` is the rule), where MEC does not apply (on CuPy, or
-dilated in height): MEC's row band copies less, and measured faster.
+(``_correlate_shifted``; ``_use_shifted_sum`` is the rule), where MEC does not apply (on CuPy,
+dilated in height, or on maps of ``mec.MIN_PIXELS`` or fewer): MEC's row band copies less, and
+measured faster.
 
 A 3x3 kernel at stride 1 can instead go through Winograd's F(2x2, 3x3) (``winograd.py``): 16
 multiplications per 2x2 outputs instead of 36. ``_use_winograd`` is the dispatch rule, for
@@ -182,8 +183,8 @@ def _correlate(x, w, stride, padding, dilation, groups, partner=None):
 # 64 channels: 7.0 against 8.3, 5.9 against 6.2), and with more outputs im2col already did. Not yet
 # measured on a machine without AVX-512; 0 turns it off (for a benchmark's A/B, say).
 #
-# Where MEC applies (``mec.applies``: the host, no dilation in height) MEC takes these convs instead,
-# on any BLAS: its row band (``mec.correlate_rows``) copies C values a pixel where the shifted sum
+# Where MEC applies (``mec.applies``: the host, no dilation in height, maps of more than 512 pixels)
+# it takes these convs instead, on any BLAS: its row band (``mec.correlate_rows``) copies C values a pixel where the shifted sum
 # writes and adds kh*kw*O, 4.5x as many for a 3x3 kernel with O = C/2. The shifted sum's wins above
 # were against MEC's kw copies, before the row band. 2026-12-03, 2-core AVX-512 Xeon with MKL
 # running MEC's products: the U-Net step 5.7 ms faster (20 rounds, quartiles -10.3, -3.6). 2026-12-04,

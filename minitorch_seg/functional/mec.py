@@ -105,8 +105,9 @@ def applies(xp, groups, geometry):
     forward and 0.1-1.0 ms slower backward (HRNet's and the encoders' shapes, 4x3x128x256 to
     4x64x32x64). Nor on small maps (``MIN_PIXELS``). And the host: on CuPy, im2col's one large GEMM
     per tile is what cuBLAS runs best, and MEC's overlapping views have not yet run on a GPU."""
+    pixels = geometry.out_hw[0] * geometry.out_hw[1]
     return (module_name(xp) != "cupy" and groups == 1 and geometry.dilation[0] == 1
-            and geometry.stride[0] == 1 < geometry.kernel[0] and geometry.out_hw[0] * geometry.out_hw[1] > MIN_PIXELS)
+            and geometry.stride[0] == 1 < geometry.kernel[0] and pixels > MIN_PIXELS)
 
 
 def lower(x, geometry, samples, rows):
