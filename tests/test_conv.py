@@ -295,6 +295,28 @@ def test_mec_leaves_small_maps_to_im2col(side, monkeypatch):
     numpy.testing.assert_allclose(w.grad.numpy()[:, :, 1, 1], grad_w, rtol=1e-10, atol=1e-10)
 
 
+@settings(max_examples=200)
+@given(n=st.integers(1, 9), out_h=st.integers(1, 300), out_w=st.integers(1, 300), row_bytes=st.integers(1, 1 << 22),
+       max_bytes=st.sampled_from([1, 1 << 16, 1 << 20, 1 << 25]), split=st.integers(1, 8))
+def test_mec_tiles_cover_the_map_once_within_the_byte_limit_in_even_runs(n, out_h, out_w, row_bytes, max_bytes,
+                                                                        split, monkeypatch):
+    """``mec._plan``: every (sample, output row) in exactly one tile; each tile a group of ``WIDE``
+    side by side and a run of rows whose band holds at most ``MAX_BYTES`` (or a single row); a
+    group's runs differ by one row at most, and there are ``SPLIT`` tiles or more where the rows allow."""
+    monkeypatch.setattr(mec, "MAX_BYTES", max_bytes)
+    monkeypatch.setattr(mec, "SPLIT", split)
+    plan = mec._plan(n, out_h, out_w, row_bytes)
+    covered = numpy.zeros((n, out_h), dtype=int)
+    for samples, rows in plan:
+        covered[samples, rows] += 1
+        m, r = samples.stop - samples.start, rows.stop - rows.start
+        assert m == min(-(-mec.WIDE // out_w), n - samples.start) and r >= 1
+        assert r == 1 or r * m * row_bytes <= max_bytes
+    assert (covered == 1).all()
+    runs = {rows.stop - rows.start for _, rows in plan}
+    assert max(runs) - min(runs) <= 1
+    assert len(plan) >= min(split, -(-n // min(n, -(-mec.WIDE // out_w))) * out_h)
+
 @pytest.mark.parametrize("channels", [1, 3, 16, 21, 22, 32])
 def test_the_correlation_alone_takes_the_row_band_only_where_its_products_are_deep_enough(channels, monkeypatch):
     """At stride 1 the correlation alone comes from the row band (``mec.correlate_rows``) where each

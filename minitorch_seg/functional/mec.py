@@ -51,6 +51,8 @@ kh*C = 9 inner values each, and without MKL each one after the first adds throug
 There the kw copies, one GEMM per row of kh*C*kw = 27, took half the time; with 16 channels
 (kh*C = 48) they were level on one machine and faster on another.
 """
+import itertools
+
 from ..backend import get_array_module, module_name
 from .. import gemm, parallel
 from . import sliding
@@ -65,11 +67,20 @@ from . import sliding
 WIDE = 128
 
 # Tiles: ``SPLIT`` of them at least on the host, as few as that allows, but no tile's lowered band
-# over ``MAX_BYTES``. Per-tile work (a few copies, one batched matmul) is short, and Python's
-# share of it runs one thread at a time: on the U-Net (4x16x128x256, 2 cores) 1 MiB tiles took 7
-# ms more per 16-channel conv than whole samples, and 4 tiles a group 3 ms more in all than 2.
+# over ``MAX_BYTES``, a group's rows split into tiles that differ by one row at most. Per-tile work
+# (a few copies, one batched matmul) is short, and Python's share of it runs one thread at a time:
+# on the U-Net (4x16x128x256, 2 cores; 2026-12-02, MEC's first version) tiles of at most 1 MiB,
+# the last one short, took 7 ms more per 16-channel conv than whole samples, and 4 tiles a group 3
+# ms more in all than 2. But a backward's two GEMMs read the band one after the other, the second
+# time from a core's L2 cache if it fits there (1 MiB on the Zen 4 and Zen 5 EPYCs). On a 2-core
+# Zen 4 EPYC (2026-12-04), forward + backward, balanced tiles of at most 1 MiB against whole
+# samples (32 MiB), the two taking turns, 40 rounds: at 4x128x256 16 -> 16 2.4 ms faster (of 21),
+# 32 -> 16 4.3 (of 33); at 4x64x128 32 -> 32 0.9 (of 18), 64 -> 32 1.9 (of 30); at 4x32x64 0.5-0.7
+# (of 15-25); the forward alone within 0.2 ms but for 32 -> 16 (0.6 faster). 2 MiB tiles gave
+# 0.4-1.2 ms of that back, 0.5 MiB lost 0.2-2.9 ms. At the training job's size (8x64x128) the tiles
+# were whole samples of 1.5 MiB or less already: level.
 SPLIT = 2
-MAX_BYTES = 1 << 25
+MAX_BYTES = 1 << 20
 
 # ``lower`` copies every tap at once where at least this many output columns read inside x for all
 # of them, else a tap at a time. One thread, the U-Net's maps (4 samples, 3x3), this against a tap at
@@ -207,13 +218,19 @@ def _inside_taps(geometry, w, v):
 
 
 def _plan(n, out_h, out_w, row_bytes):
-    """The tiles, [(samples, rows), ...]: groups of samples side by side (``WIDE``), rows split per ``SPLIT``
-    and ``MAX_BYTES``."""
+    """The tiles, [(samples, rows), ...]: groups of samples side by side (``WIDE``), each group's rows
+    split per ``SPLIT`` and ``MAX_BYTES`` (``row_bytes`` a sample's lowered output row) into runs that
+    differ by one row at most.
+
+    >>> [(s.start, s.stop, r.start, r.stop) for s, r in _plan(1, 10, 256, MAX_BYTES // 3)]   # 3 rows a tile
+    [(0, 1, 0, 2), (0, 1, 2, 5), (0, 1, 5, 7), (0, 1, 7, 10)]
+    """
     per = max(1, min(n, -(-WIDE // max(out_w, 1))))
     groups = [slice(a, min(a + per, n)) for a in range(0, n, per)]
-    splits = -(-SPLIT // max(len(groups), 1))
-    step = max(1, min(MAX_BYTES // max(row_bytes * per, 1), -(-out_h // splits)))
-    return [(samples, slice(r, min(r + step, out_h))) for samples in groups for r in range(0, out_h, step)]
+    most = max(1, MAX_BYTES // max(row_bytes * per, 1))                   # rows a tile may hold
+    count = min(out_h, max(-(-SPLIT // max(len(groups), 1)), -(-out_h // most)))
+    bounds = [k * out_h // count for k in range(count + 1)]
+    return [(samples, slice(a, b)) for samples in groups for a, b in itertools.pairwise(bounds)]
 
 
 def lower_weight(weight):
