@@ -78,6 +78,15 @@ class Tiling(NamedTuple):
 # added, so the same run gives the same bits on any number of threads.
 CONV_TILES = Tiling(1 << 22, host_min=2, on_gpu=True)
 
+# the transposed conv whose copies tile the output (``conv._stamp_disjoint``, the U-Net's 2x2, stride-2
+# upsampling): as CONV_TILES, but two tiles from 1 MiB of columns, not 4. Its tiles write disjoint
+# rows, each a GEMM and kw strided copies, and the deepest one (4x128x16x32 -> 64 channels, 2 MiB)
+# ran in one tile on the caller's thread. On a 2-core Zen 4 EPYC (2026-12-04), the two taking turns,
+# 30 rounds: its forward 1.77 -> 1.11 ms in two tiles (forward + backward 3.76 -> 3.10); at the
+# training job's size 128 -> 64 at 8x8x16 and 64 -> 32 at 8x16x32, forward + backward, 0.22 and
+# 0.40 ms faster (of 2.2, 2.3); the others, already in tiles, level. (CONV_TILES' measurement
+# below, 5.2 ms in one tile against 5.9 in two, was of 2026-12-02, through a ThreadPoolExecutor.)
+STAMP_TILES = Tiling(1 << 22, host_min=2, on_gpu=True, split_bytes=1 << 19)
 # conv's shifted sum (``conv._correlate_shifted``): each tile's GEMM output Z, kh*kw planes of a few
 # output rows of one sample. Measured on the 2-core AVX-512 Xeon, six U-Net forward shapes together:
 # 48.0 ms in 2 MiB tiles, 38.9 in 4, 36.7 in 8, 34.3 in 16, 35.6 in 32.

@@ -528,6 +528,29 @@ def test_the_tiles_are_exact_at_any_stride_dilation_and_groups(backend, threads,
     numpy.testing.assert_allclose(host(y_t), expected, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("threads", [1, 3])
+def test_the_upsampling_stamp_runs_in_tiles_of_rows(backend, threads, monkeypatch):
+    """The transposed conv whose filter copies tile its output (kernel = stride, ``conv._stamp_disjoint``)
+    in tiles of one input row, on one host thread and on three: the loops' values. And on the host
+    the U-Net's deepest one (4x128x16x32 -> 64 channels, 2 MiB of columns) takes two tiles
+    (``parallel.STAMP_TILES``), where ``CONV_TILES`` would keep it whole."""
+    monkeypatch.setattr(parallel, "STAMP_TILES", parallel.STAMP_TILES._replace(bytes=1))   # one row a tile
+    monkeypatch.setattr(parallel, "host_threads", lambda: threads)
+    handed = []
+    monkeypatch.setattr(parallel, "map_tiles", lambda xp, work, tiles, run=parallel.map_tiles: handed.append(len(tiles))
+                        or run(xp, work, tiles))
+    x, w, b = make((2, 6, 5, 3), seed=1), make((6, 4, 2, 3), seed=2), make((4,), seed=3)
+    y = F.conv_transpose2d(x, w, b, stride=(2, 3))
+    assert handed == [5]                                                    # x's 5 rows
+    expected = conv_transpose2d_loops(host(x), host(w), host(b), stride=(2, 3))
+    numpy.testing.assert_allclose(host(y), expected, rtol=1e-12, atol=1e-12)
+    monkeypatch.undo()
+    image, geometry = numpy.empty((4, 64, 32, 64), numpy.float32), sliding.Windows((32, 64), (16, 32), (2, 2), (2, 2),
+                                                                                    (0, 0), (1, 1))
+    assert len(conv_module._row_tiles(image, geometry, parallel.STAMP_TILES)) == 2
+    assert len(conv_module._row_tiles(image, geometry)) == 1
+
+
 # ---- im2col and col2im, public ------------------------------------------------------------------
 @settings(max_examples=FORWARD_EXAMPLES)
 @given(config=conv_configs(), seed=seeds)

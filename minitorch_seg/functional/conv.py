@@ -74,12 +74,13 @@ def _use_winograd(weight_shape, stride, dilation, groups):
 
 
 # ---- the three kernels --------------------------------------------------------------------------
-def _row_tiles(x, geometry):
-    """Tiles of output rows, [(rows,), ...], each with about ``parallel.CONV_TILES.bytes`` of columns."""
+def _row_tiles(x, geometry, tiling=None):
+    """Tiles of output rows, [(rows,), ...], each with about ``tiling.bytes`` of columns (``parallel.CONV_TILES``
+    unless another tiling is given)."""
     n, c = x.shape[:2]
     kh, kw = geometry.kernel
     row_bytes = n * c * kh * kw * geometry.out_hw[1] * x.dtype.itemsize
-    return parallel.tiles(get_array_module(x), parallel.CONV_TILES, geometry.out_hw[:1], row_bytes)
+    return parallel.tiles(get_array_module(x), tiling or parallel.CONV_TILES, geometry.out_hw[:1], row_bytes)
 
 
 def _sample_row_tiles(x, geometry):
@@ -416,7 +417,7 @@ def _stamp_disjoint(g, w, groups, geometry):
         taps = columns.reshape(n, c, kh, kw, rows.stop - rows.start, out_w)      # (N, C, kh, kw, R, Wo)
         for j in range(kw):  # a copy per kernel column runs along Wo: 3.4x faster than one copy, along j
             image[:, :, rows, :, :, j] = taps[:, :, :, j].transpose(0, 1, 3, 2, 4)   # (N, C, R, kh, Wo)
-    parallel.map_tiles(xp, stamp_tile, _row_tiles(image, geometry))
+    parallel.map_tiles(xp, stamp_tile, _row_tiles(image, geometry, parallel.STAMP_TILES))
     return image.reshape(n, c, out_h * kh, out_w * kw)                           # (N, C, H, W)
 
 
