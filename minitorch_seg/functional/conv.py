@@ -146,7 +146,7 @@ def _im2col_products(x, geometry, groups, weight=None, partner=None):
     if partner is None:
         return y, None
     k = x.shape[1] // groups * geometry.kernel[0] * geometry.kernel[1]
-    total = sum(products) if products else xp.zeros((groups, k, partner.shape[1] // groups), dtype=x.dtype)
+    total = parallel.summed(products) if products else xp.zeros((groups, k, partner.shape[1] // groups), dtype=x.dtype)
     return y, total.swapaxes(1, 2).reshape((partner.shape[1], x.shape[1] // groups) + tuple(geometry.kernel))
 
 

@@ -280,7 +280,7 @@ def products(x, geometry, weight=None, partner=None):
     if partner is None:
         return y, None
     p = partner.shape[1]
-    total = sum(sums) if sums else xp.zeros((k, p), dtype=x.dtype)
+    total = parallel.summed(sums) if sums else xp.zeros((k, p), dtype=x.dtype)
     return y, total.reshape(kh, c, kw, p).transpose(3, 1, 0, 2)                   # (P, C, kh, kw), a view
 
 
