@@ -317,6 +317,7 @@ def test_mec_tiles_cover_the_map_once_within_the_byte_limit_in_even_runs(n, out_
     assert max(runs) - min(runs) <= 1
     assert len(plan) >= min(split, -(-n // min(n, -(-mec.WIDE // out_w))) * out_h)
 
+
 @pytest.mark.parametrize("channels", [1, 3, 16, 21, 22, 32])
 def test_the_correlation_alone_takes_the_row_band_only_where_its_products_are_deep_enough(channels, monkeypatch):
     """At stride 1 the correlation alone comes from the row band (``mec.correlate_rows``) where each

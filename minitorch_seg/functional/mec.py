@@ -76,9 +76,9 @@ WIDE = 128
 # Zen 4 EPYC (2026-12-04), forward + backward, balanced tiles of at most 1 MiB against whole
 # samples (32 MiB), the two taking turns, 40 rounds: at 4x128x256 16 -> 16 2.4 ms faster (of 21),
 # 32 -> 16 4.3 (of 33); at 4x64x128 32 -> 32 0.9 (of 18), 64 -> 32 1.9 (of 30); at 4x32x64 0.5-0.7
-# (of 15-25); the forward alone within 0.2 ms but for 32 -> 16 (0.6 faster). 2 MiB tiles gave
-# 0.4-1.2 ms of that back, 0.5 MiB lost 0.2-2.9 ms. At the training job's size (8x64x128) the tiles
-# were whole samples of 1.5 MiB or less already: level.
+# (of 15-25); the forward alone within 0.2 ms but for 32 -> 16 (0.6 faster). 2 MiB tiles were
+# 0.15-1.2 ms slower on five of these six convs, 0.5 MiB tiles 0.2-2.9 ms on all. At the training
+# job's size (8x64x128) the tiles were whole samples of 1.5 MiB or less already: level.
 SPLIT = 2
 MAX_BYTES = 1 << 20
 
