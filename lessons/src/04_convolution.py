@@ -365,7 +365,10 @@ gradcheck(lambda x, w, b: F.conv2d(x, w, b, stride=2, padding=2, dilation=2),
 # $\bar y$ is a correlation with the flipped filter. So the library builds them once per tile and
 # uses them twice: times the flipped filter for $\bar x$, times $x$ for $\bar w$. The im2col of
 # $x$, nine times the input, is never built. On the 2-core test machine that took 38 ms off a
-# 429 ms U-Net step (`benchmarks/results/2026-12-02-xeon-shared-columns.md`).
+# 429 ms U-Net step (`benchmarks/results/2026-12-02-xeon-shared-columns.md`). Using them twice pays
+# most when the second product finds them still in the core's own cache, so a tile's columns are
+# kept to about the size of its L2 (1 MiB on the EPYCs): whole samples a tile took up to 4.3 ms
+# longer a conv (`benchmarks/results/2026-12-04-zen4-tiles.md`).
 
 # %% [markdown]
 # ## 5. Convolution and transposed convolution are each other's backward
