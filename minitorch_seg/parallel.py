@@ -85,7 +85,7 @@ CONV_TILES = Tiling(1 << 22, host_min=2, on_gpu=True)
 # 30 rounds: its forward 1.77 -> 1.11 ms in two tiles (forward + backward 3.76 -> 3.10); at the
 # training job's size 128 -> 64 at 8x8x16 and 64 -> 32 at 8x16x32, forward + backward, 0.22 and
 # 0.40 ms faster (of 2.2, 2.3); the others, already in tiles, level. (CONV_TILES' measurement
-# below, 5.2 ms in one tile against 5.9 in two, was of 2026-12-02, through a ThreadPoolExecutor.)
+# above, 5.2 ms in one tile against 5.9 in two, was of 2026-12-02, through a ThreadPoolExecutor.)
 STAMP_TILES = Tiling(1 << 22, host_min=2, on_gpu=True, split_bytes=1 << 19)
 # conv's shifted sum (``conv._correlate_shifted``): each tile's GEMM output Z, kh*kw planes of a few
 # output rows of one sample. Measured on the 2-core AVX-512 Xeon, six U-Net forward shapes together:

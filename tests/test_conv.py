@@ -315,7 +315,8 @@ def test_mec_tiles_cover_the_map_once_within_the_byte_limit_in_even_runs(n, out_
     assert (covered == 1).all()
     runs = {rows.stop - rows.start for _, rows in plan}
     assert max(runs) - min(runs) <= 1
-    assert len(plan) >= min(split, -(-n // min(n, -(-mec.WIDE // out_w))) * out_h)
+    groups = -(-n // min(n, -(-mec.WIDE // out_w)))
+    assert len(plan) >= min(split, groups * out_h)
 
 
 @pytest.mark.parametrize("channels", [1, 3, 16, 21, 22, 32])
