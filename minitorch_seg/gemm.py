@@ -47,6 +47,7 @@ import warnings
 
 import numpy
 
+from . import small_products
 from .backend import get_array_module
 
 _ROW_MAJOR, _NO_TRANS, _TRANS, _SEQUENTIAL, _LP64 = 101, 111, 112, 1, 0
@@ -206,11 +207,11 @@ def matmul(a, b, out=None, accumulate=False):
     if accumulate and out is None:
         raise ValueError("gemm.matmul: accumulate=True adds into out, which is missing.")
     plan = _cached_plan(a, b, out) if enabled else None
-    if plan is None:
+    if plan is None:                       # NumPy's (or CuPy's) matmul, in small parts where that pays
         if accumulate:
-            out += get_array_module(a, b).matmul(a, b)
+            out += _array_matmul(a, b)
             return out
-        return get_array_module(a, b).matmul(a, b, out=out)
+        return _array_matmul(a, b, out)
     if plan.via_copy or (out is not None and (numpy.may_share_memory(out, a) or numpy.may_share_memory(out, b))):
         # out's matrices overlap, have no unit stride, or lie in a's or b's memory (which MKL would read
         # after writing it): through a new array, as NumPy does
@@ -227,6 +228,13 @@ def matmul(a, b, out=None, accumulate=False):
         raise RuntimeError(f"gemm.matmul: MKL rejected the product of {a.shape} by {b.shape} (strides "
                            f"{a.strides}, {b.strides}); set minitorch_seg.gemm.enabled = False to go on without it.")
     return result
+
+
+def _array_matmul(a, b, out=None):
+    """The array module's ``matmul``, through OpenBLAS's small-matrix kernels where they take the product
+    cut in parts (``small_products``)."""
+    result = small_products.matmul(a, b, out)
+    return get_array_module(a, b).matmul(a, b, out=out) if result is None else result
 
 
 # Plans by the operands' layouts (shapes, strides, dtypes; out's writeability), so that the conv tiles'

@@ -1,0 +1,144 @@
+"""OpenBLAS's small-matrix kernels: a product cut into the parts they take (``matmul``).
+
+OpenBLAS multiplies two matrices the classic way: it first copies ("packs") panels of both into
+buffers laid out for its inner kernel, then runs that kernel over the buffers. With its AVX-512
+kernels (the core it names ``SkylakeX``, which it runs on AVX-512 Xeons and on Zen 4 and Zen 5
+EPYCs) it has a second way, for small products: kernels that read the operands where they lie,
+with nothing packed. ``cblas_sgemm`` takes it where (``sgemm_small_kernel_permit_skylakex.c``)
+
+- M*N*K <= 100^3 (``PRODUCT``), the product's multiply-adds, and
+- where B is read transposed (row-major ``a @ b.T``, a weight gradient's product): M*N <= 1200
+  (``TRANSPOSED_CELLS``) and K >= 32 (``TRANSPOSED_MIN_DEPTH``).
+
+(A row-major call runs as the column-major product of the transposes, B^T A^T: row-major B
+transposed is the column-major A transposed, the permit's "TN" case.)
+
+Most of the conv kernels' per-row products are a little over that size: MEC's 16 -> 32-channel
+backward at 128x256 multiplies (32, 144) by (144, 256), 1.18 million multiply-adds. Its halves,
+(16, 144) by (144, 256), are under it. On one core of a 2-core Zen 4 EPYC (2026-12-04), batches
+of 8 products as the tiles run them, the two ways taking turns, GFLOP/s in two series (the VM ran
+at two speeds):
+
+    (M, K, N)            whole      in parts
+    (32, 144, 256)       79-82      2 of (16, 144, 256)      107-110
+    (64, 288, 128)       82-94      4 of (16, 288, 128)      98-108
+    (64, 384, 130)       89-93      4 of (16, 384, 130)      102-110
+    (144, 256, 16)^T     55-71      2 of (72, 256, 16)^T     78-101
+    (144, 256, 32)^T     66-78      4 of (36, 256, 32)^T     79-103
+
+(^T: B read transposed.) So ``matmul`` cuts a product's M and N axes into equal parts that the
+small kernels take: views of the operands and of the result, no copy, and each result value still
+one dot product over all of K; NumPy's matmul then loops over the parts. Of the cuts with the
+fewest parts it takes the one with the widest N part (the longest rows of the result), but for a
+transposed B the tallest M part; measured, the other orders were as fast or slower.
+
+The same bits. The packed kernels add a dot product in runs of at most 448 terms along K
+(OpenBLAS's SGEMM_Q for these cores, ``DEPTH``), then add the runs; the small NN kernel adds all
+of K in one run, in the same order. So up to 448 the parts give bitwise the whole product's
+values, and beyond it the single run rounds more: (128, 1152) by (1152, 128), float32 against
+float64, 1.1e-6 of the largest value against 4.9e-7. Such products stay whole. With B
+transposed the small kernel rounds less than the packed one (1.0e-7 to 2.3e-7 against 4.1e-7 to
+5.8e-7, K from 128 to 2048): other bits, closer to float64's.
+
+Where no cut applies it returns None and the product runs whole: the parts would be over
+``MOST_PARTS``, or thinner than ``THINNEST`` rows or columns, or K is over ``DEPTH`` with B as it
+lies, or the product is not float32 on OpenBLAS's AVX-512 kernels (other cores have no small
+kernels: packed, smaller products only run slower; ``OPENBLAS_CORETYPE=Haswell`` is one).
+"""
+import functools
+import os
+
+import numpy
+
+PRODUCT, TRANSPOSED_CELLS, TRANSPOSED_MIN_DEPTH = 100 ** 3, 1200, 32     # OpenBLAS's permit, above
+MOST_PARTS, THINNEST = 32, 16
+DEPTH = 448                               # the packed kernels' longest run along K (module docstring)
+CORES = ("SkylakeX",)                     # OpenBLAS's cores with the small kernels that were measured here
+
+enabled = os.environ.get("MINITORCH_SEG_SMALL_PRODUCTS", "1") != "0"
+_found = []                               # [whether NumPy's BLAS is OpenBLAS on one of CORES], once looked up
+
+
+def available():
+    """Whether NumPy's BLAS is an OpenBLAS running one of ``CORES`` (looked up once, by threadpoolctl)."""
+    if not _found:
+        _found.append(_openblas_core() in CORES)
+    return _found[0]
+
+
+def _openblas_core():
+    """The core NumPy's OpenBLAS runs (its ``openblas_get_corename``), or None where NumPy's BLAS is another."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:  # pragma: no cover - a dependency
+        return None
+    blas = [info for info in threadpool_info() if info.get("user_api") == "blas"]
+    cores = {info.get("architecture") for info in blas if info.get("internal_api") == "openblas"}
+    return cores.pop() if len(cores) == 1 and len(blas) == len([i for i in blas if i.get("internal_api") == "openblas"]) else None
+
+
+@functools.lru_cache(maxsize=1024)
+def parts(m, k, n, transposed):
+    """(M parts, N parts) that cut an (m, k) by (k, n) product into ones the small kernels take, the
+    fewest such; (1, 1) where it is small already; None where no cut pays (module docstring).
+    ``transposed``: B read transposed.
+
+    >>> parts(32, 144, 256, False), parts(144, 256, 16, True), parts(128, 1152, 512, False)
+    ((2, 1), (2, 1), None)
+    """
+    def small(rows, cols):
+        if transposed and (rows * cols > TRANSPOSED_CELLS or k < TRANSPOSED_MIN_DEPTH):
+            return False
+        return rows * cols * k <= PRODUCT
+    if small(m, n):
+        return 1, 1
+    if not transposed and k > DEPTH:
+        return None
+    cuts = [(p * q, -(m // p if transposed else n // q), (p, q))
+            for p in _divisors(m) if p == 1 or m // p >= THINNEST
+            for q in _divisors(n) if q == 1 or n // q >= THINNEST
+            if p * q <= MOST_PARTS and small(m // p, n // q)]
+    return min(cuts)[2] if cuts else None
+
+
+def _divisors(size):
+    """The divisors of size, ascending."""
+    low = [d for d in range(1, int(size ** 0.5) + 1) if size % d == 0]
+    return sorted(set(low + [size // d for d in low]))
+
+
+def matmul(a, b, out=None):
+    """``numpy.matmul(a, b, out=out)`` in parts the small kernels take, and the result; None, having
+    computed nothing, where the product is better run whole (``parts``). a (..., M, K), b (..., K, N)
+    host arrays, out (..., M, N) or None; their matrices as NumPy's matmul hands them to BLAS."""
+    if not (enabled and type(a) is type(b) is numpy.ndarray and a.dtype == b.dtype == numpy.float32
+            and a.ndim >= 2 and b.ndim >= 2 and available()):
+        return None
+    (m, k), n, item = a.shape[-2:], b.shape[-1], a.itemsize
+    a_rows, b_rows = a.strides[-1] == item or k == 1, b.strides[-1] == item or n == 1
+    if b.shape[-2] != k or not (a_rows and (b_rows or b.strides[-2] == item)):
+        return None                         # numpy's error; a read transposed, or a layout NumPy copies first
+    cut = parts(m, k, n, transposed=not b_rows)
+    if cut is None or cut == (1, 1):
+        return None
+    try:
+        shape = numpy.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (m, n)
+    except ValueError:
+        return None                         # numpy's error
+    if out is None:
+        out = numpy.empty(shape, dtype=a.dtype)
+    elif not (type(out) is numpy.ndarray and out.shape == shape and out.dtype == a.dtype and out.flags.writeable
+              and out.strides[-1] == item and not numpy.may_share_memory(out, a)
+              and not numpy.may_share_memory(out, b)):
+        return None                         # as numpy.matmul takes it (an error, a copy, a tuple)
+    return _cut(a, b, out, cut)
+
+
+def _cut(a, b, out, cut):
+    """out = a @ b in cut = (p, q) parts: M in p, N in q; views of all three, one NumPy matmul over the parts."""
+    (p, q), (m, k), n = cut, a.shape[-2:], b.shape[-1]
+    a_parts = a.reshape(a.shape[:-2] + (p, 1, m // p, k))                             # (..., p, 1, M/p, K)
+    b_parts = b.reshape(b.shape[:-2] + (1, k, q, n // q)).swapaxes(-3, -2)             # (..., 1, q, K, N/q)
+    out_parts = out.reshape(out.shape[:-2] + (p, m // p, q, n // q)).swapaxes(-3, -2)  # (..., p, q, M/p, N/q)
+    numpy.matmul(a_parts, b_parts, out=out_parts)
+    return out

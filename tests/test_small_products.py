@@ -1,0 +1,199 @@
+"""small_products: a float32 product cut into the parts OpenBLAS's small-matrix kernels take.
+
+The cut is checked against OpenBLAS's own limits and against every other cut (the fewest parts), and
+the product in parts against numpy.matmul, on any machine: ``_found`` is set as if NumPy's OpenBLAS
+ran its AVX-512 kernels, since the arithmetic of the parts does not depend on which kernels run them.
+"""
+import numpy
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numpy.lib.stride_tricks import as_strided
+
+from minitorch_seg import gemm, small_products
+from minitorch_seg.small_products import (
+    DEPTH,
+    MOST_PARTS,
+    PRODUCT,
+    THINNEST,
+    TRANSPOSED_CELLS,
+    TRANSPOSED_MIN_DEPTH,
+)
+
+
+@pytest.fixture
+def on(monkeypatch):
+    """As on a machine where NumPy's OpenBLAS runs its AVX-512 kernels, MKL off."""
+    monkeypatch.setattr(small_products, "_found", [True])
+    monkeypatch.setattr(small_products, "enabled", True)
+    monkeypatch.setattr(gemm, "enabled", False)
+
+
+def small(m, k, n, transposed):
+    """OpenBLAS's permit for its small kernels (sgemm_small_kernel_permit_skylakex.c), row-major terms."""
+    if transposed and (m * n > TRANSPOSED_CELLS or k < TRANSPOSED_MIN_DEPTH):
+        return False
+    return m * n * k <= PRODUCT
+
+
+def allowed(m, k, n, transposed):
+    """Every cut the module docstring allows: equal parts, none thinner than THINNEST unless uncut,
+    at most MOST_PARTS, each small."""
+    return [(p, q) for p in range(1, m + 1) for q in range(1, n + 1)
+            if m % p == 0 and n % q == 0 and p * q <= MOST_PARTS
+            and (p == 1 or m // p >= THINNEST) and (q == 1 or n // q >= THINNEST)
+            and small(m // p, k, n // q, transposed)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(m=st.sampled_from([1, 3, 16, 19, 32, 48, 64, 128, 144, 288, 576, 1152]), k=st.integers(1, 1200),
+       n=st.sampled_from([1, 8, 16, 32, 64, 65, 128, 130, 256, 512, 2048, 8192]), transposed=st.booleans())
+def test_the_cut_is_the_fewest_parts_the_small_kernels_take(m, k, n, transposed):
+    """(1, 1) exactly where the whole product is small; None exactly where no allowed cut exists, or
+    B is read as it lies and K is over ``DEPTH``; else an allowed cut with the fewest parts, its ties to the widest N part (the tallest M part
+    where B is read transposed)."""
+    cut, cuts = small_products.parts(m, k, n, transposed), allowed(m, k, n, transposed)
+    if small(m, k, n, transposed):
+        assert cut == (1, 1)
+        return
+    if not cuts or (not transposed and k > DEPTH):
+        assert cut is None
+        return
+    assert cut in cuts
+    fewest = min(p * q for p, q in cuts)
+    assert cut[0] * cut[1] == fewest
+    ties = [(p, q) for p, q in cuts if p * q == fewest]
+    assert cut == (max(ties, key=lambda c: m // c[0]) if transposed else max(ties, key=lambda c: n // c[1]))
+
+
+def test_the_cuts_of_the_unets_products():
+    """The U-Net's products as the tiles make them: MEC's (O, K) by (K, Wo) rows, its weight gradient's
+    (K, Wo) by (Wo, P) read transposed, im2col's larger ones (left whole: over MOST_PARTS parts)."""
+    assert small_products.parts(32, 144, 256, False) == (2, 1)
+    assert small_products.parts(64, 384, 130, False) == (4, 1)
+    assert small_products.parts(64, 576, 128, False) is None               # K over DEPTH
+    assert small_products.parts(144, 256, 16, True) == (2, 1)
+    assert small_products.parts(288, 128, 64, True) == (4, 4)
+    assert small_products.parts(16, 144, 256, False) == (1, 1)
+    assert small_products.parts(128, 1152, 512, False) is None
+
+
+def test_the_limits_are_openblass_to_the_unit():
+    """At the limits: 100^3 multiply-adds is small, one more column is not; 1200 cells with B read
+    transposed are, 1216 are not; an inner size of 31 never is with B transposed, 32 is."""
+    assert small_products.parts(100, 100, 100, False) == (1, 1)
+    assert small_products.parts(100, 100, 200, False) == (2, 1)
+    assert small_products.parts(75, 64, 16, True) == (1, 1)
+    assert small_products.parts(76, 64, 16, True) == (2, 1)
+    assert small_products.parts(150, 64, 16, True) == (2, 1)
+    assert small_products.parts(16, 31, 16, True) is None
+    assert small_products.parts(16, 32, 16, True) == (1, 1)
+    assert small_products.parts(32, 448, 256, False) == (2, 2)
+    assert small_products.parts(32, 449, 256, False) is None
+    assert small_products.parts(32, 449, 256, True) == (1, 8)                # DEPTH is for B as it lies
+
+
+@pytest.mark.skipif(not small_products.available(), reason="NumPy's BLAS is not OpenBLAS on its AVX-512 kernels")
+def test_in_parts_the_same_bits_as_whole_up_to_the_packed_kernels_depth(monkeypatch):
+    """On OpenBLAS's AVX-512 kernels: with B as it lies and K up to DEPTH, the products in parts are
+    bitwise the whole product's (each dot product added in one run, in order, both ways); above it
+    they are not (the packed kernel adds runs of DEPTH), which is why those stay whole."""
+    monkeypatch.setattr(gemm, "enabled", False)
+    rng = numpy.random.default_rng(0)
+    for k, same in [(144, True), (448, True), (449 + 63, False)]:
+        a, b = rng.standard_normal((32, k)).astype(numpy.float32), rng.standard_normal((3, k, 256)).astype(numpy.float32)
+        whole = numpy.matmul(a, b)
+        cut = small_products._cut(a, b, numpy.empty_like(whole), (2, 4))
+        assert numpy.array_equal(cut, whole) is same
+
+
+def operand(draw, shape, rng, transposed=False):
+    """A float32 array of ``shape`` in C order, read transposed (a transposed C-order array), or rows
+    that overlap (MEC's views, each matrix a row further into one band)."""
+    if transposed:
+        return numpy.ascontiguousarray(rng.standard_normal(shape[:-2] + shape[:-3:-1]).astype(numpy.float32)).swapaxes(-1, -2)
+    if len(shape) == 3 and draw(st.booleans()):
+        rows, cols = shape[1:]
+        base = rng.standard_normal(((shape[0] - 1) + rows) * cols).astype(numpy.float32)
+        return as_strided(base, shape=shape, strides=(cols * 4, cols * 4, 4), writeable=False)
+    return rng.standard_normal(shape).astype(numpy.float32)
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data(), shape=st.sampled_from([(32, 144, 256, False), (64, 288, 130, False), (64, 384, 130, False),
+                                              (19, 16, 8192, False), (144, 256, 16, True), (288, 128, 64, True)]),
+       r=st.integers(1, 3), batched_a=st.booleans(), into=st.sampled_from(["new", "c", "interleaved", "accumulate"]),
+       through_gemm=st.booleans())
+def test_the_product_in_parts_is_numpys(on, monkeypatch, data, shape, r, batched_a, into, through_gemm):
+    """a (M, K) or a batch of them, b (r, K, N) in C order, in overlapping rows or read transposed; into
+    a new array, a C-order out, an out whose matrices interleave (y's rows, as MEC writes them) or
+    added to what out held (gemm.matmul's accumulate): numpy.matmul's product, and it was cut."""
+    m, k, n, transposed = shape
+    rng = numpy.random.default_rng(data.draw(st.integers(0, 2**16)))
+    a = operand(data.draw, (r, m, k) if batched_a else (m, k), rng)
+    b = operand(data.draw, (r, k, n), rng, transposed)
+    expected = numpy.matmul(a.astype(numpy.float64), b.astype(numpy.float64))
+    results = []
+    monkeypatch.setattr(small_products, "matmul", lambda *args, real=small_products.matmul: results.append(real(*args))
+                        or results[-1])
+    out = None
+    if into != "new":
+        out = numpy.full((m, r, n), numpy.nan, numpy.float32).swapaxes(0, 1) if into == "interleaved" else \
+            numpy.full((r, m, n), numpy.nan, numpy.float32)
+    if into == "accumulate":
+        out[...] = rng.standard_normal(out.shape)
+        expected = expected + out
+        got = gemm.matmul(a, b, out=out, accumulate=True)
+    else:
+        got = gemm.matmul(a, b, out=out) if through_gemm else small_products.matmul(a, b, out)
+    assert results and results[-1] is not None                          # cut, not handed back whole
+    assert out is None or got is out
+    assert got.shape == expected.shape and got.dtype == numpy.float32
+    numpy.testing.assert_allclose(got, expected, rtol=0, atol=2e-5 * numpy.abs(expected).max())
+
+
+def test_what_it_leaves_whole(on, monkeypatch):
+    """None, and nothing written, for: float64, A read transposed, a layout NumPy copies first, an
+    out in an operand's memory, of another shape, read-only or a tuple, a product already small, and
+    off (``enabled``) or without the kernels (another OpenBLAS core, another BLAS)."""
+    rng = numpy.random.default_rng(0)
+    a, b = rng.standard_normal((32, 144)).astype(numpy.float32), rng.standard_normal((144, 256)).astype(numpy.float32)
+    assert small_products.matmul(a, b) is not None
+    frozen = numpy.zeros((32, 256), numpy.float32)
+    frozen.flags.writeable = False
+    inside = numpy.zeros(144 * 256 + 8, numpy.float32)
+    b_inside = inside[:144 * 256].reshape(144, 256)
+    b_inside[...] = b
+    for args in [(a.astype(numpy.float64), b.astype(numpy.float64)), (numpy.asfortranarray(a), b), (a, b[:, ::2]),
+                 (a, b_inside, inside[8:8 + 32 * 256].reshape(32, 256)), (a, b, numpy.zeros((32, 255), numpy.float32)),
+                 (a, b, frozen), (a, b, (numpy.zeros((32, 256), numpy.float32),)), (a[:16], b)]:
+        assert small_products.matmul(*args) is None
+    numpy.testing.assert_array_equal(frozen, 0)
+    monkeypatch.setattr(small_products, "enabled", False)
+    assert small_products.matmul(a, b) is None
+    monkeypatch.setattr(small_products, "enabled", True)
+    for core, found in [("Haswell", False), ("SkylakeX", True), (None, False)]:
+        monkeypatch.setattr(small_products, "_found", [])
+        monkeypatch.setattr(small_products, "_openblas_core", lambda core=core: core)
+        assert small_products.available() is found
+        assert (small_products.matmul(a, b) is not None) is found
+
+
+def test_the_same_bits_wherever_the_arrays_start(on):
+    """The same operands at 16 different addresses give bitwise the same product in parts: a resumed
+    run, whose arrays land elsewhere, computes what the uninterrupted one did."""
+    rng = numpy.random.default_rng(0)
+    for m, k, n, transposed in [(32, 144, 256, False), (64, 576, 128, False), (144, 256, 16, True)]:
+        a = rng.standard_normal((3, m, k)).astype(numpy.float32)
+        b = rng.standard_normal((3, n, k)).astype(numpy.float32).swapaxes(1, 2) if transposed else \
+            rng.standard_normal((3, k, n)).astype(numpy.float32)
+        first = small_products.matmul(a, b)
+        for offset in range(1, 16):
+            moved = [numpy.empty(x.size + 16, x.dtype)[offset:offset + x.size].reshape(x.shape) for x in (a, b)]
+            moved[0][...], moved[1][...] = a, b
+            if transposed:
+                moved[1] = numpy.ascontiguousarray(b.swapaxes(1, 2))
+                shifted = numpy.empty(moved[1].size + 16, numpy.float32)[offset:offset + moved[1].size]
+                shifted[...] = moved[1].reshape(-1)
+                moved[1] = shifted.reshape(moved[1].shape).swapaxes(1, 2)
+            assert numpy.array_equal(small_products.matmul(*moved), first)
