@@ -32,18 +32,27 @@ one dot product over all of K; NumPy's matmul then loops over the parts. Of the 
 fewest parts it takes the one with the widest N part (the longest rows of the result), but for a
 transposed B the tallest M part; measured, the other orders were as fast or slower.
 
-The same bits. The packed kernels add a dot product in runs of at most 448 terms along K
-(OpenBLAS's SGEMM_Q for these cores, ``DEPTH``), then add the runs; the small NN kernel adds all
-of K in one run, in the same order. So up to 448 the parts give bitwise the whole product's
-values, and beyond it the single run rounds more: (128, 1152) by (1152, 128), float32 against
-float64, 1.1e-6 of the largest value against 4.9e-7. Such products stay whole. With B
-transposed the small kernel rounds less than the packed one (1.0e-7 to 2.3e-7 against 4.1e-7 to
-5.8e-7, K from 128 to 2048): other bits, closer to float64's.
+The same bits. The packed kernels add each dot product in runs along K of at most 448 terms
+(OpenBLAS's SGEMM_Q for these cores, ``DEPTH``; ``runs``), each run into the result in turn; the
+small NN kernel adds all of its K in one run, in the same order. So up to 448 the parts give
+bitwise the whole product's values. Beyond it one run would round more ((128, 1152) by (1152,
+128), float32 against float64: 1.1e-6 of the largest value against 4.9e-7), so the product goes
+run by run, as the packed kernels go: each run's product in parts, added into the result in
+order. That gives their bits again (checked for K from 449 to 4608), at the price of one add of
+the result for each run after the first: (64, 576) by (576, 128), 94 -> 110 GFLOP/s. With B
+transposed the small kernel runs all of K at once and rounds less than the packed one (1.0e-7
+to 2.3e-7 of the largest value against 4.1e-7 to 5.8e-7, K from 128 to 2048): other bits,
+closer to float64's.
+
+(All of this on one thread, as the tiles run BLAS: with two, OpenBLAS splits a whole product
+between them in its own way, and its bits change with the thread count.)
 
 Where no cut applies it returns None and the product runs whole: the parts would be over
-``MOST_PARTS``, or thinner than ``THINNEST`` rows or columns, or K is over ``DEPTH`` with B as it
-lies, or the product is not float32 on OpenBLAS's AVX-512 kernels (other cores have no small
-kernels: packed, smaller products only run slower; ``OPENBLAS_CORETYPE=Haswell`` is one).
+``MOST_PARTS``, or thinner than ``THINNEST`` rows or columns, or the product is not float32 on
+OpenBLAS's AVX-512 kernels (other cores have no small kernels: packed, smaller products only
+run slower; ``OPENBLAS_CORETYPE=Haswell`` is one). And only inside ``parallel.tile_threads()``,
+where BLAS runs on one thread and the tiles on the host threads: outside it OpenBLAS runs a
+product over 2^18 multiply-adds on all its threads, and the small kernels run on one.
 """
 import functools
 import os
@@ -52,7 +61,7 @@ import numpy
 
 PRODUCT, TRANSPOSED_CELLS, TRANSPOSED_MIN_DEPTH = 100 ** 3, 1200, 32     # OpenBLAS's permit, above
 MOST_PARTS, THINNEST = 32, 16
-DEPTH = 448                               # the packed kernels' longest run along K (module docstring)
+DEPTH, UNROLL = 448, 16                   # the packed kernels' runs along K (``runs``; module docstring)
 CORES = ("SkylakeX",)                     # OpenBLAS's cores with the small kernels that were measured here
 
 enabled = os.environ.get("MINITORCH_SEG_SMALL_PRODUCTS", "1") != "0"
@@ -64,6 +73,13 @@ def available():
     if not _found:
         _found.append(_openblas_core() in CORES)
     return _found[0]
+
+
+def _blas_on_one_thread():
+    """Inside ``parallel.tile_threads()``: BLAS on one thread, the tiles on the host threads. (Imported
+    here: parallel imports gemm, which imports this module.)"""
+    from . import parallel
+    return parallel.host_threads() > 1
 
 
 def _openblas_core():
@@ -92,13 +108,48 @@ def parts(m, k, n, transposed):
         return rows * cols * k <= PRODUCT
     if small(m, n):
         return 1, 1
-    if not transposed and k > DEPTH:
-        return None
     cuts = [(p * q, -(m // p if transposed else n // q), (p, q))
             for p in _divisors(m) if p == 1 or m // p >= THINNEST
             for q in _divisors(n) if q == 1 or n // q >= THINNEST
             if p * q <= MOST_PARTS and small(m // p, n // q)]
     return min(cuts)[2] if cuts else None
+
+
+def runs(k):
+    """The packed kernels' runs along K, [(start, stop), ...]: OpenBLAS's level-3 driver takes ``DEPTH`` at
+    a time while twice that is left, then what is left in one run, or in two if over ``DEPTH``, the
+    first half rounded up to a multiple of ``UNROLL``.
+
+    >>> runs(448), runs(576), runs(1152)
+    ([(0, 448)], [(0, 288), (288, 576)], [(0, 448), (448, 800), (800, 1152)])
+    """
+    spans, start = [], 0
+    while start < k:
+        size = k - start
+        if size >= 2 * DEPTH:
+            size = DEPTH
+        elif size > DEPTH:
+            size = -(-(size // 2) // UNROLL) * UNROLL
+        spans.append((start, start + size))
+        start += size
+    return spans
+
+
+@functools.lru_cache(maxsize=1024)
+def plan(m, k, n, transposed):
+    """The product as the small kernels run it: [(start, stop, cut), ...], a run along K and its cut
+    (``parts``) each, their sums added in order; None where it runs whole (the product is small
+    already, or a run has no cut). B as it lies: the packed kernels' own runs (``runs``), so the
+    sums are theirs, bit for bit; B transposed: one run, all of K (module docstring).
+
+    >>> plan(64, 576, 128, False), plan(144, 256, 16, True), plan(16, 144, 256, False)
+    ([(0, 288, (4, 1)), (288, 576, (4, 1))], [(0, 256, (2, 1))], None)
+    """
+    spans = [(0, k)] if transposed else runs(k)
+    steps = [(start, stop, parts(m, stop - start, n, transposed)) for start, stop in spans]
+    if parts(m, k, n, transposed) == (1, 1) or any(cut is None for _, _, cut in steps):
+        return None
+    return steps
 
 
 def _divisors(size):
@@ -109,17 +160,17 @@ def _divisors(size):
 
 def matmul(a, b, out=None):
     """``numpy.matmul(a, b, out=out)`` in parts the small kernels take, and the result; None, having
-    computed nothing, where the product is better run whole (``parts``). a (..., M, K), b (..., K, N)
+    computed nothing, where the product is better run whole (``plan``). a (..., M, K), b (..., K, N)
     host arrays, out (..., M, N) or None; their matrices as NumPy's matmul hands them to BLAS."""
     if not (enabled and type(a) is type(b) is numpy.ndarray and a.dtype == b.dtype == numpy.float32
-            and a.ndim >= 2 and b.ndim >= 2 and available()):
+            and a.ndim >= 2 and b.ndim >= 2 and _blas_on_one_thread() and available()):
         return None
     (m, k), n, item = a.shape[-2:], b.shape[-1], a.itemsize
     a_rows, b_rows = a.strides[-1] == item or k == 1, b.strides[-1] == item or n == 1
     if b.shape[-2] != k or not (a_rows and (b_rows or b.strides[-2] == item)):
         return None                         # numpy's error; a read transposed, or a layout NumPy copies first
-    cut = parts(m, k, n, transposed=not b_rows)
-    if cut is None or cut == (1, 1):
+    steps = plan(m, k, n, not b_rows)
+    if steps is None:
         return None
     try:
         shape = numpy.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (m, n)
@@ -131,7 +182,12 @@ def matmul(a, b, out=None):
               and out.strides[-1] == item and not numpy.may_share_memory(out, a)
               and not numpy.may_share_memory(out, b)):
         return None                         # as numpy.matmul takes it (an error, a copy, a tuple)
-    return _cut(a, b, out, cut)
+    (start, stop, cut), *rest = steps
+    _cut(a[..., start:stop], b[..., start:stop, :], out, cut)
+    partial = numpy.empty(shape, dtype=a.dtype) if rest else None
+    for start, stop, cut in rest:                      # the packed kernels' order: run by run into out
+        out += _cut(a[..., start:stop], b[..., start:stop, :], partial, cut)
+    return out
 
 
 def _cut(a, b, out, cut):

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.lib.stride_tricks import as_strided
 
-from minitorch_seg import gemm, small_products
+from minitorch_seg import gemm, parallel, small_products
 from minitorch_seg.small_products import (
     DEPTH,
     MOST_PARTS,
@@ -18,14 +18,16 @@ from minitorch_seg.small_products import (
     THINNEST,
     TRANSPOSED_CELLS,
     TRANSPOSED_MIN_DEPTH,
+    UNROLL,
 )
 
 
 @pytest.fixture
 def on(monkeypatch):
-    """As on a machine where NumPy's OpenBLAS runs its AVX-512 kernels, MKL off."""
+    """As on a machine where NumPy's OpenBLAS runs its AVX-512 kernels, inside tile_threads(), MKL off."""
     monkeypatch.setattr(small_products, "_found", [True])
     monkeypatch.setattr(small_products, "enabled", True)
+    monkeypatch.setattr(parallel, "host_threads", lambda: 2)
     monkeypatch.setattr(gemm, "enabled", False)
 
 
@@ -49,14 +51,14 @@ def allowed(m, k, n, transposed):
 @given(m=st.sampled_from([1, 3, 16, 19, 32, 48, 64, 128, 144, 288, 576, 1152]), k=st.integers(1, 1200),
        n=st.sampled_from([1, 8, 16, 32, 64, 65, 128, 130, 256, 512, 2048, 8192]), transposed=st.booleans())
 def test_the_cut_is_the_fewest_parts_the_small_kernels_take(m, k, n, transposed):
-    """(1, 1) exactly where the whole product is small; None exactly where no allowed cut exists, or
-    B is read as it lies and K is over ``DEPTH``; else an allowed cut with the fewest parts, its ties to the widest N part (the tallest M part
+    """(1, 1) exactly where the whole product is small; None exactly where no allowed cut exists;
+    else an allowed cut with the fewest parts, its ties to the widest N part (the tallest M part
     where B is read transposed)."""
     cut, cuts = small_products.parts(m, k, n, transposed), allowed(m, k, n, transposed)
     if small(m, k, n, transposed):
         assert cut == (1, 1)
         return
-    if not cuts or (not transposed and k > DEPTH):
+    if not cuts:
         assert cut is None
         return
     assert cut in cuts
@@ -71,7 +73,10 @@ def test_the_cuts_of_the_unets_products():
     (K, Wo) by (Wo, P) read transposed, im2col's larger ones (left whole: over MOST_PARTS parts)."""
     assert small_products.parts(32, 144, 256, False) == (2, 1)
     assert small_products.parts(64, 384, 130, False) == (4, 1)
-    assert small_products.parts(64, 576, 128, False) is None               # K over DEPTH
+    assert small_products.plan(64, 576, 128, False) == [(0, 288, (4, 1)), (288, 576, (4, 1))]   # two runs along K
+    assert small_products.plan(128, 1152, 128, False) == [(0, 448, (8, 1)), (448, 800, (8, 1)), (800, 1152, (8, 1))]
+    assert small_products.plan(576, 2048, 16, True) == [(0, 2048, (24, 1))]  # B transposed: one run
+    assert small_products.plan(16, 144, 256, False) is None                  # small already
     assert small_products.parts(144, 256, 16, True) == (2, 1)
     assert small_products.parts(288, 128, 64, True) == (4, 4)
     assert small_products.parts(16, 144, 256, False) == (1, 1)
@@ -88,23 +93,40 @@ def test_the_limits_are_openblass_to_the_unit():
     assert small_products.parts(150, 64, 16, True) == (2, 1)
     assert small_products.parts(16, 31, 16, True) is None
     assert small_products.parts(16, 32, 16, True) == (1, 1)
-    assert small_products.parts(32, 448, 256, False) == (2, 2)
-    assert small_products.parts(32, 449, 256, False) is None
-    assert small_products.parts(32, 449, 256, True) == (1, 8)                # DEPTH is for B as it lies
+
+@settings(max_examples=200, deadline=None)
+@given(k=st.integers(1, 6000))
+def test_the_runs_along_k_cover_it_in_order_none_over_depth(k):
+    """Runs of DEPTH while twice DEPTH is left, then one run, or two near-halves (the first a multiple
+    of UNROLL)."""
+    spans = small_products.runs(k)
+    assert [start for start, _ in spans] == [0] + [stop for _, stop in spans[:-1]] and spans[-1][1] == k
+    sizes = [stop - start for start, stop in spans]
+    assert all(0 < size <= DEPTH for size in sizes)
+    full = (k - DEPTH - 1) // DEPTH if k > 2 * DEPTH else 0                  # runs of DEPTH before the last one or two
+    assert sizes[:full] == [DEPTH] * full and len(sizes) - full in (1, 2)
+    if len(sizes) - full == 2:                                               # the rest in two near-halves
+        assert sizes[full] % UNROLL == 0 and -1 <= sizes[full] - sizes[full + 1] < 2 * UNROLL
 
 
 @pytest.mark.skipif(not small_products.available(), reason="NumPy's BLAS is not OpenBLAS on its AVX-512 kernels")
-def test_in_parts_the_same_bits_as_whole_up_to_the_packed_kernels_depth(monkeypatch):
-    """On OpenBLAS's AVX-512 kernels: with B as it lies and K up to DEPTH, the products in parts are
-    bitwise the whole product's (each dot product added in one run, in order, both ways); above it
-    they are not (the packed kernel adds runs of DEPTH), which is why those stay whole."""
+def test_in_parts_the_same_bits_as_whole_run_by_run_along_k(monkeypatch):
+    """On OpenBLAS's AVX-512 kernels, with B as it lies: the product in parts is bitwise the whole
+    product's, at any K, as the parts go run by run along K as the packed kernels do. One run over
+    all of a K above DEPTH, as the small kernel alone would go, is not."""
     monkeypatch.setattr(gemm, "enabled", False)
     rng = numpy.random.default_rng(0)
-    for k, same in [(144, True), (448, True), (449 + 63, False)]:
-        a, b = rng.standard_normal((32, k)).astype(numpy.float32), rng.standard_normal((3, k, 256)).astype(numpy.float32)
-        whole = numpy.matmul(a, b)
-        cut = small_products._cut(a, b, numpy.empty_like(whole), (2, 4))
-        assert numpy.array_equal(cut, whole) is same
+    with parallel.tile_threads(2):                         # BLAS on one thread, as in the tiles
+        assert parallel.host_threads() == 2, "BLAS's threads could not be limited here"
+        for k in (144, 448, 449, 500, 576, 700, 896, 900, 1152, 2304):
+            a = rng.standard_normal((32, k)).astype(numpy.float32)
+            b = rng.standard_normal((3, k, 256)).astype(numpy.float32)
+            whole = numpy.matmul(a, b)
+            assert small_products.plan(32, k, 256, False) is not None
+            assert numpy.array_equal(small_products.matmul(a, b), whole), k
+            if k > DEPTH:
+                one_run = small_products._cut(a, b, numpy.empty_like(whole), (2, 16))   # parts of (16, k, 16): small
+                assert not numpy.array_equal(one_run, whole), k
 
 
 def operand(draw, shape, rng, transposed=False):
@@ -120,7 +142,7 @@ def operand(draw, shape, rng, transposed=False):
 
 
 @settings(max_examples=40, deadline=None)
-@given(data=st.data(), shape=st.sampled_from([(32, 144, 256, False), (64, 288, 130, False), (64, 384, 130, False),
+@given(data=st.data(), shape=st.sampled_from([(32, 144, 256, False), (64, 288, 130, False), (64, 576, 128, False),
                                               (19, 16, 8192, False), (144, 256, 16, True), (288, 128, 64, True)]),
        r=st.integers(1, 3), batched_a=st.booleans(), into=st.sampled_from(["new", "c", "interleaved", "accumulate"]),
        through_gemm=st.booleans())
@@ -155,7 +177,8 @@ def test_the_product_in_parts_is_numpys(on, monkeypatch, data, shape, r, batched
 def test_what_it_leaves_whole(on, monkeypatch):
     """None, and nothing written, for: float64, A read transposed, a layout NumPy copies first, an
     out in an operand's memory, of another shape, read-only or a tuple, a product already small, and
-    off (``enabled``) or without the kernels (another OpenBLAS core, another BLAS)."""
+    off (``enabled``), outside tile_threads() (BLAS on its own threads) or without the kernels
+    (another OpenBLAS core, another BLAS)."""
     rng = numpy.random.default_rng(0)
     a, b = rng.standard_normal((32, 144)).astype(numpy.float32), rng.standard_normal((144, 256)).astype(numpy.float32)
     assert small_products.matmul(a, b) is not None
@@ -172,6 +195,9 @@ def test_what_it_leaves_whole(on, monkeypatch):
     monkeypatch.setattr(small_products, "enabled", False)
     assert small_products.matmul(a, b) is None
     monkeypatch.setattr(small_products, "enabled", True)
+    monkeypatch.setattr(parallel, "host_threads", lambda: 1)              # outside tile_threads()
+    assert small_products.matmul(a, b) is None
+    monkeypatch.setattr(parallel, "host_threads", lambda: 2)
     for core, found in [("Haswell", False), ("SkylakeX", True), (None, False)]:
         monkeypatch.setattr(small_products, "_found", [])
         monkeypatch.setattr(small_products, "_openblas_core", lambda core=core: core)
