@@ -16,14 +16,14 @@ transposed is the column-major A transposed, the permit's "TN" case.)
 Most of the conv kernels' per-row products are a little over that size: MEC's 16 -> 32-channel
 backward at 128x256 multiplies (32, 144) by (144, 256), 1.18 million multiply-adds. Its halves,
 (16, 144) by (144, 256), are under it. On one core of a 2-core Zen 4 EPYC (2026-12-04), batches
-of 8 products as the tiles run them, the two ways taking turns, GFLOP/s in two series (the VM ran
-at two speeds):
+of 8 products as the tiles run them, the two ways taking turns, GFLOP/s in up to three series
+(the VM ran at different speeds; ``benchmarks/results/2026-12-04-zen4-small-products.md``):
 
     (M, K, N)            whole      in parts
-    (32, 144, 256)       79-82      2 of (16, 144, 256)      107-110
-    (64, 288, 128)       82-94      4 of (16, 288, 128)      98-108
-    (64, 384, 130)       89-93      4 of (16, 384, 130)      102-110
-    (144, 256, 16)^T     55-71      2 of (72, 256, 16)^T     78-101
+    (32, 144, 256)       76-82      2 of (16, 144, 256)      95-107
+    (64, 288, 128)       82-86      4 of (16, 288, 128)      88-98
+    (64, 384, 130)       85-93      4 of (16, 384, 130)      93-110
+    (144, 256, 16)^T     55-71      2 of (72, 256, 16)^T     73-101
     (144, 256, 32)^T     66-78      4 of (36, 256, 32)^T     79-103
 
 (^T: B read transposed.) So ``matmul`` cuts a product's M and N axes into equal parts that the
@@ -66,6 +66,7 @@ CORES = ("SkylakeX",)                     # OpenBLAS's cores with the small kern
 
 enabled = os.environ.get("MINITORCH_SEG_SMALL_PRODUCTS", "1") != "0"
 _found = []                               # [whether NumPy's BLAS is OpenBLAS on one of CORES], once looked up
+_parallel = []                            # [the parallel module], once imported
 
 
 def available():
@@ -76,10 +77,12 @@ def available():
 
 
 def _blas_on_one_thread():
-    """Inside ``parallel.tile_threads()``: BLAS on one thread, the tiles on the host threads. (Imported
-    here: parallel imports gemm, which imports this module.)"""
-    from . import parallel
-    return parallel.host_threads() > 1
+    """Inside ``parallel.tile_threads()``: BLAS on one thread, the tiles on the host threads. (Looked up
+    here, once: parallel imports gemm, which imports this module.)"""
+    if not _parallel:
+        from . import parallel
+        _parallel.append(parallel)
+    return _parallel[0].host_threads() > 1
 
 
 def _openblas_core():
@@ -173,7 +176,7 @@ def matmul(a, b, out=None):
     if steps is None:
         return None
     try:
-        shape = numpy.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (m, n)
+        shape = _batch(a.shape[:-2], b.shape[:-2]) + (m, n)
     except ValueError:
         return None                         # numpy's error
     if out is None:
@@ -188,6 +191,14 @@ def matmul(a, b, out=None):
     for start, stop, cut in rest:                      # the packed kernels' order: run by run into out
         out += _cut(a[..., start:stop], b[..., start:stop, :], partial, cut)
     return out
+
+
+def _batch(first, second):
+    """``numpy.broadcast_shapes(first, second)``, without its 4 us in the usual cases: one matrix shared
+    by a batch, or two batches alike."""
+    if not first or first == second:
+        return second
+    return first if not second else numpy.broadcast_shapes(first, second)
 
 
 def _cut(a, b, out, cut):
