@@ -308,6 +308,19 @@ print(f"values copied: im2col {k * k * c_in * out_h * out_w}, MEC {lowered.size}
 # test machine that took about 20 ms off a 305 ms U-Net step
 # (`benchmarks/results/2026-12-02-xeon-mec.md`).
 #
+# Small products have a price of their own, and a way out. A BLAS library multiplies large
+# matrices by first copying ("packing") blocks of both into the layout its inner loop reads
+# fastest; that copy pays off over a large product. OpenBLAS's AVX-512 kernels also have a second
+# way for small products, reading the operands where they lie, which they take up to $100^3$
+# multiply-adds. A 16 -> 32-channel conv's row product at 128 x 256, $(32 \times 144)$ by
+# $(144 \times 256)$, is 1.18 million: just over. Cut along the output channels into two
+# $(16 \times 144)$ by $(144 \times 256)$ halves (views, nothing copied), each half goes the
+# second way, and on one Zen 4 core they ran at 95-107 GFLOP/s against 76-82 whole. The
+# values are bitwise the same: both ways add each dot product along $k C_{in} k$ in the same
+# order, the packed one in runs of at most 448 terms, which the library follows for longer
+# products (`minitorch_seg/small_products.py`). On the U-Net step: about 15 ms of 270
+# (`benchmarks/results/2026-12-04-zen4-small-products.md`).
+#
 # The forward goes one step further. The $k$ horizontal taps are the same padded row read from
 # $k$ starting points, and a product can start reading wherever it likes: copy only `x_pad`'s
 # rows, laid out as `(H + 2, C, W + 2)`, and compute each output row as $k$ products, one per
