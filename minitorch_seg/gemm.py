@@ -26,8 +26,11 @@ matrix apart. The strided call builds no arrays: at the training job's size it t
 off the U-Net step (of about 150; the two calls switched every other step, 30 rounds).
 
 Everything else, and any product on CuPy, goes to the array module's own ``matmul``: the results
-are the same products, summed in another order (float32 results differ in the last bits). MKL
-runs sequentially: the tiles' own threads (``parallel.map_tiles``) are the parallelism, and the
+are the same products, summed in another order (float32 results differ in the last bits). On the
+host, in the tile threads, NumPy's OpenBLAS gets such a product cut into the parts its
+small-matrix kernels take, where it has them (``small_products``).
+
+MKL runs sequentially: the tiles' own threads (``parallel.map_tiles``) are the parallelism, and the
 call lets go of the GIL. ``MINITORCH_SEG_MKL=0`` in the environment turns it off, as does
 ``gemm.enabled = False``. Loading it sets MKL's process-wide state (32-bit sizes, one thread, its
 error handler): another user of the same ``libmkl_rt`` in the process (a NumPy or SciPy built on
@@ -165,7 +168,9 @@ def engine():
         reason = "off" + ("" if _intel() else ": not an Intel CPU")
     else:
         reason = "not loaded: PyTorch is loaded in this process" if _torch_loaded() else "failed to load"
-    return f"NumPy's BLAS (MKL {reason})"
+    small = ("; products cut for OpenBLAS's small-matrix kernels, MINITORCH_SEG_SMALL_PRODUCTS=0 turns it off"
+             if small_products.enabled and small_products.available() else "")
+    return f"NumPy's BLAS (MKL {reason}{small})"
 
 
 def _installed():

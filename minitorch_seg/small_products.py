@@ -13,9 +13,9 @@ with nothing packed. ``cblas_sgemm`` takes it where (``sgemm_small_kernel_permit
 (A row-major call runs as the column-major product of the transposes, B^T A^T: row-major B
 transposed is the column-major A transposed, the permit's "TN" case.)
 
-Most of the conv kernels' per-row products are a little over that size: MEC's 16 -> 32-channel
-backward at 128x256 multiplies (32, 144) by (144, 256), 1.18 million multiply-adds. Its halves,
-(16, 144) by (144, 256), are under it. On one core of a 2-core Zen 4 EPYC (2026-12-04), batches
+Most of the conv kernels' per-row products are a little over that size: the input gradient of
+a 32 -> 16-channel conv at 128x256 (MEC's, one output row a product) multiplies (32, 144) by
+(144, 256), 1.18 million multiply-adds. Its halves, (16, 144) by (144, 256), are under it. On one core of a 2-core Zen 4 EPYC (2026-12-04), batches
 of 8 products as the tiles run them, the two ways taking turns, GFLOP/s in up to three series
 (the VM ran at different speeds; ``benchmarks/results/2026-12-04-zen4-small-products.md``):
 
@@ -51,8 +51,8 @@ Where no cut applies it returns None and the product runs whole: the parts would
 ``MOST_PARTS``, or thinner than ``THINNEST`` rows or columns, or the product is not float32 on
 OpenBLAS's AVX-512 kernels (other cores have no small kernels: packed, smaller products only
 run slower; ``OPENBLAS_CORETYPE=Haswell`` is one). And only inside ``parallel.tile_threads()``,
-where BLAS runs on one thread and the tiles on the host threads: outside it OpenBLAS runs a
-product over 2^18 multiply-adds on all its threads, and the small kernels run on one.
+where BLAS runs on one thread and the tiles on the host threads: outside it OpenBLAS runs
+products of this size on all its threads, and the small kernels run on one.
 """
 import functools
 import os
@@ -92,8 +92,10 @@ def _openblas_core():
     except ImportError:  # pragma: no cover - a dependency
         return None
     blas = [info for info in threadpool_info() if info.get("user_api") == "blas"]
-    cores = {info.get("architecture") for info in blas if info.get("internal_api") == "openblas"}
-    return cores.pop() if len(cores) == 1 and len(blas) == len([i for i in blas if i.get("internal_api") == "openblas"]) else None
+    cores = {info.get("architecture") for info in blas}
+    if len(cores) != 1 or any(info.get("internal_api") != "openblas" for info in blas):
+        return None                       # another BLAS, or OpenBLASes on different cores
+    return cores.pop()
 
 
 @functools.lru_cache(maxsize=1024)

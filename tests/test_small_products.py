@@ -203,6 +203,7 @@ def test_what_it_leaves_whole(on, monkeypatch):
         monkeypatch.setattr(small_products, "_openblas_core", lambda core=core: core)
         assert small_products.available() is found
         assert (small_products.matmul(a, b) is not None) is found
+        assert ("small-matrix kernels" in gemm.engine()) is found                 # minitorch-seg doctor says so
 
 
 def test_the_same_bits_wherever_the_arrays_start(on):
@@ -223,3 +224,34 @@ def test_the_same_bits_wherever_the_arrays_start(on):
                 shifted[...] = moved[1].reshape(-1)
                 moved[1] = shifted.reshape(moved[1].shape).swapaxes(1, 2)
             assert numpy.array_equal(small_products.matmul(*moved), first)
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_a_conv_in_the_tile_threads_with_and_without_the_cut(monkeypatch, groups):
+    """A float32 conv's forward and both gradients in the tile threads (MEC's row band and kw
+    copies, or im2col with groups), the products cut and whole: the forward the same values (the
+    same bits on OpenBLAS's AVX-512 kernels, where no product reads B transposed), the gradients
+    within float32's rounding."""
+    import minitorch_seg as mt
+    from minitorch_seg import functional as F
+    monkeypatch.setattr(gemm, "enabled", False)
+    cut = []
+    monkeypatch.setattr(small_products, "_cut", lambda *args, real=small_products._cut: cut.append(1) or real(*args))
+    rng = numpy.random.default_rng(0)
+    x = rng.standard_normal((2, 64, 32, 128)).astype(numpy.float32)
+    w = (rng.standard_normal((64, 64 // groups, 3, 3)) * 0.05).astype(numpy.float32)
+    g = rng.standard_normal((2, 64, 32, 128)).astype(numpy.float32)
+    results = {}
+    with parallel.tile_threads(2):
+        cutting = parallel.host_threads() == 2 and small_products.available()
+        for on in (False, True):
+            monkeypatch.setattr(small_products, "enabled", on)
+            xt, wt = mt.tensor(x, requires_grad=True), mt.tensor(w, requires_grad=True)
+            y = F.conv2d(xt, wt, padding=1, groups=groups)
+            y.backward(mt.tensor(g))
+            results[on] = (y.data.copy(), xt.grad.data.copy(), wt.grad.data.copy())
+    (y0, dx0, dw0), (y1, dx1, dw1) = results[False], results[True]
+    if cutting:                                   # else both ran whole: nothing to compare but the values
+        assert cut and numpy.array_equal(y0, y1)
+    for whole, parts in [(y0, y1), (dx0, dx1), (dw0, dw1)]:
+        numpy.testing.assert_allclose(parts, whole, rtol=0, atol=2e-5 * numpy.abs(whole).max())
