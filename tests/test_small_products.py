@@ -94,6 +94,7 @@ def test_the_limits_are_openblass_to_the_unit():
     assert small_products.parts(16, 31, 16, True) is None
     assert small_products.parts(16, 32, 16, True) == (1, 1)
 
+
 @settings(max_examples=200, deadline=None)
 @given(k=st.integers(1, 6000))
 def test_the_runs_along_k_cover_it_in_order_none_over_depth(k):
