@@ -8,6 +8,7 @@ from hypothesis import given, settings, strategies as st
 
 import minitorch_seg as mt
 from minitorch_seg import functional as F, parallel
+from minitorch_seg.functional import activation as activation_module
 from minitorch_seg.testing import layouts, make, shapes
 from torch_compare import compare
 from helpers import host
@@ -96,6 +97,28 @@ def test_relu_in_runs_of_two_values_on_several_threads(backend, threads, monkeyp
     numpy.testing.assert_array_equal(host(y), numpy.maximum(host(x), 0))
     passes = (host(x) > 0) | numpy.isnan(host(x))
     numpy.testing.assert_array_equal(host(x.grad), numpy.where(passes, g, 0))
+
+
+@pytest.mark.parametrize("row", [4, 16])
+@pytest.mark.parametrize("width", [48, 52, 64, 7])
+def test_relu_in_rows_against_zeros_is_the_elementwise_maximum(row, width, monkeypatch):
+    """``relu_into`` compares x with a row of zeros, its last axis cut into rows of at most ``ZERO_ROW``
+    values (a power of two down to a sixteenth of it that divides the axis) or left whole. Over
+    widths that are cut in rows of 16, 8, 4 and 1 (ZERO_ROW = 16) and ones left whole, float32
+    and float64, on a tile view with -0, +-inf, NaN and subnormals: the same bits as
+    numpy.maximum(x, 0), and the mask y != 0."""
+    from minitorch_seg.functional.activation import relu_into
+    monkeypatch.setattr(activation_module, "ZERO_ROW", row)
+    specials = [-0.0, 0.0, numpy.inf, -numpy.inf, numpy.nan, 1e-310, -1e-310, 2.5, -2.5]
+    for dtype in (numpy.float32, numpy.float64):
+        whole = numpy.random.default_rng(width).standard_normal((2, 5, width)).astype(dtype)
+        whole.reshape(-1)[:len(specials)] = specials
+        x = whole[:, 1:4]                                               # a tile of channels: a view
+        y, mask = numpy.empty(x.shape, dtype), numpy.empty(x.shape, bool)
+        relu_into(x, y, mask)
+        expected = numpy.maximum(x, dtype(0))
+        assert y.tobytes() == expected.tobytes()
+        numpy.testing.assert_array_equal(mask, expected != 0)
 
 
 @pytest.mark.parametrize("threads", [1, 3])
