@@ -99,6 +99,26 @@ def test_bias_gradient_sums_rows_in_place_where_they_are_contiguous(monkeypatch,
     assert (len(seen) == 1 and numpy.shares_memory(seen[0], g)) if fast else not seen
 
 
+@pytest.mark.parametrize("threads", [1, 3])
+def test_bias_and_its_gradient_in_runs_of_samples(threads, monkeypatch):
+    """The bias is added, and its gradient's row sums made, in runs of samples on the host threads
+    (``conv._plus``, ``conv._bias_gradient``). In runs of one sample, on one thread and on three: the
+    same bits as the whole batch at once, float32, for each of 5 samples (so the runs matter)."""
+    rng = numpy.random.default_rng(0)
+    g = rng.standard_normal((5, 3, 4, 300)).astype(numpy.float32)
+    bias = rng.standard_normal(3).astype(numpy.float32)
+    whole_sums = conv_module.row_sums(g.reshape(5, 3, -1)).sum(axis=0)
+    whole_plus = g + bias.reshape(-1, 1, 1)
+    monkeypatch.setattr(parallel, "STREAM_TILES", parallel.STREAM_TILES._replace(bytes=g[0].nbytes))
+    monkeypatch.setattr(parallel, "host_threads", lambda: threads)
+    runs = []
+    monkeypatch.setattr(conv_module, "row_sums", lambda rows, f=conv_module.row_sums: runs.append(len(rows)) or f(rows))
+    assert conv_module._bias_gradient(g).tobytes() == whole_sums.tobytes()
+    assert runs == [1] * 5
+    y = g.copy()
+    assert conv_module._plus(y, bias) is y and y.tobytes() == whole_plus.tobytes()
+
+
 def test_bias_gradient_of_an_empty_batch_sliced_from_a_larger_one_is_zero():
     g = numpy.ones((2, 3, 4, 6))[:0]                  # keeps its strides: the row sums' path, on no rows
     numpy.testing.assert_array_equal(conv_module._bias_gradient(g), numpy.zeros(3))
