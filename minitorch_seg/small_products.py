@@ -44,6 +44,15 @@ transposed the small kernel runs all of K at once and rounds less than the packe
 to 2.3e-7 of the largest value against 4.1e-7 to 5.8e-7, K from 128 to 2048): other bits,
 closer to float64's.
 
+A product with B transposed and few result cells can be too deep for any cut: a 1x1 conv head's
+weight gradient, 19 classes by 16 channels over a sample's 32768 pixels, has 10 million multiply-
+adds in 304 cells. The packed kernels ran it at 31 GFLOP/s. So where one run along K has no cut,
+``depth_runs`` takes K in the fewest near-equal runs that cuts take, added in order, none under
+``SHALLOWEST_RUN`` deep: (19, 32768) by (32768, 16) in 10 runs, 74 GFLOP/s; (64, 8192) by (8192,
+32), the U-Net's first upsampling's weight gradient, in 3 runs of 8 parts, 65 -> 76; (32, 8192)
+by (8192, 64) 44 -> 71. Runs of 512 or 682 were as fast or slower than the packed kernels on
+(256, 1024) by (1024, 128) and (256, 2048) by (2048, 128) (0.8-1.1x): the line is at 1024.
+
 (All of this on one thread, as the tiles run BLAS: with two, OpenBLAS splits a whole product
 between them in its own way, and its bits change with the thread count.)
 
@@ -55,12 +64,13 @@ where BLAS runs on one thread and the tiles on the host threads: outside it Open
 products of this size on all its threads, and the small kernels run on one.
 """
 import functools
+import itertools
 import os
 
 import numpy
 
 PRODUCT, TRANSPOSED_CELLS, TRANSPOSED_MIN_DEPTH = 100 ** 3, 1200, 32     # OpenBLAS's permit, above
-MOST_PARTS, THINNEST = 32, 16
+MOST_PARTS, THINNEST, MOST_RUNS, SHALLOWEST_RUN = 32, 16, 64, 1024
 DEPTH, UNROLL = 448, 16                   # the packed kernels' runs along K (``runs``; module docstring)
 CORES = ("SkylakeX",)                     # OpenBLAS's cores with the small kernels that were measured here
 
@@ -145,16 +155,32 @@ def plan(m, k, n, transposed):
     """The product as the small kernels run it: [(start, stop, cut), ...], a run along K and its cut
     (``parts``) each, their sums added in order; None where it runs whole (the product is small
     already, or a run has no cut). B as it lies: the packed kernels' own runs (``runs``), so the
-    sums are theirs, bit for bit; B transposed: one run, all of K (module docstring).
+    sums are theirs, bit for bit; B transposed: all of K, or the fewest runs that cuts take (``depth_runs``).
 
     >>> plan(64, 576, 128, False), plan(144, 256, 16, True), plan(16, 144, 256, False)
     ([(0, 288, (4, 1)), (288, 576, (4, 1))], [(0, 256, (2, 1))], None)
     """
-    spans = [(0, k)] if transposed else runs(k)
-    steps = [(start, stop, parts(m, stop - start, n, transposed)) for start, stop in spans]
-    if parts(m, k, n, transposed) == (1, 1) or any(cut is None for _, _, cut in steps):
+    spans = depth_runs(m, k, n) if transposed else runs(k)
+    if spans is None or parts(m, k, n, transposed) == (1, 1):
         return None
-    return steps
+    steps = [(start, stop, parts(m, stop - start, n, transposed)) for start, stop in spans]
+    return None if any(cut is None for _, _, cut in steps) else steps
+
+
+def depth_runs(m, k, n):
+    """With B read transposed, the runs along K, [(start, stop), ...]: all of K where a cut takes it
+    (``parts``), else the fewest near-equal runs, at most ``MOST_RUNS``, that cuts take; None where none.
+
+    >>> depth_runs(144, 256, 16), depth_runs(19, 32768, 16)[:2], depth_runs(1152, 512, 128)
+    ([(0, 256)], [(0, 3276), (3276, 6553)], None)
+    """
+    for count in range(1, MOST_RUNS + 1):
+        longest = -(-k // count)
+        if count > 1 and k // count < SHALLOWEST_RUN:
+            return None
+        if parts(m, longest, n, True) is not None:
+            return list(itertools.pairwise(i * k // count for i in range(count + 1)))
+    return None
 
 
 def _divisors(size):

@@ -14,7 +14,9 @@ from minitorch_seg import gemm, parallel, small_products
 from minitorch_seg.small_products import (
     DEPTH,
     MOST_PARTS,
+    MOST_RUNS,
     PRODUCT,
+    SHALLOWEST_RUN,
     THINNEST,
     TRANSPOSED_CELLS,
     TRANSPOSED_MIN_DEPTH,
@@ -76,6 +78,10 @@ def test_the_cuts_of_the_unets_products():
     assert small_products.plan(64, 576, 128, False) == [(0, 288, (4, 1)), (288, 576, (4, 1))]   # two runs along K
     assert small_products.plan(128, 1152, 128, False) == [(0, 448, (8, 1)), (448, 800, (8, 1)), (800, 1152, (8, 1))]
     assert small_products.plan(576, 2048, 16, True) == [(0, 2048, (24, 1))]  # B transposed: one run
+    head = small_products.plan(19, 32768, 16, True)                          # the 1x1 head's weight gradient
+    assert len(head) == 10 and all(cut == (1, 1) for _, _, cut in head)
+    assert [cut for _, _, cut in small_products.plan(64, 8192, 32, True)] == [(4, 2)] * 3   # the upsampling's
+    assert small_products.plan(256, 2048, 128, True) is None                  # runs would be under SHALLOWEST_RUN
     assert small_products.plan(16, 144, 256, False) is None                  # small already
     assert small_products.parts(144, 256, 16, True) == (2, 1)
     assert small_products.parts(288, 128, 64, True) == (4, 4)
@@ -108,6 +114,24 @@ def test_the_runs_along_k_cover_it_in_order_none_over_depth(k):
     assert sizes[:full] == [DEPTH] * full and len(sizes) - full in (1, 2)
     if len(sizes) - full == 2:                                               # the rest in two near-halves
         assert sizes[full] % UNROLL == 0 and -1 <= sizes[full] - sizes[full + 1] < 2 * UNROLL
+
+
+@settings(max_examples=300, deadline=None)
+@given(m=st.sampled_from([1, 16, 19, 32, 64, 128, 256, 1152]), k=st.integers(1, 70000),
+       n=st.sampled_from([1, 16, 19, 32, 64, 128]))
+def test_deep_products_with_b_transposed_go_in_the_fewest_runs_that_cuts_take(m, k, n):
+    """With B read transposed: all of K where a cut takes it; else the fewest near-equal runs (at most
+    MOST_RUNS) that cuts take, in order, each at least SHALLOWEST_RUN deep; None where no count does."""
+    spans = small_products.depth_runs(m, k, n)
+    fits = [count for count in range(1, MOST_RUNS + 1)
+            if (count == 1 or k // count >= SHALLOWEST_RUN) and allowed(m, -(-k // count), n, True)]
+    if not fits:
+        assert spans is None
+        return
+    assert len(spans) == fits[0]
+    assert spans[0][0] == 0 and spans[-1][1] == k and all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
+    sizes = [stop - start for start, stop in spans]
+    assert max(sizes) - min(sizes) <= 1 and all(allowed(m, size, n, True) for size in sizes)
 
 
 @pytest.mark.skipif(not small_products.available(), reason="NumPy's BLAS is not OpenBLAS on its AVX-512 kernels")
@@ -144,7 +168,8 @@ def operand(draw, shape, rng, transposed=False):
 
 @settings(max_examples=40, deadline=None)
 @given(data=st.data(), shape=st.sampled_from([(32, 144, 256, False), (64, 288, 130, False), (64, 576, 128, False),
-                                              (19, 16, 8192, False), (144, 256, 16, True), (288, 128, 64, True)]),
+                                              (19, 16, 8192, False), (144, 256, 16, True), (288, 128, 64, True),
+                                              (19, 4096, 16, True), (32, 4096, 64, True)]),
        r=st.integers(1, 3), batched_a=st.booleans(), into=st.sampled_from(["new", "c", "interleaved", "accumulate"]),
        through_gemm=st.booleans())
 def test_the_product_in_parts_is_numpys(on, monkeypatch, data, shape, r, batched_a, into, through_gemm):
