@@ -4,6 +4,8 @@ The cut is checked against OpenBLAS's own limits and against every other cut (th
 the product in parts against numpy.matmul, on any machine: ``_found`` is set as if NumPy's OpenBLAS
 ran its AVX-512 kernels, since the arithmetic of the parts does not depend on which kernels run them.
 """
+import itertools
+
 import numpy
 import pytest
 from hypothesis import given, settings
@@ -129,7 +131,7 @@ def test_deep_products_with_b_transposed_go_in_the_fewest_runs_that_cuts_take(m,
         assert spans is None
         return
     assert len(spans) == fits[0]
-    assert spans[0][0] == 0 and spans[-1][1] == k and all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
+    assert spans[0][0] == 0 and spans[-1][1] == k and all(a[1] == b[0] for a, b in itertools.pairwise(spans))
     sizes = [stop - start for start, stop in spans]
     assert max(sizes) - min(sizes) <= 1 and all(allowed(m, size, n, True) for size in sizes)
 
