@@ -27,6 +27,6 @@ class SGD(Optimizer):
                     buffer = state["momentum_buffer"] = grad.copy()
                 else:
                     buffer *= momentum
-                    buffer += (1 - group["dampening"]) * grad
+                    buffer += (1 - group["dampening"]) * grad if group["dampening"] else grad   # 1 * g is g
                 grad = grad + momentum * buffer if group["nesterov"] else buffer
             p.data -= group["lr"] * grad
