@@ -100,23 +100,18 @@ def test_bias_gradient_sums_rows_in_place_where_they_are_contiguous(monkeypatch,
 
 
 @pytest.mark.parametrize("threads", [1, 3])
-def test_bias_and_its_gradient_in_runs_of_samples(threads, monkeypatch):
-    """The bias is added, and its gradient's row sums made, in runs of samples on the host threads
-    (``conv._plus``, ``conv._bias_gradient``). In runs of one sample, on one thread and on three: the
-    same bits as the whole batch at once, float32, for each of 5 samples (so the runs matter)."""
-    rng = numpy.random.default_rng(0)
-    g = rng.standard_normal((5, 3, 4, 300)).astype(numpy.float32)
-    bias = rng.standard_normal(3).astype(numpy.float32)
-    whole_sums = conv_module.row_sums(g.reshape(5, 3, -1)).sum(axis=0)
-    whole_plus = g + bias.reshape(-1, 1, 1)
-    monkeypatch.setattr(parallel, "STREAM_TILES", parallel.STREAM_TILES._replace(bytes=g[0].nbytes))
+@pytest.mark.parametrize("kernel, size", [(1, 6), (3, 24)], ids=["1x1: im2col", "3x3, 24x24: MEC"])
+def test_the_bias_in_im2cols_tiles_and_after_mecs(threads, kernel, size, monkeypatch):
+    """The bias goes into y in im2col's tiles, each adding it to its own columns (a 1x1 conv, in
+    tiles of one output row, on one host thread and on three), and after MEC's tiles: the loops'
+    values, float64."""
+    monkeypatch.setattr(parallel, "CONV_TILES", parallel.CONV_TILES._replace(bytes=1))     # a row a tile
     monkeypatch.setattr(parallel, "host_threads", lambda: threads)
-    runs = []
-    monkeypatch.setattr(conv_module, "row_sums", lambda rows, f=conv_module.row_sums: runs.append(len(rows)) or f(rows))
-    assert conv_module._bias_gradient(g).tobytes() == whole_sums.tobytes()
-    assert runs == [1] * 5
-    y = g.copy()
-    assert conv_module._plus(y, bias) is y and y.tobytes() == whole_plus.tobytes()
+    x, w, b = make((2, 4, size, size), seed=1), make((5, 4, kernel, kernel), seed=2), make((5,), seed=3)
+    assert mec.applies(numpy, 1, sliding.windows((size, size), kernel, 1, kernel // 2)) == (kernel == 3)
+    y = F.conv2d(x, w, b, padding=kernel // 2)
+    expected = conv2d_loops(host(x), host(w), host(b), padding=kernel // 2)
+    numpy.testing.assert_allclose(host(y), expected, rtol=1e-12, atol=1e-12)
 
 
 def test_bias_gradient_of_an_empty_batch_sliced_from_a_larger_one_is_zero():

@@ -107,7 +107,7 @@ def _columns(taps, rows, groups):
     return tile.reshape(n, groups, c // groups * kh * kw, (rows.stop - rows.start) * out_w)
 
 
-def _column_products(x, geometry, groups, weight=None, partner=None):
+def _column_products(x, geometry, groups, weight=None, partner=None, bias=None):
     """The products of x's im2col columns: by MEC where it applies (``mec.py``: a third of the
     copies for a 3x3 kernel, and no pad pass), else by im2col (``_im2col_products``).
 
@@ -116,16 +116,22 @@ def _column_products(x, geometry, groups, weight=None, partner=None):
     (N, G, O/G, L), the correlation; with ``partner`` (N, P, Ho, Wo), P a multiple of G, p = sum over
     n of columns @ partner^T, laid out as a weight (P, C/G, kh, kw), perhaps a view: a weight gradient
     (``_weight_gradient``; ``_input_and_weight_gradients`` gets both from the same columns). The other
-    is None.
+    is None. A ``bias`` (O,) is added to y (in im2col's tiles).
     """
     if mec.applies(get_array_module(x), groups, geometry):
-        return mec.products(x, geometry, weight, partner)
-    return _im2col_products(x, geometry, groups, weight, partner)
+        y, product = mec.products(x, geometry, weight, partner)
+        if bias is not None:                                   # y (N, 1, O, L)
+            y += bias.reshape(-1, 1)
+        return y, product
+    return _im2col_products(x, geometry, groups, weight, partner, bias)
 
 
-def _im2col_products(x, geometry, groups, weight=None, partner=None):
+def _im2col_products(x, geometry, groups, weight=None, partner=None, bias=None):
     """``_column_products`` by im2col, a few rows of one sample at a time (``_sample_row_tiles``):
-    each tile's GEMM writes its own columns of y."""
+    each tile's GEMM writes its own columns of y, then adds ``bias`` (O,) to them unless None, while
+    they are in the cache: the U-Net's 1x1 head, 4x16x128x256 -> 19, took 1.0 ms less (of 3.9) than
+    with the caller adding it to all of y after the tiles, whose cores had just written it (2-core
+    Zen 4 EPYC, the two taking turns, 40 rounds; 0.3 of 1.2 at the training job's 8x16x64x128)."""
     xp = get_array_module(x)
     n, out_w = x.shape[0], geometry.out_hw[1]
     taps = sliding.all_taps(sliding.pad(x, geometry), geometry)                   # (N, C, kh, kw, Ho, Wo), a view
@@ -137,7 +143,10 @@ def _im2col_products(x, geometry, groups, weight=None, partner=None):
         samples, rows = tile
         columns = _columns(taps[samples], rows, groups)                           # (1, G, K, R*Wo)
         if y is not None:
-            gemm.matmul(weight, columns, out=y[samples, ..., rows.start * out_w:rows.stop * out_w])
+            part = y[samples, ..., rows.start * out_w:rows.stop * out_w]                # (1, G, O/G, R*Wo)
+            gemm.matmul(weight, columns, out=part)
+            if bias is not None:
+                part += bias.reshape(weight.shape[:2] + (1,))
         if partner is not None:  # (1, G, K, R*Wo) @ (1, G, R*Wo, P/G): the tall operand first, which
             # OpenBLAS ran 1.2-1.7x faster than the (P/G, R*Wo) @ (R*Wo, K) product
             shared = partner[samples, :, rows].reshape(-1, groups, partner.shape[1] // groups, columns.shape[3])
@@ -158,19 +167,20 @@ def _kernel_array(w):
     return sliding.copy_taps(get_array_module(w).empty(w.shape, dtype=w.dtype), w)
 
 
-def _correlate(x, w, stride, padding, dilation, groups, partner=None):
-    """conv2d without bias: x (N, C, H, W), w (O, C/G, kh, kw) -> (N, O, Ho, Wo).
+def _correlate(x, w, stride, padding, dilation, groups, partner=None, bias=None):
+    """conv2d: x (N, C, H, W), w (O, C/G, kh, kw) -> (N, O, Ho, Wo), plus ``bias`` (O,) unless None:
+    added in im2col's tiles where the product runs there (``_im2col_products``), else by the caller.
 
     With ``partner`` (N, P, Ho, Wo), P a multiple of G, returns (y, p), p the product of the same
     columns with the partner (``_column_products``): each tile's columns used twice before they
     are freed (``_input_and_weight_gradients``).
     """
     if partner is None and _use_winograd(w.shape, stride, dilation, groups):   # Winograd has no columns to share
-        return winograd.conv3x3(x, w, padding)
+        return _plus(winograd.conv3x3(x, w, padding), bias)
     geometry = sliding.windows(x.shape[2:], w.shape[2:], stride, padding, dilation)
     if partner is None and _use_shifted_sum(x, w.shape, stride, groups, geometry):
-        return _correlate_shifted(x, w, geometry)
-    y, product = _column_products(x, geometry, groups, w, partner)
+        return _plus(_correlate_shifted(x, w, geometry), bias)
+    y, product = _column_products(x, geometry, groups, w, partner, bias)
     y = y.reshape(x.shape[0], w.shape[0], *geometry.out_hw)                       # (N, O, Ho, Wo)
     return y if partner is None else (y, product)
 
@@ -345,7 +355,7 @@ def _correlate_adjoint(g, w, stride, padding, dilation, groups, in_hw, bias=None
     kh, kw = w.shape[2:]
     full = _adjoint_padding(g.shape[2:], w.shape[2:], stride, padding, dilation, in_hw)
     if full is not None:
-        return _plus(_correlate(g, _flipped(w, groups), stride, full, dilation, groups), bias)
+        return _correlate(g, _flipped(w, groups), stride, full, dilation, groups, bias=bias)
     geometry = sliding.Windows(tuple(in_hw), (out_h, out_w), (kh, kw), stride, padding, dilation)
     if stride == (kh, kw) and dilation == (1, 1) and padding == (0, 0) and tuple(in_hw) == (out_h * kh, out_w * kw):
         return _stamp_disjoint(g, w, groups, geometry, bias)
@@ -443,19 +453,17 @@ def _bias_gradient(g):
     the row sums take 0.13, as accurate (a few 1e-7 of the sum in float32)."""
     if g.strides[3] != g.itemsize or g.strides[2] != g.shape[3] * g.itemsize:
         return g.sum(axis=(0, 2, 3))                   # rows that reshape would copy
-    xp, rows = get_array_module(g), g.reshape(g.shape[0], g.shape[1], g.shape[2] * g.shape[3])   # a view
-    runs = parallel.tiles(xp, parallel.STREAM_TILES, rows.shape[:1], rows[:1].nbytes) or [(slice(0, 0),)]
-    return xp.concatenate(parallel.map_tiles(xp, lambda run: row_sums(rows[run]), runs)).sum(axis=0)  # (N, O)
+    return row_sums(g.reshape(g.shape[0], g.shape[1], g.shape[2] * g.shape[3])).sum(axis=0)   # a view
 
 
 def _plus(y, bias):
-    """y += bias (C,) along y's channels unless bias is None, in runs of samples on the host threads
-    (``parallel.map_leading``): by the caller alone it took 0.46 ms at (4, 19, 128, 256) on the 2-core
-    Zen 4 EPYC (the U-Net's head), the bias gradient's sums 0.51 (``_bias_gradient``, in runs too)."""
-    if bias is None:
-        return y
-    xp, b = get_array_module(y), bias.reshape(-1, 1, 1)
-    parallel.map_leading(xp, lambda run: xp.add(y[run], b, out=y[run]), y)
+    """y += bias (C,) along y (N, C, H, W)'s channels unless bias is None, by the caller, where the
+    tiles that wrote y could not (``_im2col_products`` and ``_stamp_disjoint`` add it in theirs). A
+    pass bound by memory: split in runs of samples between the two host threads of a 2-core Zen 4
+    EPYC, it took longer (0.31 against 0.28 ms at (4, 19, 128, 256), 0.23 against 0.09 at (4, 32, 64,
+    128)), as did the bias gradient's sums (``_bias_gradient``)."""
+    if bias is not None:
+        y += bias.reshape(-1, 1, 1)
     return y
 
 
@@ -486,12 +494,10 @@ class Conv2d(Function):
         ctx.shared = all(ctx.needs_input_grad[:2]) and _shares_columns(x.shape, weight.shape, *ctx.params)
         if ctx.shared or not any(ctx.needs_input_grad[:2]):
             ctx.save_for_backward(*((x, weight) if ctx.shared else (None, None)))
-            y = _correlate(x, weight, stride, padding, dilation, groups)
-        else:
-            padded = sliding.pad(x, sliding.windows(x.shape[2:], weight.shape[2:], stride, padding, dilation))
-            ctx.save_for_backward(padded, weight)
-            y = _correlate(padded, weight, stride, (0, 0), dilation, groups)
-        return _plus(y, bias)
+            return _correlate(x, weight, stride, padding, dilation, groups, bias=bias)
+        padded = sliding.pad(x, sliding.windows(x.shape[2:], weight.shape[2:], stride, padding, dilation))
+        ctx.save_for_backward(padded, weight)
+        return _correlate(padded, weight, stride, (0, 0), dilation, groups, bias=bias)
 
     @staticmethod
     def backward(ctx, g):
