@@ -1,6 +1,6 @@
 """Is a change faster? ``bench_step.py``'s U-Net step at a base revision and at the working tree, in one process.
 
-    python benchmarks/bench_ab.py [--base HEAD] [--rounds 30] [--json results/ab.json]
+    python benchmarks/bench_ab.py [--base HEAD] [--rounds 30] [--warm] [--json results/ab.json]
 
 On the shared 2-core machine our step moved by 10-20% from one process to the next and from one
 minute to the next: more than most changes gain. Timing two versions one after the other (or
@@ -12,7 +12,10 @@ runs in its own ``parallel.tile_threads`` (BLAS on one thread for both). The fig
 of the paired differences; the losses of the last step are printed beside it, to show the two
 computed the same thing. Two A/A runs (the base the working tree itself, 24 and 30 rounds, on
 steps of about 800 ms) gave -17 and -5 ms, quartiles about -50 / +10 ms: read a difference under
-about 15 ms as none.
+about 15 ms as none. ``--warm`` times each step right after an untimed one of the same version, 50
+ms apart (as ``bench_step.py`` serves its steps), instead of after the pause: a step that starts
+on cold caches and idle cores varies more. The CPU time of each timed step (all threads) is
+reported beside the wall clock.
 """
 import argparse
 import json
@@ -41,6 +44,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--base", default="HEAD", help="the git revision to compare the working tree with")
     parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--warm", action="store_true", help="time each step right after an untimed one")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     sys.path[:0] = [ROOT, HERE]                      # the working tree's package, and bench_step
@@ -53,26 +57,35 @@ def main():
             steps = {"base": bench_step.our_step_fn(base)[1], "tree": bench_step.our_step_fn(minitorch_seg)[1]}
             for step in steps.values():           # warm-up: first touch of buffers, caches
                 step(), step()
-            times, losses = {name: [] for name in steps}, {}
+            times, cpu, losses = {name: [] for name in steps}, {name: [] for name in steps}, {}
             for round_ in range(args.rounds):
                 for name in (("base", "tree") if round_ % 2 == 0 else ("tree", "base")):
-                    time.sleep(bench_step.SETTLE)
-                    start = time.perf_counter()
+                    if args.warm:
+                        steps[name]()
+                    time.sleep(0.05 if args.warm else bench_step.SETTLE)
+                    start, start_cpu = time.perf_counter(), time.process_time()
                     losses[name] = steps[name]()
                     times[name].append(time.perf_counter() - start)
-    ms = {name: numpy.array(values) * 1e3 for name, values in times.items()}
-    difference = ms["tree"] - ms["base"]
-    low, high = (float(q) for q in numpy.percentile(difference, [25, 75]))
-    medians = {name: float(numpy.median(values)) for name, values in ms.items()}
-    results = {"base": args.base, "rounds": args.rounds, "median_ms": medians, "last_loss": losses,
-               "paired_difference_ms": {"median": float(numpy.median(difference)), "quartiles": [low, high]}}
-    print(f"base ({args.base}) {medians['base']:.0f} ms, working tree {medians['tree']:.0f} ms (medians of "
-          f"{args.rounds}); paired difference, tree - base: median {numpy.median(difference):+.1f} ms, quartiles "
-          f"{low:+.1f} / {high:+.1f} ms; last losses {losses['base']:.6f} / {losses['tree']:.6f}")
+                    cpu[name].append(time.process_time() - start_cpu)
+    results = {"base": args.base, "rounds": args.rounds, "warm": args.warm, "last_loss": losses}
+    for label, values in (("", times), ("cpu_", cpu)):
+        ms = {name: numpy.array(v) * 1e3 for name, v in values.items()}
+        difference = ms["tree"] - ms["base"]
+        low, high = (float(q) for q in numpy.percentile(difference, [25, 75]))
+        medians = {name: float(numpy.median(v)) for name, v in ms.items()}
+        results[label + "median_ms"] = medians
+        results[label + "paired_difference_ms"] = {"median": float(numpy.median(difference)), "quartiles": [low, high],
+                                                  "tree_less": int((difference < 0).sum())}
+        print(f"{'CPU time' if label else 'wall clock'}: base ({args.base}) {medians['base']:.0f} ms, working tree "
+              f"{medians['tree']:.0f} ms (medians of {args.rounds}); paired difference, tree - base: median "
+              f"{numpy.median(difference):+.1f} ms, quartiles {low:+.1f} / {high:+.1f} ms, the tree less in "
+              f"{int((difference < 0).sum())} of {args.rounds}")
+    print(f"last losses {losses['base']:.6f} / {losses['tree']:.6f}")
     if args.json:
         from minitorch_seg.checkpoint import atomic_write_bytes
         from minitorch_seg.experiment import recorded_now
-        results["recorded"] = recorded_now(f"bench_ab.py --base {args.base} --rounds {args.rounds}")
+        results["recorded"] = recorded_now(f"bench_ab.py --base {args.base} --rounds {args.rounds}"
+                                           + (" --warm" if args.warm else ""))
         atomic_write_bytes(args.json, json.dumps(results, indent=2).encode())
 
 
