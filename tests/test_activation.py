@@ -99,12 +99,13 @@ def test_relu_in_runs_of_two_values_on_several_threads(backend, threads, monkeyp
     numpy.testing.assert_array_equal(host(x.grad), numpy.where(passes, g, 0))
 
 
-@pytest.mark.parametrize("row", [4, 16])
-@pytest.mark.parametrize("width", [48, 52, 64, 7])
+@pytest.mark.parametrize("row", [4, 16, 64])
+@pytest.mark.parametrize("width", [48, 52, 64, 7, 66])
 def test_relu_in_rows_against_zeros_is_the_elementwise_maximum(row, width, monkeypatch):
     """``relu_into`` compares x with a row of zeros, its last axis cut into rows of at most ``ZERO_ROW``
-    values (a power of two down to a sixteenth of it that divides the axis) or left whole. Over
-    widths that are cut in rows of 16, 8, 4 and 1 (ZERO_ROW = 16) and ones left whole, float32
+    values (a power of two down to a sixteenth of it that divides the axis) or left whole, and
+    compares a longer axis that none divides with the number 0. Over widths cut in rows of 16, 8, 4,
+    2 and 1, ones left whole, and 66 at ZERO_ROW = 64 (no power from 64 down to 4 divides it), float32
     and float64, on a tile view with -0, +-inf, NaN and subnormals: the same bits as
     numpy.maximum(x, 0), and the mask y != 0."""
     from minitorch_seg.functional.activation import relu_into
