@@ -155,7 +155,8 @@ def plan(m, k, n, transposed):
     """The product as the small kernels run it: [(start, stop, cut), ...], a run along K and its cut
     (``parts``) each, their sums added in order; None where it runs whole (the product is small
     already, or a run has no cut). B as it lies: the packed kernels' own runs (``runs``), so the
-    sums are theirs, bit for bit; B transposed: all of K, or the fewest runs that cuts take (``depth_runs``).
+    sums are theirs, bit for bit; B transposed: all of K, or the fewest runs that cuts take
+    (``depth_runs``).
 
     >>> plan(64, 576, 128, False), plan(144, 256, 16, True), plan(16, 144, 256, False)
     ([(0, 288, (4, 1)), (288, 576, (4, 1))], [(0, 256, (2, 1))], None)

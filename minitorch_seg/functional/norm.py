@@ -88,20 +88,21 @@ def row_sums(a):
 def row_dots(a, b=None):
     """sum_l a[..., l] b[..., l], (..., L) twice -> (...), one pass; without b, sum_l a[..., l].
 
-    Each row in chunks (``CHUNK``), by ``einsum`` (with b: ``vecdot``, below), then the chunks' sums
-    added (pairwise, NumPy's way for a contiguous axis). einsum lets go of the GIL while it runs, so tiles on the host
-    threads sum at the same time; NumPy's products a @ 1 and (1, L) @ (L, 1), as fast on one
-    thread, hold it, and batch norm's two channel tiles took turns (5 ms of the U-Net step on the
-    2-core Xeon). But one einsum adds a whole contiguous row up in a few dozen SIMD lanes, L/64
+    Each row in chunks (``CHUNK``), by ``einsum`` (with b: ``vecdot``, below), then the chunks'
+    sums added (pairwise, NumPy's way for a contiguous axis). einsum lets go of the GIL while it
+    runs, so tiles on the host threads sum at the same time; NumPy's products a @ 1 and (1, L) @
+    (L, 1), as fast on one thread, held it there, and batch norm's two channel tiles took turns (5
+    ms of the U-Net step on the 2-core Xeon). But one einsum adds a whole contiguous row up in a few dozen SIMD lanes, L/64
     values each in turn: in float32 a relative error of 1e-6 at L = 32768 and 7e-5 at L = 2^20
     for a sum of squares, 10-50x OpenBLAS's. In chunks of 1024 it is 1e-7 at any L tried, as good
     as OpenBLAS, for the same time. A strided row is added one value after another, so its chunks
     are shorter (64: 1e-7 again, where 1024 gave 1.6e-6 at L = 1024).
 
     With b, each chunk's dot product by ``vecdot`` (NumPy 2), which lets go of the GIL too (two
-    threads made 200 calls each in the time one took for its 200, NumPy 2.4.6) and is 3-4x faster than einsum's two-operand loop: on a 2-core Zen 4 EPYC, half the channels of
-    4x16x128x256 in 56 us against 201, of 4x64x32x64 in 25 against 57; as accurate (1e-7 of the
-    sum of squares at L = 2^12 to 2^20, float32, against float64).
+    threads made 200 calls each in the time one took for its 200, NumPy 2.4.6) and is 3-4x faster
+    than einsum's two-operand loop: on a 2-core Zen 4 EPYC, half the channels of 4x16x128x256 in
+    56 us against 201, of 4x64x32x64 in 25 against 57; as accurate (1e-7 of the sum of squares at
+    L = 2^12 to 2^20, float32, against float64).
     """
     xp = get_array_module(a)
     operands = (a,) if b is None else (a, b)
