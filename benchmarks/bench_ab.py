@@ -73,13 +73,13 @@ def main():
         difference = ms["tree"] - ms["base"]
         low, high = (float(q) for q in numpy.percentile(difference, [25, 75]))
         medians = {name: float(numpy.median(v)) for name, v in ms.items()}
-        results[label + "median_ms"] = medians
-        results[label + "paired_difference_ms"] = {"median": float(numpy.median(difference)), "quartiles": [low, high],
-                                                  "tree_less": int((difference < 0).sum())}
+        paired = {"median": float(numpy.median(difference)), "quartiles": [low, high],
+                  "tree_less": int((difference < 0).sum())}
+        results[label + "median_ms"], results[label + "paired_difference_ms"] = medians, paired
         print(f"{'CPU time' if label else 'wall clock'}: base ({args.base}) {medians['base']:.0f} ms, working tree "
               f"{medians['tree']:.0f} ms (medians of {args.rounds}); paired difference, tree - base: median "
-              f"{numpy.median(difference):+.1f} ms, quartiles {low:+.1f} / {high:+.1f} ms, the tree less in "
-              f"{int((difference < 0).sum())} of {args.rounds}")
+              f"{paired['median']:+.1f} ms, quartiles {low:+.1f} / {high:+.1f} ms, the tree less in "
+              f"{paired['tree_less']} of {args.rounds}")
     print(f"last losses {losses['base']:.6f} / {losses['tree']:.6f}")
     if args.json:
         from minitorch_seg.checkpoint import atomic_write_bytes

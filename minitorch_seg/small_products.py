@@ -15,9 +15,10 @@ transposed is the column-major A transposed, the permit's "TN" case.)
 
 Most of the conv kernels' per-row products are a little over that size: the input gradient of
 a 32 -> 16-channel conv at 128x256 (MEC's, one output row a product) multiplies (32, 144) by
-(144, 256), 1.18 million multiply-adds. Its halves, (16, 144) by (144, 256), are under it. On one core of a 2-core Zen 4 EPYC (2026-12-04), batches
-of 8 products as the tiles run them, the two ways taking turns, GFLOP/s in up to three series
-(the VM ran at different speeds; ``benchmarks/results/2026-12-04-zen4-small-products.md``):
+(144, 256), 1.18 million multiply-adds. Its halves, (16, 144) by (144, 256), are under it. On
+one core of a 2-core Zen 4 EPYC (2026-12-04), batches of 8 products as the tiles run them, the
+two ways taking turns, GFLOP/s in up to three series (the VM ran at different speeds;
+``benchmarks/results/2026-12-04-zen4-small-products.md``):
 
     (M, K, N)            whole      in parts
     (32, 144, 256)       76-82      2 of (16, 144, 256)      95-107
