@@ -568,6 +568,22 @@ def test_the_upsampling_stamp_runs_in_tiles_of_rows(backend, threads, monkeypatc
     assert len(conv_module._row_tiles(image, geometry)) == 1
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("groups", [1, 2])
+def test_the_stamp_copies_each_pixels_taps_as_one_unit(backend, dtype, groups, monkeypatch):
+    """The stamp's pixel-major GEMM holds each input pixel's kw taps side by side: with kw = 2 in float32
+    (8 bytes) they are copied as one uint64, in float64 a kernel column at a time. Both give the loops'
+    values, with a bias and in groups, in tiles of one input row on three threads."""
+    monkeypatch.setattr(parallel, "STAMP_TILES", parallel.STAMP_TILES._replace(bytes=1))   # one row a tile
+    monkeypatch.setattr(parallel, "host_threads", lambda: 3)
+    x = make((2, 4, 3, 5), seed=1, dtype=dtype)
+    w, b = make((4, 6 // groups, 3, 2), seed=2, dtype=dtype), make((6,), seed=3, dtype=dtype)
+    y = F.conv_transpose2d(x, w, b, stride=(3, 2), groups=groups)
+    expected = conv_transpose2d_loops(*(host(t).astype("float64") for t in (x, w, b)), stride=(3, 2), groups=groups)
+    tolerance = 1e-5 if dtype == "float32" else 1e-12
+    numpy.testing.assert_allclose(host(y), expected, rtol=tolerance, atol=tolerance)
+
+
 # ---- im2col and col2im, public ------------------------------------------------------------------
 @settings(max_examples=FORWARD_EXAMPLES)
 @given(config=conv_configs(), seed=seeds)
