@@ -16,8 +16,12 @@ about 15 ms as none. ``--warm`` times each step right after an untimed one of th
 ms apart (as ``bench_step.py`` serves its steps), instead of after the pause: a step that starts
 on cold caches and idle cores varies more. The CPU time of each timed step (all threads) is
 reported beside the wall clock.
+
+For an A/B of one op rather than the step, ``unpack`` and ``tile_threads`` serve a script of one's
+own: ``with tile_threads(base, minitorch_seg):`` runs both packages' tiles on the host threads.
 """
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -40,6 +44,21 @@ def unpack(revision, folder):
     return minitorch_seg_base
 
 
+@contextlib.contextmanager
+def tile_threads(*packages):
+    """Each package's ``parallel.tile_threads()``, entered together, with the thread count the first one
+    takes. The first puts BLAS on one thread; a second entered plainly would read that one thread as
+    its count and run its tiles in turn on the caller's thread. The per-op A/Bs of session 44, in
+    scripts that did so, ran their base versions without tile threads and overstated what four
+    changes gained (``results/2026-12-04-zen4-passes.md``, corrected)."""
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(packages[0].parallel.tile_threads())
+        threads = packages[0].parallel.host_threads()
+        for package in packages[1:]:
+            stack.enter_context(package.parallel.tile_threads(threads))
+        yield threads
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--base", default="HEAD", help="the git revision to compare the working tree with")
@@ -53,7 +72,7 @@ def main():
     import minitorch_seg
     with tempfile.TemporaryDirectory() as folder:
         base = unpack(args.base, folder)
-        with base.parallel.tile_threads(), minitorch_seg.parallel.tile_threads(2):   # the second: BLAS is on 1 now
+        with tile_threads(base, minitorch_seg):
             steps = {"base": bench_step.our_step_fn(base)[1], "tree": bench_step.our_step_fn(minitorch_seg)[1]}
             for step in steps.values():           # warm-up: first touch of buffers, caches
                 step(), step()

@@ -129,9 +129,9 @@ def _column_products(x, geometry, groups, weight=None, partner=None, bias=None):
 def _im2col_products(x, geometry, groups, weight=None, partner=None, bias=None):
     """``_column_products`` by im2col, a few rows of one sample at a time (``_sample_row_tiles``):
     each tile's GEMM writes its own columns of y, then adds ``bias`` (O,) to them unless None, while
-    they are in the cache: the U-Net's 1x1 head, 4x16x128x256 -> 19, took 1.0 ms less (of 3.9) than
-    with the caller adding it to all of y after the tiles, whose cores had just written it (2-core
-    Zen 4 EPYC, the two taking turns, 40 rounds; 0.3 of 1.2 at the training job's 8x16x64x128)."""
+    they are in the cache. Against the caller adding it to all of y after the tiles, the U-Net's 1x1
+    head, 4x16x128x256 -> 19, measured level (1.88 against 1.81 ms, paired +0.01; 2-core Zen 4 EPYC,
+    the two taking turns in tile threads, 40 rounds)."""
     xp = get_array_module(x)
     n, out_w = x.shape[0], geometry.out_hw[1]
     taps = sliding.all_taps(sliding.pad(x, geometry), geometry)                   # (N, C, kh, kw, Ho, Wo), a view
@@ -417,14 +417,13 @@ def _stamp_disjoint(g, w, groups, geometry, bias=None):
     g^T (R*Wo, O) @ w (O, C*kh*kw), whose rows hold each input pixel's kw taps side by side, as the
     output does: where kw values make 8 bytes (kw = 2 in float32), the copy moves them as one
     uint64: one copy, where the channel-major product (C*kh*kw, O) @ (O, R*Wo) took kw copies with
-    a stride of kw values. On a 2-core Zen 4 EPYC (2026-12-04, the two taking turns, 40 rounds), the
-    U-Net's three upsamplings forward, in tiles on two threads: 1.38, 1.71 and 2.55 ms against
-    2.27, 2.97 and 4.01 (batch 4, 16x32 to 64x128 inputs); at the training job's size (batch 8,
-    8x16 to 32x64) 0.86, 1.34 and 1.77 against 1.19, 1.52 and 2.33. One thread alone, the product
-    itself ran faster pixel-major too where O is small (O = 32: 1.8 against 2.8 ms). A ``bias`` (C,)
-    is added to each tile's rows after its copies, while they are in the cache: 4x16x64x128's half
-    (a tile) took 395 us against 327 for the copies alone, where the same add over the whole output
-    by the caller took 440.
+    a stride of kw values. One thread alone, the pixel-major product also ran faster where O is
+    small (O = 32: 1.8 against 2.8 ms). In the tiles on two threads (2-core Zen 4 EPYC, 2026-12-04,
+    the two taking turns, 40 rounds) the U-Net's three upsamplings forward took 1.38, 1.60 and 2.37
+    ms against 1.47, 1.68 and 2.32 (batch 4, 16x32 to 64x128 inputs), and 0.80, 0.96 and 1.32 against
+    0.90, 1.00 and 1.46 at the training job's size (batch 8): a little faster, or level. A ``bias``
+    (C,) is added to each tile's rows after its copies, while they are in the cache; against the
+    caller's add after the tiles it measured level (the three forwards +0.08, -0.01 and -0.11 ms).
     """
     xp = get_array_module(g)
     n, o, out_h, out_w = g.shape
