@@ -310,6 +310,34 @@ def test_mec_leaves_small_maps_to_im2col(side, monkeypatch):
     numpy.testing.assert_allclose(w.grad.numpy()[:, :, 1, 1], grad_w, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("n, out_channels, path", [(8, 16, "rows"), (8, 32, "im2col"), (8, 48, "im2col"),
+                                                  (1, 16, "shifted")])
+def test_a_small_maps_forward_with_fewer_outputs_takes_the_row_band(n, out_channels, path, monkeypatch):
+    """On maps of ``mec.MIN_PIXELS`` or fewer (8x16 here), the forward of a conv with fewer outputs than
+    inputs (32) takes the row band where its batch has ``mec.SMALL_MAPS_MIN_PIXELS`` output pixels or
+    more (8 samples: 1024), the shifted sum where it has fewer (1: 128); with as many outputs or more,
+    im2col. The backward takes im2col in all four. The loops' values, and the composed twin's gradients."""
+    monkeypatch.setattr(mec, "MIN_PIXELS", MEC_MIN_PIXELS)   # the library's own rule, not the fixture's
+    taken = []
+    for module, name in ((mec, "correlate_rows"), (mec, "products"), (conv_module, "_correlate_shifted"),
+                         (conv_module, "_im2col_products")):
+        original = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *args, _f=original, _n=name: taken.append(_n) or _f(*args))
+    x, w = make((n, 32, 8, 16), seed=0), make((out_channels, 32, 3, 3), seed=1)
+    y = F.conv2d(x, w, padding=1)
+    forward = {"rows": ["products", "correlate_rows"], "shifted": ["_correlate_shifted"], "im2col": ["_im2col_products"]}
+    assert taken == forward[path]
+    taken.clear()
+    u = make(y.shape, seed=2, requires_grad=False)
+    (y * u).sum().backward()
+    assert taken == ["_im2col_products"]
+    numpy.testing.assert_allclose(host(y), conv2d_loops(host(x), host(w), None, padding=1), rtol=1e-12, atol=1e-12)
+    z, v = make(x.shape, seed=0), make(w.shape, seed=1)
+    (conv2d_im2col(z, v, None, padding=1) * u).sum().backward()
+    for ours_, twin in ((x, z), (w, v)):
+        numpy.testing.assert_allclose(host(ours_.grad), host(twin.grad), rtol=1e-12, atol=1e-12)
+
+
 @settings(max_examples=200)
 @given(n=st.integers(1, 9), out_h=st.integers(1, 300), out_w=st.integers(1, 300), row_bytes=st.integers(1, 1 << 22),
        max_bytes=st.sampled_from([1, 1 << 16, 1 << 20, 1 << 25]), split=st.integers(1, 8))

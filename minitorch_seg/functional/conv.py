@@ -37,9 +37,9 @@ ConvTranspose2d), dL/dw comes from that correlation's own columns (its ``partner
 A stride-1 correlation with fewer output than input channels (in the U-Net, the first conv of each
 decoder level, whose input is the skip and the upsampled map side by side) skips both: one GEMM of
 every tap's weights with the unshifted input, then kh*kw adds of shifted slices
-(``_correlate_shifted``; ``_use_shifted_sum`` is the rule), where MEC does not apply (on CuPy,
-dilated in height, or on maps of ``mec.MIN_PIXELS`` or fewer): MEC's row band copies less, and
-measured faster.
+(``_correlate_shifted``; ``_use_shifted_sum`` is the rule), where MEC's row band does not apply
+(on CuPy, dilated in height, with few input channels, or on the smallest batches: ``mec.applies``
+and ``mec.SMALL_MAPS_MIN_PIXELS``): the row band copies less, and measured faster.
 
 A 3x3 kernel at stride 1 can instead go through Winograd's F(2x2, 3x3) (``winograd.py``): 16
 multiplications per 2x2 outputs instead of 36. ``_use_winograd`` is the dispatch rule, for
@@ -118,7 +118,8 @@ def _column_products(x, geometry, groups, weight=None, partner=None, bias=None):
     (``_weight_gradient``; ``_input_and_weight_gradients`` gets both from the same columns). The other
     is None. A ``bias`` (O,) is added to y (in im2col's tiles).
     """
-    if mec.applies(get_array_module(x), groups, geometry):
+    alone = (x.shape[0], weight.shape[0], x.shape[1]) if partner is None else None
+    if mec.applies(get_array_module(x), groups, geometry, alone):
         y, product = mec.products(x, geometry, weight, partner)
         if bias is not None:                                   # y (N, 1, O, L)
             y += bias.reshape(-1, 1)
@@ -195,9 +196,9 @@ def _correlate(x, w, stride, padding, dilation, groups, partner=None, bias=None)
 # measured on a machine without AVX-512; 0 turns it off (for a benchmark's A/B, say).
 #
 # Where MEC applies (``mec.applies``: the host, no dilation in height, maps of more than 512
-# pixels) it takes these convs instead, on any BLAS: its row band (``mec.correlate_rows``) copies C
-# values a pixel where the shifted sum writes and adds kh*kw*O, 4.5x as many for a 3x3 kernel with
-# O = C/2. The shifted sum's wins above were against MEC's kw copies, before the row band.
+# pixels, or smaller ones in a batch of ``mec.SMALL_MAPS_MIN_PIXELS``) it takes these convs instead,
+# on any BLAS: its row band (``mec.correlate_rows``) copies C values a pixel where the shifted sum
+# writes and adds kh*kw*O, 4.5x as many for a 3x3 kernel with O = C/2. The shifted sum's wins above were against MEC's kw copies, before the row band.
 # 2026-12-03, 2-core AVX-512 Xeon with MKL running MEC's products: the U-Net step 5.7 ms faster (20
 # rounds, quartiles -10.3, -3.6). 2026-12-04, 2-core Zen 4 EPYC with OpenBLAS, forward alone, the
 # two taking turns, 30 rounds (ms): 32 -> 16 at 4x128x256 13.4 against 13.9, 64 -> 32 at 4x64x128
@@ -209,7 +210,7 @@ SHIFTED_SUM_MAX_OUT = 64
 def _use_shifted_sum(x, weight_shape, stride, groups, geometry):
     o, c = weight_shape[:2]
     fewer_outputs = stride == (1, 1) and groups == 1 and o < c and o <= SHIFTED_SUM_MAX_OUT
-    return fewer_outputs and not mec.applies(get_array_module(x), groups, geometry)
+    return fewer_outputs and not mec.applies(get_array_module(x), groups, geometry, (x.shape[0], o, c))
 
 
 def _correlate_shifted(x, w, geometry):
