@@ -51,10 +51,12 @@ kh*C = 9 inner values each, and without MKL each one after the first adds throug
 There the kw copies, one GEMM per row of kh*C*kw = 27, took half the time; with 16 channels
 (kh*C = 48) they were level on one machine and faster on another.
 """
+import functools
 import itertools
+from typing import NamedTuple
 
-from ..backend import get_array_module, module_name
 from .. import gemm, parallel
+from ..backend import get_array_module, module_name
 from . import sliding
 
 # Samples side by side in each GEMM until it has at least this many columns; each group of samples
@@ -152,21 +154,24 @@ def lower(x, geometry, samples, rows):
     columns where every tap reads inside x (all but pw at each edge, for a "same" conv) at once,
     which writes each (row, channel)'s kw runs one after another, then the few edge columns
     (``_copy_all_taps``). In the U-Net step the lowering took 37 ms of the threads' time against
-    40.6 a tap at a time.
+    40.6 a tap at a time. Which columns each tap reads inside x is worked out once for a geometry
+    and width (``_width_plan``), not in each tile.
     """
-    w, kw = x.shape[3], geometry.kernel[1]
-    band, inside, source = _band(x, geometry, samples, rows, (kw, samples.stop - samples.start, geometry.out_hw[1]))
+    xp = get_array_module(x)
+    kw, plan = geometry.kernel[1], _width_plan(geometry, x.shape[3])
+    band, inside, source = _band(xp, x, geometry, samples, rows, (kw, samples.stop - samples.start, geometry.out_hw[1]))
     if source is None:
         return band
-    inner = _inside_columns(geometry, w, range(kw))                          # every tap inside x
-    if len(inner) >= ONE_COPY_WIDTH:
-        _copy_all_taps(band[inside], source, geometry, w, inner)
+    if len(plan.inner) >= ONE_COPY_WIDTH:
+        first = (samples.start * x.shape[1] * x.shape[2] + rows.start * geometry.stride[0] - geometry.padding[0]
+                 + inside.start) * x.shape[3]                       # x's flat index of source[0, 0, 0, 0]
+        _copy_all_taps(xp, band[inside], source, geometry, plan, x if x.flags.c_contiguous else None, first)
     else:
-        _copy_each_tap(band[inside], source, geometry, w)
+        _copy_each_tap(band[inside], source, geometry, plan)
     return band
 
 
-def _band(x, geometry, samples, rows, per_row):
+def _band(xp, x, geometry, samples, rows, per_row):
     """A band for output rows ``rows`` of ``samples``: an array (A, C) + ``per_row``, A = (R-1)*sh + kh
     padded rows, its rows outside x zero (the padding). Returns it, the slice of its rows inside x,
     and those rows of x, (rows, C, M, W) (a view; None where no row is inside x)."""
@@ -175,46 +180,73 @@ def _band(x, geometry, samples, rows, per_row):
     band_rows = (rows.stop - rows.start - 1) * sh + kh
     top = rows.start * sh - ph                                      # x's row at the band's first row
     lo, hi = max(0, -top), max(0, min(band_rows, h - top))          # the band's rows inside x
-    band = get_array_module(x).empty((band_rows, c) + per_row, dtype=x.dtype)
-    band[:lo] = 0
-    band[max(lo, hi):] = 0
+    band = xp.empty((band_rows, c) + per_row, dtype=x.dtype)
+    if lo:
+        band[:lo] = 0
+    if max(lo, hi) < band_rows:
+        band[max(lo, hi):] = 0
     if hi <= lo:
         return band, slice(lo, lo), None
     return band, slice(lo, hi), x[samples, :, top + lo:top + hi].transpose(2, 1, 0, 3)
 
 
-def _copy_each_tap(band, source, geometry, w):
-    """band (rows, C, kw, M, Wo) from source (rows, C, M, W): a strided copy per tap of the columns
-    it reads inside x, the others zero."""
+class _Columns(NamedTuple):
+    """Which output columns each tap reads inside x's width, for one geometry and width (``_width_plan``)."""
+
+    inner: range          # the output columns at which every tap reads inside x
+    edges: tuple          # each other column: (v, j0, j1, start), taps [j0, j1) read x from column start
+    taps: tuple           # each tap j: (the output columns at which it reads inside x, x's column at the first)
+
+
+@functools.lru_cache(maxsize=256)
+def _width_plan(geometry, w):
+    """The ``_Columns`` of a band of this geometry over an input w wide (made once: in each of the U-Net
+    step's 260 tiles it took several microseconds)."""
     kw, sw, dw, pw = _across(geometry)
+    inner = _inside_columns(geometry, w, range(kw))
+    edges = []
+    for v in (*range(inner.start), *range(inner.stop, geometry.out_hw[1])):
+        j0, j1 = _inside_taps(geometry, w, v)
+        edges.append((v, j0, j1, v * sw + j0 * dw - pw))
+    taps = []
     for j in range(kw):
         columns = _inside_columns(geometry, w, [j])
+        taps.append((columns, columns.start * sw + j * dw - pw))
+    return _Columns(inner, tuple(edges), tuple(taps))
+
+
+def _copy_each_tap(band, source, geometry, plan):
+    """band (rows, C, kw, M, Wo) from source (rows, C, M, W): a strided copy per tap of the columns
+    it reads inside x, the others zero."""
+    sw = geometry.stride[1]
+    for j, (columns, start) in enumerate(plan.taps):
         band[:, :, j, :, :columns.start] = 0
         band[:, :, j, :, columns.stop:] = 0
         if columns:
-            start = columns.start * sw + j * dw - pw
             band[:, :, j, :, columns.start:columns.stop] = source[..., start:start + (len(columns) - 1) * sw + 1:sw]
 
 
-def _copy_all_taps(band, source, geometry, w, inner):
+def _copy_all_taps(xp, band, source, geometry, plan, x=None, first=0):
     """``_copy_each_tap``'s band with the ``inner`` columns (where every tap reads inside x) in one copy,
     the taps an axis of its source view; then each edge column, the taps that read x there copied and
-    the others zero."""
-    xp = get_array_module(source)
+    the others zero. Given x (C-contiguous) and the flat index of source's first value in it, the view
+    of the taps is made on x by ``sliding.strided``, not by NumPy's slower ``as_strided``."""
     kw, sw, dw, pw = _across(geometry)
+    inner = plan.inner
     rs, cs, ms, ws = source.strides
-    taps = xp.lib.stride_tricks.as_strided(source[..., inner.start * sw - pw:],        # tap 0 at v = inner.start
-                                           shape=source.shape[:2] + (kw, source.shape[2], len(inner)),
-                                           strides=(rs, cs, dw * ws, ms, sw * ws))       # (rows, C, kw, M, v)
-    band[..., inner.start:inner.stop] = taps
-    for v in (*range(inner.start), *range(inner.stop, band.shape[-1])):  # the edges: taps j in [j0, j1) read x
-        j0, j1 = _inside_taps(geometry, w, v)
+    shape = source.shape[:2] + (kw, source.shape[2], len(inner))
+    strides = (rs, cs, dw * ws, ms, sw * ws)                                         # (rows, C, kw, M, v)
+    if inner and x is not None and module_name(xp) != "cupy":      # tap 0 at v = inner.start, a view on x
+        band[..., inner.start:inner.stop] = sliding.strided(x, first + inner.start * sw - pw, shape, strides)
+    elif inner:
+        band[..., inner.start:inner.stop] = xp.lib.stride_tricks.as_strided(source[..., inner.start * sw - pw:],
+                                                                           shape=shape, strides=strides)
+    for v, j0, j1, start in plan.edges:                                 # the edges: taps j in [j0, j1) read x
         if j0 > 0:
             band[:, :, :j0, :, v] = 0
         if j1 < kw:
             band[:, :, j1:, :, v] = 0
         if j1 > j0:
-            start = v * sw + j0 * dw - pw
             band[:, :, j0:j1, :, v] = source[..., start:start + (j1 - j0 - 1) * dw + 1:dw].swapaxes(2, 3)
 
 
@@ -312,7 +344,7 @@ def lower_rows(x, geometry, samples, rows):
     """The row band of output rows ``rows`` of ``samples``, from the unpadded x (N, C, H, W): (A, C, M, Wp),
     A = R + kh - 1 padded rows, Wp = W + 2pw padded columns; the zeros of the padding written here."""
     w, pw = x.shape[3], geometry.padding[1]
-    band, inside, source = _band(x, geometry, samples, rows, (samples.stop - samples.start, w + 2 * pw))
+    band, inside, source = _band(get_array_module(x), x, geometry, samples, rows, (samples.stop - samples.start, w + 2 * pw))
     if source is not None:
         band[inside, ..., :pw] = 0
         band[inside, ..., pw + w:] = 0
