@@ -1,6 +1,6 @@
 """Is a change faster? ``bench_step.py``'s U-Net step at a base revision and at the working tree, in one process.
 
-    python benchmarks/bench_ab.py [--base HEAD] [--rounds 30] [--warm] [--json results/ab.json]
+    python benchmarks/bench_ab.py [--base HEAD] [--rounds 30] [--warm] [--job] [--json results/ab.json]
 
 On the shared 2-core machine our step moved by 10-20% from one process to the next and from one
 minute to the next: more than most changes gain. Timing two versions one after the other (or
@@ -15,7 +15,8 @@ steps of about 800 ms) gave -17 and -5 ms, quartiles about -50 / +10 ms: read a 
 about 15 ms as none. ``--warm`` times each step right after an untimed one of the same version, 50
 ms apart (as ``bench_step.py`` serves its steps), instead of after the pause: a step that starts
 on cold caches and idle cores varies more. The CPU time of each timed step (all threads) is
-reported beside the wall clock.
+reported beside the wall clock. ``--job`` takes the training job's step instead: batch 8 at 3x64x128
+(``minitorch-seg train``'s default input scale), whose small maps weigh the per-call costs more.
 
 For an A/B of one op rather than the step, ``unpack`` and ``tile_threads`` serve a script of one's
 own: ``with tile_threads(base, minitorch_seg):`` runs both packages' tiles on the host threads.
@@ -64,12 +65,15 @@ def main():
     parser.add_argument("--base", default="HEAD", help="the git revision to compare the working tree with")
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--warm", action="store_true", help="time each step right after an untimed one")
+    parser.add_argument("--job", action="store_true", help="the training job's step: batch 8, 3x64x128")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     sys.path[:0] = [ROOT, HERE]                      # the working tree's package, and bench_step
     import numpy
     import bench_step
     import minitorch_seg
+    if args.job:
+        bench_step.BATCH, bench_step.HEIGHT, bench_step.WIDTH = 8, 64, 128
     with tempfile.TemporaryDirectory() as folder:
         base = unpack(args.base, folder)
         with tile_threads(base, minitorch_seg):
@@ -86,7 +90,8 @@ def main():
                     losses[name] = steps[name]()
                     times[name].append(time.perf_counter() - start)
                     cpu[name].append(time.process_time() - start_cpu)
-    results = {"base": args.base, "rounds": args.rounds, "warm": args.warm, "last_loss": losses}
+    results = {"base": args.base, "rounds": args.rounds, "warm": args.warm, "job": args.job, "last_loss": losses,
+               "batch": [bench_step.BATCH, 3, bench_step.HEIGHT, bench_step.WIDTH]}
     for label, values in (("", times), ("cpu_", cpu)):
         ms = {name: numpy.array(v) * 1e3 for name, v in values.items()}
         difference = ms["tree"] - ms["base"]
@@ -104,7 +109,7 @@ def main():
         from minitorch_seg.checkpoint import atomic_write_bytes
         from minitorch_seg.experiment import recorded_now
         results["recorded"] = recorded_now(f"bench_ab.py --base {args.base} --rounds {args.rounds}"
-                                           + (" --warm" if args.warm else ""))
+                                           + (" --warm" if args.warm else "") + (" --job" if args.job else ""))
         atomic_write_bytes(args.json, json.dumps(results, indent=2).encode())
 
 
