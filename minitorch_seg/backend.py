@@ -164,6 +164,8 @@ def current_module():
 
 def backend_name(array):
     """The name of the backend an array lives on."""
+    if type(array) is numpy.ndarray:                    # the common case first (a StrictArray is a subclass)
+        return "numpy"
     if isinstance(array, StrictArray):
         return "strict"
     if isinstance(array, (numpy.ndarray, numpy.generic)):
@@ -180,15 +182,18 @@ def get_array_module(*arrays):
     """
     found = None
     for array in arrays:
-        if array is None or isinstance(array, (int, float, bool)):
+        if type(array) is numpy.ndarray:                # the common case, without backend_name's checks
+            name = "numpy"
+        elif array is None or isinstance(array, (int, float, bool)):
             continue
-        name = backend_name(array)
+        else:
+            name = backend_name(array)
         if found is None:
             found = name
         elif name != found:
             raise BackendError(f"An op got arrays from two backends ({found} and {name}); "
                                "move them to one with tensor.to(...) first.")
-    return module_for(found or "numpy")
+    return numpy if found in (None, "numpy") else module_for(found)
 
 
 def module_name(xp):
