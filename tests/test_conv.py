@@ -325,7 +325,8 @@ def test_a_small_maps_forward_with_fewer_outputs_takes_the_row_band(n, out_chann
         monkeypatch.setattr(module, name, lambda *args, _f=original, _n=name: taken.append(_n) or _f(*args))
     x, w = make((n, 32, 8, 16), seed=0), make((out_channels, 32, 3, 3), seed=1)
     y = F.conv2d(x, w, padding=1)
-    forward = {"rows": ["products", "correlate_rows"], "shifted": ["_correlate_shifted"], "im2col": ["_im2col_products"]}
+    forward = {"rows": ["products", "correlate_rows"], "shifted": ["_correlate_shifted"],
+               "im2col": ["_im2col_products"]}
     assert taken == forward[path]
     taken.clear()
     u = make(y.shape, seed=2, requires_grad=False)

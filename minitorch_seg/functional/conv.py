@@ -198,7 +198,8 @@ def _correlate(x, w, stride, padding, dilation, groups, partner=None, bias=None)
 # Where MEC applies (``mec.applies``: the host, no dilation in height, maps of more than 512
 # pixels, or smaller ones in a batch of ``mec.SMALL_MAPS_MIN_PIXELS``) it takes these convs instead,
 # on any BLAS: its row band (``mec.correlate_rows``) copies C values a pixel where the shifted sum
-# writes and adds kh*kw*O, 4.5x as many for a 3x3 kernel with O = C/2. The shifted sum's wins above were against MEC's kw copies, before the row band.
+# writes and adds kh*kw*O, 4.5x as many for a 3x3 kernel with O = C/2. The shifted sum's wins above
+# were against MEC's kw copies, before the row band.
 # 2026-12-03, 2-core AVX-512 Xeon with MKL running MEC's products: the U-Net step 5.7 ms faster (20
 # rounds, quartiles -10.3, -3.6). 2026-12-04, 2-core Zen 4 EPYC with OpenBLAS, forward alone, the
 # two taking turns, 30 rounds (ms): 32 -> 16 at 4x128x256 13.4 against 13.9, 64 -> 32 at 4x64x128

@@ -159,7 +159,8 @@ def lower(x, geometry, samples, rows):
     """
     xp = get_array_module(x)
     kw, plan = geometry.kernel[1], _width_plan(geometry, x.shape[3])
-    band, inside, source = _band(xp, x, geometry, samples, rows, (kw, samples.stop - samples.start, geometry.out_hw[1]))
+    per_row = (kw, samples.stop - samples.start, geometry.out_hw[1])
+    band, inside, source = _band(xp, x, geometry, samples, rows, per_row)
     if source is None:
         return band
     if len(plan.inner) >= ONE_COPY_WIDTH:
@@ -344,7 +345,8 @@ def lower_rows(x, geometry, samples, rows):
     """The row band of output rows ``rows`` of ``samples``, from the unpadded x (N, C, H, W): (A, C, M, Wp),
     A = R + kh - 1 padded rows, Wp = W + 2pw padded columns; the zeros of the padding written here."""
     w, pw = x.shape[3], geometry.padding[1]
-    band, inside, source = _band(get_array_module(x), x, geometry, samples, rows, (samples.stop - samples.start, w + 2 * pw))
+    per_row = (samples.stop - samples.start, w + 2 * pw)
+    band, inside, source = _band(get_array_module(x), x, geometry, samples, rows, per_row)
     if source is not None:
         band[inside, ..., :pw] = 0
         band[inside, ..., pw + w:] = 0
