@@ -101,10 +101,9 @@ def test_bias_gradient_sums_rows_in_place_where_they_are_contiguous(monkeypatch,
 
 @pytest.mark.parametrize("threads", [1, 3])
 @pytest.mark.parametrize("kernel, size", [(1, 6), (3, 24)], ids=["1x1: im2col", "3x3, 24x24: MEC"])
-def test_the_bias_in_im2cols_tiles_and_after_mecs(threads, kernel, size, monkeypatch):
-    """The bias goes into y in im2col's tiles, each adding it to its own columns (a 1x1 conv, in
-    tiles of one output row, on one host thread and on three), and after MEC's tiles: the loops'
-    values, float64."""
+def test_the_bias_after_im2cols_tiles_and_after_mecs(threads, kernel, size, monkeypatch):
+    """The bias is added to y after im2col's tiles (a 1x1 conv, in tiles of one output row, on one host
+    thread and on three) and after MEC's: the loops' values, float64."""
     monkeypatch.setattr(parallel, "CONV_TILES", parallel.CONV_TILES._replace(bytes=1))     # a row a tile
     monkeypatch.setattr(parallel, "host_threads", lambda: threads)
     x, w, b = make((2, 4, size, size), seed=1), make((5, 4, kernel, kernel), seed=2), make((5,), seed=3)

@@ -107,7 +107,7 @@ def _columns(taps, rows, groups):
     return tile.reshape(n, groups, c // groups * kh * kw, (rows.stop - rows.start) * out_w)
 
 
-def _column_products(x, geometry, groups, weight=None, partner=None, bias=None):
+def _column_products(x, geometry, groups, weight=None, partner=None):
     """The products of x's im2col columns: by MEC where it applies (``mec.py``: a third of the
     copies for a 3x3 kernel, and no pad pass), else by im2col (``_im2col_products``).
 
@@ -116,23 +116,17 @@ def _column_products(x, geometry, groups, weight=None, partner=None, bias=None):
     (N, G, O/G, L), the correlation; with ``partner`` (N, P, Ho, Wo), P a multiple of G, p = sum over
     n of columns @ partner^T, laid out as a weight (P, C/G, kh, kw), perhaps a view: a weight gradient
     (``_weight_gradient``; ``_input_and_weight_gradients`` gets both from the same columns). The other
-    is None. A ``bias`` (O,) is added to y (in im2col's tiles).
+    is None.
     """
     alone = (x.shape[0], weight.shape[0], x.shape[1]) if partner is None else None
     if mec.applies(get_array_module(x), groups, geometry, alone):
-        y, product = mec.products(x, geometry, weight, partner)
-        if bias is not None:                                   # y (N, 1, O, L)
-            y += bias.reshape(-1, 1)
-        return y, product
-    return _im2col_products(x, geometry, groups, weight, partner, bias)
+        return mec.products(x, geometry, weight, partner)
+    return _im2col_products(x, geometry, groups, weight, partner)
 
 
-def _im2col_products(x, geometry, groups, weight=None, partner=None, bias=None):
+def _im2col_products(x, geometry, groups, weight=None, partner=None):
     """``_column_products`` by im2col, a few rows of one sample at a time (``_sample_row_tiles``):
-    each tile's GEMM writes its own columns of y, then adds ``bias`` (O,) to them unless None, while
-    they are in the cache. Against the caller adding it to all of y after the tiles, the U-Net's 1x1
-    head, 4x16x128x256 -> 19, measured level (1.88 against 1.81 ms, paired +0.01; 2-core Zen 4 EPYC,
-    the two taking turns in tile threads, 40 rounds)."""
+    each tile's GEMM writes its own columns of y."""
     xp = get_array_module(x)
     n, out_w = x.shape[0], geometry.out_hw[1]
     taps = sliding.all_taps(sliding.pad(x, geometry), geometry)                   # (N, C, kh, kw, Ho, Wo), a view
@@ -144,10 +138,7 @@ def _im2col_products(x, geometry, groups, weight=None, partner=None, bias=None):
         samples, rows = tile
         columns = _columns(taps[samples], rows, groups)                           # (1, G, K, R*Wo)
         if y is not None:
-            part = y[samples, ..., rows.start * out_w:rows.stop * out_w]                # (1, G, O/G, R*Wo)
-            gemm.matmul(weight, columns, out=part)
-            if bias is not None:
-                part += bias.reshape(weight.shape[:2] + (1,))
+            gemm.matmul(weight, columns, out=y[samples, ..., rows.start * out_w:rows.stop * out_w])
         if partner is not None:  # (1, G, K, R*Wo) @ (1, G, R*Wo, P/G): the tall operand first, which
             # OpenBLAS ran 1.2-1.7x faster than the (P/G, R*Wo) @ (R*Wo, K) product
             shared = partner[samples, :, rows].reshape(-1, groups, partner.shape[1] // groups, columns.shape[3])
@@ -168,20 +159,20 @@ def _kernel_array(w):
     return sliding.copy_taps(get_array_module(w).empty(w.shape, dtype=w.dtype), w)
 
 
-def _correlate(x, w, stride, padding, dilation, groups, partner=None, bias=None):
-    """conv2d: x (N, C, H, W), w (O, C/G, kh, kw) -> (N, O, Ho, Wo), plus ``bias`` (O,) unless None:
-    added in im2col's tiles where the product runs there (``_im2col_products``), else by the caller.
+def _correlate(x, w, stride, padding, dilation, groups, partner=None):
+    """conv2d without bias (``Conv2d.forward`` adds it, ``_plus``): x (N, C, H, W), w (O, C/G, kh, kw)
+    -> (N, O, Ho, Wo).
 
     With ``partner`` (N, P, Ho, Wo), P a multiple of G, returns (y, p), p the product of the same
     columns with the partner (``_column_products``): each tile's columns used twice before they
     are freed (``_input_and_weight_gradients``).
     """
     if partner is None and _use_winograd(w.shape, stride, dilation, groups):   # Winograd has no columns to share
-        return _plus(winograd.conv3x3(x, w, padding), bias)
+        return winograd.conv3x3(x, w, padding)
     geometry = sliding.windows(x.shape[2:], w.shape[2:], stride, padding, dilation)
     if partner is None and _use_shifted_sum(x, w.shape, stride, groups, geometry):
-        return _plus(_correlate_shifted(x, w, geometry), bias)
-    y, product = _column_products(x, geometry, groups, w, partner, bias)
+        return _correlate_shifted(x, w, geometry)
+    y, product = _column_products(x, geometry, groups, w, partner)
     y = y.reshape(x.shape[0], w.shape[0], *geometry.out_hw)                       # (N, O, Ho, Wo)
     return y if partner is None else (y, product)
 
@@ -338,9 +329,8 @@ def _flipped(w, groups):
     return grouped[:, :, :, ::-1, ::-1].reshape(groups * cg, o // groups, kh, kw)
 
 
-def _correlate_adjoint(g, w, stride, padding, dilation, groups, in_hw, bias=None):
-    """The transposed conv: g (N, O, Ho, Wo), w (O, C/G, kh, kw) -> (N, C, H, W) with H, W = ``in_hw``,
-    plus ``bias`` (C,) unless None (``ConvTranspose2d``'s, added in the stamp's tiles where it runs).
+def _correlate_adjoint(g, w, stride, padding, dilation, groups, in_hw):
+    """The transposed conv: g (N, O, Ho, Wo), w (O, C/G, kh, kw) -> (N, C, H, W) with H, W = ``in_hw``.
 
     At stride 1 it is itself a correlation: of g, padded by d(k-1) - p, with the flipped kernel
     (``_flipped``), and takes ``_correlate``'s tiles. At a larger stride that correlation would
@@ -357,10 +347,10 @@ def _correlate_adjoint(g, w, stride, padding, dilation, groups, in_hw, bias=None
     kh, kw = w.shape[2:]
     full = _adjoint_padding(g.shape[2:], w.shape[2:], stride, padding, dilation, in_hw)
     if full is not None:
-        return _correlate(g, _flipped(w, groups), stride, full, dilation, groups, bias=bias)
+        return _correlate(g, _flipped(w, groups), stride, full, dilation, groups)
     geometry = sliding.Windows(tuple(in_hw), (out_h, out_w), (kh, kw), stride, padding, dilation)
     if stride == (kh, kw) and dilation == (1, 1) and padding == (0, 0) and tuple(in_hw) == (out_h * kh, out_w * kw):
-        return _stamp_disjoint(g, w, groups, geometry, bias)
+        return _stamp_disjoint(g, w, groups, geometry)
     weight_t = w.reshape(groups, o // groups, -1).swapaxes(1, 2)                 # (G, K, O/G)
     g = g.reshape(n, groups, o // groups, out_h * out_w)                         # (N, G, O/G, L)
     image = xp.zeros((n, c) + geometry.padded_hw(), dtype=g.dtype)              # (N, C, Hp, Wp)
@@ -370,7 +360,7 @@ def _correlate_adjoint(g, w, stride, padding, dilation, groups, in_hw, bias=None
         band = image[:, :, rows.start * stride[0]:]                              # where window row r0 starts
         sliding.add_taps(band, columns.reshape(n, c, kh, kw, r, out_w), geometry._replace(out_hw=(r, out_w)))
     (ph, pw) = padding
-    return _plus(image[:, :, ph:ph + in_hw[0], pw:pw + in_hw[1]], bias)
+    return image[:, :, ph:ph + in_hw[0], pw:pw + in_hw[1]]
 
 
 def _adjoint_padding(g_hw, kernel, stride, padding, dilation, in_hw):
@@ -409,7 +399,7 @@ def _input_and_weight_gradients(g, x, w, padding, dilation, groups):
     return grad_x, _kernel_array(_flipped(grad_flipped, groups))
 
 
-def _stamp_disjoint(g, w, groups, geometry, bias=None):
+def _stamp_disjoint(g, w, groups, geometry):
     """The transposed conv whose filter copies tile the output exactly (stride = kernel, no dilation,
     padding or output_padding: the U-Net's 2x2, stride-2 upsampling).
 
@@ -423,9 +413,7 @@ def _stamp_disjoint(g, w, groups, geometry, bias=None):
     small (O = 32: 1.8 against 2.8 ms). In the tiles on two threads (2-core Zen 4 EPYC, 2026-12-04,
     the two taking turns, 40 rounds) the U-Net's three upsamplings forward took 1.38, 1.60 and 2.37
     ms against 1.47, 1.68 and 2.32 (batch 4, 16x32 to 64x128 inputs), and 0.80, 0.96 and 1.32 against
-    0.90, 1.00 and 1.46 at the training job's size (batch 8): a little faster, or level. A ``bias``
-    (C,) is added to each tile's rows after its copies, while they are in the cache; against the
-    caller's add after the tiles it measured level (the three forwards +0.08, -0.01 and -0.11 ms).
+    0.90, 1.00 and 1.46 at the training job's size (batch 8): a little faster, or level.
     """
     xp = get_array_module(g)
     n, o, out_h, out_w = g.shape
@@ -446,8 +434,6 @@ def _stamp_disjoint(g, w, groups, geometry, bias=None):
         else:
             for j in range(kw):
                 out[..., j] = taps[..., j].transpose(0, 1, 4, 2, 5, 3)
-        if bias is not None:
-            image[:, :, rows] += bias.reshape(-1, 1, 1, 1, 1)
     parallel.map_tiles(xp, stamp_tile, _row_tiles(image, geometry, parallel.STAMP_TILES))
     return image.reshape(n, c, out_h * kh, out_w * kw)                           # (N, C, H, W)
 
@@ -472,11 +458,12 @@ def _bias_gradient(g):
 
 
 def _plus(y, bias):
-    """y += bias (C,) along y (N, C, H, W)'s channels unless bias is None, by the caller, where the
-    tiles that wrote y could not (``_im2col_products`` and ``_stamp_disjoint`` add it in theirs). A
-    pass bound by memory: split in runs of samples between the two host threads of a 2-core Zen 4
-    EPYC, it took longer (0.31 against 0.28 ms at (4, 19, 128, 256), 0.23 against 0.09 at (4, 32, 64,
-    128)), as did the bias gradient's sums (``_bias_gradient``)."""
+    """y += bias (C,) along y (N, C, H, W)'s channels unless bias is None: one pass by the caller after
+    the conv's tiles. Added inside the tiles that write y instead (im2col's, the stamp's), it measured
+    level on a 2-core Zen 4 EPYC (the U-Net's head and upsamplings, forward, 40 rounds taking turns:
+    +0.01, +0.08, -0.01 and -0.11 ms), so it stays here, one add for every path. Split in runs of
+    samples between the two host threads it took longer (0.31 against 0.28 ms at (4, 19, 128, 256),
+    0.23 against 0.09 at (4, 32, 64, 128)), as did the bias gradient's sums (``_bias_gradient``)."""
     if bias is not None:
         y += bias.reshape(-1, 1, 1)
     return y
@@ -509,10 +496,10 @@ class Conv2d(Function):
         ctx.shared = all(ctx.needs_input_grad[:2]) and _shares_columns(x.shape, weight.shape, *ctx.params)
         if ctx.shared or not any(ctx.needs_input_grad[:2]):
             ctx.save_for_backward(*((x, weight) if ctx.shared else (None, None)))
-            return _correlate(x, weight, stride, padding, dilation, groups, bias=bias)
+            return _plus(_correlate(x, weight, stride, padding, dilation, groups), bias)
         padded = sliding.pad(x, sliding.windows(x.shape[2:], weight.shape[2:], stride, padding, dilation))
         ctx.save_for_backward(padded, weight)
-        return _correlate(padded, weight, stride, (0, 0), dilation, groups, bias=bias)
+        return _plus(_correlate(padded, weight, stride, (0, 0), dilation, groups), bias)
 
     @staticmethod
     def backward(ctx, g):
@@ -551,7 +538,7 @@ class ConvTranspose2d(Function):
                        zip(x.shape[2:], weight.shape[2:], stride, padding, output_padding, dilation))
         ctx.params = (stride, padding, dilation, groups)
         ctx.save_for_backward(x, weight)
-        return _correlate_adjoint(x, weight, stride, padding, dilation, groups, out_hw, bias)
+        return _plus(_correlate_adjoint(x, weight, stride, padding, dilation, groups, out_hw), bias)
 
     @staticmethod
     def backward(ctx, g):

@@ -92,9 +92,9 @@ def row_dots(a, b=None):
     sums added (pairwise, NumPy's way for a contiguous axis). einsum lets go of the GIL while it
     runs, so tiles on the host threads sum at the same time; NumPy's products a @ 1 and (1, L) @
     (L, 1), as fast on one thread, held it there, and batch norm's two channel tiles took turns (5
-    ms of the U-Net step on the 2-core Xeon). But one einsum adds a whole contiguous row up in a few dozen SIMD lanes, L/64
-    values each in turn: in float32 a relative error of 1e-6 at L = 32768 and 7e-5 at L = 2^20
-    for a sum of squares, 10-50x OpenBLAS's. In chunks of 1024 it is 1e-7 at any L tried, as good
+    ms of the U-Net step on the 2-core Xeon). But one einsum adds a whole contiguous row up in a
+    few dozen SIMD lanes, L/64 values each in turn: in float32 a relative error of 1e-6 at L = 32768
+    and 7e-5 at L = 2^20 for a sum of squares, 10-50x OpenBLAS's. In chunks of 1024 it is 1e-7 at any L tried, as good
     as OpenBLAS, for the same time. A strided row is added one value after another, so its chunks
     are shorter (64: 1e-7 again, where 1024 gave 1.6e-6 at L = 1024).
 
